@@ -1,0 +1,44 @@
+# Every target uses the project's own virtualenv in .venv, created on demand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_SOURCE := fixtures/small/ai-desk
+DEMO_TARGET := out/demo.db
+LARGE := ../shared/livestore/fixtures/large/ai-desk
+
+.PHONY: install demo test test-all lint golden bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the projector with its dev tools
+
+demo: $(STAMP) ## Migrate the bundled real LiveStore log and verify it against LiveStore's state
+	@mkdir -p out
+	@rm -f $(DEMO_TARGET) $(DEMO_TARGET)-wal $(DEMO_TARGET)-shm $(DEMO_TARGET).*.bak
+	$(BIN)/projector inspect $(DEMO_SOURCE)
+	$(BIN)/projector validate $(DEMO_SOURCE)
+	$(BIN)/projector replay $(DEMO_SOURCE) $(DEMO_TARGET)
+	$(BIN)/projector verify $(DEMO_TARGET) --against $(DEMO_SOURCE)/state-11367593325@6.db
+	$(BIN)/projector digest $(DEMO_TARGET)
+
+test: $(STAMP) ## Run the test suite (what CI runs)
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+golden: $(STAMP) ## Regenerate fixtures/*/expected.json (review the diff before committing)
+	$(BIN)/python -m tests.golden
+
+bench: $(STAMP) ## Throughput and memory on large and on a 1,000,000-event log
+	$(BIN)/python bench/bench.py --large $(LARGE)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""The immutable event envelope every source yields, whatever its on-disk format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def format_event_id(seq_global: int, seq_client: int, rebase_generation: int | None) -> str:
+    """LiveStore's notation for an event id: ``e{global}[.{client}][r{generation}]``."""
+    text = f"e{seq_global}"
+    if seq_client:
+        text += f".{seq_client}"
+    if rebase_generation:
+        text += f"r{rebase_generation}"
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of the history, exactly as read from the source.
+
+    ``position`` is the 1-based ordinal in LiveStore's replay order
+    (``seqNumGlobal, seqNumClient``); it is what checkpoints count.
+    ``args_json`` is the argsJson text as stored: it is parsed and validated later,
+    so that an event whose args are not JSON is still an event to account for.
+    """
+
+    position: int
+    seq_global: int
+    seq_client: int
+    rebase_generation: int | None
+    parent_global: int
+    parent_client: int
+    name: str
+    args_json: str
+    client_id: str | None = None
+    session_id: str | None = None
+    schema_hash: int | None = None
+
+    @property
+    def event_id(self) -> str:
+        return format_event_id(self.seq_global, self.seq_client, self.rebase_generation)
+
+    @property
+    def client_only(self) -> bool:
+        """Client-only and client-document events live at ``seqNumClient > 0``."""
+        return self.seq_client > 0

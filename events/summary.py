@@ -1,0 +1,38 @@
+"""What `projector inspect` reports about a source, computed in one streaming pass."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from events.sources import Source
+
+
+def summarize(source: Source) -> dict[str, Any]:
+    by_name: Counter[str] = Counter()
+    count = client_only = 0
+    first = last = None
+    generations: Counter[int] = Counter()
+    for event in source.events():
+        count += 1
+        if first is None:
+            first = event.event_id
+        last = event.event_id
+        by_name[event.name if isinstance(event.name, str) else repr(event.name)] += 1
+        if event.client_only:
+            client_only += 1
+        if event.rebase_generation is not None:
+            generations[event.rebase_generation] += 1
+    return {
+        "source": str(source.path),
+        "format": source.kind,
+        "formatVersion": source.format_version,
+        "storeId": source.store_id,
+        "events": count,
+        "firstEventId": first,
+        "lastEventId": last,
+        "clientOnly": client_only,
+        "byName": dict(sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "rebaseGenerations": {str(k): v for k, v in sorted(generations.items())},
+        **source.details,
+    }

@@ -1,0 +1,299 @@
+"""Validation of every event against the JSON Schema kept in ``schemas/`` for its name.
+
+Schemas are Draft 2020-12 documents, one per event name, grouped in catalogs
+(``schemas/<catalog>/``). The hot path runs validators compiled by fastjsonschema; when
+one rejects an event, jsonschema (the reference implementation) explains why, so every
+error message comes from jsonschema and names the JSON path at fault.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from events.envelope import Event
+from events.errors import CatalogError
+
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+DEFAULT_CATALOG = "ai-desk"
+SAMPLE_CHARS = 80
+
+UNKNOWN = "unknown"
+INVALID = "invalid"
+UNPARSEABLE = "unparseable"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_args(args_json: str) -> Any:
+    """Parse argsJson as JavaScript's JSON.parse would: NaN and Infinity are not JSON."""
+    return json.loads(args_json, parse_constant=_reject_constant)
+
+
+def sample(value: Any, limit: int = SAMPLE_CHARS) -> str:
+    """A short, single-line rendering of a value for error messages."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one event cannot be applied as it stands."""
+
+    kind: str  # unknown | invalid | unparseable
+    position: int
+    event_id: str
+    name: str
+    reason: str
+    path: str = "$"
+    value: str = ""
+
+    def message(self, where: str = "") -> str:
+        place = f" in {where}" if where else ""
+        text = f"{self.event_id} (#{self.position}, {self.name}){place}: {self.reason}"
+        if self.kind == INVALID:
+            text += f" at {self.path}"
+            if self.value:
+                text += f" (value: {self.value})"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "position": self.position,
+            "eventId": self.event_id,
+            "name": self.name,
+            "path": self.path,
+            "reason": self.reason,
+            "value": self.value,
+        }
+
+
+@dataclass
+class Catalog:
+    """The JSON Schemas of one app's events, loaded from ``schemas/<name>/``."""
+
+    name: str
+    directory: Path
+    schemas: dict[str, dict[str, Any]]
+    client_only: frozenset[str] = frozenset()
+
+    @classmethod
+    def load(cls, directory: Path) -> Catalog:
+        if not directory.is_dir():
+            raise CatalogError(f"{directory}: no such schema catalog directory")
+        meta: dict[str, Any] = {}
+        meta_file = directory / "catalog.json"
+        if meta_file.exists():
+            meta = json.loads(meta_file.read_text("utf-8"))
+        schemas: dict[str, dict[str, Any]] = {}
+        for path in sorted(directory.glob("*.json")):
+            if path.name == "catalog.json":
+                continue
+            try:
+                doc = json.loads(path.read_text("utf-8"))
+                jsonschema.Draft202012Validator.check_schema(doc)
+            except (ValueError, jsonschema.SchemaError) as exc:
+                raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
+            name = doc.get("title") or path.stem
+            if name in schemas:
+                raise CatalogError(f"{path}: event {name} has two schemas in {directory}")
+            schemas[name] = doc
+        if not schemas:
+            raise CatalogError(f"{directory}: no event schemas in this catalog")
+        return cls(
+            name=meta.get("name", directory.name),
+            directory=directory,
+            schemas=schemas,
+            client_only=frozenset(meta.get("clientOnly", [])),
+        )
+
+    @classmethod
+    def bundled(cls, name: str = DEFAULT_CATALOG) -> Catalog:
+        return cls.load(SCHEMAS_DIR / name)
+
+
+def bundled_catalog_names() -> list[str]:
+    return sorted(p.name for p in SCHEMAS_DIR.iterdir() if (p / "catalog.json").exists())
+
+
+def detect_catalog(event_names: Iterable[str]) -> Catalog:
+    """The bundled catalog that knows most of the log's event names (ai-desk on a tie)."""
+    names = set(event_names)
+    best = Catalog.bundled(DEFAULT_CATALOG)
+    best_score = len(names & best.schemas.keys())
+    for other in bundled_catalog_names():
+        if other == DEFAULT_CATALOG:
+            continue
+        catalog = Catalog.bundled(other)
+        score = len(names & catalog.schemas.keys())
+        if score > best_score:
+            best, best_score = catalog, score
+    return best
+
+
+def _fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    # The catalog's schemas use only keywords whose meaning is the same in Draft 7 and
+    # 2020-12 (type, properties, required, additionalProperties, items, enum, pattern);
+    # fastjsonschema compiles Draft 7. tests/test_validation.py proves the two agree.
+    draft7 = copy.deepcopy(schema)
+    draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
+    draft7.pop("$id", None)
+    return fastjsonschema.compile(draft7)  # type: ignore[no-any-return]
+
+
+def _lone_surrogate_path(value: Any, path: str = "$") -> str | None:
+    """JSON can escape a lone UTF-16 surrogate; SQLite text cannot hold one."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate_path(key, path) or _lone_surrogate_path(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+class Validator:
+    """Checks events against a catalog: returns the parsed args, or the problem."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self._fast = {name: _fast_validator(doc) for name, doc in catalog.schemas.items()}
+        self._reference = {
+            name: jsonschema.Draft202012Validator(doc) for name, doc in catalog.schemas.items()
+        }
+
+    def check(self, event: Event) -> tuple[Any, Problem | None]:
+        name = event.name
+        fast = self._fast.get(name) if isinstance(name, str) else None
+        if fast is None:
+            return None, Problem(
+                UNKNOWN, event.position, event.event_id, str(name), "unknown event name"
+            )
+        if not isinstance(event.args_json, str):
+            kind = type(event.args_json).__name__
+            return None, Problem(
+                UNPARSEABLE, event.position, event.event_id, name, f"argsJson is not text ({kind})"
+            )
+        try:
+            args = parse_args(event.args_json)
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return None, Problem(
+                UNPARSEABLE,
+                event.position,
+                event.event_id,
+                name,
+                f"argsJson is not JSON ({reason[:120]})",
+                value=sample(event.args_json),
+            )
+        try:
+            fast(args)
+        except (fastjsonschema.JsonSchemaException, RecursionError):
+            return args, self.explain(event, args)
+        if "\\u" in event.args_json:
+            path = _lone_surrogate_path(args)
+            if path:
+                return args, Problem(
+                    INVALID,
+                    event.position,
+                    event.event_id,
+                    name,
+                    "string holds a lone UTF-16 surrogate (not valid Unicode text)",
+                    path,
+                )
+        return args, None
+
+    def explain(self, event: Event, args: Any) -> Problem:
+        """jsonschema's account of why ARGS break the schema of the event's name."""
+        try:
+            error = best_match(self._reference[event.name].iter_errors(args))
+        except RecursionError:
+            error = None
+        if error is None:
+            return Problem(
+                INVALID, event.position, event.event_id, event.name, "nested too deeply", "$"
+            )
+        reason = error.message
+        if len(reason) > 160:
+            reason = reason[:159] + "…"
+        return Problem(
+            INVALID,
+            event.position,
+            event.event_id,
+            event.name,
+            reason,
+            error.json_path,
+            sample(error.instance),
+        )
+
+
+@dataclass
+class ValidationReport:
+    """What `projector validate` found: counts by outcome and the first examples."""
+
+    total: int = 0
+    valid: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    examples: list[Problem] = field(default_factory=list)
+    max_examples: int = 10
+
+    def add(self, problem: Problem) -> None:
+        self.by_kind[problem.kind] += 1
+        key = f"{problem.kind}: {problem.name}: {problem.reason}"
+        if problem.kind == INVALID:
+            key = f"{problem.kind}: {problem.name}: {problem.path}: {_generic(problem.reason)}"
+        self.by_reason[key] += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(problem)
+
+    @property
+    def ok(self) -> bool:
+        return self.valid == self.total
+
+
+def _generic(reason: str) -> str:
+    """Group messages that differ only by the offending value ('x' is not of type ...)."""
+    for marker in (" is not of type ", " is not one of ", " does not match "):
+        index = reason.find(marker)
+        if index > 0:
+            return "<value>" + reason[index:]
+    return reason
+
+
+def validate_events(events: Iterable[Event], validator: Validator, **kw: Any) -> ValidationReport:
+    report = ValidationReport(**kw)
+    for event in events:
+        report.total += 1
+        _, problem = validator.check(event)
+        if problem is None:
+            report.valid += 1
+        else:
+            report.add(problem)
+    return report

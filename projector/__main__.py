@@ -1,0 +1,5 @@
+"""`python -m projector`: the same command as `projector`."""
+
+from projector.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Checkpoints: eventsourcing tracking records, written in the same transaction as the rows.
+
+The tracking record holds the position (1-based, in replay order) of the last event
+applied. eventsourcing's `SQLiteTrackingRecorder` supplies the table and the insert that
+refuses a position not beyond the recorded one, so a re-delivered event fails loudly.
+Its public `insert_tracking` commits on a connection of its own; the projector runs the
+recorder's statements on the batch's connection instead, inside the batch transaction.
+The prefix digest identifies the events up to the checkpoint, so a changed source is
+refused rather than resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+from eventsourcing.persistence import IntegrityError as TrackingConflict
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
+
+from events.envelope import Event
+
+APPLICATION_NAME = "livestore-projector"
+
+
+class TrackingView(SQLiteTrackingRecorder):
+    """eventsourcing's SQLite tracking recorder, run on the projector's own connection."""
+
+    def __init__(self, db_name: str = ":memory:"):
+        super().__init__(SQLiteDatastore(db_name, single_row_tracking=True))
+
+    def create_on(self, conn: sqlite3.Connection) -> None:
+        """Create the tracking table in the caller's transaction (a target migration)."""
+        self._create_table(SQLiteCursor(conn.cursor()))
+
+    def record(self, conn: sqlite3.Connection, position: int) -> None:
+        """Record POSITION as applied; raises `TrackingConflict` if it is not beyond the last."""
+        self._insert_tracking(SQLiteCursor(conn.cursor()), Tracking(APPLICATION_NAME, position))
+
+    def position(self, conn: sqlite3.Connection) -> int:
+        return self._max_tracking_id(APPLICATION_NAME, SQLiteCursor(conn.cursor())) or 0
+
+
+class PrefixDigest:
+    """A running digest of the events' identities and args, in replay order."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=20)
+
+    def update(self, event: Event) -> None:
+        args = event.args_json if isinstance(event.args_json, str) else repr(event.args_json)
+        self._hash.update(
+            f"{event.seq_global}.{event.seq_client}\x1f{event.name}\x1f{args}\x1e".encode(
+                "utf-8", "surrogatepass"
+            )
+        )
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+__all__ = ["APPLICATION_NAME", "PrefixDigest", "TrackingConflict", "TrackingView"]

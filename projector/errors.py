@@ -1,0 +1,45 @@
+"""The projector's exceptions: flat, one line each, mapped to exit codes by the CLI."""
+
+from events.errors import CatalogError, EventsError, SourceError
+
+
+class ProjectorError(Exception):
+    """Base class for errors the CLI reports as a one-line message."""
+
+
+class TargetError(ProjectorError):
+    """The target database cannot be used as asked."""
+
+
+class ReplayError(ProjectorError):
+    """A replay stopped: an event failed under the `fail` policy, or a write failed."""
+
+
+class CheckpointMismatch(ProjectorError):
+    """The source no longer matches the target's checkpoint."""
+
+
+class Busy(ProjectorError):
+    """Another projector process is writing the same target."""
+
+
+class Interrupted(ProjectorError):
+    """A replay stopped at a batch boundary on SIGINT or SIGTERM."""
+
+
+class IntegrityBreak(Exception):
+    """An event whose rows would break relational integrity; it is parked, not written."""
+
+
+__all__ = [
+    "Busy",
+    "CatalogError",
+    "CheckpointMismatch",
+    "EventsError",
+    "IntegrityBreak",
+    "Interrupted",
+    "ProjectorError",
+    "ReplayError",
+    "SourceError",
+    "TargetError",
+]

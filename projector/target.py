@@ -1,0 +1,228 @@
+"""The target database: the app's relational tables, created and versioned with Migrations.
+
+Table names, column names and value encodings are LiveStore's own (so the app's queries
+carry over and rows compare exactly with LiveStore's state DB). What the target adds is
+integrity: NOT NULL, CHECKs for enums, booleans and JSON, foreign keys, indexes, and the
+``memory_tags`` child table. The ``_projector_*`` tables and eventsourcing's ``tracking``
+table hold the migration's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from projector.errors import TargetError
+
+MIGRATION_SET = "livestore-projector"
+migrations = Migrations(MIGRATION_SET)
+
+#: The app's tables, in the order a digest or a comparison walks them, with primary keys.
+APP_TABLES: dict[str, tuple[str, ...]] = {
+    "personas": ("id",),
+    "memories": ("id",),
+    "memory_tags": ("memoryId", "tag"),
+    "plugins": ("id",),
+    "config": ("key",),
+    "drafts": ("personaId",),
+    "userPreferences": ("id",),
+    "uiState": ("id",),
+}
+#: Tables LiveStore itself has (memory_tags is the target's own index of memories.tags).
+LIVESTORE_TABLES = tuple(t for t in APP_TABLES if t != "memory_tags")
+PARKED_TABLE = "_projector_parked"
+STATE_TABLE = "_projector_migration"
+RUNS_TABLE = "_projector_runs"
+
+
+def _run_script(db: Database, script: str) -> None:
+    """Run DDL statement by statement: executescript() would COMMIT the migration's transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations()
+def m001_app_tables(db: Database) -> None:
+    _run_script(db, 
+        """
+        CREATE TABLE personas (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            personality TEXT NOT NULL DEFAULT '',
+            avatar TEXT,
+            voice TEXT,
+            createdAt TEXT NOT NULL,
+            deletedAt TEXT
+        ) STRICT;
+        CREATE TABLE memories (
+            id TEXT PRIMARY KEY NOT NULL,
+            personaId TEXT NOT NULL REFERENCES personas(id),
+            content TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL
+                CHECK (kind IN ('fact', 'preference', 'episode', 'instruction', 'relationship')),
+            importance REAL NOT NULL DEFAULT 0.5,
+            tags TEXT NOT NULL DEFAULT '[]' CHECK (json_type(tags) = 'array'),
+            createdAt TEXT NOT NULL,
+            updatedAt TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX idx_memories_personaId ON memories (personaId);
+        CREATE TABLE memory_tags (
+            memoryId TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (memoryId, tag)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX idx_memory_tags_tag ON memory_tags (tag, memoryId);
+        CREATE TABLE plugins (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            manifest TEXT NOT NULL CHECK (json_type(manifest) = 'object'),
+            enabled INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
+            installedAt INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE config (
+            key TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL CHECK (json_valid(value))
+        ) STRICT;
+        CREATE TABLE drafts (
+            personaId TEXT PRIMARY KEY NOT NULL REFERENCES personas(id),
+            text TEXT NOT NULL DEFAULT '',
+            savedAt TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE userPreferences (
+            id TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL CHECK (json_type(value) = 'object')
+        ) STRICT;
+        CREATE TABLE uiState (
+            id TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL CHECK (json_type(value) = 'object')
+        ) STRICT;
+        """
+    )
+
+
+@migrations()
+def m002_projector_tables(db: Database) -> None:
+    _run_script(db, 
+        f"""
+        CREATE TABLE {PARKED_TABLE} (
+            position INTEGER PRIMARY KEY,
+            eventId TEXT NOT NULL,
+            name ANY,
+            argsJson ANY,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('unknown', 'invalid', 'unparseable', 'integrity', 'held')),
+            reason TEXT NOT NULL,
+            entity TEXT,
+            seqNumGlobal INTEGER NOT NULL,
+            seqNumClient INTEGER NOT NULL,
+            seqNumRebaseGeneration INTEGER,
+            clientId ANY,
+            sessionId ANY
+        ) STRICT;
+        CREATE INDEX idx_projector_parked_entity ON {PARKED_TABLE} (entity);
+        CREATE TABLE {STATE_TABLE} (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            source TEXT NOT NULL,
+            sourceKind TEXT NOT NULL,
+            formatVersion INTEGER,
+            storeId TEXT,
+            catalog TEXT NOT NULL,
+            onInvalid TEXT NOT NULL,
+            position INTEGER NOT NULL DEFAULT 0,
+            lastEventId TEXT,
+            prefixDigest TEXT NOT NULL,
+            sourceTotal INTEGER,
+            applied INTEGER NOT NULL DEFAULT 0,
+            parked INTEGER NOT NULL DEFAULT 0,
+            reapplied INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL
+                CHECK (state IN ('running', 'interrupted', 'complete', 'failed', 'rolled back'))
+        ) STRICT;
+        CREATE TABLE {RUNS_TABLE} (
+            run INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            startedAt TEXT NOT NULL,
+            endedAt TEXT,
+            fromPosition INTEGER NOT NULL,
+            toPosition INTEGER,
+            read INTEGER NOT NULL DEFAULT 0,
+            applied INTEGER NOT NULL DEFAULT 0,
+            parked INTEGER NOT NULL DEFAULT 0,
+            reapplied INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL,
+            backup TEXT,
+            createdTarget INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        """
+    )
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the target tuned for batch writes; transactions are explicit."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def open_target(path: Path, *, create: bool) -> Database:
+    """Open TARGET (creating and migrating it when CREATE), as a sqlite-utils Database."""
+    if not create and not path.exists():
+        raise TargetError(f"{path}: no such target database")
+    try:
+        if path.exists():
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise TargetError(f"{path}: not a SQLite database; refusing to write to it")
+        conn = connect(path)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        db = Database(conn)
+        if create:
+            foreign = set(db.table_names()) - set(APP_TABLES) - {
+                PARKED_TABLE,
+                STATE_TABLE,
+                RUNS_TABLE,
+                "tracking",
+                "_sqlite_migrations",
+            }
+            known = set(db.table_names()) & {STATE_TABLE, *APP_TABLES}
+            if foreign and not known:
+                raise TargetError(
+                    f"{path}: holds other tables ({', '.join(sorted(foreign)[:3])}); "
+                    "not a projector target, refusing to write to it"
+                )
+            migrations.apply(db)
+        elif STATE_TABLE not in db.table_names():
+            raise TargetError(f"{path}: not a projector target (no migration record)")
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise TargetError(f"{path}: cannot open target database ({exc})") from None
+
+
+def is_target(path: Path) -> bool:
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (STATE_TABLE,)
+            ).fetchone()
+        finally:
+            conn.close()
+        return row is not None
+    except sqlite3.DatabaseError:
+        return False
+
+
+@migrations()
+def m003_tracking(db: Database) -> None:
+    # eventsourcing's own tracking table, created by its recorder in this transaction.
+    from projector.checkpoint import TrackingView
+
+    TrackingView().create_on(db.conn)

@@ -1,0 +1,323 @@
+"""`verify`: prove a target sound, accounted for, and equal to LiveStore's own state.
+
+Checks: SQLite integrity and foreign keys, `memory_tags` in step with `memories.tags`,
+the event accounting (applied + parked = position, against the source when it is
+still there), and, given LiveStore's state DB, a row-for-row comparison in which every
+difference is either explained by a parked event on the same row or reported.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from events.errors import SourceError
+from events.sources import open_source
+from projector.checkpoint import PrefixDigest
+from projector.errors import TargetError
+from projector.handlers import handler_for
+from projector.target import LIVESTORE_TABLES, PARKED_TABLE, STATE_TABLE, is_target
+
+SAMPLE = 60
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Difference:
+    table: str
+    key: str
+    what: str  # missing | extra | differs
+    detail: str
+    explained_by: list[str] = field(default_factory=list)
+
+    @property
+    def explained(self) -> bool:
+        return bool(self.explained_by)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "key": self.key,
+            "what": self.what,
+            "detail": self.detail,
+            "explained": self.explained,
+            "explainedBy": self.explained_by,
+        }
+
+    def line(self) -> str:
+        why = (
+            f"explained by parked {', '.join(self.explained_by[:3])}"
+            + (f" (+{len(self.explained_by) - 3})" if len(self.explained_by) > 3 else "")
+            if self.explained
+            else "UNEXPLAINED"
+        )
+        return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {why}"
+
+
+@dataclass
+class VerifyReport:
+    target: str
+    against: str | None = None
+    checks: list[Check] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    compared_rows: int = 0
+
+    @property
+    def unexplained(self) -> list[Difference]:
+        return [d for d in self.differences if not d.explained]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks) and not self.unexplained
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "against": self.against,
+            "ok": self.ok,
+            "checks": [c.as_dict() for c in self.checks],
+            "comparedRows": self.compared_rows,
+            "differences": len(self.differences),
+            "unexplained": len(self.unexplained),
+            "differenceList": [d.as_dict() for d in self.differences],
+        }
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SAMPLE else text[: SAMPLE - 1] + "…"
+
+
+def verify(target: Path, against: Path | None = None) -> VerifyReport:
+    if not target.exists() or not is_target(target):
+        raise TargetError(f"{target}: not a projector target")
+    report = VerifyReport(target=str(target), against=str(against) if against else None)
+    conn = sqlite3.connect(target.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        _structural_checks(conn, report)
+        _accounting_checks(conn, report)
+        if against is not None:
+            _compare(conn, against, report)
+    finally:
+        conn.close()
+    return report
+
+
+def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    result = conn.execute("PRAGMA integrity_check").fetchall()
+    ok = result == [("ok",)]
+    report.checks.append(
+        Check("integrity_check", ok, "ok" if ok else "; ".join(r[0] for r in result[:5]))
+    )
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    report.checks.append(
+        Check(
+            "foreign_key_check",
+            not broken,
+            "no broken references"
+            if not broken
+            else f"{len(broken)} broken: " + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
+        )
+    )
+    stale = conn.execute(
+        """
+        SELECT COUNT(*) FROM (
+            SELECT m.id, j.value FROM memories m, json_each(m.tags) j
+            EXCEPT SELECT memoryId, tag FROM memory_tags
+        )"""
+    ).fetchone()[0]
+    extra = conn.execute(
+        """
+        SELECT COUNT(*) FROM (
+            SELECT memoryId, tag FROM memory_tags
+            EXCEPT SELECT m.id, j.value FROM memories m, json_each(m.tags) j
+        )"""
+    ).fetchone()[0]
+    report.checks.append(
+        Check(
+            "memory_tags",
+            stale == 0 and extra == 0,
+            "in step with memories.tags"
+            if stale == 0 and extra == 0
+            else f"{stale} tag(s) missing from memory_tags, {extra} extra",
+        )
+    )
+
+
+def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    row = conn.execute(
+        f"SELECT source, position, lastEventId, prefixDigest, applied, parked, state "
+        f"FROM {STATE_TABLE} WHERE id = 1"
+    ).fetchone()
+    if row is None:
+        report.checks.append(Check("accounting", False, "no migration recorded"))
+        return
+    source, position, last_id, prefix, applied, parked, state = row
+    in_table = conn.execute(f"SELECT COUNT(*) FROM {PARKED_TABLE}").fetchone()[0]
+    tracked = conn.execute("SELECT MAX(notification_id) FROM tracking WHERE application_name = ?", ("livestore-projector",)).fetchone()[0] or 0
+    ok = position == applied + parked and parked == in_table and tracked == position
+    report.checks.append(
+        Check(
+            "accounting",
+            ok,
+            f"position #{position} = {applied} applied + {parked} parked "
+            f"({in_table} in {PARKED_TABLE}; tracking at #{tracked}; state {state})",
+        )
+    )
+    try:
+        src = open_source(source)
+    except SourceError as exc:
+        report.checks.append(
+            Check("source", False, f"cannot re-read the recorded source: {exc}")
+        )
+        return
+    try:
+        digest = PrefixDigest()
+        count = 0
+        matched = position == 0
+        for event in src.events():
+            count += 1
+            if count <= position:
+                digest.update(event)
+                if count == position:
+                    matched = digest.hexdigest() == prefix and event.event_id == last_id
+    finally:
+        src.close()
+    if not matched:
+        detail = f"the source's first {min(count, position)} events differ from those migrated"
+        report.checks.append(Check("source", False, detail))
+    elif count != position:
+        report.checks.append(
+            Check(
+                "source",
+                False,
+                f"source holds {count} events, {count - position} not migrated yet "
+                "(run `projector replay` to catch up)",
+            )
+        )
+    else:
+        report.checks.append(
+            Check("source", True, f"all {count} source events accounted for ({source})")
+        )
+
+
+def _parked_by_entity(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for entity, event_id in conn.execute(
+        f"SELECT entity, eventId FROM {PARKED_TABLE} WHERE entity IS NOT NULL ORDER BY position"
+    ):
+        found.setdefault(entity, []).append(event_id)
+    return found
+
+
+def _key_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+    keys = sorted((r[5], r[1]) for r in info if r[5])
+    return [name for _, name in keys]
+
+
+def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> None:
+    if not against.exists():
+        raise TargetError(f"{against}: no such state database")
+    try:
+        state = sqlite3.connect(against.resolve().as_uri() + "?mode=ro", uri=True)
+        state_tables = {
+            r[0]
+            for r in state.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            if not r[0].startswith("__livestore") and not r[0].startswith("sqlite_")
+        }
+    except sqlite3.DatabaseError as exc:
+        raise TargetError(f"{against}: not a readable SQLite state database ({exc})") from None
+    parked = _parked_by_entity(conn)
+    try:
+        unknown = state_tables - set(LIVESTORE_TABLES)
+        for table in sorted(unknown):
+            report.differences.append(
+                Difference(table, "*", "missing", "table exists in LiveStore's state only")
+            )
+        for table in LIVESTORE_TABLES:
+            if table not in state_tables:
+                continue
+            _compare_table(conn, state, table, parked, report)
+    finally:
+        state.close()
+    report.checks.append(
+        Check(
+            "against",
+            not report.unexplained,
+            f"{report.compared_rows} LiveStore rows compared; {len(report.differences)} "
+            f"difference(s), {len(report.unexplained)} unexplained",
+        )
+    )
+
+
+def _compare_table(
+    conn: sqlite3.Connection,
+    state: sqlite3.Connection,
+    table: str,
+    parked: dict[str, list[str]],
+    report: VerifyReport,
+) -> None:
+    theirs_cols = [r[1] for r in state.execute(f'PRAGMA table_info("{table}")')]
+    ours_cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+    if theirs_cols != ours_cols:
+        report.differences.append(
+            Difference(table, "*", "differs", f"columns {theirs_cols} vs ours {ours_cols}")
+        )
+        return
+    key = _key_columns(state, table) or _key_columns(conn, table)
+    cols = ", ".join(f'"{c}"' for c in theirs_cols)
+    theirs = {
+        tuple(row[theirs_cols.index(k)] for k in key): row
+        for row in state.execute(f'SELECT {cols} FROM "{table}"')
+    }
+    ours = {
+        tuple(row[ours_cols.index(k)] for k in key): row
+        for row in conn.execute(f'SELECT {cols} FROM "{table}"')
+    }
+    report.compared_rows += len(theirs)
+
+    def explain(pk: tuple[Any, ...], row: tuple[Any, ...] | None) -> list[str]:
+        entity = f"{table}:{pk[0]}"
+        why = list(parked.get(entity, []))
+        if row is not None and table in ("memories", "drafts"):
+            persona = row[theirs_cols.index("personaId")]
+            why += parked.get(f"personas:{persona}", [])
+        return why
+
+    for pk in sorted(theirs.keys() | ours.keys(), key=repr):
+        a, b = theirs.get(pk), ours.get(pk)
+        label = "/".join(str(k) for k in pk)
+        if a == b and (a is None or all(type(x) is type(y) for x, y in zip(a, b, strict=True))):
+            continue
+        if b is None:
+            report.differences.append(
+                Difference(table, label, "missing", "row is in LiveStore's state, not in the target", explain(pk, a))
+            )
+        elif a is None:
+            report.differences.append(
+                Difference(table, label, "extra", "row is in the target, not in LiveStore's state", explain(pk, b))
+            )
+        else:
+            cols = [
+                f"{c}: {_short(x)} vs {_short(y)}"
+                for c, x, y in zip(theirs_cols, a, b, strict=True)
+                if x != y or type(x) is not type(y)
+            ]
+            report.differences.append(
+                Difference(table, label, "differs", "; ".join(cols), explain(pk, a))
+            )
+
+
+__all__ = ["VerifyReport", "handler_for", "verify"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import ijson
 
+from events.encoding import js_json
 from events.envelope import Event, format_event_id
 from events.errors import SourceError
 
@@ -256,6 +257,11 @@ class SqliteEventlog(Source):
 # ---------------------------------------------------------------- JSON export and NDJSON
 
 
+def _json_error(exc: Exception) -> str:
+    """The first line of a JSON parser's message (ijson's spans several)."""
+    return str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+
+
 def _open_json(path: Path) -> Source:
     with path.open("rb") as fh:
         first = fh.readline()
@@ -284,7 +290,11 @@ def _seq(value: Any, where: str) -> tuple[int, int, int | None]:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """argsJson for a parsed args object: what JSON.stringify printed when LiveStore stored it."""
+    try:
+        return js_json(value)
+    except (ValueError, RecursionError):
+        return json.dumps(value, ensure_ascii=False, default=repr)
 
 
 class _StreamedJson(Source):
@@ -343,7 +353,7 @@ class JsonExport(_StreamedJson):
                     elif prefix == "events" and event == "start_array":
                         has_events = True
         except ijson.JSONError as exc:
-            raise SourceError(f"{path}: invalid JSON ({str(exc)[:120]})") from None
+            raise SourceError(f"{path}: invalid JSON ({_json_error(exc)})") from None
         except UnicodeDecodeError:
             raise SourceError(f"{path}: invalid JSON (not UTF-8 text)") from None
         if not has_events:
@@ -370,7 +380,7 @@ class JsonExport(_StreamedJson):
                     for index, obj in enumerate(ijson.items(fh, "events.item", use_float=True)):
                         yield f"event #{index + 1}", obj
                 except ijson.JSONError as exc:
-                    raise SourceError(f"{self.path}: invalid JSON ({str(exc)[:120]})") from None
+                    raise SourceError(f"{self.path}: invalid JSON ({_json_error(exc)})") from None
 
         return self._envelopes(objects())
 

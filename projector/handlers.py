@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from events.upcast import UPCASTERS
-from projector.encoding import iso_to_epoch_ms, js_json
+from events.encoding import iso_to_epoch_ms, js_json
 from projector.errors import IntegrityBreak
 
 Args = dict[str, Any]

@@ -1,0 +1,61 @@
+"""Fixtures everything needs: real LiveStore logs, a scratch target, the CLI runner."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import structlog
+from click.testing import CliRunner
+
+from projector.log import configure
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+SMALL = FIXTURES / "small" / "ai-desk"
+SMALL_STATE = SMALL / "state-11367593325@6.db"
+REBASE = FIXTURES / "synced-rebase" / "ai-desk"
+REBASE_STATE = REBASE / "state-11367593325@6.db"
+MICRO = FIXTURES / "v0.3.1-micro" / "s031"
+SHARED = ROOT.parent / "shared" / "livestore" / "fixtures"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_sha256(path: Path) -> dict[str, str]:
+    """sha256 of every file under PATH (or of PATH itself)."""
+    if path.is_file():
+        return {path.name: sha256(path)}
+    return {str(p.relative_to(path)): sha256(p) for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging():
+    configure("human", "quiet")
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    """Where a test's migration goes (does not exist yet)."""
+    return tmp_path / "target.db"
+
+
+@pytest.fixture
+def small_copy(tmp_path: Path) -> Path:
+    """A writable copy of the small fixture's store directory."""
+    dest = tmp_path / "store" / "ai-desk"
+    shutil.copytree(SMALL, dest)
+    for p in dest.iterdir():
+        p.chmod(0o644)
+    return dest

@@ -1,0 +1,198 @@
+"""Sources: real LiveStore logs read as they are on disk, detected by content, never modified."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from events import sources
+from events.errors import SourceError
+from events.sources import open_source
+from tests.conftest import FIXTURES, MICRO, REBASE, SMALL, tree_sha256
+
+
+def test_store_directory_reads_the_highest_eventlog_not_state_files(tmp_path: Path):
+    """A store directory with eventlog@4.db and eventlog@6.db is read from eventlog@6.db."""
+    store = tmp_path / "ai-desk"
+    shutil.copytree(SMALL, store)
+    shutil.copy(MICRO / "eventlog@4.db", store / "eventlog@4.db")
+    src = open_source(store)
+    assert src.path.name == "eventlog@6.db"
+    assert (src.kind, src.format_version, src.store_id) == ("sqlite-eventlog", 6, "ai-desk")
+
+
+def test_format_4_eventlog_has_no_rebase_generation():
+    """LiveStore 0.3.x logs (eventlog@4.db) are read, without a rebase generation."""
+    src = open_source(MICRO)
+    events = list(src.events())
+    assert src.format_version == 4
+    assert [e.event_id for e in events] == ["e1", "e1.1", "e1.2", "e2", "e3"]
+    assert all(e.rebase_generation is None for e in events)
+
+
+def test_replay_order_is_global_then_client_with_client_only_events_included():
+    """Events come in LiveStore's order (seqNumGlobal, seqNumClient), client-only ones too."""
+    events = list(open_source(SMALL).events())
+    assert len(events) == 200
+    keys = [(e.seq_global, e.seq_client) for e in events]
+    assert keys == sorted(keys)
+    assert [e.position for e in events] == list(range(1, 201))
+    assert sum(e.client_only for e in events) == 27
+    assert events[2].name == "uiStateSet" and events[2].event_id == "e2.1"
+
+
+def test_rebase_generation_is_kept_in_the_event_id():
+    """Rows rebased by LiveStore keep their generation: e80r1."""
+    ids = {e.event_id for e in open_source(REBASE).events()}
+    assert "e80r1" in ids and "e90" in ids
+
+
+def test_events_are_streamed_in_pages(monkeypatch: pytest.MonkeyPatch):
+    """The SQLite reader pages through the log instead of loading it whole."""
+    monkeypatch.setattr(sources, "PAGE_ROWS", 7)
+    src = open_source(SMALL)
+    stream = src.events()
+    assert next(stream).position == 1
+    assert [e.position for e in stream][-1] == 200
+
+
+def test_json_export_and_ndjson_are_detected_by_content(tmp_path: Path):
+    """Renamed files are still detected: the extension plays no part."""
+    export = tmp_path / "a.db"
+    shutil.copy(FIXTURES / "small" / "export.json", export)
+    ndjson = tmp_path / "b.json"
+    shutil.copy(FIXTURES / "small" / "events.ndjson", ndjson)
+    sqlite_txt = tmp_path / "c.txt"
+    shutil.copy(SMALL / "eventlog@6.db", sqlite_txt)
+    assert open_source(export).kind == "json-export"
+    assert open_source(export).store_id == "ai-desk"
+    assert open_source(ndjson).kind == "ndjson"
+    assert open_source(sqlite_txt).kind == "sqlite-eventlog"
+
+
+def test_json_export_holds_only_global_events_with_the_same_args():
+    """The sync export has no client-only events; its args equal the eventlog's."""
+    from_db = {e.seq_global: e for e in open_source(SMALL).events() if not e.client_only}
+    exported = list(open_source(FIXTURES / "small" / "export.json").events())
+    assert len(exported) == len(from_db) == 173
+    for e in exported:
+        assert e.args_json == from_db[e.seq_global].args_json
+        assert e.name == from_db[e.seq_global].name
+
+
+def test_ndjson_round_trips_every_event_exactly():
+    """The NDJSON form keeps every event, ids and argsJson text byte for byte."""
+    a = list(open_source(SMALL).events())
+    b = list(open_source(FIXTURES / "small" / "events.ndjson").events())
+    assert [(e.event_id, e.name, e.args_json) for e in a] == [
+        (e.event_id, e.name, e.args_json) for e in b
+    ]
+
+
+def _sqlite_without_eventlog(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE todos (id TEXT)")
+    conn.commit()
+    conn.close()
+
+
+def _truncated(path: Path) -> None:
+    data = (SMALL / "eventlog@6.db").read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _header_only(path: Path) -> None:
+    path.write_bytes((SMALL / "eventlog@6.db").read_bytes()[:50])
+
+
+BAD_INPUTS = {
+    "empty file": (lambda p: p.write_bytes(b""), "empty file"),
+    "random bytes": (lambda p: p.write_bytes(bytes(range(256)) * 4), "not a LiveStore event log"),
+    "truncated sqlite": (_truncated, "corrupt"),
+    "sqlite header only": (_header_only, "corrupt"),
+    "sqlite without eventlog": (_sqlite_without_eventlog, "without an eventlog table"),
+    "json of another shape": (lambda p: p.write_text('{"todos": [1, 2]}'), "another shape"),
+    "json array": (lambda p: p.write_text("[1, 2]"), "not a LiveStore event log"),
+    "broken json": (lambda p: p.write_text('{"version": 1, "events": [{"name"'), "invalid JSON"),
+    "ndjson with a broken line": (
+        lambda p: p.write_text('{"name": "v1.X", "args": {}, "seqNum": 1}\n{oops\n'),
+        "line 2 is not JSON",
+    ),
+    "ndjson out of order": (
+        lambda p: p.write_text(
+            '{"name": "a", "args": {}, "seqNum": 2}\n{"name": "b", "args": {}, "seqNum": 1}\n'
+        ),
+        "out-of-order position e1",
+    ),
+    "ndjson duplicate": (
+        lambda p: p.write_text(
+            '{"name": "a", "args": {}, "seqNum": 2}\n{"name": "b", "args": {}, "seqNum": 2}\n'
+        ),
+        "duplicate position e2",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_is_a_one_line_source_error(case: str, tmp_path: Path):
+    """Anything that is not an event log is refused with a one-line message naming it."""
+    make, expected = BAD_INPUTS[case]
+    path = tmp_path / "input"
+    make(path)
+    with pytest.raises(SourceError) as info:
+        src = open_source(path)
+        list(src.events())
+    message = str(info.value)
+    assert expected in message and "\n" not in message and str(path) in message
+
+
+def test_directory_without_eventlog_is_refused(tmp_path: Path):
+    """A directory with only a state file is not a history."""
+    shutil.copy(SMALL / "state-11367593325@6.db", tmp_path / "state-11367593325@6.db")
+    with pytest.raises(SourceError, match="no eventlog@N.db"):
+        open_source(tmp_path)
+
+
+def test_missing_path_is_refused(tmp_path: Path):
+    with pytest.raises(SourceError, match="no such file"):
+        open_source(tmp_path / "nope")
+
+
+def test_duplicate_positions_in_sqlite_are_refused(small_copy: Path):
+    """Two rows at the same (global, client) with different generations are not silently merged."""
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute(
+        "INSERT INTO eventlog SELECT seqNumGlobal, seqNumClient, 7, parentSeqNumGlobal, "
+        "parentSeqNumClient, parentSeqNumRebaseGeneration, name, argsJson, clientId, sessionId, "
+        "schemaHash, syncMetadataJson FROM eventlog WHERE seqNumGlobal = 5"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(SourceError, match="duplicate event position e5"):
+        open_source(small_copy)
+
+
+def test_reading_never_changes_the_source(tmp_path: Path):
+    """Every byte of the store directory is the same after it was read in full."""
+    store = tmp_path / "ai-desk"
+    shutil.copytree(SMALL, store)
+    before = tree_sha256(store)
+    src = open_source(store)
+    list(src.events())
+    src.event_names()
+    src.count()
+    src.close()
+    assert tree_sha256(store) == before
+    assert sorted(p.name for p in store.iterdir()) == sorted(before)
+
+
+def test_export_shape_is_livestores(tmp_path: Path):
+    """`projector export --format json` writes the `livestore sync export` document."""
+    doc = json.loads((FIXTURES / "small" / "export.json").read_text("utf-8"))
+    assert set(doc) == {"version", "storeId", "exportedAt", "eventCount", "events"}
+    assert doc["eventCount"] == len(doc["events"])
+    assert set(doc["events"][0]) == {"name", "args", "seqNum", "parentSeqNum", "clientId", "sessionId"}

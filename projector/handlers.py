@@ -31,6 +31,11 @@ class Handler:
     key: str
     apply: Apply
 
+    @property
+    def any_row(self) -> str:
+        """The entity that stands for every row of the handler's table."""
+        return f"{self.table}:*"
+
     def entity(self, args: Any) -> str | None:
         """``table:key`` of the row the event touches, when the args name it."""
         if isinstance(args, dict):

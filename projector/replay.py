@@ -192,13 +192,15 @@ class Projection:
             entity = None
             handler = self._handler(event.name) if isinstance(event.name, str) else None
             if handler is not None:
-                entity = handler.entity(args)
+                # Args too broken to name their row hold back the handler's whole table:
+                # re-applying the event later must not overtake events it preceded.
+                entity = handler.entity(args) or handler.any_row
             self.park(event, problem.kind, problem.message(), entity)
             return problem.kind
         assert handler is not None
         name, current = upcast(event.name, args)
         entity = handler.entity(current)
-        if entity in self.held_entities:
+        if entity in self.held_entities or handler.any_row in self.held_entities:
             self.park(event, HELD, f"held back: an earlier event on {entity} is parked", entity)
             return HELD
         try:

@@ -290,7 +290,7 @@ def _compare_table(
 
     def explain(pk: tuple[Any, ...], row: tuple[Any, ...] | None) -> list[str]:
         entity = f"{table}:{pk[0]}"
-        why = list(parked.get(entity, []))
+        why = list(parked.get(entity, [])) + parked.get(f"{table}:*", [])
         if row is not None and table in ("memories", "drafts"):
             persona = row[theirs_cols.index("personaId")]
             why += parked.get(f"personas:{persona}", [])

@@ -1,0 +1,317 @@
+"""Replay end to end: equal to LiveStore's state, deterministic, resumable, reversible."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from projector.cli import cli
+from projector.digest import digest
+from projector.errors import Busy, CheckpointMismatch, Interrupted, ReplayError
+from projector.lock import writer_lock
+from projector.replay import ReplayOptions, replay, resume
+from projector.runs import rollback, status
+from projector.verify import verify
+from tests.conftest import REBASE, REBASE_STATE, SHARED, SMALL, SMALL_STATE, tree_sha256
+
+
+def overall(path: Path) -> str:
+    return digest(path)["overall"]
+
+
+def stop_after(batches: int):
+    """A should_stop that asks the run to stop after BATCHES batches."""
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= batches
+
+    return should_stop
+
+
+@pytest.fixture(scope="module")
+def small_digest(tmp_path_factory) -> str:
+    target = tmp_path_factory.mktemp("baseline") / "small.db"
+    replay(SMALL, target)
+    return overall(target)
+
+
+def test_small_equals_livestores_state_db(target: Path):
+    """Every LiveStore table row is reproduced exactly; nothing is parked."""
+    result = replay(SMALL, target)
+    assert (result.read, result.applied, result.parked_total) == (200, 200, 0)
+    report = verify(target, SMALL_STATE)
+    assert report.ok and report.differences == []
+
+
+def test_synced_rebase_differences_are_all_explained_by_parked_events(target: Path):
+    """Orphans of LiveStore's lost events are parked, and explain every difference."""
+    result = replay(REBASE, target)
+    assert result.accounted and result.parked["integrity"] > 0
+    report = verify(target, REBASE_STATE)
+    assert report.ok and report.differences and not report.unexplained
+    assert {d.table for d in report.differences} <= {"memories", "drafts"}
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 5000])
+def test_same_log_gives_the_same_digest_whatever_the_batch_size(
+    tmp_path: Path, batch_size: int, small_digest: str
+):
+    target = tmp_path / "t.db"
+    replay(SMALL, target, ReplayOptions(batch_size=batch_size))
+    assert overall(target) == small_digest
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "large").exists(), reason="shared fixtures not present")
+def test_two_replays_of_large_give_the_same_digest(tmp_path: Path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    replay(SHARED / "large" / "ai-desk", a)
+    replay(SHARED / "large" / "ai-desk", b, ReplayOptions(batch_size=3333))
+    assert overall(a) == overall(b)
+    assert verify(a, SHARED / "large" / "ai-desk" / "state-11367593325@6.db").ok
+
+
+def test_interrupted_run_resumes_to_the_same_digest(target: Path, small_digest: str):
+    with pytest.raises(Interrupted):
+        replay(SMALL, target, ReplayOptions(batch_size=30, should_stop=stop_after(2)))
+    info = status(target)
+    assert (info["state"], info["position"]) == ("interrupted", 60)
+    result = resume(target)
+    assert (result.from_position, result.read, result.position) == (60, 140, 200)
+    assert overall(target) == small_digest
+    assert verify(target, SMALL_STATE).ok
+
+
+def test_catch_up_applies_only_events_appended_since(small_copy: Path, target: Path):
+    """The old app kept running: a second replay applies just the new events."""
+    log = small_copy / "eventlog@6.db"
+    conn = sqlite3.connect(log)
+    tail = conn.execute("SELECT * FROM eventlog WHERE seqNumGlobal > 150").fetchall()
+    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 150")
+    conn.commit()
+    first = replay(small_copy, target)
+    conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", tail)
+    conn.commit()
+    conn.close()
+    second = replay(small_copy, target)
+    assert second.from_position == first.position and second.read == len(tail)
+    assert first.read + second.read == 200
+    assert verify(target, SMALL_STATE).ok
+    third = replay(small_copy, target)
+    assert third.read == 0
+
+
+def test_a_changed_history_is_refused(small_copy: Path, target: Path):
+    replay(small_copy, target)
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute("UPDATE eventlog SET argsJson = '{}' WHERE seqNumGlobal = 100 AND seqNumClient = 0")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CheckpointMismatch, match="differ from those migrated"):
+        replay(small_copy, target)
+
+
+def test_another_store_is_refused(tmp_path: Path, target: Path):
+    replay(SMALL, target)
+    other = tmp_path / "other-store"
+    shutil.copytree(SMALL, other)
+    with pytest.raises(CheckpointMismatch, match="store 'ai-desk'"):
+        replay(other, target)
+
+
+def test_a_shorter_source_is_refused(small_copy: Path, target: Path):
+    replay(small_copy, target)
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 100")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CheckpointMismatch, match="checkpoint is at"):
+        resume(target)
+
+
+def test_rollback_after_a_completed_catch_up_restores_the_previous_digest(
+    small_copy: Path, target: Path
+):
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    tail = conn.execute("SELECT * FROM eventlog WHERE seqNumGlobal > 120").fetchall()
+    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 120")
+    conn.commit()
+    replay(small_copy, target)
+    before = overall(target)
+    conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", tail)
+    conn.commit()
+    conn.close()
+    result = replay(small_copy, target)
+    assert result.backup and Path(result.backup).exists()
+    assert overall(target) != before
+    info = rollback(target)
+    assert info["action"] == "restored"
+    assert overall(target) == before
+    assert status(target)["state"] == "rolled back"
+    again = rollback(target)
+    assert again["action"] == "removed" and not target.exists()
+
+
+def test_rollback_after_an_interrupted_run(small_copy: Path, target: Path):
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    tail = conn.execute("SELECT * FROM eventlog WHERE seqNumGlobal > 50").fetchall()
+    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 50")
+    conn.commit()
+    replay(small_copy, target)
+    before = overall(target)
+    conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", tail)
+    conn.commit()
+    conn.close()
+    with pytest.raises(Interrupted):
+        replay(small_copy, target, ReplayOptions(batch_size=10, should_stop=stop_after(3)))
+    assert overall(target) != before
+    rollback(target)
+    assert overall(target) == before
+
+
+def test_a_second_writer_is_refused(target: Path):
+    replay(SMALL, target)
+    with writer_lock(target):
+        with pytest.raises(Busy, match="another projector"):
+            replay(SMALL, target)
+        with pytest.raises(Busy):
+            rollback(target)
+
+
+def _pages_needed(tmp_path: Path) -> int:
+    full = tmp_path / "full.db"
+    replay(SMALL, full)
+    conn = sqlite3.connect(full)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    return int(pages)
+
+
+def test_full_disk_fails_cleanly_and_resume_completes(
+    tmp_path: Path, target: Path, small_digest: str
+):
+    """SQLITE_FULL mid-run: a one-line error, a consistent target, and resume finishes."""
+    room = _pages_needed(tmp_path) - 1  # one page short of what the whole log needs
+    with pytest.raises(ReplayError) as info:
+        replay(SMALL, target, ReplayOptions(batch_size=20, max_page_count=room))
+    message = str(info.value)
+    assert "full" in message and "projector resume" in message and "\n" not in message
+    report = verify(target)
+    assert all(c.ok for c in report.checks if c.name != "source"), report.checks
+    position = status(target)["position"]
+    assert 0 < position < 200 and position % 20 == 0
+    resume(target)
+    assert overall(target) == small_digest
+
+
+def test_fail_policy_commits_nothing_of_the_failing_batch(small_copy: Path, target: Path):
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 45")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ReplayError, match=r"e45 \(#\d+, v1.Teleported\).*unknown event name"):
+        replay(small_copy, target, ReplayOptions(batch_size=20))
+    info = status(target)
+    assert info["position"] % 20 == 0 and info["position"] < 52
+    assert info["applied"] == info["position"]
+
+
+def _corrupt(log: Path) -> dict[tuple[int, int], tuple[str, str]]:
+    """Corrupt a handful of real events; return their originals by (global, client)."""
+    conn = sqlite3.connect(log)
+    picks = {(9, 0): "type", (17, 0): "unparseable", (33, 0): "unknown", (8, 1): "missing"}
+    originals = {}
+    for (g, c), how in picks.items():
+        name, args = conn.execute(
+            "SELECT name, argsJson FROM eventlog WHERE seqNumGlobal = ? AND seqNumClient = ?", (g, c)
+        ).fetchone()
+        originals[(g, c)] = (name, args)
+        if how == "type":
+            conn.execute(
+                "UPDATE eventlog SET argsJson = json_set(argsJson, '$.importance', 'high') "
+                "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+                (g, c),
+            )
+        elif how == "unparseable":
+            conn.execute(
+                "UPDATE eventlog SET argsJson = substr(argsJson, 1, 20) "
+                "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+                (g, c),
+            )
+        elif how == "unknown":
+            conn.execute(
+                "UPDATE eventlog SET name = 'v3.PersonaCreated' WHERE seqNumGlobal = ? AND seqNumClient = ?",
+                (g, c),
+            )
+        else:
+            conn.execute(
+                "UPDATE eventlog SET argsJson = json_remove(argsJson, '$.value') "
+                "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+                (g, c),
+            )
+    conn.commit()
+    conn.close()
+    return originals
+
+
+def test_park_reports_exactly_the_corrupted_events_and_repair_restores_livestores_state(
+    small_copy: Path, target: Path, runner
+):
+    """Corrupt 4 real events, park them, repair them in place, replay-parked: equal to LiveStore."""
+    originals = _corrupt(small_copy / "eventlog@6.db")
+    result = replay(small_copy, target, ReplayOptions(on_invalid="park"))
+    assert result.accounted
+    conn = sqlite3.connect(target)
+    problems = conn.execute(
+        "SELECT seqNumGlobal, seqNumClient FROM _projector_parked WHERE kind != 'held'"
+    ).fetchall()
+    assert sorted(problems) == sorted(originals)
+    assert verify(target).ok
+    for (g, c), (name, args) in originals.items():
+        conn.execute(
+            "UPDATE _projector_parked SET name = ?, argsJson = ? "
+            "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+            (name, args, g, c),
+        )
+    conn.commit()
+    conn.close()
+    out = runner.invoke(cli, ["replay-parked", str(target), "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["parked"] == 0 and data["reapplied"] == result.parked_total
+    report = verify(target, SMALL_STATE)
+    assert report.ok and report.differences == [], [d.line() for d in report.differences]
+
+
+def test_dry_run_reports_and_leaves_the_target_untouched(small_copy: Path, target: Path):
+    _corrupt(small_copy / "eventlog@6.db")
+    result = replay(small_copy, target, ReplayOptions(on_invalid="park"), dry_run=True)
+    assert result.dry_run and result.parked_total >= 4 and result.accounted
+    assert not target.exists()
+    replay(SMALL, target)
+    before = tree_sha256(target)
+    again = replay(SMALL, target, dry_run=True)
+    assert again.read == 0 and tree_sha256(target) == before
+
+
+def test_sources_are_byte_identical_after_every_command(small_copy: Path, target: Path, runner):
+    before = tree_sha256(small_copy)
+    for args in (
+        ["inspect", str(small_copy)],
+        ["validate", str(small_copy)],
+        ["replay", str(small_copy), str(target)],
+        ["verify", str(target), "--against", str(small_copy / "state-11367593325@6.db")],
+        ["status", str(target)],
+        ["digest", str(target)],
+        ["export", str(small_copy), str(target.with_suffix(".ndjson")), "--format", "ndjson"],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output)
+    assert tree_sha256(small_copy) == before

@@ -309,14 +309,9 @@ def _run(
     take_backup: bool = True,
 ) -> ReplayResult:
     started = time.monotonic()
-    existed = target.exists()
-    if existed and not is_target(target):
-        with open(target, "rb") as fh:
-            head = fh.read(16)
-        if head:
-            raise TargetError(
-                f"{target}: exists and is not a projector target; refusing to write to it"
-            )
+    # A file left by a run killed before its first commit is not a target yet:
+    # open_target still refuses one that holds anything but the projector's tables.
+    existed = target.exists() and is_target(target)
     catalog = _resolve_catalog(source, options)
     validator = Validator(catalog)
     db = open_target(target, create=True)

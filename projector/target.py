@@ -198,7 +198,8 @@ def open_target(path: Path, *, create: bool) -> Database:
                     f"{path}: holds other tables ({', '.join(sorted(foreign)[:3])}); "
                     "not a projector target, refusing to write to it"
                 )
-            migrations.apply(db)
+            with db.atomic():  # all migrations or none: a killed first run leaves no half schema
+                migrations.apply(db)
         elif STATE_TABLE not in db.table_names():
             raise TargetError(f"{path}: not a projector target (no migration record)")
         return db

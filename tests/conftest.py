@@ -59,3 +59,12 @@ def small_copy(tmp_path: Path) -> Path:
     for p in dest.iterdir():
         p.chmod(0o644)
     return dest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--crash-runs",
+        type=int,
+        default=25,
+        help="How many random SIGKILLs the crash test delivers (CI: 25).",
+    )

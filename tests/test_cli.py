@@ -1,0 +1,154 @@
+"""The CLI: data on stdout, logs on stderr, one-line errors, documented and exampled."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from structlog.testing import capture_logs
+
+from projector.cli import cli
+from tests.conftest import FIXTURES, REBASE_STATE, ROOT, SMALL, SMALL_STATE
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_every_command_has_help_with_an_example(runner):
+    assert runner.invoke(cli, ["-h"]).exit_code == 0
+    for name in COMMANDS:
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Example:" in result.output and f"projector {name}" in result.output, name
+
+
+def test_every_option_is_documented_in_the_readme():
+    """README cannot drift: each command and each of its options is mentioned there."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for name, command in cli.commands.items():
+        assert f"projector {name}" in readme, name
+        for param in command.params:
+            if isinstance(param, click.Option):
+                for opt in param.opts:
+                    if opt.startswith("--") and opt != "--help":
+                        assert opt in readme, f"{name} {opt}"
+    for param in cli.params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("--") and opt != "--help":
+                assert opt in readme, opt
+
+
+def test_version_and_module_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "projector", "--version"], capture_output=True, text=True, check=True
+    )
+    assert re.match(r"projector, version \d+\.\d+\.\d+", out.stdout)
+
+
+def test_inspect_json_describes_the_log(runner):
+    result = runner.invoke(cli, ["inspect", str(SMALL), "--json"])
+    assert result.exit_code == 0
+    info = json.loads(result.stdout)
+    assert info["format"] == "sqlite-eventlog" and info["formatVersion"] == 6
+    assert (info["storeId"], info["events"], info["clientOnly"]) == ("ai-desk", 200, 27)
+    assert (info["firstEventId"], info["lastEventId"]) == ("e1", "e173")
+    assert info["byName"]["v1.MemoryAdded"] == 69
+
+
+def test_validate_exit_codes(runner, small_copy: Path):
+    assert runner.invoke(cli, ["validate", str(SMALL)]).exit_code == 0
+    import sqlite3
+
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute("UPDATE eventlog SET name = 'v1.Nope' WHERE seqNumGlobal = 4")
+    conn.execute(
+        "UPDATE eventlog SET argsJson = json_set(argsJson, '$.kind', 'gossip') WHERE seqNumGlobal = 9"
+    )
+    conn.commit()
+    conn.close()
+    result = runner.invoke(cli, ["validate", str(small_copy)])
+    assert result.exit_code == 1
+    assert "198 of 200 events valid" in result.stdout
+    assert "e4 (#5, v1.Nope) in eventlog@6.db: unknown event name" in result.stdout
+    assert "e9 (#" in result.stdout and "at $.kind" in result.stdout
+    data = json.loads(runner.invoke(cli, ["validate", str(small_copy), "--json"]).stdout)
+    assert data["byKind"] == {"unknown": 1, "invalid": 1} and not data["ok"]
+    assert runner.invoke(cli, ["validate"]).exit_code == 2
+    assert runner.invoke(cli, ["replay", str(SMALL), "x.db", "--on-invalid", "ignore"]).exit_code == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage", b"SQLite format 3\x00" + b"\x00" * 30])
+def test_bad_input_is_one_line_and_exit_1(runner, tmp_path: Path, content: bytes):
+    path = tmp_path / "bad.db"
+    path.write_bytes(content)
+    for command in (["inspect", str(path)], ["validate", str(path)], ["replay", str(path), str(tmp_path / "t.db")]):
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+        assert "Traceback" not in result.output
+
+
+def test_replay_json_on_stdout_logs_on_stderr(runner, target: Path):
+    result = runner.invoke(cli, ["--log-format", "json", "replay", str(SMALL), str(target), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["read"], data["applied"], data["parked"], data["accounted"]) == (200, 200, 0, True)
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert {"replay.start", "replay.done"} <= {e["event"] for e in events}
+
+
+def test_quiet_replay_writes_nothing_to_stderr(runner, target: Path):
+    result = runner.invoke(cli, ["-q", "replay", str(SMALL), str(target)])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert "read 200 = applied 200 + parked 0" in result.stdout
+
+
+def test_replay_logs_start_and_done_events(target: Path):
+    import structlog
+
+    from projector.replay import replay
+
+    structlog.reset_defaults()  # the suite's quiet level would filter info events out
+    with capture_logs() as logs:
+        replay(SMALL, target)
+    names = [entry["event"] for entry in logs]
+    assert names[0] == "replay.start" and names[-1] == "replay.done"
+    assert logs[-1]["applied"] == 200
+
+
+def test_status_digest_verify_and_rollback(runner, target: Path):
+    assert runner.invoke(cli, ["replay", str(SMALL), str(target)]).exit_code == 0
+    info = json.loads(runner.invoke(cli, ["status", str(target), "--json"]).stdout)
+    assert (info["state"], info["position"], info["sourceTotal"], info["storeId"]) == (
+        "complete",
+        200,
+        200,
+        "ai-desk",
+    )
+    text = runner.invoke(cli, ["status", str(target)]).stdout
+    assert "checkpoint: #200 of 200 (e173)" in text
+    digest = runner.invoke(cli, ["digest", str(target)]).stdout
+    assert digest.strip().endswith("overall") and len(digest.splitlines()) == 10
+    ok = runner.invoke(cli, ["verify", str(target), "--against", str(SMALL_STATE)])
+    assert ok.exit_code == 0 and ok.stdout.strip().endswith("verified")
+    bad = runner.invoke(cli, ["verify", str(target), "--against", str(REBASE_STATE), "--json"])
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["unexplained"] > 0
+    gone = runner.invoke(cli, ["rollback", str(target)])
+    assert gone.exit_code == 0 and "removing it" in gone.stdout and not target.exists()
+
+
+def test_commands_on_a_missing_target_fail_cleanly(runner, tmp_path: Path):
+    for command in ("status", "resume", "rollback", "digest", "verify", "replay-parked"):
+        result = runner.invoke(cli, [command, str(tmp_path / "none.db")])
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith("Error: ") and "Traceback" not in result.output
+
+
+def test_export_then_replay_gives_the_same_tables(runner, tmp_path: Path):
+    out = tmp_path / "e.ndjson"
+    assert runner.invoke(cli, ["export", str(SMALL), str(out), "--format", "ndjson"]).exit_code == 0
+    assert out.read_text() == (FIXTURES / "small" / "events.ndjson").read_text()

@@ -7,7 +7,7 @@ DEMO_SOURCE := fixtures/small/ai-desk
 DEMO_TARGET := out/demo.db
 LARGE := ../shared/livestore/fixtures/large/ai-desk
 
-.PHONY: install demo test test-all lint golden bench clean
+.PHONY: install demo test lint golden bench verify-seed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ golden: $(STAMP) ## Regenerate fixtures/*/expected.json (review the diff before 
 
 bench: $(STAMP) ## Throughput and memory on large and on a 1,000,000-event log
 	$(BIN)/python bench/bench.py --large $(LARGE)
+
+SEED ?= 101
+EVENTS ?= 2000
+SYNC ?= none
+verify-seed: $(STAMP) ## Make a new real log with LiveStore's generator (Node 20) and verify a migration of it
+	rm -rf out/seed$(SEED)
+	../shared/livestore/gen/run.sh gen.mjs --seed $(SEED) --events $(EVENTS) --sync $(SYNC) \
+		$(if $(filter mock,$(SYNC)),--remote-rate 0.05) --out out/seed$(SEED) > out/seed$(SEED).gen.log 2>&1
+	$(BIN)/projector validate out/seed$(SEED)/ai-desk
+	$(BIN)/projector replay out/seed$(SEED)/ai-desk out/seed$(SEED).db
+	$(BIN)/projector verify out/seed$(SEED).db --against $$(ls out/seed$(SEED)/ai-desk/state-*@6.db)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -36,15 +36,17 @@ def progress_reporter(
 ) -> Callable[[int, int | None], None]:
     """A progress callback: a bar with events/s and ETA on a terminal, else periodic log events."""
     started = time.monotonic()
-    state = {"last": 0.0, "first": None}
+    last_log = 0.0
+    first: int | None = None  # the checkpoint the run started from
     log = structlog.get_logger("projector")
 
     def report(position: int, total: int | None) -> None:
+        nonlocal first, last_log
         now = time.monotonic()
-        if state["first"] is None:
-            state["first"] = position  # the checkpoint the run started from
+        if first is None:
+            first = position
             return
-        done = position - (state["first"] or 0)
+        done = position - first
         elapsed = max(now - started, 1e-9)
         rate = done / elapsed
         eta = (total - position) / rate if total and rate > 0 else None
@@ -59,8 +61,8 @@ def progress_reporter(
             if total and position >= total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-        elif now - state["last"] >= every or (total and position >= total):
-            state["last"] = now
+        elif now - last_log >= every or (total and position >= total):
+            last_log = now
             log.info(
                 "replay.progress",
                 position=position,

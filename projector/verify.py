@@ -299,24 +299,24 @@ def _compare_table(
     for pk in sorted(theirs.keys() | ours.keys(), key=repr):
         a, b = theirs.get(pk), ours.get(pk)
         label = "/".join(str(k) for k in pk)
-        if a == b and (a is None or all(type(x) is type(y) for x, y in zip(a, b, strict=True))):
-            continue
         if b is None:
             report.differences.append(
-                Difference(table, label, "missing", "row is in LiveStore's state, not in the target", explain(pk, a))
+                Difference(
+                    table, label, "missing", "row is in LiveStore's state only", explain(pk, a)
+                )
             )
         elif a is None:
             report.differences.append(
-                Difference(table, label, "extra", "row is in the target, not in LiveStore's state", explain(pk, b))
+                Difference(table, label, "extra", "row is in the target only", explain(pk, b))
             )
-        else:
-            cols = [
+        elif a != b or any(type(x) is not type(y) for x, y in zip(a, b, strict=True)):
+            changed = [
                 f"{c}: {_short(x)} vs {_short(y)}"
                 for c, x, y in zip(theirs_cols, a, b, strict=True)
                 if x != y or type(x) is not type(y)
             ]
             report.differences.append(
-                Difference(table, label, "differs", "; ".join(cols), explain(pk, a))
+                Difference(table, label, "differs", "; ".join(changed), explain(pk, a))
             )
 
 

@@ -9,6 +9,7 @@ error message comes from jsonschema and names the JSON path at fault.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -125,7 +126,13 @@ class Catalog:
 
     @classmethod
     def bundled(cls, name: str = DEFAULT_CATALOG) -> Catalog:
-        return cls.load(SCHEMAS_DIR / name)
+        """A catalog shipped in schemas/, loaded (and checked) once per process."""
+        if name not in _BUNDLED:
+            _BUNDLED[name] = cls.load(SCHEMAS_DIR / name)
+        return _BUNDLED[name]
+
+
+_BUNDLED: dict[str, Catalog] = {}
 
 
 def bundled_catalog_names() -> list[str]:
@@ -147,6 +154,11 @@ def detect_catalog(event_names: Iterable[str]) -> Catalog:
     return best
 
 
+@functools.lru_cache(maxsize=256)
+def _compile(schema_text: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(json.loads(schema_text))  # type: ignore[no-any-return]
+
+
 def _fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
     # The catalog's schemas use only keywords whose meaning is the same in Draft 7 and
     # 2020-12 (type, properties, required, additionalProperties, items, enum, pattern);
@@ -154,7 +166,7 @@ def _fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
     draft7 = copy.deepcopy(schema)
     draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
     draft7.pop("$id", None)
-    return fastjsonschema.compile(draft7)  # type: ignore[no-any-return]
+    return _compile(json.dumps(draft7, sort_keys=True))
 
 
 def _lone_surrogate_path(value: Any, path: str = "$") -> str | None:

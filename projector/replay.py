@@ -44,7 +44,14 @@ from projector.errors import (
 )
 from projector.handlers import HANDLERS, Handler, handler_for
 from projector.lock import writer_lock
-from projector.target import PARKED_TABLE, RUNS_TABLE, STATE_TABLE, is_target, open_target
+from projector.target import (
+    PARKED_TABLE,
+    RUNS_TABLE,
+    STATE_TABLE,
+    is_target,
+    open_target,
+    refuse_foreign,
+)
 
 log = structlog.get_logger("projector")
 
@@ -256,6 +263,10 @@ def replay(
     options = options or ReplayOptions()
     source = open_source(source_path)
     target = Path(target_path)
+    if target.exists():
+        if target.resolve() == source.path.resolve():
+            raise TargetError(f"{target}: is the source; refusing to write to it")
+        refuse_foreign(target)  # before the lock file is created beside it
     if dry_run:
         return _dry_run(source, target, options)
     with writer_lock(target):

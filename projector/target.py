@@ -170,38 +170,43 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def refuse_foreign(path: Path) -> None:
+    """Refuse, before writing a byte, a database that is not (or not yet) a projector target."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if not head:
+        return
+    if head != b"SQLite format 3\x00":
+        raise TargetError(f"{path}: not a SQLite database; refusing to write to it")
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    if tables and STATE_TABLE not in tables:
+        raise TargetError(
+            f"{path}: holds tables ({', '.join(sorted(tables)[:3])}) but no migration record; "
+            "not a projector target, refusing to write to it"
+        )
+
+
 def open_target(path: Path, *, create: bool) -> Database:
     """Open TARGET (creating and migrating it when CREATE), as a sqlite-utils Database."""
     if not create and not path.exists():
         raise TargetError(f"{path}: no such target database")
     try:
         if path.exists():
-            with open(path, "rb") as fh:
-                head = fh.read(16)
-            if head and head != b"SQLite format 3\x00":
-                raise TargetError(f"{path}: not a SQLite database; refusing to write to it")
+            refuse_foreign(path)
         conn = connect(path)
+        db = Database(conn)
+        if not create and STATE_TABLE not in db.table_names():
+            conn.close()
+            raise TargetError(f"{path}: not a projector target (no migration record)")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        db = Database(conn)
         if create:
-            foreign = set(db.table_names()) - set(APP_TABLES) - {
-                PARKED_TABLE,
-                STATE_TABLE,
-                RUNS_TABLE,
-                "tracking",
-                "_sqlite_migrations",
-            }
-            known = set(db.table_names()) & {STATE_TABLE, *APP_TABLES}
-            if foreign and not known:
-                raise TargetError(
-                    f"{path}: holds other tables ({', '.join(sorted(foreign)[:3])}); "
-                    "not a projector target, refusing to write to it"
-                )
             with db.atomic():  # all migrations or none: a killed first run leaves no half schema
                 migrations.apply(db)
-        elif STATE_TABLE not in db.table_names():
-            raise TargetError(f"{path}: not a projector target (no migration record)")
         return db
     except sqlite3.DatabaseError as exc:
         raise TargetError(f"{path}: cannot open target database ({exc})") from None

@@ -315,3 +315,12 @@ def test_sources_are_byte_identical_after_every_command(small_copy: Path, target
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, (args, result.output)
     assert tree_sha256(small_copy) == before
+
+
+@pytest.mark.parametrize("victim", ["eventlog@6.db", "state-11367593325@6.db"])
+def test_replay_never_writes_into_a_livestore_file(small_copy: Path, victim: str, runner):
+    """Pointing TARGET at the eventlog or the state DB is refused before a byte is written."""
+    before = tree_sha256(small_copy)
+    result = runner.invoke(cli, ["-q", "replay", str(small_copy), str(small_copy / victim)])
+    assert result.exit_code == 1 and "refusing to write" in result.stderr
+    assert tree_sha256(small_copy) == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,7 @@ from projector.target import PARKED_TABLE, RUNS_TABLE, STATE_TABLE, is_target
 
 
 def _writer_running(target: Path) -> bool:
-    import fcntl
-    import os
-
+    """Whether another process holds TARGET's writer lock right now."""
     path = lock_path(target)
     if not path.exists():
         return False

@@ -17,7 +17,6 @@ from events.errors import SourceError
 from events.sources import open_source
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
-from projector.handlers import handler_for
 from projector.target import LIVESTORE_TABLES, PARKED_TABLE, STATE_TABLE, is_target
 
 SAMPLE = 60
@@ -320,4 +319,4 @@ def _compare_table(
             )
 
 
-__all__ = ["VerifyReport", "handler_for", "verify"]
+__all__ = ["VerifyReport", "verify"]

@@ -11,10 +11,27 @@ import math
 import re
 from typing import Any
 
-_ISO = re.compile(
-    r"^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z$"
+_ISO = re.compile(r"^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z$")
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_encode_str = json.encoder.encode_basestring  # what _encoder uses for str (ensure_ascii=False)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+# The C encoder that _encoder.encode builds on every call, built once (3-4x faster on short
+# values). Same arguments as JSONEncoder.iterencode, except no circular-reference markers:
+# JSON-decoded values cannot hold a cycle.
+_c_compact = (
+    _c_make_encoder(None, _encoder.default, _encode_str, None, ":", ",", False, False, False)
+    if _c_make_encoder is not None
+    else None
 )
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _compact(value: Any) -> str:
+    """_encoder.encode(value): compact JSON, non-ASCII kept, NaN and Infinity refused."""
+    if _c_compact is None:  # pragma: no cover - CPython always has the C encoder
+        return _encoder.encode(value)
+    if isinstance(value, str):
+        return _encode_str(value)
+    return "".join(_c_compact(value, 0))
 
 
 def js_number(value: float) -> str:
@@ -48,13 +65,16 @@ def js_number(value: float) -> str:
 
 
 def _needs_js_floats(value: Any) -> bool:
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:  # the common leaves, first
+        return False
     if isinstance(value, float):
         text = repr(value)
         return "e" in text or text.endswith(".0") or not math.isfinite(value)
     if isinstance(value, dict):
-        return any(_needs_js_floats(v) for v in value.values())
+        return any(map(_needs_js_floats, value.values()))
     if isinstance(value, list):
-        return any(_needs_js_floats(v) for v in value)
+        return any(map(_needs_js_floats, value))
     return False
 
 
@@ -64,7 +84,9 @@ def _js_encode(value: Any) -> str:
             raise ValueError("NaN and Infinity are not JSON")
         return js_number(value)
     if isinstance(value, dict):
-        return "{" + ",".join(_compact(str(k)) + ":" + _js_encode(v) for k, v in value.items()) + "}"
+        return (
+            "{" + ",".join(_compact(str(k)) + ":" + _js_encode(v) for k, v in value.items()) + "}"
+        )
     if isinstance(value, list):
         return "[" + ",".join(_js_encode(v) for v in value) + "]"
     return _compact(value)

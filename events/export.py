@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from events.envelope import Event
+from events.errors import SourceError
 from events.sources import Source
 from events.validation import parse_args
 
@@ -26,6 +28,21 @@ def _raw_args(args_json: Any) -> tuple[str, str]:
         except (ValueError, RecursionError):
             pass
     return "argsJson", json.dumps(args_json if isinstance(args_json, str) else repr(args_json))
+
+
+def _dumps(event: Event, value: dict[str, Any], **kw: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, **kw)
+    except TypeError:
+        # A BLOB name or id, which only a hand-made (non-STRICT) eventlog table can hold.
+        raise SourceError(
+            f"{event.event_id} (#{event.position}): holds a value JSON cannot represent "
+            "(a BLOB); it cannot be exported"
+        ) from None
+    except RecursionError:
+        raise SourceError(
+            f"{event.event_id} (#{event.position}): args nested too deeply to be exported"
+        ) from None
 
 
 def _seq(g: int, c: int, r: int | None) -> dict[str, int]:
@@ -44,7 +61,7 @@ def write_ndjson(source: Source, out: IO[str]) -> int:
             "sessionId": e.session_id,
             "schemaHash": e.schema_hash,
         }
-        text = json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+        text = _dumps(e, head, separators=(",", ":"))
         out.write(f'{text[:-1]},"{key}":{raw}}}\n')
         count += 1
     return count
@@ -68,14 +85,16 @@ def write_export(source: Source, out: IO[str], *, exported_at: str | None = None
             "clientId": e.client_id,
             "sessionId": e.session_id,
         }
-        text = json.dumps(item, ensure_ascii=False, indent=2)
+        text = _dumps(e, item, indent=2)
         out.write(("," if index else "") + "\n    " + text.replace("\n", "\n    "))
     out.write("\n  ]\n}\n")
     return count
 
 
 def export(source: Source, path: Path, fmt: str, **kw: Any) -> int:
-    with path.open("w", encoding="utf-8") as out:
+    # backslashreplace: a lone surrogate (from a JSON source's "\ud800") is written back
+    # as that same escape, where UTF-8 alone cannot encode it.
+    with path.open("w", encoding="utf-8", errors="backslashreplace") as out:
         if fmt == "ndjson":
             return write_ndjson(source, out)
         return write_export(source, out, **kw)

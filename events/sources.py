@@ -82,9 +82,7 @@ def open_source(path: str | Path) -> Source:
     text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text_head.startswith(b"{"):
         return _open_json(p)
-    raise SourceError(
-        f"{p}: not a LiveStore event log (neither SQLite nor a JSON/NDJSON export)"
-    )
+    raise SourceError(f"{p}: not a LiveStore event log (neither SQLite nor a JSON/NDJSON export)")
 
 
 def _pick_eventlog(directory: Path) -> Path:
@@ -144,7 +142,8 @@ class SqliteEventlog(Source):
                     raise SourceError(f"{path}: not a SQLite database")
             self._conn = connect_readonly(path)
             self._probe()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: a damaged schema (sqlite_master) holds bytes that are not UTF-8.
             raise SourceError(f"{path}: corrupt or unreadable SQLite file ({exc})") from None
 
     def _probe(self) -> None:
@@ -217,13 +216,20 @@ class SqliteEventlog(Source):
                     rows = self._conn.execute(
                         sql_next, (*last, head_g, head_c, PAGE_ROWS)
                     ).fetchall()
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
                 where = format_event_id(*last, None) if last else "the first event"
                 raise SourceError(
                     f"{self.path}: corrupt or unreadable SQLite file after {where} ({exc})"
                 ) from None
             for g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash in rows:
                 position += 1
+                if type(g) is not int or type(c) is not int or not (r is None or type(r) is int):
+                    # Only a hand-made (non-STRICT) or damaged table can hold these; an event
+                    # without an integer position can be neither checkpointed nor parked.
+                    raise SourceError(
+                        f"{self.path}: event #{position} has a position that is not an integer "
+                        f"(seqNum {repr(g)[:40]}, {repr(c)[:40]}, {repr(r)[:40]})"
+                    )
                 yield Event(
                     position, g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash
                 )
@@ -267,7 +273,7 @@ def _open_json(path: Path) -> Source:
         first = fh.readline()
     try:
         obj = json.loads(first)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         obj = None
     if isinstance(obj, dict) and "name" in obj:
         return NdjsonSource(path)
@@ -279,12 +285,16 @@ def _seq(value: Any, where: str) -> tuple[int, int, int | None]:
     if isinstance(value, bool):
         raise SourceError(f"{where}: seqNum is not a number")
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise SourceError(f"{where}: seqNum beyond 64-bit integers")
         return value, 0, None
     if isinstance(value, dict) and isinstance(value.get("global"), int):
         client = value.get("client", 0)
         generation = value.get("rebaseGeneration")
         if not isinstance(client, int) or not (generation is None or isinstance(generation, int)):
             raise SourceError(f"{where}: malformed seqNum {json.dumps(value)[:80]}")
+        if not all(-(2**63) <= n < 2**63 for n in (value["global"], client, generation or 0)):
+            raise SourceError(f"{where}: seqNum beyond 64-bit integers")
         return value["global"], client, generation
     raise SourceError(f"{where}: missing or malformed seqNum")
 
@@ -318,7 +328,10 @@ class _StreamedJson(Source):
             if "argsJson" in obj:
                 args_json = obj["argsJson"]
             else:
-                args_json = _json_text(obj.get("args", {}))
+                try:
+                    args_json = _json_text(obj.get("args", {}))
+                except RecursionError:
+                    raise SourceError(f"{self.path}: {where}: args nested too deeply") from None
             position += 1
             schema_hash = obj.get("schemaHash")
             yield Event(
@@ -337,7 +350,7 @@ class _StreamedJson(Source):
 
 
 class JsonExport(_StreamedJson):
-    """`livestore sync export`: ``{"version": 1, "storeId", "exportedAt", "eventCount", "events"}``."""
+    """`livestore sync export`: ``{version: 1, storeId, exportedAt, eventCount, events}``."""
 
     def __init__(self, path: Path):
         super().__init__(path=path, kind=KIND_EXPORT, format_version=None, store_id=None)
@@ -366,8 +379,9 @@ class JsonExport(_StreamedJson):
         store_id = header.get("storeId")
         self.store_id = store_id if isinstance(store_id, str) else None
         self.details = {k: header[k] for k in ("exportedAt", "eventCount") if k in header}
-        if "eventCount" in self.details:
-            self.details["eventCount"] = int(self.details["eventCount"])
+        count = self.details.pop("eventCount", None)
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            self.details["eventCount"] = count  # anything else is ignored: the events count
 
     def count(self) -> int | None:
         count = self.details.get("eventCount")
@@ -401,6 +415,10 @@ class NdjsonSource(_StreamedJson):
                         obj = json.loads(line)
                     except (ValueError, UnicodeDecodeError):
                         raise SourceError(f"{self.path}: line {number} is not JSON") from None
+                    except RecursionError:
+                        raise SourceError(
+                            f"{self.path}: line {number} is not JSON (nested too deeply)"
+                        ) from None
                     yield f"line {number}", obj
 
         return self._envelopes(objects())

@@ -37,8 +37,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: Built once: json.loads(..., parse_constant=...) builds a decoder and its scanner per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_args(args_json: str) -> Any:
     """Parse argsJson as JavaScript's JSON.parse would: NaN and Infinity are not JSON."""
+    if type(args_json) is str and not args_json.startswith("\ufeff"):
+        return _DECODER.decode(args_json)
+    # bytes, or a BOM: json.loads' own checks and messages.
     return json.loads(args_json, parse_constant=_reject_constant)
 
 
@@ -48,8 +55,20 @@ def sample(value: Any, limit: int = SAMPLE_CHARS) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
-    text = text.replace("\n", "\\n")
+    text = _one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _one_line(text: str) -> str:
+    """TEXT as one line of valid Unicode: a hostile event's name or keys may hold a line
+    break or a lone surrogate, which would split the message or fail to be stored."""
+    text = text.replace("\n", "\\n").replace("\r", "\\r")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def label(text: str) -> str:
+    """A name in a message: verbatim when short and printable, else a sample."""
+    return text if len(text) <= SAMPLE_CHARS and text.isprintable() else sample(text)
 
 
 @dataclass(frozen=True)
@@ -66,12 +85,13 @@ class Problem:
 
     def message(self, where: str = "") -> str:
         place = f" in {where}" if where else ""
-        text = f"{self.event_id} (#{self.position}, {self.name}){place}: {self.reason}"
+        text = f"{self.event_id} (#{self.position}, {label(self.name)}){place}: {self.reason}"
         if self.kind == INVALID:
-            text += f" at {self.path}"
+            path = self.path if len(self.path) <= 160 else self.path[:159] + "…"
+            text += f" at {path}"
             if self.value:
                 text += f" (value: {self.value})"
-        return text
+        return _one_line(text)
 
     def as_dict(self) -> dict[str, Any]:
         return {

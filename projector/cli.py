@@ -7,6 +7,7 @@ a bad input (`Error: ...` on stderr), 2 for usage errors, 130/143 after SIGINT/S
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sys
@@ -20,6 +21,8 @@ import click
 from projector import __version__
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+#: projector.replay.DEFAULT_BATCH, repeated so that `--help` need not import the library.
+DEFAULT_BATCH = 20000
 
 
 def _emit(data: Any) -> None:
@@ -91,7 +94,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
     show_default=True,
     help="Format of the log lines written to stderr.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr; no progress.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr; no progress."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug log lines (one per batch).")
 @click.pass_context
 def cli(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> None:
@@ -109,6 +114,11 @@ def cli(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> None
     """
     from projector.log import configure
 
+    # A hostile log's names and keys can hold lone surrogates, which UTF-8 cannot encode:
+    # print them as \udXXX escapes (also valid JSON) rather than die on a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     ctx.ensure_object(dict)
     ctx.obj["log_format"] = log_format
     ctx.obj["quiet"] = quiet
@@ -214,7 +224,9 @@ def _print_result(result: Any, as_json: bool) -> None:
     )
     if result.command != "replay-parked":
         total = f" of {result.total:,}" if result.total is not None else ""
-        click.echo(f"  position #{result.position:,}{total} ({result.state}) in {result.seconds:.2f} s")
+        click.echo(
+            f"  position #{result.position:,}{total} ({result.state}) in {result.seconds:.2f} s"
+        )
     if result.backup:
         click.echo(f"  backup: {result.backup}")
     for example in result.examples:
@@ -236,7 +248,7 @@ def _print_result(result: Any, as_json: bool) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 1_000_000),
-    default=5000,
+    default=DEFAULT_BATCH,
     show_default=True,
     help="Events per transaction (and per checkpoint).",
 )
@@ -290,8 +302,13 @@ def _progress(ctx: click.Context, as_json: bool) -> Any:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
-              help="Events per transaction (and per checkpoint).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Events per transaction (and per checkpoint).",
+)
 @json_option
 @click.pass_context
 def resume(ctx: click.Context, target: Path, batch_size: int, as_json: bool) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from events.upcast import UPCASTERS
 from events.encoding import iso_to_epoch_ms, js_json
+from events.upcast import UPCASTERS
 from projector.errors import IntegrityBreak
 
 Args = dict[str, Any]
@@ -76,12 +76,16 @@ def _missing_parent(exc: sqlite3.IntegrityError, what: str) -> IntegrityBreak:
     return IntegrityBreak(text)
 
 
-def _replace_tags(conn: sqlite3.Connection, memory_id: str, tags: list[str]) -> None:
-    conn.execute("DELETE FROM memory_tags WHERE memoryId = ?", (memory_id,))
+def _insert_tags(conn: sqlite3.Connection, memory_id: str, tags: list[str]) -> None:
     conn.executemany(
         "INSERT OR IGNORE INTO memory_tags (memoryId, tag) VALUES (?, ?)",
         [(memory_id, tag) for tag in tags],
     )
+
+
+def _replace_tags(conn: sqlite3.Connection, memory_id: str, tags: list[str]) -> None:
+    conn.execute("DELETE FROM memory_tags WHERE memoryId = ?", (memory_id,))
+    _insert_tags(conn, memory_id, tags)
 
 
 # ---------------------------------------------------------------- personas
@@ -108,9 +112,7 @@ def persona_updated(conn: sqlite3.Connection, a: Args) -> None:
     if not present:
         return
     sets = ", ".join(f"{f} = ?" for f in present)
-    conn.execute(
-        f"UPDATE personas SET {sets} WHERE id = ?", [*(a[f] for f in present), a["id"]]
-    )
+    conn.execute(f"UPDATE personas SET {sets} WHERE id = ?", [*(a[f] for f in present), a["id"]])
 
 
 @handles("v1.PersonaDeleted", table="personas")
@@ -147,7 +149,9 @@ def memory_added(conn: sqlite3.Connection, a: Args) -> None:
             ) from None
         raise IntegrityBreak(f"memory {a['id']!r} already exists ({exc})") from None
     if tags:
-        _replace_tags(conn, a["id"], tags)
+        # The memory row is new, so no tag row can name it yet (memory_tags.memoryId is a
+        # foreign key): nothing to delete first.
+        _insert_tags(conn, a["id"], tags)
 
 
 _MEMORY_FIELDS = ("content", "importance")
@@ -183,7 +187,13 @@ def plugin_installed(conn: sqlite3.Connection, a: Args) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO plugins (id, name, version, manifest, enabled, installedAt) "
         "VALUES (?, ?, ?, ?, 0, ?)",
-        (a["id"], a["name"], a["version"], js_json(a["manifest"]), iso_to_epoch_ms(a["installedAt"])),
+        (
+            a["id"],
+            a["name"],
+            a["version"],
+            js_json(a["manifest"]),
+            iso_to_epoch_ms(a["installedAt"]),
+        ),
     )
 
 

@@ -31,9 +31,7 @@ def configure(log_format: str = "human", verbosity: str = "normal") -> None:
     )
 
 
-def progress_reporter(
-    *, terminal: bool, every: float = 2.0
-) -> Callable[[int, int | None], None]:
+def progress_reporter(*, terminal: bool, every: float = 2.0) -> Callable[[int, int | None], None]:
     """A progress callback: a bar with events/s and ETA on a terminal, else periodic log events."""
     started = time.monotonic()
     last_log = 0.0

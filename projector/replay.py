@@ -9,6 +9,7 @@ of a batch or none of it, and a later run starts after the last committed positi
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -31,12 +32,14 @@ from events.validation import (
     Problem,
     Validator,
     detect_catalog,
+    label,
     sample,
 )
 from projector import backup as backups
 from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CheckpointMismatch,
+    EventsError,
     IntegrityBreak,
     Interrupted,
     ReplayError,
@@ -56,7 +59,9 @@ from projector.target import (
 log = structlog.get_logger("projector")
 
 ON_INVALID = ("fail", "park")
-DEFAULT_BATCH = 5000
+#: Events per transaction. Fewer, larger transactions write each hot index page to the
+#: WAL once per batch instead of once per small batch; the digest is the same at any size.
+DEFAULT_BATCH = 20000
 HELD = "held"
 INTEGRITY = "integrity"
 
@@ -206,13 +211,18 @@ class Projection:
             return problem.kind
         assert handler is not None
         name, current = upcast(event.name, args)
-        entity = handler.entity(current)
-        if entity in self.held_entities or handler.any_row in self.held_entities:
-            self.park(event, HELD, f"held back: an earlier event on {entity} is parked", entity)
-            return HELD
+        held = self.held_entities
+        if held:  # the entity is only worked out when something is parked (or parks below)
+            entity = handler.entity(current)
+            if entity in held or handler.any_row in held:
+                row = label(entity) if entity else handler.any_row
+                reason = f"held back: an earlier event on {row} is parked"
+                self.park(event, HELD, reason, entity)
+                return HELD
         try:
             handler.apply(self.conn, current)
         except IntegrityBreak as exc:
+            entity = handler.entity(current)
             self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entity)
             return INTEGRITY
         except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
@@ -220,7 +230,7 @@ class Projection:
             message = f"{event.event_id} ({event.name}): cannot be stored: {exc}"
             if self.on_invalid == "fail":
                 raise ReplayError(message) from None
-            self.park(event, INVALID, message, entity)
+            self.park(event, INVALID, message, handler.entity(current))
             return INVALID
         return None
 
@@ -232,20 +242,42 @@ class Projection:
             (
                 event.position,
                 event.event_id,
-                event.name,
-                event.args_json,
+                _storable(event.name),
+                _storable(event.args_json),
                 kind,
-                reason,
-                entity,
+                _storable(reason),
+                _storable(entity),
                 event.seq_global,
                 event.seq_client,
                 event.rebase_generation,
-                event.client_id,
-                event.session_id,
+                _storable(event.client_id),
+                _storable(event.session_id),
             ),
         )
         if entity is not None:
             self.held_entities.add(entity)
+
+
+def _storable(value: Any) -> Any:
+    """VALUE as SQLite can store it. A hostile source's values may not bind as they are:
+    text with a lone surrogate, an integer beyond 64 bits, a JSON object or array."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Kept as its JSON escape (\ud800), which is how argsJson spelled it.
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if value is None or isinstance(value, (float, bytes)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else str(value)
+    try:
+        return _storable(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError, RecursionError):
+        return _storable(repr(value))
 
 
 def _resolve_catalog(source: Source, options: ReplayOptions) -> Catalog:
@@ -376,7 +408,8 @@ def _run(
         events = _after_checkpoint(source, state, checkpoint)
         try:
             _apply_batches(db, projection, tracking, events, options, run, result)
-        except (ReplayError, Interrupted, CheckpointMismatch) as exc:
+        except (ReplayError, Interrupted, CheckpointMismatch, EventsError) as exc:
+            # EventsError: the source broke mid-read (a corrupt page, a bad NDJSON line).
             result.state = "interrupted" if isinstance(exc, Interrupted) else "failed"
             _finish(db, run, result)
             raise
@@ -599,8 +632,6 @@ def _finish(db: Any, run: int, result: ReplayResult, *, quiet: bool = False) -> 
     except sqlite3.Error:
         if not quiet:
             raise
-
-
 
 
 def replay_parked(target_path: str | Path, options: ReplayOptions | None = None) -> ReplayResult:

@@ -72,7 +72,7 @@ def status(target: Path) -> dict[str, Any]:
 
 
 def rollback(target: Path) -> dict[str, Any]:
-    """Return TARGET to exactly its content before the last run (or remove it if that run made it)."""
+    """Return TARGET to its content before the last run (remove it if that run created it)."""
     if not target.exists():
         raise TargetError(f"{target}: no such target database")
     if not is_target(target):

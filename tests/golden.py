@@ -43,7 +43,9 @@ def dump(target: Path) -> dict[str, Any]:
         tables = {}
         for table, key in DIGEST_TABLES.items():
             order = ", ".join(f'"{k}"' for k in key)
-            tables[table] = [dict(r) for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}')]
+            tables[table] = [
+                dict(r) for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}')
+            ]
     finally:
         conn.close()
     return {"schema": schema, "tables": tables}
@@ -51,7 +53,9 @@ def dump(target: Path) -> dict[str, Any]:
 
 def run_case(case: str, spec: dict[str, Any], source: str, workdir: Path) -> dict[str, Any]:
     target = workdir / f"{case}-{Path(source).name}.db"
-    replay(FIXTURES / case / source, target, ReplayOptions(on_invalid=spec.get("onInvalid", "fail")))
+    replay(
+        FIXTURES / case / source, target, ReplayOptions(on_invalid=spec.get("onInvalid", "fail"))
+    )
     return dump(target)
 
 

@@ -33,7 +33,9 @@ def run(tmp_path: Path, events: list[tuple[str, dict[str, Any]]], **kw: Any) -> 
     log = tmp_path / "log.ndjson"
     with log.open("w") as fh:
         for i, (name, args) in enumerate(events, start=1):
-            fh.write(json.dumps({"name": name, "args": args, "seqNum": i, "parentSeqNum": i - 1}) + "\n")
+            fh.write(
+                json.dumps({"name": name, "args": args, "seqNum": i, "parentSeqNum": i - 1}) + "\n"
+            )
     target = tmp_path / "t.db"
     replay(log, target, ReplayOptions(on_invalid=kw.get("on_invalid", "fail")))
     conn = sqlite3.connect(target)
@@ -47,9 +49,7 @@ def rows(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:
 
 def test_v1_persona_is_upcast_with_null_avatar_and_voice(tmp_path: Path):
     conn = run(tmp_path, [("v1.PersonaCreated", PERSONA)])
-    assert rows(conn, "personas") == [
-        {**PERSONA, "avatar": None, "voice": None, "deletedAt": None}
-    ]
+    assert rows(conn, "personas") == [{**PERSONA, "avatar": None, "voice": None, "deletedAt": None}]
 
 
 def test_v2_persona_keeps_voice_and_explicit_null_avatar(tmp_path: Path):
@@ -124,13 +124,23 @@ def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path):
 def test_memory_delete_is_hard_and_removes_tags(tmp_path: Path):
     conn = run(
         tmp_path,
-        [("v1.PersonaCreated", PERSONA), ("v1.MemoryAdded", MEMORY), ("v1.MemoryDeleted", {"id": "m1"})],
+        [
+            ("v1.PersonaCreated", PERSONA),
+            ("v1.MemoryAdded", MEMORY),
+            ("v1.MemoryDeleted", {"id": "m1"}),
+        ],
     )
     assert rows(conn, "memories") == [] and rows(conn, "memory_tags") == []
 
 
 def test_plugin_reinstall_replaces_the_row_and_resets_enabled(tmp_path: Path):
-    install = {"id": "w", "name": "Web", "version": "1.0.0", "manifest": MANIFEST, "installedAt": T0}
+    install = {
+        "id": "w",
+        "name": "Web",
+        "version": "1.0.0",
+        "manifest": MANIFEST,
+        "installedAt": T0,
+    }
     conn = run(
         tmp_path,
         [
@@ -150,7 +160,11 @@ def test_plugin_enable_disable_uninstall(tmp_path: Path):
     assert rows(conn, "plugins")[0]["enabled"] == 1
     conn = run(
         tmp_path / "b",
-        [("v1.PluginInstalled", install), ("v1.PluginDisabled", {"id": "w"}), ("v1.PluginUninstalled", {"id": "w"})],
+        [
+            ("v1.PluginInstalled", install),
+            ("v1.PluginDisabled", {"id": "w"}),
+            ("v1.PluginUninstalled", {"id": "w"}),
+        ],
     )
     assert rows(conn, "plugins") == []
 
@@ -188,7 +202,10 @@ def test_client_document_set_merges_top_level_keys_into_defaults(tmp_path: Path)
         tmp_path,
         [
             ("userPreferencesSet", {"id": "default", "value": {"theme": "dark"}}),
-            ("userPreferencesSet", {"id": "default", "value": {"notifications": {"enabled": False, "sound": "none"}}}),
+            (
+                "userPreferencesSet",
+                {"id": "default", "value": {"notifications": {"enabled": False, "sound": "none"}}},
+            ),
             ("userPreferencesSet", {"id": "default", "value": {}}),
             ("uiStateSet", {"id": "static", "value": {}}),
         ],

@@ -17,7 +17,9 @@ from tests.conftest import FIXTURES, MICRO, REBASE, SMALL
 
 def _break(log: Path) -> None:
     conn = sqlite3.connect(log)
-    conn.execute("UPDATE eventlog SET name = 'v7.Unheard' WHERE seqNumGlobal = 20 AND seqNumClient = 0")
+    conn.execute(
+        "UPDATE eventlog SET name = 'v7.Unheard' WHERE seqNumGlobal = 20 AND seqNumClient = 0"
+    )
     conn.execute(
         "UPDATE eventlog SET argsJson = json_set(argsJson, '$.kind', 'gossip') "
         "WHERE seqNumGlobal = 10 AND seqNumClient = 0"
@@ -36,7 +38,9 @@ def test_fail_policy_through_the_cli_names_the_event(runner, small_copy: Path, t
 
 def test_park_policy_through_the_cli_parks_and_accounts(runner, small_copy: Path, target: Path):
     _break(small_copy / "eventlog@6.db")
-    result = runner.invoke(cli, ["replay", str(small_copy), str(target), "--on-invalid", "park", "--json"])
+    result = runner.invoke(
+        cli, ["replay", str(small_copy), str(target), "--on-invalid", "park", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["read"] == data["applied"] + data["parked"] == 200
@@ -78,7 +82,9 @@ def test_accounting_identity_holds_on_every_fixture(source: Path, policy: str, t
 
 
 def test_old_persona_events_are_upcast_to_the_current_shape():
-    name, args = upcast("v1.PersonaCreated", {"id": "p", "name": "n", "personality": "x", "createdAt": "t"})
+    name, args = upcast(
+        "v1.PersonaCreated", {"id": "p", "name": "n", "personality": "x", "createdAt": "t"}
+    )
     assert name == "v2.PersonaCreated" and args["avatar"] is None and args["voice"] is None
     assert upcast("v1.MemoryAdded", {"id": "m"}) == ("v1.MemoryAdded", {"id": "m"})
 

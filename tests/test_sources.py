@@ -195,4 +195,11 @@ def test_export_shape_is_livestores(tmp_path: Path):
     doc = json.loads((FIXTURES / "small" / "export.json").read_text("utf-8"))
     assert set(doc) == {"version", "storeId", "exportedAt", "eventCount", "events"}
     assert doc["eventCount"] == len(doc["events"])
-    assert set(doc["events"][0]) == {"name", "args", "seqNum", "parentSeqNum", "clientId", "sessionId"}
+    assert set(doc["events"][0]) == {
+        "name",
+        "args",
+        "seqNum",
+        "parentSeqNum",
+        "clientId",
+        "sessionId",
+    }

@@ -94,7 +94,12 @@ MEMORY = {
 }
 
 CORRUPTIONS = {
-    "wrong type": ({**MEMORY, "importance": "high"}, INVALID, "$.importance", "is not of type 'number'"),
+    "wrong type": (
+        {**MEMORY, "importance": "high"},
+        INVALID,
+        "$.importance",
+        "is not of type 'number'",
+    ),
     "missing field": (
         {k: v for k, v in MEMORY.items() if k != "kind"},
         INVALID,
@@ -121,13 +126,17 @@ def test_invalid_args_are_reported_with_position_name_and_path(case: str):
 
 
 def test_long_offending_values_are_cut_short():
-    _, problem = Validator(AI_DESK).check(_event("v1.MemoryAdded", {**MEMORY, "importance": "x" * 5000}))
+    _, problem = Validator(AI_DESK).check(
+        _event("v1.MemoryAdded", {**MEMORY, "importance": "x" * 5000})
+    )
     assert problem is not None and len(problem.message()) < 400 and "…" in problem.message()
 
 
 def test_unknown_names_are_unknown_not_invalid():
     _, problem = Validator(AI_DESK).check(_event("v9.Teleported", {"id": 1}))
-    assert problem is not None and problem.kind == UNKNOWN and "unknown event name" in problem.reason
+    assert (
+        problem is not None and problem.kind == UNKNOWN and "unknown event name" in problem.reason
+    )
 
 
 @pytest.mark.parametrize("text", ["{not json", "", "NaN", '{"id": Infinity}', "[" * 100_000])
@@ -170,7 +179,9 @@ def test_corrupted_copy_of_a_real_log_reports_each_event(small_copy: Path):
         "WHERE seqNumGlobal = 9 AND seqNumClient = 0"
     )
     conn.execute("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 3")
-    conn.execute("UPDATE eventlog SET argsJson = '{oops' WHERE seqNumGlobal = 2 AND seqNumClient = 1")
+    conn.execute(
+        "UPDATE eventlog SET argsJson = '{oops' WHERE seqNumGlobal = 2 AND seqNumClient = 1"
+    )
     conn.commit()
     conn.close()
     src = open_source(small_copy)
@@ -186,7 +197,9 @@ def test_corrupted_copy_of_a_real_log_reports_each_event(small_copy: Path):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

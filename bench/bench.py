@@ -1,0 +1,415 @@
+"""Throughput and memory of `projector replay` on the real large log and on a 1,000,000-event log.
+
+For each log (the large fixture, and a log of --events events that bench/make_log.py
+builds from it once and caches in /tmp) this runs, --runs times and interleaved so both
+see the same machine:
+
+* the replay: projector.replay.replay() with its defaults (every event validated,
+  upcast, applied, checkpointed) into a fresh target, in a subprocess whose peak RSS is
+  read with wait4();
+* the floor: read every eventlog row, json.loads its args, one INSERT OR REPLACE per
+  event into one table keyed by (seqNumGlobal, seqNumClient) holding argsJson, 10,000
+  events per transaction, no validation; also in a subprocess.
+
+It reports medians (events/s, wall time, peak RSS, replay/floor ratio), whether the 1M
+time per event is within 15% of large's, whether peak RSS stays <= 150 MB and within 10%
+between the two logs, and the wall time of `projector --help`. The table goes to stdout
+and everything to bench/results.json.
+
+Usage: python bench/bench.py --large ../shared/livestore/fixtures/large/ai-desk [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+RATIO_TARGET = 0.7
+LINEAR_TOLERANCE = 0.15
+RSS_LIMIT_MB = 150.0
+RSS_FLAT_TOLERANCE = 0.10
+HELP_TARGET_S = 0.3
+FLOOR_BATCH = 10_000
+
+
+# ---------------------------------------------------------------- children (one measurement each)
+
+
+def _child_replay(source: Path, target: Path) -> dict[str, Any]:
+    from projector.log import configure
+    from projector.replay import replay
+
+    configure("human", "quiet")
+    started = time.perf_counter()
+    result = replay(source, target)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "read": result.read,
+        "applied": result.applied,
+        "parked": result.parked_total,
+        "state": result.state,
+    }
+
+
+def _child_floor(source: Path, target: Path) -> dict[str, Any]:
+    eventlog = source / "eventlog@6.db" if source.is_dir() else source
+    started = time.perf_counter()
+    src = sqlite3.connect(eventlog.resolve().as_uri() + "?mode=ro", uri=True)
+    dst = sqlite3.connect(str(target), isolation_level=None)
+    dst.execute(
+        "CREATE TABLE events (seqNumGlobal INTEGER NOT NULL, seqNumClient INTEGER NOT NULL, "
+        "argsJson TEXT NOT NULL, PRIMARY KEY (seqNumGlobal, seqNumClient))"
+    )
+    insert = "INSERT OR REPLACE INTO events (seqNumGlobal, seqNumClient, argsJson) VALUES (?, ?, ?)"
+    cursor = src.execute(
+        "SELECT seqNumGlobal, seqNumClient, argsJson FROM eventlog "
+        "ORDER BY seqNumGlobal, seqNumClient"
+    )
+    count = 0
+    while rows := cursor.fetchmany(FLOOR_BATCH):
+        dst.execute("BEGIN")
+        for g, c, args_json in rows:
+            json.loads(args_json)
+            dst.execute(insert, (g, c, args_json))
+        dst.execute("COMMIT")
+        count += len(rows)
+    dst.close()
+    src.close()
+    return {"seconds": time.perf_counter() - started, "read": count}
+
+
+CHILDREN = {"replay": _child_replay, "floor": _child_floor}
+
+
+def _vm_hwm_mb() -> float | None:
+    """This process's peak resident set size (Linux VmHWM), in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def run_child(mode: str, source: Path, target: Path) -> dict[str, Any]:
+    """One measurement in a fresh interpreter; adds its wall time and peak RSS (wait4)."""
+    _remove_db(target)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(source), str(target)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{mode} of {source} failed:\n{err.read().decode(errors='replace')}")
+        out.seek(0)
+        data: dict[str, Any] = json.loads(out.read())
+    data["processSeconds"] = wall
+    # wait4's ru_maxrss also counts what the process held before exec (this fat parent's
+    # pages, shared at fork), so the child's own VmHWM is the figure; both are kept.
+    data["ruMaxRssMB"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    data["maxRssMB"] = data.pop("vmHwmMB", None) or data["ruMaxRssMB"]
+    data["loadavg"] = os.getloadavg()[0]
+    return data
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def measure_log(
+    label: str, source: Path, events: int, runs: int, work: Path, keep: bool
+) -> dict[str, Any]:
+    target = work / f"{label}-replay.db"
+    floor_target = work / f"{label}-floor.db"
+    replays: list[dict[str, Any]] = []
+    floors: list[dict[str, Any]] = []
+    for run in range(runs):
+        floors.append(run_child("floor", source, floor_target))
+        _remove_db(floor_target)
+        last = run == runs - 1
+        replays.append(run_child("replay", source, target))
+        print(
+            f"  {label} run {run + 1}/{runs}: replay {replays[-1]['seconds']:.2f} s "
+            f"({replays[-1]['maxRssMB']:.0f} MB), floor {floors[-1]['seconds']:.2f} s",
+            flush=True,
+        )
+        if not last:
+            _remove_db(target)
+    bad = [r for r in replays if r["read"] != events or r["parked"] or r["state"] != "complete"]
+    if bad:
+        raise SystemExit(f"{label}: a replay did not apply every event: {bad[0]}")
+    from projector.digest import digest
+
+    overall = digest(target)["overall"]
+    if not keep:
+        _remove_db(target)
+    replay_s = _median([r["seconds"] for r in replays])
+    floor_s = _median([f["seconds"] for f in floors])
+    return {
+        "source": _shown(source),
+        "events": events,
+        "replay": {
+            "runs": [_rounded(r) for r in replays],
+            "medianSeconds": round(replay_s, 3),
+            "eventsPerSecond": round(events / replay_s),
+            "peakRssMB": round(max(r["maxRssMB"] for r in replays), 1),
+            "medianPeakRssMB": round(_median([r["maxRssMB"] for r in replays]), 1),
+        },
+        "floor": {
+            "runs": [_rounded(f) for f in floors],
+            "medianSeconds": round(floor_s, 3),
+            "eventsPerSecond": round(events / floor_s),
+        },
+        "ratioToFloor": round(floor_s / replay_s, 3),
+        "digest": overall,
+    }
+
+
+def _shown(path: Path) -> str:
+    """PATH relative to the repository when it is beside it (results.json is committed)."""
+    relative = os.path.relpath(path, ROOT)
+    return relative if not relative.startswith("../..") else str(path)
+
+
+def _rounded(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in data.items()}
+
+
+def measure_help(runs: int) -> dict[str, Any]:
+    exe = Path(sys.executable).parent / "projector"
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "projector", "--help"]
+    times = []
+    for _ in range(max(runs, 5)):
+        started = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return {
+        "command": "projector --help" if exe.exists() else "python -m projector --help",
+        "runs": [round(t, 3) for t in times],
+        "medianSeconds": round(_median(times), 3),
+        "targetSeconds": HELP_TARGET_S,
+        "ok": _median(times) < HELP_TARGET_S,
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        mem_gb = round(pages / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memoryGB": mem_gb,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def git_info() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def checks(large: dict[str, Any], big: dict[str, Any] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ratioTarget": RATIO_TARGET,
+        "largeRatioOk": large["ratioToFloor"] >= RATIO_TARGET,
+    }
+    if big is None:
+        return result
+    per_large = large["replay"]["medianSeconds"] / large["events"]
+    per_big = big["replay"]["medianSeconds"] / big["events"]
+    growth = per_big / per_large
+    rss_large = large["replay"]["peakRssMB"]
+    rss_big = big["replay"]["peakRssMB"]
+    rss_change = (rss_big - rss_large) / rss_large
+    result.update(
+        {
+            "bigRatioOk": big["ratioToFloor"] >= RATIO_TARGET,
+            "linear": {
+                "perEventTimeRatio": round(growth, 3),
+                "tolerance": LINEAR_TOLERANCE,
+                "ok": abs(growth - 1) <= LINEAR_TOLERANCE,
+            },
+            "rss": {
+                "largeMB": rss_large,
+                "bigMB": rss_big,
+                "limitMB": RSS_LIMIT_MB,
+                "underLimit": max(rss_large, rss_big) <= RSS_LIMIT_MB,
+                "change": round(rss_change, 3),
+                "tolerance": RSS_FLAT_TOLERANCE,
+                "flat": abs(rss_change) <= RSS_FLAT_TOLERANCE,
+            },
+        }
+    )
+    return result
+
+
+def print_table(logs: dict[str, dict[str, Any]], help_info: dict[str, Any]) -> None:
+    header = (
+        f"{'log':<8} {'events':>10} {'replay s':>9} {'events/s':>9} {'floor s':>8} "
+        f"{'floor ev/s':>10} {'ratio':>6} {'peak RSS MB':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, data in logs.items():
+        rep, flo = data["replay"], data["floor"]
+        print(
+            f"{label:<8} {data['events']:>10,} {rep['medianSeconds']:>9.2f} "
+            f"{rep['eventsPerSecond']:>9,} {flo['medianSeconds']:>8.2f} "
+            f"{flo['eventsPerSecond']:>10,} {data['ratioToFloor']:>6.2f} {rep['peakRssMB']:>11.1f}"
+        )
+    print(f"projector --help: {help_info['medianSeconds']:.3f} s (median)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--large", type=Path, help="the large fixture's store directory")
+    parser.add_argument("--runs", type=int, default=3, help="measurements per log (median)")
+    parser.add_argument("--events", type=int, default=1_000_000, help="size of the big log")
+    parser.add_argument("--skip-big", action="store_true", help="only the large fixture")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "projector-bench"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the replayed targets")
+    parser.add_argument(
+        "--child", nargs=3, metavar=("MODE", "SOURCE", "TARGET"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+
+    if args.child:
+        mode, source, target = args.child
+        data = CHILDREN[mode](Path(source), Path(target))
+        data["vmHwmMB"] = _vm_hwm_mb()
+        print(json.dumps(data))
+        return 0
+    if args.large is None:
+        parser.error("--large is required")
+
+    from make_log import EVENTLOG_NAME, cache_path
+
+    from projector.replay import DEFAULT_BATCH
+    from projector.target import CACHE_KIB
+
+    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    load_start = os.getloadavg()
+    large = args.large.resolve()
+    large_events = _count(large)
+    logs: dict[str, dict[str, Any]] = {}
+    print(f"large: {large} ({large_events:,} events)", flush=True)
+    logs["large"] = measure_log("large", large, large_events, args.runs, args.work, args.keep)
+
+    big_label = f"{args.events // 1_000_000}M" if args.events % 1_000_000 == 0 else str(args.events)
+    if not args.skip_big:
+        build_started = time.monotonic()
+        store = cache_path(large, args.events)
+        built = not (store / EVENTLOG_NAME).exists()
+        if built:  # in a child: building holds the template in memory, and a fat parent
+            # would hand its pages to every later child's ru_maxrss
+            subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "make_log.py"), str(large), str(store)]
+                + ["--events", str(args.events)],
+                check=True,
+            )
+        build_s = time.monotonic() - build_started
+        print(
+            f"{big_label}: {store} ({'built' if built else 'cached'}, {build_s:.1f} s)", flush=True
+        )
+        logs[big_label] = measure_log(
+            big_label, store, args.events, args.runs, args.work, args.keep
+        )
+        logs[big_label]["build"] = {
+            "from": _shown(large),
+            "by": f"bench/make_log.py --events {args.events}",
+            "seconds": round(build_s, 1),
+            "cached": not built,
+        }
+
+    help_info = measure_help(args.runs)
+    results = {
+        "command": command,
+        "date": dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seconds": round(time.time() - started, 1),
+        "git": git_info(),
+        "machine": {
+            **machine_info(),
+            "loadavg1mStart": round(load_start[0], 2),
+            "loadavg1mEnd": round(os.getloadavg()[0], 2),
+        },
+        "settings": {
+            "runs": args.runs,
+            "replayBatchSize": DEFAULT_BATCH,
+            "targetCacheKiB": CACHE_KIB,
+            "floorBatchSize": FLOOR_BATCH,
+        },
+        "logs": logs,
+        "help": help_info,
+        "checks": checks(logs["large"], None if args.skip_big else logs[big_label]),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print_table(logs, help_info)
+    print(json.dumps(results["checks"], indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _count(store: Path) -> int:
+    eventlog = store / "eventlog@6.db" if store.is_dir() else store
+    conn = sqlite3.connect(eventlog.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM eventlog").fetchone()[0])
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

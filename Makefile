@@ -9,10 +9,10 @@ LARGE := ../shared/livestore/fixtures/large/ai-desk
 
 .PHONY: install demo test lint golden bench verify-seed clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions the suite was run with.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the projector with its dev tools

@@ -163,3 +163,11 @@ def test_export_then_replay_gives_the_same_tables(runner, tmp_path: Path):
     out = tmp_path / "e.ndjson"
     assert runner.invoke(cli, ["export", str(SMALL), str(out), "--format", "ndjson"]).exit_code == 0
     assert out.read_text() == (FIXTURES / "small" / "events.ndjson").read_text()
+
+
+def test_cli_batch_default_is_the_librarys():
+    """--help shows the library's default without importing it; the two must agree."""
+    from projector import cli as cli_module
+    from projector.replay import DEFAULT_BATCH
+
+    assert cli_module.DEFAULT_BATCH == DEFAULT_BATCH

@@ -6,6 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from events.sources import connect_readonly
 from projector.errors import TargetError
 
 
@@ -14,16 +15,21 @@ def backup_path(target: Path, run: int) -> Path:
     return target.with_name(f"{target.name}.run{run}-{stamp}.bak")
 
 
+def _copy(source: Path, destination: Path) -> None:
+    """Copy SOURCE's pages into DESTINATION with SQLite's online backup API."""
+    src = connect_readonly(source)
+    dst = sqlite3.connect(destination)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
 def take_backup(target: Path, destination: Path) -> Path:
     """Copy TARGET to DESTINATION page by page through SQLite (consistent even with a WAL)."""
     try:
-        src = sqlite3.connect(target.resolve().as_uri() + "?mode=ro", uri=True)
-        dst = sqlite3.connect(destination)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        _copy(target, destination)
     except sqlite3.Error as exc:
         destination.unlink(missing_ok=True)
         raise TargetError(f"{target}: cannot back up before writing ({exc})") from None
@@ -34,13 +40,7 @@ def restore_backup(backup: Path, target: Path) -> None:
     """Overwrite TARGET's content with BACKUP's, through SQLite's backup API."""
     if not backup.exists():
         raise TargetError(f"{target}: backup {backup} is missing; cannot roll back")
-    src = sqlite3.connect(backup.resolve().as_uri() + "?mode=ro", uri=True)
-    dst = sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
+    _copy(backup, target)
 
 
 def remove_database(target: Path) -> list[Path]:

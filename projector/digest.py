@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from events.sources import connect_readonly
 from projector.target import APP_TABLES, PARKED_TABLE
 
 DIGEST_TABLES: dict[str, tuple[str, ...]] = {**APP_TABLES, PARKED_TABLE: ("position",)}
@@ -40,7 +41,7 @@ def table_digest(conn: sqlite3.Connection, table: str, key: tuple[str, ...]) -> 
 
 def digest(path: Path) -> dict[str, Any]:
     """{"tables": {name: {"sha256", "rows"}}, "overall": sha256} of a target database."""
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    conn = connect_readonly(path)
     try:
         present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         tables: dict[str, dict[str, Any]] = {}

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
 from projector.lock import lock_path, writer_lock
@@ -33,7 +34,7 @@ def status(target: Path) -> dict[str, Any]:
     """Source, store, checkpoint out of total, state, counts and backup of TARGET."""
     if not target.exists() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
-    conn = sqlite3.connect(target.resolve().as_uri() + "?mode=ro", uri=True)
+    conn = connect_readonly(target)
     try:
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from events.sources import connect_readonly
 from projector.errors import TargetError
 
 MIGRATION_SET = "livestore-projector"
@@ -186,7 +187,7 @@ def refuse_foreign(path: Path) -> None:
         return
     if head != b"SQLite format 3\x00":
         raise TargetError(f"{path}: not a SQLite database; refusing to write to it")
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    conn = connect_readonly(path)
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
@@ -222,7 +223,7 @@ def open_target(path: Path, *, create: bool) -> Database:
 
 def is_target(path: Path) -> bool:
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        conn = connect_readonly(path)
         try:
             row = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (STATE_TABLE,)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from events.errors import SourceError
-from events.sources import open_source
+from events.sources import connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
 from projector.target import LIVESTORE_TABLES, PARKED_TABLE, STATE_TABLE, is_target
@@ -102,7 +102,7 @@ def verify(target: Path, against: Path | None = None) -> VerifyReport:
     if not target.exists() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
     report = VerifyReport(target=str(target), against=str(against) if against else None)
-    conn = sqlite3.connect(target.resolve().as_uri() + "?mode=ro", uri=True)
+    conn = connect_readonly(target)
     try:
         _structural_checks(conn, report)
         _accounting_checks(conn, report)
@@ -234,7 +234,7 @@ def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> N
     if not against.exists():
         raise TargetError(f"{against}: no such state database")
     try:
-        state = sqlite3.connect(against.resolve().as_uri() + "?mode=ro", uri=True)
+        state = connect_readonly(against)
         state_tables = {
             r[0]
             for r in state.execute("SELECT name FROM sqlite_master WHERE type='table'")

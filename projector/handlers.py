@@ -126,6 +126,8 @@ def persona_deleted(conn: sqlite3.Connection, a: Args) -> None:
 @handles("v1.MemoryAdded", table="memories")
 def memory_added(conn: sqlite3.Connection, a: Args) -> None:
     tags = a["tags"]
+    if conn.execute("SELECT 1 FROM personas WHERE id = ?", (a["personaId"],)).fetchone() is None:
+        raise IntegrityBreak(f"memories.personaId: persona {a['personaId']!r} does not exist")
     try:
         conn.execute(
             "INSERT INTO memories "
@@ -224,6 +226,8 @@ def config_set(conn: sqlite3.Connection, a: Args) -> None:
 
 @handles("v1.DraftSaved", table="drafts", key="personaId")
 def draft_saved(conn: sqlite3.Connection, a: Args) -> None:
+    if conn.execute("SELECT 1 FROM personas WHERE id = ?", (a["personaId"],)).fetchone() is None:
+        raise IntegrityBreak(f"drafts.personaId: persona {a['personaId']!r} does not exist")
     try:
         conn.execute(
             "INSERT OR REPLACE INTO drafts (personaId, text, savedAt) VALUES (?, ?, ?)",

@@ -171,6 +171,10 @@ class Projection:
         if on_invalid not in ON_INVALID:
             raise ValueError(f"on_invalid must be one of {ON_INVALID}")
         self.conn = conn
+        # The handlers check every reference themselves (a persona before a memory or a
+        # draft; tags right after their memory), which costs less than SQLite's
+        # foreign-key machinery on every write; `verify` runs foreign_key_check.
+        conn.execute("PRAGMA foreign_keys = OFF")
         self.validator = validator
         self.on_invalid = on_invalid
         self.where = ""

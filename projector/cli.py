@@ -83,6 +83,13 @@ def _load_catalog(value: str | None) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+_batch_option = click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1_000_000),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Events per transaction (and per checkpoint).",
+)
 
 
 @click.group(context_settings=CONTEXT)
@@ -245,13 +252,7 @@ def _print_result(result: Any, as_json: bool) -> None:
     "_projector_parked table while the run goes on (park).",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would happen; TARGET is not touched.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 1_000_000),
-    default=DEFAULT_BATCH,
-    show_default=True,
-    help="Events per transaction (and per checkpoint).",
-)
+@_batch_option
 @_catalog_option
 @json_option
 @click.pass_context
@@ -302,13 +303,7 @@ def _progress(ctx: click.Context, as_json: bool) -> Any:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 1_000_000),
-    default=DEFAULT_BATCH,
-    show_default=True,
-    help="Events per transaction (and per checkpoint).",
-)
+@_batch_option
 @json_option
 @click.pass_context
 def resume(ctx: click.Context, target: Path, batch_size: int, as_json: bool) -> None:

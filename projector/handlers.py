@@ -3,8 +3,9 @@
 Each handler is registered by decorator with the table it writes and the args field that
 names the row (the entity); registering a name twice is an error. Old event versions
 reach these handlers through `events.upcast`. Handlers write with prepared, parameterized
-statements on the batch's connection; only a handler's first write can break integrity,
-so an event whose rows would break it leaves nothing behind (see `IntegrityBreak`).
+statements on the batch's connection. They check references before their first write
+(a persona before a memory or a draft), and only that first write can fail, so an event
+whose rows would break integrity leaves nothing behind (see `IntegrityBreak`).
 """
 
 from __future__ import annotations
@@ -69,11 +70,10 @@ def handler_for(name: str) -> Handler | None:
     return HANDLERS.get(name)
 
 
-def _missing_parent(exc: sqlite3.IntegrityError, what: str) -> IntegrityBreak:
-    text = str(exc)
-    if "FOREIGN KEY" in text:
-        return IntegrityBreak(what)
-    return IntegrityBreak(text)
+def _require_persona(conn: sqlite3.Connection, column: str, persona_id: str) -> None:
+    """The reference check the replay connection does itself (see Projection)."""
+    if conn.execute("SELECT 1 FROM personas WHERE id = ?", (persona_id,)).fetchone() is None:
+        raise IntegrityBreak(f"{column}: persona {persona_id!r} does not exist")
 
 
 def _insert_tags(conn: sqlite3.Connection, memory_id: str, tags: list[str]) -> None:
@@ -126,8 +126,7 @@ def persona_deleted(conn: sqlite3.Connection, a: Args) -> None:
 @handles("v1.MemoryAdded", table="memories")
 def memory_added(conn: sqlite3.Connection, a: Args) -> None:
     tags = a["tags"]
-    if conn.execute("SELECT 1 FROM personas WHERE id = ?", (a["personaId"],)).fetchone() is None:
-        raise IntegrityBreak(f"memories.personaId: persona {a['personaId']!r} does not exist")
+    _require_persona(conn, "memories.personaId", a["personaId"])
     try:
         conn.execute(
             "INSERT INTO memories "
@@ -145,10 +144,6 @@ def memory_added(conn: sqlite3.Connection, a: Args) -> None:
             ),
         )
     except sqlite3.IntegrityError as exc:
-        if "FOREIGN KEY" in str(exc):
-            raise IntegrityBreak(
-                f"memories.personaId: persona {a['personaId']!r} does not exist"
-            ) from None
         raise IntegrityBreak(f"memory {a['id']!r} already exists ({exc})") from None
     if tags:
         # The memory row is new, so no tag row can name it yet (memory_tags.memoryId is a
@@ -226,17 +221,11 @@ def config_set(conn: sqlite3.Connection, a: Args) -> None:
 
 @handles("v1.DraftSaved", table="drafts", key="personaId")
 def draft_saved(conn: sqlite3.Connection, a: Args) -> None:
-    if conn.execute("SELECT 1 FROM personas WHERE id = ?", (a["personaId"],)).fetchone() is None:
-        raise IntegrityBreak(f"drafts.personaId: persona {a['personaId']!r} does not exist")
-    try:
-        conn.execute(
-            "INSERT OR REPLACE INTO drafts (personaId, text, savedAt) VALUES (?, ?, ?)",
-            (a["personaId"], a["text"], a["savedAt"]),
-        )
-    except sqlite3.IntegrityError as exc:
-        raise _missing_parent(
-            exc, f"drafts.personaId: persona {a['personaId']!r} does not exist"
-        ) from None
+    _require_persona(conn, "drafts.personaId", a["personaId"])
+    conn.execute(
+        "INSERT OR REPLACE INTO drafts (personaId, text, savedAt) VALUES (?, ?, ?)",
+        (a["personaId"], a["text"], a["savedAt"]),
+    )
 
 
 # ---------------------------------------------------------------- client documents

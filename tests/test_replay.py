@@ -34,6 +34,23 @@ def stop_after(batches: int):
     return should_stop
 
 
+def hold_back_tail(store: Path, after_global: int):
+    """Remove the log's events past AFTER_GLOBAL; return a function that appends them again,
+    as the old app would have written them since."""
+    conn = sqlite3.connect(store / "eventlog@6.db")
+    tail = conn.execute("SELECT * FROM eventlog WHERE seqNumGlobal > ?", (after_global,)).fetchall()
+    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > ?", (after_global,))
+    conn.commit()
+
+    def append() -> int:
+        conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", tail)
+        conn.commit()
+        conn.close()
+        return len(tail)
+
+    return append
+
+
 @pytest.fixture(scope="module")
 def small_digest(tmp_path_factory) -> str:
     target = tmp_path_factory.mktemp("baseline") / "small.db"
@@ -90,17 +107,11 @@ def test_interrupted_run_resumes_to_the_same_digest(target: Path, small_digest: 
 
 def test_catch_up_applies_only_events_appended_since(small_copy: Path, target: Path):
     """The old app kept running: a second replay applies just the new events."""
-    log = small_copy / "eventlog@6.db"
-    conn = sqlite3.connect(log)
-    tail = conn.execute("SELECT * FROM eventlog WHERE seqNumGlobal > 150").fetchall()
-    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 150")
-    conn.commit()
+    append = hold_back_tail(small_copy, 150)
     first = replay(small_copy, target)
-    conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", tail)
-    conn.commit()
-    conn.close()
+    appended = append()
     second = replay(small_copy, target)
-    assert second.from_position == first.position and second.read == len(tail)
+    assert second.from_position == first.position and second.read == appended
     assert first.read + second.read == 200
     assert verify(target, SMALL_STATE).ok
     third = replay(small_copy, target)
@@ -140,15 +151,10 @@ def test_a_shorter_source_is_refused(small_copy: Path, target: Path):
 def test_rollback_after_a_completed_catch_up_restores_the_previous_digest(
     small_copy: Path, target: Path
 ):
-    conn = sqlite3.connect(small_copy / "eventlog@6.db")
-    tail = conn.execute("SELECT * FROM eventlog WHERE seqNumGlobal > 120").fetchall()
-    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 120")
-    conn.commit()
+    append = hold_back_tail(small_copy, 120)
     replay(small_copy, target)
     before = overall(target)
-    conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", tail)
-    conn.commit()
-    conn.close()
+    append()
     result = replay(small_copy, target)
     assert result.backup and Path(result.backup).exists()
     assert overall(target) != before
@@ -161,15 +167,10 @@ def test_rollback_after_a_completed_catch_up_restores_the_previous_digest(
 
 
 def test_rollback_after_an_interrupted_run(small_copy: Path, target: Path):
-    conn = sqlite3.connect(small_copy / "eventlog@6.db")
-    tail = conn.execute("SELECT * FROM eventlog WHERE seqNumGlobal > 50").fetchall()
-    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 50")
-    conn.commit()
+    append = hold_back_tail(small_copy, 50)
     replay(small_copy, target)
     before = overall(target)
-    conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", tail)
-    conn.commit()
-    conn.close()
+    append()
     with pytest.raises(Interrupted):
         replay(small_copy, target, ReplayOptions(batch_size=10, should_stop=stop_after(3)))
     assert overall(target) != before

@@ -18,11 +18,14 @@ _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 # The C encoder that _encoder.encode builds on every call, built once (3-4x faster on short
 # values). Same arguments as JSONEncoder.iterencode, except no circular-reference markers:
 # JSON-decoded values cannot hold a cycle.
-_c_compact = (
-    _c_make_encoder(None, _encoder.default, _encode_str, None, ":", ",", False, False, False)
-    if _c_make_encoder is not None
-    else None
-)
+try:  # c_make_encoder is CPython-internal: should its signature change, use the slow path.
+    _c_compact = (
+        _c_make_encoder(None, _encoder.default, _encode_str, None, ":", ",", False, False, False)
+        if _c_make_encoder is not None
+        else None
+    )
+except TypeError:  # pragma: no cover
+    _c_compact = None
 
 
 def _compact(value: Any) -> str:

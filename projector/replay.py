@@ -45,7 +45,7 @@ from projector.errors import (
     ReplayError,
     TargetError,
 )
-from projector.handlers import HANDLERS, Handler, handler_for
+from projector.handlers import Handler, handler_for
 from projector.lock import writer_lock
 from projector.target import (
     PARKED_TABLE,
@@ -714,7 +714,6 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
 
 
 __all__ = [
-    "HANDLERS",
     "INVALID",
     "ON_INVALID",
     "MigrationState",

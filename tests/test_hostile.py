@@ -1072,6 +1072,15 @@ def test_export_of_a_hostile_log_fails_cleanly_or_replays(mode: str, data: Any, 
 # ---------------------------------------------------------------- a source that grows
 
 
+def assert_migration_counts(target: Path, total: int) -> None:
+    """The migration record has read TOTAL events, each applied or parked."""
+    with read_only(target) as conn:
+        position, applied, parked = conn.execute(
+            f"SELECT position, applied, parked FROM {STATE_TABLE}"
+        ).fetchone()
+    assert position == total == applied + parked
+
+
 @settings(HOSTILE, max_examples=12)
 @given(
     events=hostile_events("strict", 2, 8),
@@ -1122,11 +1131,7 @@ def test_eventlog_appended_while_read_loses_nothing(
             return
         assert isinstance(outcome, ReplayResult), outcome
         assert first.read + outcome.read == total
-        with read_only(target) as conn:
-            position, applied, parked = conn.execute(
-                f"SELECT position, applied, parked FROM {STATE_TABLE}"
-            ).fetchone()
-        assert position == total == applied + parked
+        assert_migration_counts(target, total)
         check_hostile_outcomes(target, [*events, *written], parked_events(target))
 
 
@@ -1167,11 +1172,7 @@ def test_ndjson_appended_while_read_loses_nothing(
         final = run_guarded(source, target, on_invalid="park")
         assert isinstance(final, ReplayResult), final
         total = len(REAL_ROWS) + len(events) + len(appended)
-        with read_only(target) as conn:
-            position, applied, parked = conn.execute(
-                f"SELECT position, applied, parked FROM {STATE_TABLE}"
-            ).fetchone()
-        assert position == total == applied + parked
+        assert_migration_counts(target, total)
         check_hostile_outcomes(target, [*events, *appended], parked_events(target))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def format_event_id(seq_global: int, seq_client: int, rebase_generation: int | None) -> str:
@@ -15,9 +15,9 @@ def format_event_id(seq_global: int, seq_client: int, rebase_generation: int | N
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One event of the history, exactly as read from the source.
+class Event(NamedTuple):
+    """One event of the history, exactly as read from the source (a named tuple: built
+    for every event read, it costs a quarter of what a frozen dataclass does).
 
     ``position`` is the 1-based ordinal in LiveStore's replay order
     (``seqNumGlobal, seqNumClient``); it is what checkpoints count.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterable
 
 from eventsourcing.persistence import IntegrityError as TrackingConflict
 from eventsourcing.persistence import Tracking
@@ -48,12 +49,18 @@ class PrefixDigest:
         self._hash = hashlib.blake2b(digest_size=20)
 
     def update(self, event: Event) -> None:
-        args = event.args_json if isinstance(event.args_json, str) else repr(event.args_json)
-        self._hash.update(
-            f"{event.seq_global}.{event.seq_client}\x1f{event.name}\x1f{args}\x1e".encode(
-                "utf-8", "surrogatepass"
-            )
+        self.update_many((event,))
+
+    def update_many(self, events: Iterable[Event]) -> None:
+        """The same digest as `update` on each event in turn, hashed in one call."""
+        text = "".join(
+            [
+                f"{e.seq_global}.{e.seq_client}\x1f{e.name}\x1f"
+                f"{e.args_json if isinstance(e.args_json, str) else repr(e.args_json)}\x1e"
+                for e in events
+            ]
         )
+        self._hash.update(text.encode("utf-8", "surrogatepass"))
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

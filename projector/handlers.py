@@ -2,15 +2,16 @@
 
 Each handler is registered by decorator with the table it writes and the args field that
 names the row (the entity); registering a name twice is an error. Old event versions
-reach these handlers through `events.upcast`. Handlers write with prepared, parameterized
-statements on the batch's connection. They check references before their first write
-(a persona before a memory or a draft), and only that first write can fail, so an event
-whose rows would break integrity leaves nothing behind (see `IntegrityBreak`).
+reach these handlers through `events.upcast`. Handlers read and write whole rows of the
+batch's `RowStore` (which writes them to the target behind the batch, in key order).
+Each handler checks what it needs (a persona before a memory or a draft; a new id is
+new) and then makes its one change, so an event that would break integrity raises
+`IntegrityBreak` having changed nothing.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 from events.encoding import iso_to_epoch_ms, js_json
 from events.upcast import UPCASTERS
 from projector.errors import IntegrityBreak
+from projector.store import RowStore
 
 Args = dict[str, Any]
-Apply = Callable[[sqlite3.Connection, Args], None]
+Apply = Callable[[RowStore, Args], None]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Handler:
     table: str
     key: str
     apply: Apply
+    #: The rows (table, args field naming the key) the handler reads, fetched in bulk.
+    reads: tuple[tuple[str, str], ...] = ()
 
     @property
     def any_row(self) -> str:
@@ -49,13 +53,23 @@ class Handler:
 HANDLERS: dict[str, Handler] = {}
 
 
-def handles(name: str, *, table: str, key: str = "id") -> Callable[[Apply], Apply]:
-    """Register the decorated function as the handler of event NAME."""
+def handles(
+    name: str,
+    *,
+    table: str,
+    key: str = "id",
+    reads: tuple[tuple[str, str], ...] | None = None,
+) -> Callable[[Apply], Apply]:
+    """Register the decorated function as the handler of event NAME.
+
+    READS names the rows it looks at (default: its own row), so a batch can read them
+    all at once; a row it reads without naming it is still read, one query at a time.
+    """
 
     def register(fn: Apply) -> Apply:
         if name in HANDLERS:
             raise ValueError(f"a handler for {name} is already registered")
-        HANDLERS[name] = Handler(name, table, key, fn)
+        HANDLERS[name] = Handler(name, table, key, fn, ((table, key),) if reads is None else reads)
         return fn
 
     return register
@@ -70,161 +84,148 @@ def handler_for(name: str) -> Handler | None:
     return HANDLERS.get(name)
 
 
-def _require_persona(conn: sqlite3.Connection, column: str, persona_id: str) -> None:
-    """The reference check the replay connection does itself (see Projection)."""
-    if conn.execute("SELECT 1 FROM personas WHERE id = ?", (persona_id,)).fetchone() is None:
+def _require_persona(store: RowStore, column: str, persona_id: str) -> None:
+    """The reference check the handlers do themselves (see Projection)."""
+    if store.get("personas", persona_id) is None:
         raise IntegrityBreak(f"{column}: persona {persona_id!r} does not exist")
-
-
-def _insert_tags(conn: sqlite3.Connection, memory_id: str, tags: list[str]) -> None:
-    conn.executemany(
-        "INSERT OR IGNORE INTO memory_tags (memoryId, tag) VALUES (?, ?)",
-        [(memory_id, tag) for tag in tags],
-    )
-
-
-def _replace_tags(conn: sqlite3.Connection, memory_id: str, tags: list[str]) -> None:
-    conn.execute("DELETE FROM memory_tags WHERE memoryId = ?", (memory_id,))
-    _insert_tags(conn, memory_id, tags)
 
 
 # ---------------------------------------------------------------- personas
 
 
 @handles("v2.PersonaCreated", table="personas")
-def persona_created(conn: sqlite3.Connection, a: Args) -> None:
-    try:
-        conn.execute(
-            "INSERT INTO personas (id, name, personality, avatar, voice, createdAt, deletedAt) "
-            "VALUES (?, ?, ?, ?, ?, ?, NULL)",
-            (a["id"], a["name"], a["personality"], a["avatar"], a["voice"], a["createdAt"]),
-        )
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityBreak(f"persona {a['id']!r} already exists ({exc})") from None
+def persona_created(store: RowStore, a: Args) -> None:
+    if store.get("personas", a["id"]) is not None:
+        raise IntegrityBreak(f"persona {a['id']!r} already exists")
+    store.put(
+        "personas",
+        a["id"],
+        {
+            "id": a["id"],
+            "name": a["name"],
+            "personality": a["personality"],
+            "avatar": a["avatar"],
+            "voice": a["voice"],
+            "createdAt": a["createdAt"],
+            "deletedAt": None,
+        },
+    )
 
 
 _PERSONA_FIELDS = ("name", "personality", "avatar")
 
 
+def _update(store: RowStore, table: str, key: str, changes: Args) -> None:
+    """LiveStore's ``UPDATE ... WHERE key = ?``: nothing happens to a row that is not there."""
+    row = store.get(table, key)
+    if row is not None:
+        store.put(table, key, {**row, **changes})
+
+
 @handles("v1.PersonaUpdated", table="personas")
-def persona_updated(conn: sqlite3.Connection, a: Args) -> None:
-    present = [f for f in _PERSONA_FIELDS if f in a]
-    if not present:
-        return
-    sets = ", ".join(f"{f} = ?" for f in present)
-    conn.execute(f"UPDATE personas SET {sets} WHERE id = ?", [*(a[f] for f in present), a["id"]])
+def persona_updated(store: RowStore, a: Args) -> None:
+    changes = {f: a[f] for f in _PERSONA_FIELDS if f in a}
+    if changes:
+        _update(store, "personas", a["id"], changes)
 
 
 @handles("v1.PersonaDeleted", table="personas")
-def persona_deleted(conn: sqlite3.Connection, a: Args) -> None:
-    conn.execute("UPDATE personas SET deletedAt = ? WHERE id = ?", (a["deletedAt"], a["id"]))
+def persona_deleted(store: RowStore, a: Args) -> None:
+    _update(store, "personas", a["id"], {"deletedAt": a["deletedAt"]})
 
 
 # ---------------------------------------------------------------- memories
 
 
-@handles("v1.MemoryAdded", table="memories")
-def memory_added(conn: sqlite3.Connection, a: Args) -> None:
-    tags = a["tags"]
-    _require_persona(conn, "memories.personaId", a["personaId"])
-    try:
-        conn.execute(
-            "INSERT INTO memories "
-            "(id, personaId, content, kind, importance, tags, createdAt, updatedAt) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                a["id"],
-                a["personaId"],
-                a["content"],
-                a["kind"],
-                a["importance"],
-                js_json(tags),
-                a["createdAt"],
-                a["createdAt"],
-            ),
-        )
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityBreak(f"memory {a['id']!r} already exists ({exc})") from None
-    if tags:
-        # The memory row is new, so no tag row can name it yet (memory_tags.memoryId is a
-        # foreign key): nothing to delete first.
-        _insert_tags(conn, a["id"], tags)
+@handles("v1.MemoryAdded", table="memories", reads=(("personas", "personaId"), ("memories", "id")))
+def memory_added(store: RowStore, a: Args) -> None:
+    _require_persona(store, "memories.personaId", a["personaId"])
+    if store.get("memories", a["id"]) is not None:
+        raise IntegrityBreak(f"memory {a['id']!r} already exists")
+    store.put(
+        "memories",
+        a["id"],
+        {
+            "id": a["id"],
+            "personaId": a["personaId"],
+            "content": a["content"],
+            "kind": a["kind"],
+            "importance": a["importance"],
+            "tags": js_json(a["tags"]),  # memory_tags follows (see RowStore)
+            "createdAt": a["createdAt"],
+            "updatedAt": a["createdAt"],
+        },
+    )
 
 
 _MEMORY_FIELDS = ("content", "importance")
 
 
 @handles("v1.MemoryUpdated", table="memories")
-def memory_updated(conn: sqlite3.Connection, a: Args) -> None:
-    present = [f for f in _MEMORY_FIELDS if f in a]
-    values = [a[f] for f in present]
+def memory_updated(store: RowStore, a: Args) -> None:
+    changes = {f: a[f] for f in _MEMORY_FIELDS if f in a}
     if "tags" in a:
-        present.append("tags")
-        values.append(js_json(a["tags"]))
-    present.append("updatedAt")
-    values.append(a["updatedAt"])
-    sets = ", ".join(f"{f} = ?" for f in present)
-    cursor = conn.execute(f"UPDATE memories SET {sets} WHERE id = ?", [*values, a["id"]])
-    if "tags" in a and cursor.rowcount:
-        _replace_tags(conn, a["id"], a["tags"])
+        changes["tags"] = js_json(a["tags"])
+    changes["updatedAt"] = a["updatedAt"]
+    _update(store, "memories", a["id"], changes)
 
 
 @handles("v1.MemoryDeleted", table="memories")
-def memory_deleted(conn: sqlite3.Connection, a: Args) -> None:
-    conn.execute("DELETE FROM memory_tags WHERE memoryId = ?", (a["id"],))
-    conn.execute("DELETE FROM memories WHERE id = ?", (a["id"],))
+def memory_deleted(store: RowStore, a: Args) -> None:
+    if store.get("memories", a["id"]) is not None:
+        store.delete("memories", a["id"])
 
 
 # ---------------------------------------------------------------- plugins
 
 
-@handles("v1.PluginInstalled", table="plugins")
-def plugin_installed(conn: sqlite3.Connection, a: Args) -> None:
+@handles("v1.PluginInstalled", table="plugins", reads=())
+def plugin_installed(store: RowStore, a: Args) -> None:
     # Re-installing an id is an upgrade: the row is replaced and `enabled` resets.
-    conn.execute(
-        "INSERT OR REPLACE INTO plugins (id, name, version, manifest, enabled, installedAt) "
-        "VALUES (?, ?, ?, ?, 0, ?)",
-        (
-            a["id"],
-            a["name"],
-            a["version"],
-            js_json(a["manifest"]),
-            iso_to_epoch_ms(a["installedAt"]),
-        ),
+    store.put(
+        "plugins",
+        a["id"],
+        {
+            "id": a["id"],
+            "name": a["name"],
+            "version": a["version"],
+            "manifest": js_json(a["manifest"]),
+            "enabled": 0,
+            "installedAt": iso_to_epoch_ms(a["installedAt"]),
+        },
     )
 
 
 @handles("v1.PluginEnabled", table="plugins")
-def plugin_enabled(conn: sqlite3.Connection, a: Args) -> None:
-    conn.execute("UPDATE plugins SET enabled = 1 WHERE id = ?", (a["id"],))
+def plugin_enabled(store: RowStore, a: Args) -> None:
+    _update(store, "plugins", a["id"], {"enabled": 1})
 
 
 @handles("v1.PluginDisabled", table="plugins")
-def plugin_disabled(conn: sqlite3.Connection, a: Args) -> None:
-    conn.execute("UPDATE plugins SET enabled = 0 WHERE id = ?", (a["id"],))
+def plugin_disabled(store: RowStore, a: Args) -> None:
+    _update(store, "plugins", a["id"], {"enabled": 0})
 
 
-@handles("v1.PluginUninstalled", table="plugins")
-def plugin_uninstalled(conn: sqlite3.Connection, a: Args) -> None:
-    conn.execute("DELETE FROM plugins WHERE id = ?", (a["id"],))
+@handles("v1.PluginUninstalled", table="plugins", reads=())
+def plugin_uninstalled(store: RowStore, a: Args) -> None:
+    store.delete("plugins", a["id"])
 
 
 # ---------------------------------------------------------------- config and drafts
 
 
-@handles("v1.ConfigSet", table="config", key="key")
-def config_set(conn: sqlite3.Connection, a: Args) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO config (key, value) VALUES (?, ?)", (a["key"], js_json(a["value"]))
-    )
+@handles("v1.ConfigSet", table="config", key="key", reads=())
+def config_set(store: RowStore, a: Args) -> None:
+    store.put("config", a["key"], {"key": a["key"], "value": js_json(a["value"])})
 
 
-@handles("v1.DraftSaved", table="drafts", key="personaId")
-def draft_saved(conn: sqlite3.Connection, a: Args) -> None:
-    _require_persona(conn, "drafts.personaId", a["personaId"])
-    conn.execute(
-        "INSERT OR REPLACE INTO drafts (personaId, text, savedAt) VALUES (?, ?, ?)",
-        (a["personaId"], a["text"], a["savedAt"]),
+@handles("v1.DraftSaved", table="drafts", key="personaId", reads=(("personas", "personaId"),))
+def draft_saved(store: RowStore, a: Args) -> None:
+    _require_persona(store, "drafts.personaId", a["personaId"])
+    store.put(
+        "drafts",
+        a["personaId"],
+        {"personaId": a["personaId"], "text": a["text"], "savedAt": a["savedAt"]},
     )
 
 
@@ -246,31 +247,30 @@ UI_STATE_DEFAULT: Args = {
 }
 
 
-def _client_document_set(conn: sqlite3.Connection, table: str, default: Args, a: Args) -> None:
+def _client_document_set(store: RowStore, table: str, default: Args, a: Args) -> None:
     """LiveStore's `${name}Set`: insert defaults merged with the value, or merge top-level keys.
 
-    This is the SQL LiveStore runs (client-document-def.ts): `json_set` per changed key,
-    so a nested object is replaced whole and the stored JSON text is byte-identical.
+    LiveStore runs ``INSERT ... ON CONFLICT (id) DO UPDATE SET value = json_set(value,
+    '$.key', json(?), ...)`` (client-document-def.ts). The same merge is done here on the
+    parsed document: a key already there keeps its place, a new key goes last and a nested
+    object is replaced whole, so the stored text is byte-identical to json_set's
+    (tests/test_handlers.py proves it against SQLite's json_set).
     """
     value: Args = a["value"]
-    insert = f'INSERT INTO "{table}" (id, value) VALUES (?, ?) ON CONFLICT (id) DO '
-    initial = js_json({**default, **value})
-    if not value:
-        conn.execute(insert + "NOTHING", (a["id"], initial))
-        return
-    expr = "value"
-    params: list[Any] = [a["id"], initial]
-    for key, item in value.items():
-        expr = f"json_set({expr}, ?, json(?))"
-        params.extend((f"$.{key}", js_json(item)))
-    conn.execute(insert + f"UPDATE SET value = {expr}", params)
+    row = store.get(table, a["id"])
+    if row is None:
+        store.put(table, a["id"], {"id": a["id"], "value": js_json({**default, **value})})
+    elif value:
+        merged = json.loads(row["value"])
+        merged.update(value)
+        store.put(table, a["id"], {"id": a["id"], "value": js_json(merged)})
 
 
 @handles("userPreferencesSet", table="userPreferences")
-def user_preferences_set(conn: sqlite3.Connection, a: Args) -> None:
-    _client_document_set(conn, "userPreferences", USER_PREFERENCES_DEFAULT, a)
+def user_preferences_set(store: RowStore, a: Args) -> None:
+    _client_document_set(store, "userPreferences", USER_PREFERENCES_DEFAULT, a)
 
 
 @handles("uiStateSet", table="uiState")
-def ui_state_set(conn: sqlite3.Connection, a: Args) -> None:
-    _client_document_set(conn, "uiState", UI_STATE_DEFAULT, a)
+def ui_state_set(store: RowStore, a: Args) -> None:
+    _client_document_set(store, "uiState", UI_STATE_DEFAULT, a)

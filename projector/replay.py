@@ -47,6 +47,7 @@ from projector.errors import (
 )
 from projector.handlers import Handler, handler_for
 from projector.lock import writer_lock
+from projector.store import RowError, RowStore
 from projector.target import (
     PARKED_TABLE,
     RUNS_TABLE,
@@ -59,9 +60,14 @@ from projector.target import (
 log = structlog.get_logger("projector")
 
 ON_INVALID = ("fail", "park")
+#: An event made ready to apply: its handler, its args (upcast when valid), its problem.
+Prepared = tuple[Handler | None, Any, Problem | None]
 #: Events per transaction. Fewer, larger transactions write each hot index page to the
 #: WAL once per batch instead of once per small batch; the digest is the same at any size.
 DEFAULT_BATCH = 20000
+#: Events validated (and their rows read) at a time within a batch: parsed args are
+#: held only for a slice, so memory does not grow with the batch size.
+PREPARE_SLICE = 1000
 HELD = "held"
 INTEGRITY = "integrity"
 
@@ -172,9 +178,10 @@ class Projection:
             raise ValueError(f"on_invalid must be one of {ON_INVALID}")
         self.conn = conn
         # The handlers check every reference themselves (a persona before a memory or a
-        # draft; tags right after their memory), which costs less than SQLite's
+        # draft; tags are written with their memory), which costs less than SQLite's
         # foreign-key machinery on every write; `verify` runs foreign_key_check.
         conn.execute("PRAGMA foreign_keys = OFF")
+        self.store = RowStore(conn)
         self.validator = validator
         self.on_invalid = on_invalid
         self.where = ""
@@ -185,6 +192,82 @@ class Projection:
             )
         }
         self._handlers: dict[str, Handler | None] = {}
+        #: Why each event of the batch was parked, by position (for a run's examples).
+        self.reasons: dict[int, str] = {}
+
+    def apply_batch(self, events: list[Event]) -> list[str | None]:
+        """Apply EVENTS to the batch's rows in memory; return each one's outcome (see `apply`).
+
+        Events are validated and their rows read a slice at a time (`PREPARE_SLICE`), so
+        parsed args never pile up for a whole batch. Nothing is written: `write` does
+        that, in the batch's transaction; should the target refuse a row there, `clear`
+        and redo the batch with `apply_one_by_one`.
+        """
+        apply, prepare = self.apply, self.prepare
+        outcomes: list[str | None] = []
+        try:
+            for start in range(0, len(events), PREPARE_SLICE):
+                part = events[start : start + PREPARE_SLICE]
+                prepared = [prepare(event) for event in part]
+                self._prefetch(prepared)
+                outcomes.extend([apply(e, p) for e, p in zip(part, prepared, strict=True)])
+        except BaseException:
+            self.clear()
+            raise
+        return outcomes
+
+    def write(self) -> None:
+        """Write the batch's parked events and rows (raises `RowError` if a row is refused)."""
+        self.store.flush()
+
+    def clear(self) -> None:
+        """Forget the batch's unwritten rows and parked events."""
+        self.store.clear()
+        self.reasons.clear()
+
+    def _prefetch(self, prepared: list[Prepared]) -> None:
+        """Read every row the batch's handlers will look at, a table at a time."""
+        keys: dict[str, set[str]] = {}
+        for handler, args, problem in prepared:
+            if problem is None and handler is not None:
+                for table, field in handler.reads:
+                    value = args.get(field)
+                    if type(value) is str:
+                        keys.setdefault(table, set()).add(value)
+        for table, wanted in keys.items():
+            self.store.prefetch(table, wanted)
+
+    def apply_one_by_one(self, events: list[Event]) -> list[str | None]:
+        """Apply and write EVENTS one at a time, each in a savepoint, in the caller's
+        transaction: an event whose rows the target refuses is parked, the others apply."""
+        conn = self.conn
+        outcomes: list[str | None] = []
+        for event in events:
+            conn.execute("SAVEPOINT projector_event")
+            outcome = self.apply(event)
+            try:
+                self.store.flush()
+            except RowError as exc:
+                conn.execute("ROLLBACK TO projector_event")
+                self.store.clear()
+                outcome = self._refused(event, str(exc), self._entity(event))
+                self.store.flush()
+            conn.execute("RELEASE projector_event")
+            outcomes.append(outcome)
+        return outcomes
+
+    def _refused(self, event: Event, error: str, entity: str | None) -> str:
+        """Park (or fail on) an event whose rows the target refused to store."""
+        message = f"{event.event_id} ({event.name}): cannot be stored: {error}"
+        if self.on_invalid == "fail":
+            raise ReplayError(message)
+        self.park(event, INVALID, message, entity)
+        return INVALID
+
+    def _entity(self, event: Event) -> str | None:
+        """The row a valid event touches (worked out again only when its rows are refused)."""
+        handler, args, _ = self.prepare(event)
+        return handler.entity(args) if handler else None
 
     def _handler(self, name: str) -> Handler | None:
         try:
@@ -193,28 +276,33 @@ class Projection:
             found = self._handlers[name] = handler_for(name)
             return found
 
-    def apply(self, event: Event) -> str | None:
-        """Apply EVENT; return None when applied, or the kind under which it was parked."""
+    def prepare(self, event: Event) -> Prepared:
+        """Validate EVENT and find its handler: (handler, args as current, problem or None)."""
         args, problem = self.validator.check(event)
+        handler = self._handler(event.name) if isinstance(event.name, str) else None
         if problem is None:
-            handler = self._handler(event.name)
             if handler is None:
                 problem = Problem(
                     UNKNOWN, event.position, event.event_id, event.name, "no handler for this event"
                 )
+            else:
+                args = upcast(event.name, args)[1]
+        return handler, args, problem
+
+    def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
+        """Apply EVENT; return None when applied, or the kind under which it was parked."""
+        handler, current, problem = prepared or self.prepare(event)
         if problem is not None:
             if self.on_invalid == "fail":
                 raise ReplayError(problem.message(self.where))
             entity = None
-            handler = self._handler(event.name) if isinstance(event.name, str) else None
             if handler is not None:
                 # Args too broken to name their row hold back the handler's whole table:
                 # re-applying the event later must not overtake events it preceded.
-                entity = handler.entity(args) or handler.any_row
+                entity = handler.entity(current) or handler.any_row
             self.park(event, problem.kind, problem.message(), entity)
             return problem.kind
         assert handler is not None
-        name, current = upcast(event.name, args)
         held = self.held_entities
         if held:  # the entity is only worked out when something is parked (or parks below)
             entity = handler.entity(current)
@@ -224,25 +312,19 @@ class Projection:
                 self.park(event, HELD, reason, entity)
                 return HELD
         try:
-            handler.apply(self.conn, current)
+            handler.apply(self.store, current)
         except IntegrityBreak as exc:
             entity = handler.entity(current)
             self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entity)
             return INTEGRITY
         except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
             # Values JSON allows but SQLite cannot store (e.g. an integer beyond 64 bits).
-            message = f"{event.event_id} ({event.name}): cannot be stored: {exc}"
-            if self.on_invalid == "fail":
-                raise ReplayError(message) from None
-            self.park(event, INVALID, message, handler.entity(current))
-            return INVALID
+            return self._refused(event, str(exc), handler.entity(current))
         return None
 
     def park(self, event: Event, kind: str, reason: str, entity: str | None) -> None:
-        self.conn.execute(
-            f"INSERT INTO {PARKED_TABLE} (position, eventId, name, argsJson, kind, reason, "
-            "entity, seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        """Park EVENT (written with the batch's rows) and hold back its entity."""
+        self.store.park(
             (
                 event.position,
                 event.event_id,
@@ -256,8 +338,9 @@ class Projection:
                 event.rebase_generation,
                 _storable(event.client_id),
                 _storable(event.session_id),
-            ),
+            )
         )
+        self.reasons[event.position] = reason
         if entity is not None:
             self.held_entities.add(entity)
 
@@ -409,9 +492,9 @@ def _run(
             options.progress(checkpoint, total)
         projection = Projection(conn, validator, on_invalid)
         projection.where = source.path.name
-        events = _after_checkpoint(source, state, checkpoint)
+        digest, events = _after_checkpoint(source, state, checkpoint)
         try:
-            _apply_batches(db, projection, tracking, events, options, run, result)
+            _apply_batches(db, projection, tracking, digest, events, options, run, result)
         except (ReplayError, Interrupted, CheckpointMismatch, EventsError) as exc:
             # EventsError: the source broke mid-read (a corrupt page, a bad NDJSON line).
             result.state = "interrupted" if isinstance(exc, Interrupted) else "failed"
@@ -500,8 +583,9 @@ def _begin(
 
 def _after_checkpoint(
     source: Source, state: MigrationState | None, checkpoint: int
-) -> Iterator[tuple[Event, PrefixDigest]]:
-    """The source's events past CHECKPOINT, after proving the ones before it unchanged."""
+) -> tuple[PrefixDigest, Iterator[Event]]:
+    """The digest so far and the source's events past CHECKPOINT, after proving the ones
+    before it unchanged."""
     digest = PrefixDigest()
     events = source.events()
     if checkpoint:
@@ -523,57 +607,33 @@ def _after_checkpoint(
                 f"{source.path}: the events up to the checkpoint #{checkpoint} "
                 f"({state.last_event_id}) differ from those migrated into the target"
             )
-    for event in events:
-        yield event, digest
+    return digest, events
+
+
+@dataclass
+class _Batch:
+    """A batch's events and outcomes, applied in memory and not yet committed."""
+
+    events: list[Event]
+    outcomes: list[str | None]
+    held: set[str]  # the held entities before the batch, should it be redone
+    digest: str  # the prefix digest through its last event
 
 
 def _apply_batches(
     db: Any,
     projection: Projection,
     tracking: TrackingView,
-    events: Iterator[tuple[Event, PrefixDigest]],
+    digest: PrefixDigest,
+    events: Iterator[Event],
     options: ReplayOptions,
     run: int,
     result: ReplayResult,
 ) -> None:
-    conn = projection.conn
-    apply = projection.apply
-    parked = result.parked
-    examples = result.examples
-    digest: PrefixDigest | None = None
-    last_event: Event | None = None
-    saved = (0, 0)  # applied and parked counts already added to the migration record
+    """Apply EVENTS batch by batch, stopping at a batch boundary when asked to."""
     while True:
-        count = 0
-        with db.atomic():
-            for event, digest in itertools.islice(events, options.batch_size):
-                count += 1
-                digest.update(event)
-                outcome = apply(event)
-                if outcome is None:
-                    result.applied += 1
-                else:
-                    parked[outcome] += 1
-                    if len(examples) < options.max_examples:
-                        examples.append(_example(conn, event, outcome))
-                last_event = event
-            if count:
-                assert digest is not None and last_event is not None
-                result.read += count
-                result.position = last_event.position
-                try:
-                    tracking.record(conn, result.position)
-                except TrackingConflict as exc:
-                    raise ReplayError(
-                        f"position #{result.position} is already recorded in the target's "
-                        f"tracking ({exc}); refusing to apply it twice"
-                    ) from None
-                _save_progress(conn, run, result, last_event, digest, saved)
-                saved = (result.applied, result.parked_total)
-        if count:
-            log.debug("replay.batch", position=result.position, read=result.read)
-            if options.progress:
-                options.progress(result.position, result.total)
+        # One batch per call, so nothing of it is still referenced while the next is read.
+        count = _apply_batch(db, projection, tracking, digest, events, options, run, result)
         if count < options.batch_size:
             return
         if options.should_stop():
@@ -583,43 +643,106 @@ def _apply_batches(
             )
 
 
-def _example(conn: sqlite3.Connection, event: Event, kind: str) -> dict[str, Any]:
-    row = conn.execute(
-        f"SELECT reason FROM {PARKED_TABLE} WHERE position = ?", (event.position,)
-    ).fetchone()
+def _apply_batch(
+    db: Any,
+    projection: Projection,
+    tracking: TrackingView,
+    digest: PrefixDigest,
+    events: Iterator[Event],
+    options: ReplayOptions,
+    run: int,
+    result: ReplayResult,
+) -> int:
+    """Read, validate and apply one batch to its rows in memory, then write it with its
+    checkpoint in one transaction; return how many events it had. If the target refuses
+    one of its rows, the batch is rolled back and redone an event at a time
+    (`Projection.apply_one_by_one`), so that exactly the event at fault is parked."""
+    chunk = list(itertools.islice(events, options.batch_size))
+    if not chunk:
+        return 0
+    digest.update_many(chunk)
+    held = set(projection.held_entities)
+    batch = _Batch(chunk, projection.apply_batch(chunk), held, digest.hexdigest())
+    try:
+        with db.atomic():
+            projection.write()
+            _checkpoint(db.conn, tracking, run, result, batch)
+    except RowError:
+        projection.clear()
+        projection.held_entities = batch.held
+        with db.atomic():
+            batch.outcomes = projection.apply_one_by_one(batch.events)
+            _checkpoint(db.conn, tracking, run, result, batch)
+    except BaseException:
+        projection.clear()
+        raise
+    _count(projection, result, batch, options)
+    return len(chunk)
+
+
+def _tally(batch: _Batch) -> tuple[int, int]:
+    """How many of BATCH's events were applied and how many parked."""
+    parked = sum(1 for outcome in batch.outcomes if outcome is not None)
+    return len(batch.events) - parked, parked
+
+
+def _checkpoint(
+    conn: sqlite3.Connection, tracking: TrackingView, run: int, result: ReplayResult, batch: _Batch
+) -> None:
+    """Record BATCH's last position, digest and counts, in the batch's transaction."""
+    position = batch.events[-1].position
+    try:
+        tracking.record(conn, position)
+    except TrackingConflict as exc:
+        raise ReplayError(
+            f"position #{position} is already recorded in the target's "
+            f"tracking ({exc}); refusing to apply it twice"
+        ) from None
+    applied, parked = _tally(batch)
+    conn.execute(
+        f"UPDATE {STATE_TABLE} SET position = ?, lastEventId = ?, prefixDigest = ?, "
+        "applied = applied + ?, parked = parked + ? WHERE id = 1",
+        (position, batch.events[-1].event_id, batch.digest, applied, parked),
+    )
+    conn.execute(
+        f"UPDATE {RUNS_TABLE} SET toPosition = ?, read = ?, applied = ?, parked = ? WHERE run = ?",
+        (
+            position,
+            result.read + len(batch.events),
+            result.applied + applied,
+            result.parked_total + parked,
+            run,
+        ),
+    )
+
+
+def _count(
+    projection: Projection, result: ReplayResult, batch: _Batch, options: ReplayOptions
+) -> None:
+    """Add a committed BATCH to RESULT."""
+    for event, outcome in zip(batch.events, batch.outcomes, strict=True):
+        if outcome is None:
+            result.applied += 1
+        else:
+            result.parked[outcome] += 1
+            if len(result.examples) < options.max_examples:
+                result.examples.append(_example(event, outcome, projection.reasons))
+    projection.reasons.clear()
+    result.read += len(batch.events)
+    result.position = batch.events[-1].position
+    log.debug("replay.batch", position=result.position, read=result.read)
+    if options.progress:
+        options.progress(result.position, result.total)
+
+
+def _example(event: Event, kind: str, reasons: dict[int, str]) -> dict[str, Any]:
     return {
         "position": event.position,
         "eventId": event.event_id,
         "name": event.name if isinstance(event.name, str) else sample(event.name),
         "kind": kind,
-        "reason": row[0] if row else "",
+        "reason": reasons.get(event.position, ""),
     }
-
-
-def _save_progress(
-    conn: sqlite3.Connection,
-    run: int,
-    result: ReplayResult,
-    event: Event,
-    digest: PrefixDigest,
-    saved: tuple[int, int],
-) -> None:
-    parked = result.parked_total
-    conn.execute(
-        f"UPDATE {STATE_TABLE} SET position = ?, lastEventId = ?, prefixDigest = ?, "
-        "applied = applied + ?, parked = parked + ? WHERE id = 1",
-        (
-            result.position,
-            event.event_id,
-            digest.hexdigest(),
-            result.applied - saved[0],
-            parked - saved[1],
-        ),
-    )
-    conn.execute(
-        f"UPDATE {RUNS_TABLE} SET toPosition = ?, read = ?, applied = ?, parked = ? WHERE run = ?",
-        (result.position, result.read, result.applied, parked, run),
-    )
 
 
 def _finish(db: Any, run: int, result: ReplayResult, *, quiet: bool = False) -> None:
@@ -683,18 +806,21 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                     f"seqNumRebaseGeneration, clientId, sessionId FROM {PARKED_TABLE} "
                     "ORDER BY position"
                 ).fetchall()
-                for position, name, args_json, g, c, r, client_id, session_id in rows:
-                    event = Event(position, g, c, r, 0, 0, name, args_json, client_id, session_id)
-                    conn.execute(f"DELETE FROM {PARKED_TABLE} WHERE position = ?", (position,))
+                events = [
+                    Event(position, g, c, r, 0, 0, name, args_json, client_id, session_id)
+                    for position, name, args_json, g, c, r, client_id, session_id in rows
+                ]
+                # Each is taken out of the parked table and applied (or parked again).
+                conn.execute(f"DELETE FROM {PARKED_TABLE}")
+                for event, outcome in zip(events, projection.apply_one_by_one(events), strict=True):
                     result.read += 1
-                    outcome = projection.apply(event)
                     if outcome is None:
                         result.reapplied += 1
                         result.applied += 1
                     else:
                         result.parked[outcome] += 1
                         if len(result.examples) < options.max_examples:
-                            result.examples.append(_example(conn, event, outcome))
+                            result.examples.append(_example(event, outcome, projection.reasons))
                 conn.execute(
                     f"UPDATE {STATE_TABLE} SET applied = applied + ?, parked = parked - ?, "
                     "reapplied = reapplied + ? WHERE id = 1",

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from projector.handlers import HANDLERS, handles
+from events.encoding import js_json
+from projector.handlers import HANDLERS, USER_PREFERENCES_DEFAULT, handles, user_preferences_set
 from projector.replay import ReplayOptions, replay
+from projector.store import RowStore
+from projector.target import open_target
 
 T0 = "2024-01-16T08:56:04.715Z"
 T1 = "2024-01-17T09:00:00.000Z"
@@ -27,6 +33,11 @@ MANIFEST = {
 }
 
 
+#: Batch sizes that put every event in a batch of its own (each row read back from the
+#: target) and all events in one batch (every row worked on in memory, written once).
+BATCHES = pytest.mark.parametrize("batch", [1, 20000])
+
+
 def run(tmp_path: Path, events: list[tuple[str, dict[str, Any]]], **kw: Any) -> sqlite3.Connection:
     """Replay EVENTS (as an NDJSON log) into a fresh target and open it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -37,7 +48,9 @@ def run(tmp_path: Path, events: list[tuple[str, dict[str, Any]]], **kw: Any) -> 
                 json.dumps({"name": name, "args": args, "seqNum": i, "parentSeqNum": i - 1}) + "\n"
             )
     target = tmp_path / "t.db"
-    replay(log, target, ReplayOptions(on_invalid=kw.get("on_invalid", "fail")))
+    options = ReplayOptions(on_invalid=kw.get("on_invalid", "fail"))
+    options.batch_size = kw.get("batch_size", options.batch_size)
+    replay(log, target, options)
     conn = sqlite3.connect(target)
     conn.row_factory = sqlite3.Row
     return conn
@@ -57,7 +70,8 @@ def test_v2_persona_keeps_voice_and_explicit_null_avatar(tmp_path: Path):
     assert rows(conn, "personas")[0]["voice"] == "alloy"
 
 
-def test_persona_update_touches_only_the_keys_present(tmp_path: Path):
+@BATCHES
+def test_persona_update_touches_only_the_keys_present(tmp_path: Path, batch: int):
     conn = run(
         tmp_path,
         [
@@ -66,6 +80,7 @@ def test_persona_update_touches_only_the_keys_present(tmp_path: Path):
             ("v1.PersonaUpdated", {"id": "p1", "avatar": None}),
             ("v1.PersonaUpdated", {"id": "nobody", "name": "x"}),
         ],
+        batch_size=batch,
     )
     (row,) = rows(conn, "personas")
     assert (row["name"], row["personality"], row["avatar"]) == ("Bea", "calm", None)
@@ -101,7 +116,8 @@ def test_memory_added_sets_updated_at_and_tags(tmp_path: Path):
     ]
 
 
-def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path):
+@BATCHES
+def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path, batch: int):
     conn = run(
         tmp_path,
         [
@@ -110,6 +126,7 @@ def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path):
             ("v1.MemoryUpdated", {"id": "m1", "importance": 0.25, "updatedAt": T1}),
             ("v1.MemoryUpdated", {"id": "m1", "tags": ["c"], "updatedAt": T1}),
         ],
+        batch_size=batch,
     )
     (row,) = rows(conn, "memories")
     assert (row["content"], row["importance"], row["tags"], row["updatedAt"]) == (
@@ -121,7 +138,8 @@ def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path):
     assert rows(conn, "memory_tags") == [{"memoryId": "m1", "tag": "c"}]
 
 
-def test_memory_delete_is_hard_and_removes_tags(tmp_path: Path):
+@BATCHES
+def test_memory_delete_is_hard_and_removes_tags(tmp_path: Path, batch: int):
     conn = run(
         tmp_path,
         [
@@ -129,11 +147,13 @@ def test_memory_delete_is_hard_and_removes_tags(tmp_path: Path):
             ("v1.MemoryAdded", MEMORY),
             ("v1.MemoryDeleted", {"id": "m1"}),
         ],
+        batch_size=batch,
     )
     assert rows(conn, "memories") == [] and rows(conn, "memory_tags") == []
 
 
-def test_plugin_reinstall_replaces_the_row_and_resets_enabled(tmp_path: Path):
+@BATCHES
+def test_plugin_reinstall_replaces_the_row_and_resets_enabled(tmp_path: Path, batch: int):
     install = {
         "id": "w",
         "name": "Web",
@@ -148,15 +168,21 @@ def test_plugin_reinstall_replaces_the_row_and_resets_enabled(tmp_path: Path):
             ("v1.PluginEnabled", {"id": "w"}),
             ("v1.PluginInstalled", {**install, "version": "2.0.0", "installedAt": T1}),
         ],
+        batch_size=batch,
     )
     (row,) = rows(conn, "plugins")
     assert (row["version"], row["enabled"], row["installedAt"]) == ("2.0.0", 0, 1705482000000)
     assert row["manifest"].endswith('"settings":{"depth":2,"ratio":1e-7}}')
 
 
-def test_plugin_enable_disable_uninstall(tmp_path: Path):
+@BATCHES
+def test_plugin_enable_disable_uninstall(tmp_path: Path, batch: int):
     install = {"id": "w", "name": "Web", "version": "1", "manifest": MANIFEST, "installedAt": T0}
-    conn = run(tmp_path / "a", [("v1.PluginInstalled", install), ("v1.PluginEnabled", {"id": "w"})])
+    conn = run(
+        tmp_path / "a",
+        [("v1.PluginInstalled", install), ("v1.PluginEnabled", {"id": "w"})],
+        batch_size=batch,
+    )
     assert rows(conn, "plugins")[0]["enabled"] == 1
     conn = run(
         tmp_path / "b",
@@ -165,6 +191,7 @@ def test_plugin_enable_disable_uninstall(tmp_path: Path):
             ("v1.PluginDisabled", {"id": "w"}),
             ("v1.PluginUninstalled", {"id": "w"}),
         ],
+        batch_size=batch,
     )
     assert rows(conn, "plugins") == []
 
@@ -196,7 +223,8 @@ def test_draft_saved_upserts_by_persona(tmp_path: Path):
     assert rows(conn, "drafts") == [{"personaId": "p1", "text": "b", "savedAt": T1}]
 
 
-def test_client_document_set_merges_top_level_keys_into_defaults(tmp_path: Path):
+@BATCHES
+def test_client_document_set_merges_top_level_keys_into_defaults(tmp_path: Path, batch: int):
     """The first set inserts defaults + value; later ones replace top-level keys, nested whole."""
     conn = run(
         tmp_path,
@@ -209,6 +237,7 @@ def test_client_document_set_merges_top_level_keys_into_defaults(tmp_path: Path)
             ("userPreferencesSet", {"id": "default", "value": {}}),
             ("uiStateSet", {"id": "static", "value": {}}),
         ],
+        batch_size=batch,
     )
     prefs = json.loads(rows(conn, "userPreferences")[0]["value"])
     assert prefs == {
@@ -257,3 +286,64 @@ def test_registering_a_handler_twice_is_an_error():
     with pytest.raises(ValueError, match="already registered"):
         handles("v1.MemoryAdded", table="memories")(lambda conn, args: None)
     assert HANDLERS["v1.MemoryAdded"].table == "memories"
+
+
+# ---------------------------------------------------------------- client documents = json_set
+
+JSON_TEXT = st.text(st.characters(codec="utf-8"), max_size=6)  # quotes, \\, controls, emoji
+JS_NUMBERS = st.one_of(
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e21, 1e-7, 0.1, -0.0, 5e-324, 1.7976931348623157e308, 123456789.125]),
+)
+PREFERENCES = st.fixed_dictionaries(
+    {},
+    optional={
+        "theme": st.sampled_from(["system", "light", "dark"]),
+        "language": JSON_TEXT,
+        "fontSize": JS_NUMBERS,
+        "sendOnEnter": st.booleans(),
+        "activePersonaId": st.one_of(st.none(), JSON_TEXT),
+        "notifications": st.fixed_dictionaries({"enabled": st.booleans(), "sound": JSON_TEXT}),
+    },
+)
+
+
+def livestore_set(conn: sqlite3.Connection, value: dict[str, Any]) -> None:
+    """What LiveStore runs for `userPreferencesSet` (client-document-def.ts), as SQL."""
+    insert = "INSERT INTO doc (id, value) VALUES ('d', ?) ON CONFLICT (id) DO "
+    initial = js_json({**USER_PREFERENCES_DEFAULT, **value})
+    if not value:
+        conn.execute(insert + "NOTHING", (initial,))
+        return
+    expr, params = "value", [initial]
+    for key, item in value.items():
+        expr = f"json_set({expr}, ?, json(?))"
+        params.extend((f"$.{key}", js_json(item)))
+    conn.execute(insert + f"UPDATE SET value = {expr}", params)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(PREFERENCES, min_size=1, max_size=5), split=st.integers(0, 5))
+def test_client_document_merge_is_byte_identical_to_livestores_json_set(
+    values: list[dict[str, Any]], split: int
+):
+    """The handler merges parsed documents; LiveStore runs json_set. The text must agree,
+    whether the sets fall in one batch or the document is read back between them."""
+    reference = sqlite3.connect(":memory:")
+    reference.execute("CREATE TABLE doc (id TEXT PRIMARY KEY, value TEXT)")
+    for value in values:
+        livestore_set(reference, value)
+    expected = reference.execute("SELECT value FROM doc").fetchone()[0]
+
+    with tempfile.TemporaryDirectory() as d:
+        db = open_target(Path(d) / "t.db", create=True)
+        store = RowStore(db.conn)
+        for index, value in enumerate(values):
+            if index == split:
+                store.flush()  # a batch boundary: the document is read back from the target
+            user_preferences_set(store, {"id": "d", "value": value})
+        store.flush()
+        got = db.conn.execute("SELECT value FROM userPreferences").fetchone()[0]
+        db.conn.close()
+    assert got == expected

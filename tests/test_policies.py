@@ -10,6 +10,7 @@ import pytest
 
 from events.upcast import UPCASTERS, upcast, upcaster
 from projector.cli import cli
+from projector.errors import ReplayError
 from projector.replay import ReplayOptions, replay
 from projector.verify import verify
 from tests.conftest import FIXTURES, MICRO, REBASE, SMALL
@@ -93,3 +94,72 @@ def test_an_upcaster_is_registered_once():
     with pytest.raises(ValueError, match="already registered"):
         upcaster("v1.PersonaCreated", "v2.PersonaCreated")(lambda a: a)
     assert UPCASTERS["v1.PersonaCreated"][0] == "v2.PersonaCreated"
+
+
+def _ndjson(path: Path, events: list[tuple[str, dict]]) -> Path:
+    with path.open("w") as fh:
+        for seq, (name, args) in enumerate(events, start=1):
+            fh.write(json.dumps({"name": name, "args": args, "seqNum": seq}) + "\n")
+    return path
+
+
+def _memory(memory_id: str, importance: object) -> tuple[str, dict]:
+    args = {
+        "id": memory_id,
+        "personaId": "p",
+        "content": memory_id,
+        "kind": "fact",
+        "importance": importance,
+        "tags": ["t"],
+        "createdAt": "2024-01-16T08:56:04.715Z",
+    }
+    return "v1.MemoryAdded", args
+
+
+REFUSED_LOG = [
+    (
+        "v2.PersonaCreated",
+        {
+            "id": "p",
+            "name": "P",
+            "personality": "",
+            "avatar": None,
+            "voice": "alloy",
+            "createdAt": "2024-01-16T08:56:04.715Z",
+        },
+    ),
+    _memory("a", 0.5),
+    _memory("b", 2**64),  # valid JSON and schema, but SQLite cannot store it
+    ("v1.MemoryUpdated", {"id": "b", "content": "later", "updatedAt": "2024-01-17T00:00:00.000Z"}),
+    _memory("c", 0.75),
+]
+
+
+def test_a_row_the_target_refuses_parks_only_its_event_and_the_batch_still_applies(
+    tmp_path: Path,
+):
+    """Rows are written once per batch; a refused one sends the batch through one event at
+    a time, so exactly that event is parked (and its row's followers held)."""
+    log = _ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
+    target = tmp_path / "t.db"
+    result = replay(log, target, ReplayOptions(on_invalid="park", batch_size=20000))
+    assert (result.read, result.applied, dict(result.parked)) == (5, 3, {"invalid": 1, "held": 1})
+    assert [e["position"] for e in result.examples] == [3, 4]
+    assert "cannot be stored" in result.examples[0]["reason"]
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT id FROM memories ORDER BY id").fetchall() == [("a",), ("c",)]
+    assert conn.execute("SELECT memoryId FROM memory_tags ORDER BY 1").fetchall() == [
+        ("a",),
+        ("c",),
+    ]
+    assert verify(target).ok
+
+
+def test_a_refused_row_under_fail_names_its_event_and_keeps_the_batch_out(tmp_path: Path):
+    log = _ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
+    target = tmp_path / "t.db"
+    with pytest.raises(ReplayError, match=r"e3 \(v1.MemoryAdded\): cannot be stored"):
+        replay(log, target, ReplayOptions(on_invalid="fail", batch_size=20000))
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT COUNT(*) FROM memories").fetchone() == (0,)
+    assert conn.execute("SELECT position FROM _projector_migration").fetchone() == (0,)

@@ -1,0 +1,212 @@
+"""The batch's view of the app tables: reads go through to the target, writes stay behind.
+
+Handlers read and write whole rows here instead of running SQL per event. A row is read
+from the target the first time a batch touches it; after that the batch works on its own
+copy, so a row that changes ten times in a batch is written once, and a row added and
+deleted within a batch is never written at all. `flush` writes what changed, table by
+table in key order (deletes, then updates, then inserts, each one `executemany`), inside
+the caller's transaction, so the rows still commit together with the checkpoint.
+
+``memory_tags`` is derived here from ``memories.tags``: its rows are rewritten only for
+memories whose tags changed.
+
+A value SQLite refuses (a CHECK, an integer beyond 64 bits, text that is not Unicode)
+surfaces only at `flush`; it is raised as `RowError` so the replay can redo the batch
+one event at a time and park exactly the event at fault. Any other database error (a
+full disk, an I/O error) is not the events' fault and propagates as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from projector.target import PARKED_TABLE
+
+Row = dict[str, Any]
+Key = str
+
+#: The tables handlers write, with their key column, in the order a flush writes them.
+ROW_TABLES: dict[str, str] = {
+    "personas": "id",
+    "memories": "id",
+    "plugins": "id",
+    "config": "key",
+    "drafts": "personaId",
+    "userPreferences": "id",
+    "uiState": "id",
+}
+PARK_SQL = (
+    f"INSERT INTO {PARKED_TABLE} (position, eventId, name, argsJson, kind, reason, entity, "
+    "seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: The original of a row written without being read first: it may or may not exist.
+UNKNOWN: Any = object()
+EMPTY_TAGS = "[]"
+
+
+def _bindable(key: str) -> bool:
+    """KEY is text SQLite can take (no lone surrogate); other keys are read one at a time."""
+    if key.isascii():
+        return True
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class RowError(Exception):
+    """The target refused a value of the batch's rows (not an I/O or capacity failure)."""
+
+
+class RowStore:
+    """Rows of the current batch, over one target connection."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self._columns: dict[str, tuple[str, ...]] = {}
+        self._sql: dict[str, dict[str, str]] = {}
+        for table, key in ROW_TABLES.items():
+            columns = tuple(r[1] for r in conn.execute(f'PRAGMA table_info("{table}")'))
+            others = [c for c in columns if c != key]
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            sets = ", ".join(f"{c} = ?" for c in others)
+            self._columns[table] = columns
+            self._sql[table] = {
+                "select": f'SELECT {names} FROM "{table}" WHERE {key} = ?',
+                "delete": f'DELETE FROM "{table}" WHERE {key} = ?',
+                "update": f'UPDATE "{table}" SET {sets} WHERE {key} = ?',
+                "insert": f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
+                "upsert": f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '
+                f"ON CONFLICT ({key}) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in others),
+            }
+        self._others = {t: [c for c in cs if c != ROW_TABLES[t]] for t, cs in self._columns.items()}
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the batch's rows (after a flush, or when its transaction rolls back)."""
+        self._rows: dict[str, dict[Key, Row | None]] = {t: {} for t in ROW_TABLES}
+        self._original: dict[str, dict[Key, Any]] = {t: {} for t in ROW_TABLES}
+        self._dirty: dict[str, set[Key]] = {t: set() for t in ROW_TABLES}
+        self._parked: list[tuple[Any, ...]] = []
+
+    def park(self, values: tuple[Any, ...]) -> None:
+        """Add a parked event's row (the `_projector_parked` columns, in order)."""
+        self._parked.append(values)
+
+    def get(self, table: str, key: Key) -> Row | None:
+        """The row of TABLE with KEY as the batch sees it, or None. Do not mutate it: `put`."""
+        rows = self._rows[table]
+        if key in rows:
+            return rows[key]
+        found = self.conn.execute(self._sql[table]["select"], (key,)).fetchone()
+        row = dict(zip(self._columns[table], found, strict=True)) if found else None
+        rows[key] = self._original[table][key] = row
+        return row
+
+    def prefetch(self, table: str, keys: set[Key]) -> None:
+        """Read the rows of TABLE with KEYS in one query (`get` then finds them here)."""
+        rows = self._rows[table]
+        wanted = sorted(k for k in keys if k not in rows and _bindable(k))
+        if not wanted:
+            return
+        columns = self._columns[table]
+        key = ROW_TABLES[table]
+        original = self._original[table]
+        for k in wanted:
+            rows[k] = original[k] = None
+        query = (
+            f'SELECT {", ".join(columns)} FROM "{table}" '
+            f"WHERE {key} IN (SELECT value FROM json_each(?))"
+        )
+        index = columns.index(key)
+        for found in self.conn.execute(query, (json.dumps(wanted, ensure_ascii=False),)):
+            row = dict(zip(columns, found, strict=True))
+            rows[found[index]] = original[found[index]] = row
+
+    def put(self, table: str, key: Key, row: Row) -> None:
+        """Set the whole row of TABLE with KEY (a new dict, holding every column)."""
+        if key not in self._original[table]:
+            self._original[table][key] = UNKNOWN
+        self._rows[table][key] = row
+        self._dirty[table].add(key)
+
+    def delete(self, table: str, key: Key) -> None:
+        if key not in self._original[table]:
+            self._original[table][key] = UNKNOWN
+        self._rows[table][key] = None
+        self._dirty[table].add(key)
+
+    def flush(self) -> None:
+        """Write the batch's parked events and changed rows to the target, then forget them."""
+        if self._parked:
+            self.conn.executemany(PARK_SQL, self._parked)
+        try:
+            for table in ROW_TABLES:
+                if self._dirty[table]:
+                    self._flush_table(table)
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError) as exc:
+            # ValueError covers UnicodeEncodeError (a lone surrogate in text).
+            raise RowError(str(exc)) from exc
+        self.clear()
+
+    def _flush_table(self, table: str) -> None:
+        sql = self._sql[table]
+        others = self._others[table]
+        columns = self._columns[table]
+        rows = self._rows[table]
+        original = self._original[table]
+        deletes: list[tuple[Key]] = []
+        updates: list[list[Any]] = []
+        inserts: list[list[Any]] = []
+        upserts: list[list[Any]] = []
+        tag_deletes: list[tuple[Key]] = []
+        tag_inserts: list[tuple[Key, Any]] = []
+        memories = table == "memories"
+        for key in sorted(self._dirty[table]):
+            row = rows[key]
+            before = original[key]
+            if row is None:
+                if before is not None:
+                    deletes.append((key,))
+            elif before is None:
+                inserts.append([row[c] for c in columns])
+            elif before is UNKNOWN:
+                upserts.append([row[c] for c in columns])
+            elif row is not before:
+                updates.append([*(row[c] for c in others), key])
+            if memories:
+                old_tags = (
+                    EMPTY_TAGS
+                    if before is None
+                    else (None if before is UNKNOWN else before["tags"])
+                )
+                new_tags = EMPTY_TAGS if row is None else row["tags"]
+                if old_tags != new_tags:
+                    if old_tags != EMPTY_TAGS:
+                        tag_deletes.append((key,))
+                    if new_tags != EMPTY_TAGS:
+                        tag_inserts.extend((key, tag) for tag in json.loads(new_tags))
+        conn = self.conn
+        if deletes:
+            conn.executemany(sql["delete"], deletes)
+        if updates:
+            conn.executemany(sql["update"], updates)
+        if upserts:
+            conn.executemany(sql["upsert"], upserts)
+        if inserts:
+            conn.executemany(sql["insert"], inserts)
+        if tag_deletes:
+            conn.executemany("DELETE FROM memory_tags WHERE memoryId = ?", tag_deletes)
+        if tag_inserts:
+            conn.executemany(
+                "INSERT OR IGNORE INTO memory_tags (memoryId, tag) VALUES (?, ?)", tag_inserts
+            )
+
+
+__all__ = ["ROW_TABLES", "RowError", "RowStore"]

@@ -124,7 +124,7 @@ def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path, batch: 
             ("v1.PersonaCreated", PERSONA),
             ("v1.MemoryAdded", MEMORY),
             ("v1.MemoryUpdated", {"id": "m1", "importance": 0.25, "updatedAt": T1}),
-            ("v1.MemoryUpdated", {"id": "m1", "tags": ["c"], "updatedAt": T1}),
+            ("v1.MemoryUpdated", {"id": "m1", "tags": ["c", "b", "c"], "updatedAt": T1}),
         ],
         batch_size=batch,
     )
@@ -132,10 +132,14 @@ def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path, batch: 
     assert (row["content"], row["importance"], row["tags"], row["updatedAt"]) == (
         "tea",
         0.25,
-        '["c"]',
+        '["c","b","c"]',
         T1,
     )
-    assert rows(conn, "memory_tags") == [{"memoryId": "m1", "tag": "c"}]
+    # "a" went, "b" stayed, "c" came (once).
+    assert rows(conn, "memory_tags") == [
+        {"memoryId": "m1", "tag": "b"},
+        {"memoryId": "m1", "tag": "c"},
+    ]
 
 
 @BATCHES

@@ -662,7 +662,15 @@ def _apply_batch(
         return 0
     digest.update_many(chunk)
     held = set(projection.held_entities)
-    batch = _Batch(chunk, projection.apply_batch(chunk), held, digest.hexdigest())
+    try:
+        outcomes = projection.apply_batch(chunk)
+    except ReplayError:
+        # Under "fail": an earlier event of the batch may hold a row the target would
+        # refuse only when written. Name the first event at fault, writing nothing.
+        projection.held_entities = held
+        _raise_first_failure(db, projection, chunk)
+        raise
+    batch = _Batch(chunk, outcomes, held, digest.hexdigest())
     try:
         with db.atomic():
             projection.write()
@@ -678,6 +686,23 @@ def _apply_batch(
         raise
     _count(projection, result, batch, options)
     return len(chunk)
+
+
+class _Rollback(Exception):
+    """Leaves a transaction that must not be committed."""
+
+
+def _raise_first_failure(db: Any, projection: Projection, events: list[Event]) -> None:
+    """Apply EVENTS one at a time in a transaction that is rolled back: the first event
+    at fault raises its ReplayError."""
+    try:
+        with db.atomic():
+            projection.apply_one_by_one(events)
+            raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        projection.clear()
 
 
 def _tally(batch: _Batch) -> tuple[int, int]:

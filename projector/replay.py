@@ -1,7 +1,8 @@
 """The replay loop: source -> validate -> upcast -> handlers -> tables + checkpoint.
 
-Events are applied in batches; each batch is one transaction that holds the rows the
-batch produced, the parked events, the tracking record of its last position and the
+Events are applied in batches. A batch is validated and applied to its rows in memory
+(`projector.store.RowStore`), then written as one transaction that holds the rows the
+batch changed, its parked events, the tracking record of its last position and the
 migration's counters. Whatever the moment of interruption, the target holds either all
 of a batch or none of it, and a later run starts after the last committed position.
 """

@@ -1,14 +1,15 @@
 """The batch's view of the app tables: reads go through to the target, writes stay behind.
 
 Handlers read and write whole rows here instead of running SQL per event. A row is read
-from the target the first time a batch touches it; after that the batch works on its own
-copy, so a row that changes ten times in a batch is written once, and a row added and
-deleted within a batch is never written at all. `flush` writes what changed, table by
-table in key order (deletes, then updates, then inserts, each one `executemany`), inside
-the caller's transaction, so the rows still commit together with the checkpoint.
+from the target the first time a batch touches it (`prefetch` reads the rows of a slice
+of events in one query per table); after that the batch works on its own copy, so a row
+that changes ten times in a batch is written once, and a row added and deleted within a
+batch is never written at all. `flush` writes what changed, table by table in key order
+(deletes, then updates, then inserts, each one `executemany`), inside the caller's
+transaction, so the rows still commit together with the checkpoint.
 
-``memory_tags`` is derived here from ``memories.tags``: its rows are rewritten only for
-memories whose tags changed.
+``memory_tags`` is derived here from ``memories.tags``: only the tags a memory lost or
+gained are written. The batch's parked events are written by the same `flush`.
 
 A value SQLite refuses (a CHECK, an integer beyond 64 bits, text that is not Unicode)
 surfaces only at `flush`; it is raised as `RowError` so the replay can redo the batch

@@ -93,12 +93,19 @@ def _require_persona(store: RowStore, column: str, persona_id: str) -> None:
 # ---------------------------------------------------------------- personas
 
 
+def _create(store: RowStore, table: str, noun: str, key: str, row: Args) -> None:
+    """LiveStore's plain INSERT: a row whose key is taken is an integrity break."""
+    if store.get(table, key) is not None:
+        raise IntegrityBreak(f"{noun} {key!r} already exists")
+    store.put(table, key, row)
+
+
 @handles("v2.PersonaCreated", table="personas")
 def persona_created(store: RowStore, a: Args) -> None:
-    if store.get("personas", a["id"]) is not None:
-        raise IntegrityBreak(f"persona {a['id']!r} already exists")
-    store.put(
+    _create(
+        store,
         "personas",
+        "persona",
         a["id"],
         {
             "id": a["id"],
@@ -140,10 +147,10 @@ def persona_deleted(store: RowStore, a: Args) -> None:
 @handles("v1.MemoryAdded", table="memories", reads=(("personas", "personaId"), ("memories", "id")))
 def memory_added(store: RowStore, a: Args) -> None:
     _require_persona(store, "memories.personaId", a["personaId"])
-    if store.get("memories", a["id"]) is not None:
-        raise IntegrityBreak(f"memory {a['id']!r} already exists")
-    store.put(
+    _create(
+        store,
         "memories",
+        "memory",
         a["id"],
         {
             "id": a["id"],

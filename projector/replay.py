@@ -495,7 +495,7 @@ def _run(
         projection.where = source.path.name
         digest, events = _after_checkpoint(source, state, checkpoint)
         try:
-            _apply_batches(db, projection, tracking, digest, events, options, run, result)
+            _apply_batches(_Replay(db, projection, tracking, digest, options, run, result), events)
         except (ReplayError, Interrupted, CheckpointMismatch, EventsError) as exc:
             # EventsError: the source broke mid-read (a corrupt page, a bad NDJSON line).
             result.state = "interrupted" if isinstance(exc, Interrupted) else "failed"
@@ -621,47 +621,43 @@ class _Batch:
     digest: str  # the prefix digest through its last event
 
 
-def _apply_batches(
-    db: Any,
-    projection: Projection,
-    tracking: TrackingView,
-    digest: PrefixDigest,
-    events: Iterator[Event],
-    options: ReplayOptions,
-    run: int,
-    result: ReplayResult,
-) -> None:
+@dataclass
+class _Replay:
+    """What every batch of one run works with."""
+
+    db: Any
+    projection: Projection
+    tracking: TrackingView
+    digest: PrefixDigest
+    options: ReplayOptions
+    run: int
+    result: ReplayResult
+
+
+def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
     """Apply EVENTS batch by batch, stopping at a batch boundary when asked to."""
     while True:
         # One batch per call, so nothing of it is still referenced while the next is read.
-        count = _apply_batch(db, projection, tracking, digest, events, options, run, result)
-        if count < options.batch_size:
+        count = _apply_batch(ctx, events)
+        if count < ctx.options.batch_size:
             return
-        if options.should_stop():
+        if ctx.options.should_stop():
             raise Interrupted(
-                f"stopped at #{result.position} after a signal; continue with "
-                f"`projector resume {result.target}`"
+                f"stopped at #{ctx.result.position} after a signal; continue with "
+                f"`projector resume {ctx.result.target}`"
             )
 
 
-def _apply_batch(
-    db: Any,
-    projection: Projection,
-    tracking: TrackingView,
-    digest: PrefixDigest,
-    events: Iterator[Event],
-    options: ReplayOptions,
-    run: int,
-    result: ReplayResult,
-) -> int:
+def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     """Read, validate and apply one batch to its rows in memory, then write it with its
     checkpoint in one transaction; return how many events it had. If the target refuses
     one of its rows, the batch is rolled back and redone an event at a time
     (`Projection.apply_one_by_one`), so that exactly the event at fault is parked."""
-    chunk = list(itertools.islice(events, options.batch_size))
+    projection, db = ctx.projection, ctx.db
+    chunk = list(itertools.islice(events, ctx.options.batch_size))
     if not chunk:
         return 0
-    digest.update_many(chunk)
+    ctx.digest.update_many(chunk)
     held = set(projection.held_entities)
     try:
         outcomes = projection.apply_batch(chunk)
@@ -669,23 +665,23 @@ def _apply_batch(
         # Under "fail": an earlier event of the batch may hold a row the target would
         # refuse only when written. Name the first event at fault, writing nothing.
         projection.held_entities = held
-        _raise_first_failure(db, projection, chunk)
+        _raise_first_failure(ctx, chunk)
         raise
-    batch = _Batch(chunk, outcomes, held, digest.hexdigest())
+    batch = _Batch(chunk, outcomes, held, ctx.digest.hexdigest())
     try:
         with db.atomic():
             projection.write()
-            _checkpoint(db.conn, tracking, run, result, batch)
+            _checkpoint(ctx, batch)
     except RowError:
         projection.clear()
         projection.held_entities = batch.held
         with db.atomic():
             batch.outcomes = projection.apply_one_by_one(batch.events)
-            _checkpoint(db.conn, tracking, run, result, batch)
+            _checkpoint(ctx, batch)
     except BaseException:
         projection.clear()
         raise
-    _count(projection, result, batch, options)
+    _count(ctx, batch)
     return len(chunk)
 
 
@@ -693,38 +689,32 @@ class _Rollback(Exception):
     """Leaves a transaction that must not be committed."""
 
 
-def _raise_first_failure(db: Any, projection: Projection, events: list[Event]) -> None:
+def _raise_first_failure(ctx: _Replay, events: list[Event]) -> None:
     """Apply EVENTS one at a time in a transaction that is rolled back: the first event
     at fault raises its ReplayError."""
     try:
-        with db.atomic():
-            projection.apply_one_by_one(events)
+        with ctx.db.atomic():
+            ctx.projection.apply_one_by_one(events)
             raise _Rollback
     except _Rollback:
         pass
     finally:
-        projection.clear()
+        ctx.projection.clear()
 
 
-def _tally(batch: _Batch) -> tuple[int, int]:
-    """How many of BATCH's events were applied and how many parked."""
-    parked = sum(1 for outcome in batch.outcomes if outcome is not None)
-    return len(batch.events) - parked, parked
-
-
-def _checkpoint(
-    conn: sqlite3.Connection, tracking: TrackingView, run: int, result: ReplayResult, batch: _Batch
-) -> None:
+def _checkpoint(ctx: _Replay, batch: _Batch) -> None:
     """Record BATCH's last position, digest and counts, in the batch's transaction."""
+    conn, result = ctx.db.conn, ctx.result
     position = batch.events[-1].position
     try:
-        tracking.record(conn, position)
+        ctx.tracking.record(conn, position)
     except TrackingConflict as exc:
         raise ReplayError(
             f"position #{position} is already recorded in the target's "
             f"tracking ({exc}); refusing to apply it twice"
         ) from None
-    applied, parked = _tally(batch)
+    parked = sum(1 for outcome in batch.outcomes if outcome is not None)
+    applied = len(batch.events) - parked
     conn.execute(
         f"UPDATE {STATE_TABLE} SET position = ?, lastEventId = ?, prefixDigest = ?, "
         "applied = applied + ?, parked = parked + ? WHERE id = 1",
@@ -737,23 +727,22 @@ def _checkpoint(
             result.read + len(batch.events),
             result.applied + applied,
             result.parked_total + parked,
-            run,
+            ctx.run,
         ),
     )
 
 
-def _count(
-    projection: Projection, result: ReplayResult, batch: _Batch, options: ReplayOptions
-) -> None:
-    """Add a committed BATCH to RESULT."""
+def _count(ctx: _Replay, batch: _Batch) -> None:
+    """Add a committed BATCH to the run's result."""
+    result, options, reasons = ctx.result, ctx.options, ctx.projection.reasons
     for event, outcome in zip(batch.events, batch.outcomes, strict=True):
         if outcome is None:
             result.applied += 1
         else:
             result.parked[outcome] += 1
             if len(result.examples) < options.max_examples:
-                result.examples.append(_example(event, outcome, projection.reasons))
-    projection.reasons.clear()
+                result.examples.append(_example(event, outcome, reasons))
+    reasons.clear()
     result.read += len(batch.events)
     result.position = batch.events[-1].position
     log.debug("replay.batch", position=result.position, read=result.read)

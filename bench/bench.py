@@ -13,9 +13,10 @@ floor and a replay back to back:
   events per transaction, no validation; also in a subprocess.
 
 It reports medians (events/s, wall time, peak RSS, replay/floor ratio), whether the 1M
-time per event is within 15% of large's (the median over rounds of each round's growth), whether peak RSS stays <= 150 MB and within 10%
-between the two logs, and the wall time of `projector --help`. The table goes to stdout
-and everything to bench/results.json.
+time per event is within 15% of large's (the median over rounds of each round's
+growth), whether peak RSS stays <= 150 MB and within 10% between the two logs, and the
+wall time of `projector --help`. The table goes to stdout and everything to
+bench/results.json.
 
 Usage: python bench/bench.py --large ../shared/livestore/fixtures/large/ai-desk [--runs 3]
 """

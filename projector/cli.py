@@ -85,10 +85,11 @@ def _load_catalog(value: str | None) -> Any:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 _batch_option = click.option(
     "--batch-size",
-    type=click.IntRange(1, 1_000_000),
+    type=click.IntRange(1, 100_000),
     default=DEFAULT_BATCH,
     show_default=True,
-    help="Events per transaction (and per checkpoint).",
+    help="Events per transaction (and per checkpoint). A batch is held in memory, "
+    "about 3 KB per event.",
 )
 
 

@@ -25,6 +25,11 @@ Args = dict[str, Any]
 Apply = Callable[[RowStore, Args], None]
 
 
+def any_row(table: str) -> str:
+    """The parked-entity name that holds back every row of TABLE."""
+    return f"{table}:*"
+
+
 @dataclass(frozen=True)
 class Handler:
     """How one event name changes the tables."""
@@ -39,7 +44,7 @@ class Handler:
     @property
     def any_row(self) -> str:
         """The entity that stands for every row of the handler's table."""
-        return f"{self.table}:*"
+        return any_row(self.table)
 
     def entity(self, args: Any) -> str | None:
         """``table:key`` of the row the event touches, when the args name it."""

@@ -33,6 +33,7 @@ from events.validation import (
     Problem,
     Validator,
     detect_catalog,
+    escape_surrogates,
     label,
     sample,
 )
@@ -319,7 +320,8 @@ class Projection:
             self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entity)
             return INTEGRITY
         except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
-            # Values JSON allows but SQLite cannot store (e.g. an integer beyond 64 bits).
+            # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
+            # later, when the batch is written: see RowError).
             return self._refused(event, str(exc), handler.entity(current))
         return None
 
@@ -352,12 +354,7 @@ def _storable(value: Any) -> Any:
     if isinstance(value, str):
         if value.isascii():
             return value
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # Kept as its JSON escape (\ud800), which is how argsJson spelled it.
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
+        return escape_surrogates(value)
     if value is None or isinstance(value, (float, bytes)):
         return value
     if isinstance(value, int):
@@ -612,16 +609,6 @@ def _after_checkpoint(
 
 
 @dataclass
-class _Batch:
-    """A batch's events and outcomes, applied in memory and not yet committed."""
-
-    events: list[Event]
-    outcomes: list[str | None]
-    held: set[str]  # the held entities before the batch, should it be redone
-    digest: str  # the prefix digest through its last event
-
-
-@dataclass
 class _Replay:
     """What every batch of one run works with."""
 
@@ -650,62 +637,45 @@ def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
 
 def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     """Read, validate and apply one batch to its rows in memory, then write it with its
-    checkpoint in one transaction; return how many events it had. If the target refuses
-    one of its rows, the batch is rolled back and redone an event at a time
-    (`Projection.apply_one_by_one`), so that exactly the event at fault is parked."""
+    checkpoint in one transaction; return how many events it had."""
     projection, db = ctx.projection, ctx.db
     chunk = list(itertools.islice(events, ctx.options.batch_size))
     if not chunk:
         return 0
     ctx.digest.update_many(chunk)
+    digest = ctx.digest.hexdigest()
     held = set(projection.held_entities)
     try:
         outcomes = projection.apply_batch(chunk)
-    except ReplayError:
-        # Under "fail": an earlier event of the batch may hold a row the target would
-        # refuse only when written. Name the first event at fault, writing nothing.
-        projection.held_entities = held
-        _raise_first_failure(ctx, chunk)
-        raise
-    batch = _Batch(chunk, outcomes, held, ctx.digest.hexdigest())
-    try:
         with db.atomic():
             projection.write()
-            _checkpoint(ctx, batch)
-    except RowError:
+            _checkpoint(ctx, chunk, outcomes, digest)
+    except (RowError, ReplayError):
+        # The target refused a row on write, or (under "fail") an event is at fault: an
+        # earlier event's row may be refused only on write. Redo the batch an event at a
+        # time, each written in a savepoint, so that exactly the event at fault is parked,
+        # or under "fail" named, with nothing of the batch committed.
         projection.clear()
-        projection.held_entities = batch.held
+        projection.held_entities = held
         with db.atomic():
-            batch.outcomes = projection.apply_one_by_one(batch.events)
-            _checkpoint(ctx, batch)
+            outcomes = projection.apply_one_by_one(chunk)
+            _checkpoint(ctx, chunk, outcomes, digest)
     except BaseException:
         projection.clear()
         raise
-    _count(ctx, batch)
+    result = ctx.result
+    _add_outcomes(result, chunk, outcomes, projection.reasons, ctx.options.max_examples)
+    result.position = chunk[-1].position
+    log.debug("replay.batch", position=result.position, read=result.read)
+    if ctx.options.progress:
+        ctx.options.progress(result.position, result.total)
     return len(chunk)
 
 
-class _Rollback(Exception):
-    """Leaves a transaction that must not be committed."""
-
-
-def _raise_first_failure(ctx: _Replay, events: list[Event]) -> None:
-    """Apply EVENTS one at a time in a transaction that is rolled back: the first event
-    at fault raises its ReplayError."""
-    try:
-        with ctx.db.atomic():
-            ctx.projection.apply_one_by_one(events)
-            raise _Rollback
-    except _Rollback:
-        pass
-    finally:
-        ctx.projection.clear()
-
-
-def _checkpoint(ctx: _Replay, batch: _Batch) -> None:
-    """Record BATCH's last position, digest and counts, in the batch's transaction."""
+def _checkpoint(ctx: _Replay, events: list[Event], outcomes: list[str | None], digest: str) -> None:
+    """Record the batch's last position, digest and counts, in the batch's transaction."""
     conn, result = ctx.db.conn, ctx.result
-    position = batch.events[-1].position
+    position = events[-1].position
     try:
         ctx.tracking.record(conn, position)
     except TrackingConflict as exc:
@@ -713,18 +683,18 @@ def _checkpoint(ctx: _Replay, batch: _Batch) -> None:
             f"position #{position} is already recorded in the target's "
             f"tracking ({exc}); refusing to apply it twice"
         ) from None
-    parked = sum(1 for outcome in batch.outcomes if outcome is not None)
-    applied = len(batch.events) - parked
+    parked = sum(1 for outcome in outcomes if outcome is not None)
+    applied = len(events) - parked
     conn.execute(
         f"UPDATE {STATE_TABLE} SET position = ?, lastEventId = ?, prefixDigest = ?, "
         "applied = applied + ?, parked = parked + ? WHERE id = 1",
-        (position, batch.events[-1].event_id, batch.digest, applied, parked),
+        (position, events[-1].event_id, digest, applied, parked),
     )
     conn.execute(
         f"UPDATE {RUNS_TABLE} SET toPosition = ?, read = ?, applied = ?, parked = ? WHERE run = ?",
         (
             position,
-            result.read + len(batch.events),
+            result.read + len(events),
             result.applied + applied,
             result.parked_total + parked,
             ctx.run,
@@ -732,22 +702,23 @@ def _checkpoint(ctx: _Replay, batch: _Batch) -> None:
     )
 
 
-def _count(ctx: _Replay, batch: _Batch) -> None:
-    """Add a committed BATCH to the run's result."""
-    result, options, reasons = ctx.result, ctx.options, ctx.projection.reasons
-    for event, outcome in zip(batch.events, batch.outcomes, strict=True):
+def _add_outcomes(
+    result: ReplayResult,
+    events: list[Event],
+    outcomes: list[str | None],
+    reasons: dict[int, str],
+    max_examples: int,
+) -> None:
+    """Count committed EVENTS into RESULT by outcome, keeping the first parked as examples."""
+    for event, outcome in zip(events, outcomes, strict=True):
         if outcome is None:
             result.applied += 1
         else:
             result.parked[outcome] += 1
-            if len(result.examples) < options.max_examples:
+            if len(result.examples) < max_examples:
                 result.examples.append(_example(event, outcome, reasons))
     reasons.clear()
-    result.read += len(batch.events)
-    result.position = batch.events[-1].position
-    log.debug("replay.batch", position=result.position, read=result.read)
-    if options.progress:
-        options.progress(result.position, result.total)
+    result.read += len(events)
 
 
 def _example(event: Event, kind: str, reasons: dict[int, str]) -> dict[str, Any]:
@@ -827,15 +798,9 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                 ]
                 # Each is taken out of the parked table and applied (or parked again).
                 conn.execute(f"DELETE FROM {PARKED_TABLE}")
-                for event, outcome in zip(events, projection.apply_one_by_one(events), strict=True):
-                    result.read += 1
-                    if outcome is None:
-                        result.reapplied += 1
-                        result.applied += 1
-                    else:
-                        result.parked[outcome] += 1
-                        if len(result.examples) < options.max_examples:
-                            result.examples.append(_example(event, outcome, projection.reasons))
+                outcomes = projection.apply_one_by_one(events)
+                _add_outcomes(result, events, outcomes, projection.reasons, options.max_examples)
+                result.reapplied = result.applied  # every event applied here is a re-applied one
                 conn.execute(
                     f"UPDATE {STATE_TABLE} SET applied = applied + ?, parked = parked - ?, "
                     "reapplied = reapplied + ? WHERE id = 1",

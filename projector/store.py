@@ -23,21 +23,14 @@ import json
 import sqlite3
 from typing import Any
 
-from projector.target import PARKED_TABLE
+from projector.target import APP_TABLES, PARKED_TABLE
 
 Row = dict[str, Any]
 Key = str
 
-#: The tables handlers write, with their key column, in the order a flush writes them.
-ROW_TABLES: dict[str, str] = {
-    "personas": "id",
-    "memories": "id",
-    "plugins": "id",
-    "config": "key",
-    "drafts": "personaId",
-    "userPreferences": "id",
-    "uiState": "id",
-}
+#: The tables handlers write, with their key column, in the order a flush writes them
+#: (memory_tags is written with memories: see `_tag_changes`).
+ROW_TABLES: dict[str, str] = {t: key[0] for t, key in APP_TABLES.items() if t != "memory_tags"}
 PARK_SQL = (
     f"INSERT INTO {PARKED_TABLE} (position, eventId, name, argsJson, kind, reason, entity, "
     "seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId) "
@@ -69,6 +62,7 @@ class RowStore:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
         self._columns: dict[str, tuple[str, ...]] = {}
+        self._others: dict[str, list[str]] = {}
         self._sql: dict[str, dict[str, str]] = {}
         for table, key in ROW_TABLES.items():
             columns = tuple(r[1] for r in conn.execute(f'PRAGMA table_info("{table}")'))
@@ -77,8 +71,11 @@ class RowStore:
             marks = ", ".join("?" for _ in columns)
             sets = ", ".join(f"{c} = ?" for c in others)
             self._columns[table] = columns
+            self._others[table] = others
             self._sql[table] = {
                 "select": f'SELECT {names} FROM "{table}" WHERE {key} = ?',
+                "select_many": f'SELECT {names} FROM "{table}" '
+                f"WHERE {key} IN (SELECT value FROM json_each(?))",
                 "delete": f'DELETE FROM "{table}" WHERE {key} = ?',
                 "update": f'UPDATE "{table}" SET {sets} WHERE {key} = ?',
                 "insert": f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
@@ -86,7 +83,6 @@ class RowStore:
                 f"ON CONFLICT ({key}) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in others),
             }
-        self._others = {t: [c for c in cs if c != ROW_TABLES[t]] for t, cs in self._columns.items()}
         self.clear()
 
     def clear(self) -> None:
@@ -117,30 +113,25 @@ class RowStore:
         if not wanted:
             return
         columns = self._columns[table]
-        key = ROW_TABLES[table]
         original = self._original[table]
         for k in wanted:
             rows[k] = original[k] = None
-        query = (
-            f'SELECT {", ".join(columns)} FROM "{table}" '
-            f"WHERE {key} IN (SELECT value FROM json_each(?))"
-        )
-        index = columns.index(key)
+        query = self._sql[table]["select_many"]
+        index = columns.index(ROW_TABLES[table])
         for found in self.conn.execute(query, (json.dumps(wanted, ensure_ascii=False),)):
-            row = dict(zip(columns, found, strict=True))
-            rows[found[index]] = original[found[index]] = row
+            rows[found[index]] = original[found[index]] = dict(zip(columns, found, strict=True))
 
     def put(self, table: str, key: Key, row: Row) -> None:
         """Set the whole row of TABLE with KEY (a new dict, holding every column)."""
-        if key not in self._original[table]:
-            self._original[table][key] = UNKNOWN
-        self._rows[table][key] = row
-        self._dirty[table].add(key)
+        self._set(table, key, row)
 
     def delete(self, table: str, key: Key) -> None:
-        if key not in self._original[table]:
-            self._original[table][key] = UNKNOWN
-        self._rows[table][key] = None
+        self._set(table, key, None)
+
+    def _set(self, table: str, key: Key, row: Row | None) -> None:
+        # A row written without being read first may or may not exist in the target.
+        self._original[table].setdefault(key, UNKNOWN)
+        self._rows[table][key] = row
         self._dirty[table].add(key)
 
     def flush(self) -> None:

@@ -17,6 +17,7 @@ from events.errors import SourceError
 from events.sources import connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
+from projector.handlers import any_row
 from projector.target import LIVESTORE_TABLES, PARKED_TABLE, STATE_TABLE, is_target
 
 SAMPLE = 60
@@ -293,7 +294,7 @@ def _compare_table(
 
     def explain(pk: tuple[Any, ...], row: tuple[Any, ...] | None) -> list[str]:
         entity = f"{table}:{pk[0]}"
-        why = list(parked.get(entity, [])) + parked.get(f"{table}:*", [])
+        why = parked.get(entity, []) + parked.get(any_row(table), [])
         if row is not None and table in ("memories", "drafts"):
             persona = row[theirs_cols.index("personaId")]
             why += parked.get(f"personas:{persona}", [])
@@ -312,15 +313,16 @@ def _compare_table(
             report.differences.append(
                 Difference(table, label, "extra", "row is in the target only", explain(pk, b))
             )
-        elif a != b or any(type(x) is not type(y) for x, y in zip(a, b, strict=True)):
+        else:
             changed = [
                 f"{c}: {_short(x)} vs {_short(y)}"
                 for c, x, y in zip(theirs_cols, a, b, strict=True)
                 if x != y or type(x) is not type(y)
             ]
-            report.differences.append(
-                Difference(table, label, "differs", "; ".join(changed), explain(pk, a))
-            )
+            if changed:
+                report.differences.append(
+                    Difference(table, label, "differs", "; ".join(changed), explain(pk, a))
+                )
 
 
 __all__ = ["VerifyReport", "verify"]

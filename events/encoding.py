@@ -97,8 +97,6 @@ def _js_encode(value: Any) -> str:
 
 def js_json(value: Any) -> str:
     """JSON.stringify(value) for JSON-decoded Python values."""
-    if type(value) is list and all(type(item) is str for item in value):
-        return _compact(value)  # a list of strings (tags): nothing to scan for floats
     if not _needs_js_floats(value):
         return _compact(value)
     return _js_encode(value)

@@ -19,15 +19,16 @@ from events.sources import Source
 from events.validation import parse_args
 
 
-def _raw_args(args_json: Any) -> tuple[str, str]:
-    """("args", raw JSON text) when argsJson parses, else ("argsJson", its JSON string)."""
+def _raw_args(args_json: Any) -> tuple[str, str, Any]:
+    """("args", raw JSON text, parsed args) when argsJson parses, else ("argsJson", its
+    JSON string, the text itself)."""
     if isinstance(args_json, str):
         try:
-            parse_args(args_json)
-            return "args", args_json
+            return "args", args_json, parse_args(args_json)
         except (ValueError, RecursionError):
             pass
-    return "argsJson", json.dumps(args_json if isinstance(args_json, str) else repr(args_json))
+    text = args_json if isinstance(args_json, str) else repr(args_json)
+    return "argsJson", json.dumps(text), text
 
 
 def _dumps(event: Event, value: dict[str, Any], **kw: Any) -> str:
@@ -52,7 +53,7 @@ def _seq(g: int, c: int, r: int | None) -> dict[str, int]:
 def write_ndjson(source: Source, out: IO[str]) -> int:
     count = 0
     for e in source.events():
-        key, raw = _raw_args(e.args_json)
+        key, raw, _ = _raw_args(e.args_json)
         head = {
             "name": e.name,
             "seqNum": _seq(e.seq_global, e.seq_client, e.rebase_generation),
@@ -76,10 +77,10 @@ def write_export(source: Source, out: IO[str], *, exported_at: str | None = None
     out.write('  "events": [')
     global_events = (e for e in source.events() if not e.client_only)
     for index, e in enumerate(global_events):
-        key, raw = _raw_args(e.args_json)
+        key, _, value = _raw_args(e.args_json)
         item = {
             "name": e.name,
-            key: json.loads(raw),
+            key: value,
             "seqNum": e.seq_global,
             "parentSeqNum": e.parent_global,
             "clientId": e.client_id,

@@ -285,18 +285,18 @@ def _seq(value: Any, where: str) -> tuple[int, int, int | None]:
     if isinstance(value, bool):
         raise SourceError(f"{where}: seqNum is not a number")
     if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            raise SourceError(f"{where}: seqNum beyond 64-bit integers")
-        return value, 0, None
-    if isinstance(value, dict) and isinstance(value.get("global"), int):
+        seq: tuple[int, int, int | None] = (value, 0, None)
+    elif isinstance(value, dict) and isinstance(value.get("global"), int):
         client = value.get("client", 0)
         generation = value.get("rebaseGeneration")
         if not isinstance(client, int) or not (generation is None or isinstance(generation, int)):
             raise SourceError(f"{where}: malformed seqNum {json.dumps(value)[:80]}")
-        if not all(-(2**63) <= n < 2**63 for n in (value["global"], client, generation or 0)):
-            raise SourceError(f"{where}: seqNum beyond 64-bit integers")
-        return value["global"], client, generation
-    raise SourceError(f"{where}: missing or malformed seqNum")
+        seq = (value["global"], client, generation)
+    else:
+        raise SourceError(f"{where}: missing or malformed seqNum")
+    if not all(-(2**63) <= n < 2**63 for n in (seq[0], seq[1], seq[2] or 0)):
+        raise SourceError(f"{where}: seqNum beyond 64-bit integers")
+    return seq
 
 
 def _json_text(value: Any) -> str:
@@ -384,8 +384,7 @@ class JsonExport(_StreamedJson):
             self.details["eventCount"] = count  # anything else is ignored: the events count
 
     def count(self) -> int | None:
-        count = self.details.get("eventCount")
-        return count if isinstance(count, int) else None
+        return self.details.get("eventCount")  # only a valid count is kept (see __init__)
 
     def events(self) -> Iterator[Event]:
         def objects() -> Iterator[tuple[str, Any]]:

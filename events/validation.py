@@ -8,7 +8,6 @@ error message comes from jsonschema and names the JSON path at fault.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from collections import Counter
@@ -59,11 +58,16 @@ def sample(value: Any, limit: int = SAMPLE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def escape_surrogates(text: str) -> str:
+    """TEXT as valid Unicode: a lone surrogate is kept as its escape (\\ud800), which is how
+    JSON spelled it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _one_line(text: str) -> str:
     """TEXT as one line of valid Unicode: a hostile event's name or keys may hold a line
     break or a lone surrogate, which would split the message or fail to be stored."""
-    text = text.replace("\n", "\\n").replace("\r", "\\r")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escape_surrogates(text.replace("\n", "\\n").replace("\r", "\\r"))
 
 
 def label(text: str) -> str:
@@ -183,9 +187,8 @@ def _fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
     # The catalog's schemas use only keywords whose meaning is the same in Draft 7 and
     # 2020-12 (type, properties, required, additionalProperties, items, enum, pattern);
     # fastjsonschema compiles Draft 7. tests/test_validation.py proves the two agree.
-    draft7 = copy.deepcopy(schema)
+    draft7 = {k: v for k, v in schema.items() if k != "$id"}  # only top-level keys change
     draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
-    draft7.pop("$id", None)
     return _compile(json.dumps(draft7, sort_keys=True))
 
 

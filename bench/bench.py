@@ -70,9 +70,13 @@ def _child_replay(source: Path, target: Path) -> dict[str, Any]:
 
 
 def _child_floor(source: Path, target: Path) -> dict[str, Any]:
-    eventlog = source / "eventlog@6.db" if source.is_dir() else source
+    from make_log import eventlog_path
+
+    from events.sources import connect_readonly
+
+    eventlog = eventlog_path(source)
     started = time.perf_counter()
-    src = sqlite3.connect(eventlog.resolve().as_uri() + "?mode=ro", uri=True)
+    src = connect_readonly(eventlog)
     dst = sqlite3.connect(str(target), isolation_level=None)
     dst.execute(
         "CREATE TABLE events (seqNumGlobal INTEGER NOT NULL, seqNumClient INTEGER NOT NULL, "
@@ -111,8 +115,11 @@ def _vm_hwm_mb() -> float | None:
 
 
 def _remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    from projector.backup import remove_database
+    from projector.lock import lock_path
+
+    remove_database(path)
+    lock_path(path).unlink(missing_ok=True)
 
 
 def run_child(mode: str, source: Path, target: Path) -> dict[str, Any]:
@@ -385,8 +392,6 @@ def main(argv: list[str] | None = None) -> int:
     replays: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in logs_to_run}
     for run in range(args.runs):
         for label, source, _ in logs_to_run:
-            if run:
-                _remove_db(args.work / f"{label}-replay.db")
             floor, replay = measure_once(label, source, args.work)
             floors[label].append(floor)
             replays[label].append(replay)
@@ -433,8 +438,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _count(store: Path) -> int:
-    eventlog = store / "eventlog@6.db" if store.is_dir() else store
-    conn = sqlite3.connect(eventlog.resolve().as_uri() + "?mode=ro", uri=True)
+    from make_log import eventlog_path
+
+    from events.sources import connect_readonly
+
+    conn = connect_readonly(eventlog_path(store))
     try:
         return int(conn.execute("SELECT COUNT(*) FROM eventlog").fetchone()[0])
     finally:

@@ -19,8 +19,8 @@ repeated as often as needed ("epochs"):
   sessionId, schemaHash and syncMetadataJson are copied from the template row.
 
 Usage: python bench/make_log.py TEMPLATE OUT_STORE_DIR --events N [--seed S]
-(TEMPLATE is a store directory or an eventlog@6.db). `cached_log` builds a log once per
-(template, size, seed) under /tmp and reuses it.
+(TEMPLATE is a store directory or an eventlog@6.db). `cache_path` names the directory
+under /tmp that bench/bench.py builds a log in once per (template, size, seed) and reuses.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from events.encoding import iso_to_epoch_ms, js_json
+from events.sources import connect_readonly
 
 #: Bump when the output for the same inputs changes (invalidates cached logs).
 GENERATOR_VERSION = 1
@@ -100,14 +101,14 @@ def _iso(ms: int) -> str:
     )
 
 
-def _eventlog_path(template: Path) -> Path:
+def eventlog_path(template: Path) -> Path:
+    """The eventlog of TEMPLATE (a store directory or the eventlog file itself)."""
     return template / EVENTLOG_NAME if template.is_dir() else template
 
 
 def read_template(template: Path) -> list[tuple[Any, ...]]:
     """The template's rows in replay order: (client_only, r, pr, name, argsJson, rest...)."""
-    uri = _eventlog_path(template).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True)
+    conn = connect_readonly(eventlog_path(template))
     try:
         return conn.execute(
             "SELECT seqNumClient > 0, seqNumRebaseGeneration, parentSeqNumRebaseGeneration, "
@@ -254,23 +255,13 @@ def make_log(template: Path, out_dir: Path, events: int, seed: int = 0) -> Path:
 
 def cache_path(template: Path, events: int, seed: int = 0, cache_root: Path = CACHE_ROOT) -> Path:
     """The store directory a generated log is cached in, keyed by its inputs."""
-    source = _eventlog_path(template).resolve()
+    source = eventlog_path(template).resolve()
     stat = source.stat()
     key = hashlib.sha256(
         f"{GENERATOR_VERSION}|{source}|{stat.st_size}|{stat.st_mtime_ns}|{events}|{seed}".encode()
     ).hexdigest()[:16]
     store_name = template.resolve().name if template.is_dir() else "store"
     return cache_root / f"{events}-{key}" / store_name
-
-
-def cached_log(
-    template: Path, events: int, seed: int = 0, cache_root: Path = CACHE_ROOT
-) -> tuple[Path, bool]:
-    """(store directory, built now?) of a generated log, built once and reused from /tmp."""
-    store = cache_path(template, events, seed, cache_root)
-    if (store / EVENTLOG_NAME).exists():
-        return store, False
-    return make_log(template, store, events, seed), True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -20,6 +22,15 @@ REBASE = FIXTURES / "synced-rebase" / "ai-desk"
 REBASE_STATE = REBASE / "state-11367593325@6.db"
 MICRO = FIXTURES / "v0.3.1-micro" / "s031"
 SHARED = ROOT.parent / "shared" / "livestore" / "fixtures"
+
+
+def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any]]]) -> Path:
+    """Write EVENTS (name, args) as an NDJSON log at PATH, numbered from 1."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        for seq, (name, args) in enumerate(events, start=1):
+            fh.write(json.dumps({"name": name, "args": args, "seqNum": seq}) + "\n")
+    return path
 
 
 def sha256(path: Path) -> str:

@@ -16,8 +16,7 @@ from typing import Any
 from projector.digest import DIGEST_TABLES
 from projector.log import configure
 from projector.replay import ReplayOptions, replay
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+from tests.conftest import FIXTURES
 
 
 def cases() -> list[tuple[str, dict[str, Any]]]:
@@ -51,19 +50,20 @@ def dump(target: Path) -> dict[str, Any]:
     return {"schema": schema, "tables": tables}
 
 
-def run_case(case: str, spec: dict[str, Any], source: str, workdir: Path) -> dict[str, Any]:
+def run_case(case: str, spec: dict[str, Any], source: str, workdir: Path) -> Path:
+    """Replay one source of CASE into a new target under WORKDIR; return the target."""
     target = workdir / f"{case}-{Path(source).name}.db"
     replay(
         FIXTURES / case / source, target, ReplayOptions(on_invalid=spec.get("onInvalid", "fail"))
     )
-    return dump(target)
+    return target
 
 
 def main() -> int:
     configure("human", "quiet")
     with tempfile.TemporaryDirectory() as tmp:
         for case, spec in cases():
-            result = run_case(case, spec, spec["sources"][0], Path(tmp))
+            result = dump(run_case(case, spec, spec["sources"][0], Path(tmp)))
             out = FIXTURES / case / "expected.json"
             out.write_text(json.dumps(result, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
             print(f"wrote {out}", file=sys.stderr)

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from events.encoding import js_json
 from projector.handlers import HANDLERS, USER_PREFERENCES_DEFAULT, handles, user_preferences_set
-from projector.replay import ReplayOptions, replay
+from projector.replay import DEFAULT_BATCH, ReplayOptions, replay
 from projector.store import RowStore
 from projector.target import open_target
+from tests.conftest import write_ndjson
 
 T0 = "2024-01-16T08:56:04.715Z"
 T1 = "2024-01-17T09:00:00.000Z"
@@ -33,24 +34,21 @@ MANIFEST = {
 }
 
 
+INSTALL = {"id": "w", "name": "Web", "version": "1.0.0", "manifest": MANIFEST, "installedAt": T0}
+
 #: Batch sizes that put every event in a batch of its own (each row read back from the
 #: target) and all events in one batch (every row worked on in memory, written once).
 BATCHES = pytest.mark.parametrize("batch", [1, 20000])
 
 
-def run(tmp_path: Path, events: list[tuple[str, dict[str, Any]]], **kw: Any) -> sqlite3.Connection:
+def run(
+    tmp_path: Path, events: list[tuple[str, dict[str, Any]]], batch_size: int = DEFAULT_BATCH
+) -> sqlite3.Connection:
     """Replay EVENTS (as an NDJSON log) into a fresh target and open it."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    log = tmp_path / "log.ndjson"
-    with log.open("w") as fh:
-        for i, (name, args) in enumerate(events, start=1):
-            fh.write(
-                json.dumps({"name": name, "args": args, "seqNum": i, "parentSeqNum": i - 1}) + "\n"
-            )
     target = tmp_path / "t.db"
-    options = ReplayOptions(on_invalid=kw.get("on_invalid", "fail"))
-    options.batch_size = kw.get("batch_size", options.batch_size)
-    replay(log, target, options)
+    replay(
+        write_ndjson(tmp_path / "log.ndjson", events), target, ReplayOptions(batch_size=batch_size)
+    )
     conn = sqlite3.connect(target)
     conn.row_factory = sqlite3.Row
     return conn
@@ -103,10 +101,11 @@ MEMORY = {
     "tags": ["a", "b", "a"],
     "createdAt": T0,
 }
+WITH_MEMORY = [("v1.PersonaCreated", PERSONA), ("v1.MemoryAdded", MEMORY)]
 
 
 def test_memory_added_sets_updated_at_and_tags(tmp_path: Path):
-    conn = run(tmp_path, [("v1.PersonaCreated", PERSONA), ("v1.MemoryAdded", MEMORY)])
+    conn = run(tmp_path, WITH_MEMORY)
     (row,) = rows(conn, "memories")
     assert row["updatedAt"] == T0 and row["tags"] == '["a","b","a"]'
     assert isinstance(row["importance"], float)
@@ -121,8 +120,7 @@ def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path, batch: 
     conn = run(
         tmp_path,
         [
-            ("v1.PersonaCreated", PERSONA),
-            ("v1.MemoryAdded", MEMORY),
+            *WITH_MEMORY,
             ("v1.MemoryUpdated", {"id": "m1", "importance": 0.25, "updatedAt": T1}),
             ("v1.MemoryUpdated", {"id": "m1", "tags": ["c", "b", "c"], "updatedAt": T1}),
         ],
@@ -146,11 +144,7 @@ def test_memory_update_is_partial_and_keeps_tags_in_step(tmp_path: Path, batch: 
 def test_memory_delete_is_hard_and_removes_tags(tmp_path: Path, batch: int):
     conn = run(
         tmp_path,
-        [
-            ("v1.PersonaCreated", PERSONA),
-            ("v1.MemoryAdded", MEMORY),
-            ("v1.MemoryDeleted", {"id": "m1"}),
-        ],
+        [*WITH_MEMORY, ("v1.MemoryDeleted", {"id": "m1"})],
         batch_size=batch,
     )
     assert rows(conn, "memories") == [] and rows(conn, "memory_tags") == []
@@ -158,13 +152,7 @@ def test_memory_delete_is_hard_and_removes_tags(tmp_path: Path, batch: int):
 
 @BATCHES
 def test_plugin_reinstall_replaces_the_row_and_resets_enabled(tmp_path: Path, batch: int):
-    install = {
-        "id": "w",
-        "name": "Web",
-        "version": "1.0.0",
-        "manifest": MANIFEST,
-        "installedAt": T0,
-    }
+    install = INSTALL
     conn = run(
         tmp_path,
         [
@@ -181,7 +169,7 @@ def test_plugin_reinstall_replaces_the_row_and_resets_enabled(tmp_path: Path, ba
 
 @BATCHES
 def test_plugin_enable_disable_uninstall(tmp_path: Path, batch: int):
-    install = {"id": "w", "name": "Web", "version": "1", "manifest": MANIFEST, "installedAt": T0}
+    install = INSTALL
     conn = run(
         tmp_path / "a",
         [("v1.PluginInstalled", install), ("v1.PluginEnabled", {"id": "w"})],

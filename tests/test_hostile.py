@@ -21,8 +21,8 @@ import re
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from events import sources
 from events.envelope import format_event_id
 from events.errors import EventsError, SourceError
+from events.sources import connect_readonly
 from events.validation import Catalog
 from projector.cli import cli
 from projector.digest import digest
@@ -67,12 +68,9 @@ LIBRARY_ERRORS = (EventsError, ProjectorError)
 
 
 def _real() -> tuple[list[tuple[Any, ...]], list[str]]:
-    conn = sqlite3.connect(EVENTLOG.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
+    with closing(connect_readonly(EVENTLOG)) as conn:
         rows = conn.execute("SELECT * FROM eventlog ORDER BY seqNumGlobal, seqNumClient").fetchall()
         ddl = [s for (s,) in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]
-    finally:
-        conn.close()
     return rows, ddl
 
 
@@ -99,13 +97,8 @@ LOOSE_DDL = _loose_ddl()
 # ---------------------------------------------------------------- what a target must hold
 
 
-@contextmanager
-def read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
+def read_only(path: Path) -> closing[sqlite3.Connection]:
+    return closing(connect_readonly(path))
 
 
 def app_rows(path: Path) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from events.sources import connect_readonly
 from projector.cli import cli
 from projector.replay import replay
 from tests.conftest import ROOT, SMALL
@@ -37,12 +37,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_log.make_log(SMALL, tmp_path_factory.mktemp("made") / "ai-desk", EVENTS)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-
-
 def _schema(path: Path) -> dict[str, Any]:
-    conn = _connect(path)
+    conn = connect_readonly(path)
     try:
         return {
             "master": conn.execute(
@@ -60,7 +56,7 @@ def _schema(path: Path) -> dict[str, Any]:
 
 
 def _rows(path: Path) -> list[tuple[Any, ...]]:
-    conn = _connect(path)
+    conn = connect_readonly(path)
     try:
         return conn.execute(
             "SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration, parentSeqNumGlobal, "

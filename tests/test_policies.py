@@ -13,7 +13,7 @@ from projector.cli import cli
 from projector.errors import ReplayError
 from projector.replay import ReplayOptions, replay
 from projector.verify import verify
-from tests.conftest import FIXTURES, MICRO, REBASE, SMALL
+from tests.conftest import FIXTURES, MICRO, REBASE, SMALL, write_ndjson
 
 
 def _break(log: Path) -> None:
@@ -96,13 +96,6 @@ def test_an_upcaster_is_registered_once():
     assert UPCASTERS["v1.PersonaCreated"][0] == "v2.PersonaCreated"
 
 
-def _ndjson(path: Path, events: list[tuple[str, dict]]) -> Path:
-    with path.open("w") as fh:
-        for seq, (name, args) in enumerate(events, start=1):
-            fh.write(json.dumps({"name": name, "args": args, "seqNum": seq}) + "\n")
-    return path
-
-
 def _memory(memory_id: str, importance: object) -> tuple[str, dict]:
     args = {
         "id": memory_id,
@@ -140,7 +133,7 @@ def test_a_row_the_target_refuses_parks_only_its_event_and_the_batch_still_appli
 ):
     """Rows are written once per batch; a refused one sends the batch through one event at
     a time, so exactly that event is parked (and its row's followers held)."""
-    log = _ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
+    log = write_ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
     target = tmp_path / "t.db"
     result = replay(log, target, ReplayOptions(on_invalid="park", batch_size=20000))
     assert (result.read, result.applied, dict(result.parked)) == (5, 3, {"invalid": 1, "held": 1})
@@ -156,7 +149,7 @@ def test_a_row_the_target_refuses_parks_only_its_event_and_the_batch_still_appli
 
 
 def test_a_refused_row_under_fail_names_its_event_and_keeps_the_batch_out(tmp_path: Path):
-    log = _ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
+    log = write_ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
     target = tmp_path / "t.db"
     with pytest.raises(ReplayError, match=r"e3 \(v1.MemoryAdded\): cannot be stored"):
         replay(log, target, ReplayOptions(on_invalid="fail", batch_size=20000))

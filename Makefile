@@ -44,7 +44,9 @@ SEED ?= 101
 EVENTS ?= 2000
 SYNC ?= none
 verify-seed: $(STAMP) ## Make a new real log with LiveStore's generator (Node 20) and verify a migration of it
-	rm -rf out/seed$(SEED)
+	@mkdir -p out
+	rm -rf out/seed$(SEED) out/seed$(SEED).db out/seed$(SEED).db-wal out/seed$(SEED).db-shm \
+		out/seed$(SEED).db.lock out/seed$(SEED).db.*.bak
 	../shared/livestore/gen/run.sh gen.mjs --seed $(SEED) --events $(EVENTS) --sync $(SYNC) \
 		$(if $(filter mock,$(SYNC)),--remote-rate 0.05) --out out/seed$(SEED) > out/seed$(SEED).gen.log 2>&1
 	$(BIN)/projector validate out/seed$(SEED)/ai-desk

@@ -298,6 +298,15 @@ class ValidationReport:
     by_reason: Counter[str] = field(default_factory=Counter)
     examples: list[Problem] = field(default_factory=list)
     max_examples: int = 10
+    #: What LiveStore would accept but deserves a word (e.g. a history gap), by kind.
+    warnings: Counter[str] = field(default_factory=Counter)
+    warning_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def warn(self, kind: str, detail: str, **where: Any) -> None:
+        """Count a warning of KIND; keep the first `max_examples` with DETAIL and WHERE."""
+        self.warnings[kind] += 1
+        if len(self.warning_examples) < self.max_examples:
+            self.warning_examples.append({"kind": kind, **where, "detail": detail})
 
     def add(self, problem: Problem) -> None:
         self.by_kind[problem.kind] += 1

@@ -200,6 +200,9 @@ def validate(source: Path, catalog: str | None, examples: int, as_json: bool) ->
                 "byKind": dict(report.by_kind),
                 "byReason": dict(report.by_reason.most_common()),
                 "examples": [p.as_dict() | {"message": p.message(where)} for p in report.examples],
+                "warnings": sum(report.warnings.values()),
+                "warningsByKind": dict(report.warnings),
+                "warningExamples": report.warning_examples,
                 "ok": report.ok,
             }
         )
@@ -214,6 +217,11 @@ def validate(source: Path, catalog: str | None, examples: int, as_json: bool) ->
             click.echo("first examples:")
             for problem in report.examples:
                 click.echo(f"  {problem.message(where)}")
+        if report.warnings:
+            kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(report.warnings.items()))
+            click.echo(f"warnings: {kinds}")
+            for warning in report.warning_examples:
+                click.echo(f"  {warning['kind']}: {warning['detail']}")
     if not report.ok:
         sys.exit(1)
 
@@ -239,6 +247,25 @@ def _print_result(result: Any, as_json: bool) -> None:
         click.echo(f"  backup: {result.backup}")
     for example in result.examples:
         click.echo(f"  parked {example['kind']}: {example['reason']}")
+    for warning in result.warning_examples:
+        click.echo(f"  warning {warning['kind']}: {warning['detail']}")
+
+
+_strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    envvar="PROJECTOR_STRICT",
+    help="Exit 1 when the run parked any event or found anything to warn about "
+    "(also: PROJECTOR_STRICT=1).",
+)
+
+
+def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
+    """Print RESULT; under --strict, a run that parked or warned exits 1."""
+    _print_result(result, as_json)
+    why = result.strict_failure() if strict else None
+    if why:
+        raise click.ClickException(f"--strict: {why}; see the lines above")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -255,6 +282,7 @@ def _print_result(result: Any, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would happen; TARGET is not touched.")
 @_batch_option
 @_catalog_option
+@_strict_option
 @json_option
 @click.pass_context
 def replay(
@@ -265,6 +293,7 @@ def replay(
     dry_run: bool,
     batch_size: int,
     catalog: str | None,
+    strict: bool,
     as_json: bool,
 ) -> None:
     """Replay SOURCE into the relational tables of TARGET (created if missing).
@@ -288,9 +317,10 @@ def replay(
             catalog=_load_catalog(catalog),
             should_stop=_Signals.install(),
             progress=_progress(ctx, as_json),
+            strict=strict,
         )
         result = run_replay(source, target, options, dry_run=dry_run)
-    _print_result(result, as_json)
+    _finish_result(result, as_json, strict)
 
 
 def _progress(ctx: click.Context, as_json: bool) -> Any:
@@ -305,9 +335,10 @@ def _progress(ctx: click.Context, as_json: bool) -> Any:
 @cli.command(context_settings=CONTEXT)
 @click.argument("target", type=click.Path(path_type=Path))
 @_batch_option
+@_strict_option
 @json_option
 @click.pass_context
-def resume(ctx: click.Context, target: Path, batch_size: int, as_json: bool) -> None:
+def resume(ctx: click.Context, target: Path, batch_size: int, strict: bool, as_json: bool) -> None:
     """Continue TARGET's interrupted migration from its checkpoint.
 
     The source is the one recorded in TARGET; it must still hold the same events up to
@@ -326,9 +357,10 @@ def resume(ctx: click.Context, target: Path, batch_size: int, as_json: bool) -> 
             batch_size=batch_size,
             should_stop=_Signals.install(),
             progress=_progress(ctx, as_json),
+            strict=strict,
         )
         result = run_resume(target, options)
-    _print_result(result, as_json)
+    _finish_result(result, as_json, strict)
 
 
 @cli.command("replay-parked", context_settings=CONTEXT)

@@ -87,6 +87,9 @@ class ReplayOptions:
     max_examples: int = 10
     #: Cap the target's size in pages (SQLite max_page_count): simulates a full disk.
     max_page_count: int | None = None
+    #: Treat anything a run had to tolerate (a parked event, a warning) as a failure:
+    #: the CLI exits 1 (see `ReplayResult.strict_failure`).
+    strict: bool = False
 
 
 @dataclass
@@ -105,6 +108,9 @@ class ReplayResult:
     reapplied: int = 0
     parked: Counter[str] = field(default_factory=Counter)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    #: What the run tolerated without parking anything, by kind (e.g. a history gap).
+    warnings: Counter[str] = field(default_factory=Counter)
+    warning_examples: list[dict[str, Any]] = field(default_factory=list)
     state: str = "running"
     backup: str | None = None
     created: bool = False
@@ -118,6 +124,22 @@ class ReplayResult:
     @property
     def accounted(self) -> bool:
         return self.read == self.applied + self.parked_total
+
+    def warn(self, kind: str, detail: str, max_examples: int = 10, **where: Any) -> None:
+        """Count a warning of KIND; keep the first MAX_EXAMPLES with their DETAIL and WHERE
+        (e.g. ``position=12, eventId="e12"``)."""
+        self.warnings[kind] += 1
+        if len(self.warning_examples) < max_examples:
+            self.warning_examples.append({"kind": kind, **where, "detail": detail})
+
+    def strict_failure(self) -> str | None:
+        """Why a ``--strict`` run fails (events parked, warnings), or None."""
+        why = []
+        if self.parked_total:
+            why.append(f"{self.parked_total:,} event(s) parked")
+        if self.warnings:
+            why.append(f"{sum(self.warnings.values()):,} warning(s)")
+        return " and ".join(why) or None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +159,9 @@ class ReplayResult:
             "parkedByKind": dict(sorted(self.parked.items())),
             "accounted": self.accounted,
             "examples": self.examples,
+            "warnings": sum(self.warnings.values()),
+            "warningsByKind": dict(sorted(self.warnings.items())),
+            "warningExamples": self.warning_examples,
             "backup": self.backup,
             "createdTarget": self.created,
             "seconds": round(self.seconds, 3),

@@ -171,3 +171,21 @@ def test_cli_batch_default_is_the_librarys():
     from projector.replay import DEFAULT_BATCH
 
     assert cli_module.DEFAULT_BATCH == DEFAULT_BATCH
+
+
+def test_strict_replay_exits_1_when_events_were_parked(runner, tmp_path: Path):
+    """--strict (or PROJECTOR_STRICT=1) turns a run that parked events into exit 1, with
+    the run still committed and accounted for; a clean run passes."""
+    rebase = FIXTURES / "synced-rebase" / "ai-desk"
+    loose = runner.invoke(cli, ["-q", "replay", str(rebase), str(tmp_path / "a.db")])
+    assert loose.exit_code == 0
+    strict = runner.invoke(cli, ["-q", "replay", "--strict", str(rebase), str(tmp_path / "b.db")])
+    assert strict.exit_code == 1
+    assert "--strict: 29 event(s) parked" in strict.stderr
+    assert "read 891 = applied 862 + parked 29" in strict.stdout
+    by_env = runner.invoke(
+        cli, ["-q", "replay", str(rebase), str(tmp_path / "c.db")], env={"PROJECTOR_STRICT": "1"}
+    )
+    assert by_env.exit_code == 1
+    clean = runner.invoke(cli, ["-q", "replay", "--strict", str(SMALL), str(tmp_path / "d.db")])
+    assert clean.exit_code == 0, clean.stderr

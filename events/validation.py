@@ -1,9 +1,9 @@
 """Validation of every event against the JSON Schema kept in ``schemas/`` for its name.
 
-Schemas are Draft 2020-12 documents, one per event name, grouped in catalogs
-(``schemas/<catalog>/``). The hot path runs validators compiled by fastjsonschema; when
-one rejects an event, jsonschema (the reference implementation) explains why, so every
-error message comes from jsonschema and names the JSON path at fault.
+Schemas are Draft 2020-12 documents, one per event name, kept in the app's catalog
+(``schemas/<catalog>/``, see `events.catalog`). The hot path runs validators compiled by
+fastjsonschema; when one rejects an event, jsonschema (the reference implementation)
+explains why, so every error message comes from jsonschema and names the JSON path at fault.
 """
 
 from __future__ import annotations
@@ -13,18 +13,31 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from events.catalog import (
+    SCHEMAS_DIR,
+    Catalog,
+    bundled_catalog_names,
+    detect_catalog,
+)
 from events.envelope import Event
-from events.errors import CatalogError
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
-DEFAULT_CATALOG = "ai-desk"
+__all__ = [
+    "SCHEMAS_DIR",
+    "Catalog",
+    "Problem",
+    "ValidationReport",
+    "Validator",
+    "bundled_catalog_names",
+    "detect_catalog",
+    "validate_events",
+]
+
 SAMPLE_CHARS = 80
 
 UNKNOWN = "unknown"
@@ -107,75 +120,6 @@ class Problem:
             "reason": self.reason,
             "value": self.value,
         }
-
-
-@dataclass
-class Catalog:
-    """The JSON Schemas of one app's events, loaded from ``schemas/<name>/``."""
-
-    name: str
-    directory: Path
-    schemas: dict[str, dict[str, Any]]
-    client_only: frozenset[str] = frozenset()
-
-    @classmethod
-    def load(cls, directory: Path) -> Catalog:
-        if not directory.is_dir():
-            raise CatalogError(f"{directory}: no such schema catalog directory")
-        meta: dict[str, Any] = {}
-        meta_file = directory / "catalog.json"
-        if meta_file.exists():
-            meta = json.loads(meta_file.read_text("utf-8"))
-        schemas: dict[str, dict[str, Any]] = {}
-        for path in sorted(directory.glob("*.json")):
-            if path.name == "catalog.json":
-                continue
-            try:
-                doc = json.loads(path.read_text("utf-8"))
-                jsonschema.Draft202012Validator.check_schema(doc)
-            except (ValueError, jsonschema.SchemaError) as exc:
-                raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
-            name = doc.get("title") or path.stem
-            if name in schemas:
-                raise CatalogError(f"{path}: event {name} has two schemas in {directory}")
-            schemas[name] = doc
-        if not schemas:
-            raise CatalogError(f"{directory}: no event schemas in this catalog")
-        return cls(
-            name=meta.get("name", directory.name),
-            directory=directory,
-            schemas=schemas,
-            client_only=frozenset(meta.get("clientOnly", [])),
-        )
-
-    @classmethod
-    def bundled(cls, name: str = DEFAULT_CATALOG) -> Catalog:
-        """A catalog shipped in schemas/, loaded (and checked) once per process."""
-        if name not in _BUNDLED:
-            _BUNDLED[name] = cls.load(SCHEMAS_DIR / name)
-        return _BUNDLED[name]
-
-
-_BUNDLED: dict[str, Catalog] = {}
-
-
-def bundled_catalog_names() -> list[str]:
-    return sorted(p.name for p in SCHEMAS_DIR.iterdir() if (p / "catalog.json").exists())
-
-
-def detect_catalog(event_names: Iterable[str]) -> Catalog:
-    """The bundled catalog that knows most of the log's event names (ai-desk on a tie)."""
-    names = set(event_names)
-    best = Catalog.bundled(DEFAULT_CATALOG)
-    best_score = len(names & best.schemas.keys())
-    for other in bundled_catalog_names():
-        if other == DEFAULT_CATALOG:
-            continue
-        catalog = Catalog.bundled(other)
-        score = len(names & catalog.schemas.keys())
-        if score > best_score:
-            best, best_score = catalog, score
-    return best
 
 
 @functools.lru_cache(maxsize=256)

@@ -66,20 +66,18 @@ def _catalog_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--catalog",
         metavar="NAME|DIR",
-        help="Schema catalog: a bundled name (ai-desk, todo-0.3.1) or a directory of "
-        "JSON Schemas. Default: the bundled catalog that knows the log's event names.",
+        help="The app's catalog: a bundled name (ai-desk, todomvc, todo-0.3.1) or a catalog "
+        "folder (docs/catalogs.md). Default: the one the target recorded, else the bundled "
+        "catalog that knows the log's event names.",
     )(fn)
 
 
 def _load_catalog(value: str | None) -> Any:
     if value is None:
         return None
-    from events.validation import SCHEMAS_DIR, Catalog
+    from events.catalog import resolve_catalog
 
-    path = Path(value)
-    if not path.is_dir() and (SCHEMAS_DIR / value).is_dir():
-        path = SCHEMAS_DIR / value
-    return Catalog.load(path)
+    return resolve_catalog(value)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -472,8 +470,9 @@ def digest(target: Path, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="LiveStore's own state DB (state-<hash>@6.db beside the eventlog) to compare with.",
 )
+@_catalog_option
 @json_option
-def verify(target: Path, against: Path | None, as_json: bool) -> None:
+def verify(target: Path, against: Path | None, catalog: str | None, as_json: bool) -> None:
     """Check TARGET: integrity, foreign keys, event accounting, and LiveStore's own state.
 
     Exit 1 on a failed check or on any difference not explained by a parked event.
@@ -485,7 +484,7 @@ def verify(target: Path, against: Path | None, as_json: bool) -> None:
     from projector.verify import verify as run_verify
 
     with _errors():
-        report = run_verify(target, against)
+        report = run_verify(target, against, _load_catalog(catalog))
     if as_json:
         _emit(report.as_dict())
     else:

@@ -1,12 +1,27 @@
-"""Projection handlers: one per current event name, with LiveStore's materializer semantics.
+"""Projection handlers, compiled from a catalog: what each event does to the app's tables.
 
-Each handler is registered by decorator with the table it writes and the args field that
-names the row (the entity); registering a name twice is an error. Old event versions
-reach these handlers through `events.upcast`. Handlers read and write whole rows of the
-batch's `RowStore` (which writes them to the target behind the batch, in key order).
-Each handler checks what it needs (a persona before a memory or a draft; a new id is
-new) and then makes its one change, so an event that would break integrity raises
-`IntegrityBreak` having changed nothing.
+A catalog declares its projection in catalog.toml (see docs/catalogs.md), in the shapes
+LiveStore's materializers take (``tables.x.insert(...)``, ``.update(...).where(...)``,
+``.delete().where(...)``, ``.onConflict(...)``):
+
+- ``insert``: a row from the args (column mapping, constants, the column's DDL default
+  for what is not given); ``on_conflict`` = ``fail`` (LiveStore's plain INSERT: a key
+  that is taken is an integrity break), ``ignore``, ``replace`` (an upsert replacing
+  the row) or ``update`` (an upsert changing the given columns);
+- ``update ... where`` the key: a partial update of the columns whose args are present
+  (LiveStore's ``UPDATE ... WHERE id = ?``: a row that is not there is left alone);
+  ``where`` other columns: a bulk update of every row that matches;
+- ``delete ... where``: a hard delete of one row, or of every row that matches;
+- several of these for one event, applied in order, all or nothing.
+
+Client documents are the engine's: every table declared with ``client_document`` gets
+the handler of LiveStore's generated ``<table>Set`` event. Values are encoded by the
+target column's codec, as LiveStore's column types store them (`encode`). A foreign key
+of the target is checked before a row is written, so an event whose row would point
+nowhere raises `IntegrityBreak` having changed nothing, and is parked.
+
+Python handlers registered in the catalog's hooks.py are used as they are. Handlers read
+and write whole rows of the batch's `RowStore`, which writes them behind the batch.
 """
 
 from __future__ import annotations
@@ -16,13 +31,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from events.catalog import Catalog, HandlerHook
 from events.encoding import iso_to_epoch_ms, js_json
-from events.upcast import UPCASTERS
+from events.errors import CatalogError
 from projector.errors import IntegrityBreak
 from projector.store import RowStore
+from projector.target import Reference, Table
 
 Args = dict[str, Any]
 Apply = Callable[[RowStore, Args], None]
+Getter = Callable[[Any], Any]
+#: What a getter returns for an arg the event does not carry.
+MISSING: Any = object()
+ON_CONFLICT = ("fail", "ignore", "replace", "update")
+CLIENT_DOCUMENT_EVENT = "{table}Set"  # LiveStore's client-document-def.ts names it so
 
 
 def any_row(table: str) -> str:
@@ -30,259 +52,460 @@ def any_row(table: str) -> str:
     return f"{table}:*"
 
 
+def entity_text(entities: list[str]) -> str | None:
+    """How a parked event's entities are stored in ``_projector_parked.entity``: the one
+    entity itself, or a JSON array of them for an event touching several rows."""
+    if not entities:
+        return None
+    return entities[0] if len(entities) == 1 else json.dumps(entities, ensure_ascii=False)
+
+
+def entity_list(text: str | None) -> list[str]:
+    """The entities stored by `entity_text` (an entity starts with its table's name,
+    never with ``[``)."""
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            found = json.loads(text)
+        except ValueError:
+            return [text]
+        return [e for e in found if isinstance(e, str)]
+    return [text]
+
+
 @dataclass(frozen=True)
 class Handler:
-    """How one event name changes the tables."""
+    """How one event name changes the tables.
+
+    ``rows`` are the (table, getter) pairs naming the rows the event touches one by one
+    (its entities); ``bulk`` the tables it touches by a condition (every row of them is
+    its entity); ``reads`` the (table, getter) pairs of rows it looks at, fetched in bulk.
+    """
 
     name: str
-    table: str
-    key: str
     apply: Apply
-    #: The rows (table, args field naming the key) the handler reads, fetched in bulk.
-    reads: tuple[tuple[str, str], ...] = ()
+    tables: tuple[str, ...]
+    rows: tuple[tuple[str, Getter], ...] = ()
+    bulk: tuple[str, ...] = ()
+    reads: tuple[tuple[str, Getter], ...] = ()
+
+    def entities(self, args: Any) -> list[str]:
+        """``table:key`` of each row the event touches, when the args name it, and
+        ``table:*`` for a table it touches by a condition."""
+        found = []
+        for table, get in self.rows:
+            value = get(args)
+            if type(value) is str or type(value) is int:
+                found.append(f"{table}:{value}")
+        found.extend(any_row(t) for t in self.bulk)
+        return found
 
     @property
-    def any_row(self) -> str:
-        """The entity that stands for every row of the handler's table."""
-        return any_row(self.table)
+    def any_rows(self) -> tuple[str, ...]:
+        """The entities that stand for every row of the tables the handler writes."""
+        return tuple(any_row(t) for t in self.tables)
 
-    def entity(self, args: Any) -> str | None:
-        """``table:key`` of the row the event touches, when the args name it."""
-        if isinstance(args, dict):
-            value = args.get(self.key)
-            if isinstance(value, str):
-                return f"{self.table}:{value}"
+
+# ---------------------------------------------------------------- values
+
+
+def _getter(path: tuple[str, ...]) -> Getter:
+    """A function reading ARGS at PATH (MISSING where a step is absent)."""
+    if len(path) == 1:
+        (name,) = path
+
+        def get_one(args: Any) -> Any:
+            return args.get(name, MISSING) if type(args) is dict else MISSING
+
+        return get_one
+
+    def get_path(args: Any) -> Any:
+        for step in path:
+            if type(args) is not dict or step not in args:
+                return MISSING
+            args = args[step]
+        return args
+
+    return get_path
+
+
+def _reference(value: Any, where: str) -> tuple[Getter | None, Any]:
+    """(getter, None) for an args reference, or (None, constant) for a constant.
+
+    ``"$.a.b"`` and ``{arg = "a.b"}`` read the args; ``{const = v}`` is v;
+    ``{json = "text"}`` is the JSON value of text (TOML has no null: ``{json = "null"}``);
+    any other value is itself.
+    """
+    if isinstance(value, str) and value.startswith("$."):
+        return _getter(tuple(value[2:].split("."))), None
+    if isinstance(value, dict) and len(value) == 1:
+        ((form, inner),) = value.items()
+        if form == "arg" and isinstance(inner, str) and inner:
+            return _getter(tuple(inner.removeprefix("$.").split("."))), None
+        if form == "const":
+            return None, inner
+        if form == "json":
+            try:
+                return None, json.loads(inner)
+            except (TypeError, ValueError) as exc:
+                raise CatalogError(f"{where}: {{json = ...}} is not JSON ({exc})") from None
+    return None, value
+
+
+def _as_boolean(value: Any) -> int:
+    if type(value) is not bool:
+        raise TypeError(f"not a boolean: {value!r}")
+    return 1 if value else 0
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _datetime_ms(value: Any) -> int:
+    if type(value) is not str:
+        raise TypeError(f"not an ISO-8601 date: {value!r}")
+    return iso_to_epoch_ms(value)
+
+
+#: How a value is stored in a column of each LiveStore column type
+#: (field-defs.ts: json -> TEXT of JSON.stringify, boolean -> 0/1, datetime -> ISO text,
+#: integer with Schema.DateFromNumber -> epoch milliseconds).
+CODECS: dict[str, Callable[[Any], Any]] = {
+    "text": _identity,
+    "integer": _identity,
+    "real": _identity,
+    "datetime": _identity,
+    "boolean": _as_boolean,
+    "json": js_json,
+    "datetime_ms": _datetime_ms,
+}
+
+
+def encoder(table: Table, column: str) -> Callable[[Any], Any]:
+    """The function storing a value in TABLE.COLUMN the way its LiveStore type does."""
+    return CODECS[table.codecs.get(column, "text")]
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """A compiled column mapping: values read from the args, and constants."""
+
+    from_args: tuple[tuple[str, Getter, Callable[[Any], Any]], ...]
+    constants: dict[str, Any]
+
+    def values(self, args: Any) -> dict[str, Any]:
+        """The mapped columns' stored values; an absent arg leaves its column out."""
+        row = dict(self.constants)
+        for column, get, encode in self.from_args:
+            value = get(args)
+            if value is not MISSING:
+                row[column] = encode(value)
+        return row
+
+    def getter(self, column: str) -> Getter | None:
+        for name, get, _ in self.from_args:
+            if name == column:
+                return get
         return None
 
 
-HANDLERS: dict[str, Handler] = {}
+def _columns(table: Table, mapping: dict[str, Any], where: str) -> _Columns:
+    unknown = sorted(set(mapping) - set(table.columns))
+    if unknown:
+        raise CatalogError(f"{where}: {table.name} has no column(s) {unknown}")
+    from_args = []
+    constants = {}
+    for column, value in mapping.items():
+        get, constant = _reference(value, f"{where}: {column}")
+        encode = encoder(table, column)
+        if get is not None:
+            from_args.append((column, get, encode))
+        else:
+            try:
+                constants[column] = None if constant is None else encode(constant)
+            except (TypeError, ValueError) as exc:
+                raise CatalogError(f"{where}: {column}: {exc}") from None
+    return _Columns(tuple(from_args), constants)
 
 
-def handles(
-    name: str,
-    *,
-    table: str,
-    key: str = "id",
-    reads: tuple[tuple[str, str], ...] | None = None,
-) -> Callable[[Apply], Apply]:
-    """Register the decorated function as the handler of event NAME.
-
-    READS names the rows it looks at (default: its own row), so a batch can read them
-    all at once; a row it reads without naming it is still read, one query at a time.
-    """
-
-    def register(fn: Apply) -> Apply:
-        if name in HANDLERS:
-            raise ValueError(f"a handler for {name} is already registered")
-        HANDLERS[name] = Handler(name, table, key, fn, ((table, key),) if reads is None else reads)
-        return fn
-
-    return register
+def _check_references(store: RowStore, table: Table, row: dict[str, Any]) -> None:
+    """Raise IntegrityBreak when a foreign-key column of ROW names no existing row."""
+    for ref in table.references:
+        value = row.get(ref.column)
+        if value is not None and store.get(ref.table, value) is None:
+            raise IntegrityBreak(f"{table.name}.{ref.column}: {ref.noun} {value!r} does not exist")
 
 
-def handler_for(name: str) -> Handler | None:
-    """The handler that applies NAME, following the upcast chain."""
-    seen = set()
-    while name not in HANDLERS and name in UPCASTERS and name not in seen:
-        seen.add(name)
-        name = UPCASTERS[name][0]
-    return HANDLERS.get(name)
+def _reference_reads(table: Table, columns: _Columns) -> list[tuple[str, Getter]]:
+    reads = []
+    for ref in table.references:
+        get = columns.getter(ref.column)
+        if get is not None:
+            reads.append((ref.table, get))
+    return reads
 
 
-def _require_persona(store: RowStore, column: str, persona_id: str) -> None:
-    """The reference check the handlers do themselves (see Projection)."""
-    if store.get("personas", persona_id) is None:
-        raise IntegrityBreak(f"{column}: persona {persona_id!r} does not exist")
+def _row_key(value: Any, table: Table) -> Any:
+    if type(value) is not str and type(value) is not int:
+        shown = "missing" if value is MISSING else repr(value)[:40]
+        raise ValueError(f"{table.name}.{table.row_key}: the row's key is {shown}")
+    return value
 
 
-# ---------------------------------------------------------------- personas
+# ---------------------------------------------------------------- operations
 
 
-def _create(store: RowStore, table: str, noun: str, key: str, row: Args) -> None:
-    """LiveStore's plain INSERT: a row whose key is taken is an integrity break."""
-    if store.get(table, key) is not None:
-        raise IntegrityBreak(f"{noun} {key!r} already exists")
-    store.put(table, key, row)
+@dataclass
+class _Op:
+    apply: Apply
+    table: str
+    row: Getter | None = None  # names the one row it touches (None: a bulk op)
+    reads: tuple[tuple[str, Getter], ...] = ()
 
 
-@handles("v2.PersonaCreated", table="personas")
-def persona_created(store: RowStore, a: Args) -> None:
-    _create(
-        store,
-        "personas",
-        "persona",
-        a["id"],
-        {
-            "id": a["id"],
-            "name": a["name"],
-            "personality": a["personality"],
-            "avatar": a["avatar"],
-            "voice": a["voice"],
-            "createdAt": a["createdAt"],
-            "deletedAt": None,
-        },
+def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
+    key = table.row_key
+    assert key is not None
+    columns = _columns(table, spec["values"], where)
+    key_get = columns.getter(key)
+    if key_get is None and key not in columns.constants:
+        raise CatalogError(f"{where}: values must give the key column {key!r}")
+    on_conflict = spec.get("on_conflict", "fail")
+    defaults = {c: table.defaults[c] for c in table.columns}
+    name, noun, references = table.name, table.noun, bool(table.references)
+
+    def insert(store: RowStore, args: Args) -> None:
+        row = {**defaults, **columns.values(args)}
+        row_key = _row_key(row[key], table)
+        if references:
+            _check_references(store, table, row)
+        if on_conflict == "replace":
+            store.put(name, row_key, row)
+            return
+        existing = store.get(name, row_key)
+        if existing is None:
+            store.put(name, row_key, row)
+        elif on_conflict == "fail":
+            raise IntegrityBreak(f"{noun} {row_key!r} already exists")
+        elif on_conflict == "update":
+            store.put(name, row_key, {**existing, **columns.values(args)})
+
+    reads = _reference_reads(table, columns)
+    if on_conflict != "replace" and key_get is not None:
+        reads.append((name, key_get))
+    return _Op(insert, name, key_get, tuple(reads))
+
+
+def _split_where(table: Table, spec: dict[str, Any], where: str) -> tuple[Getter | None, _Columns]:
+    """(getter of the key, the other conditions): a where naming the key is a row op."""
+    conditions = _columns(table, spec["where"], f"{where}: where")
+    key = table.row_key
+    if key is None or key not in spec["where"]:
+        return None, conditions
+    key_get = conditions.getter(key)
+    if key_get is None:
+        raise CatalogError(f"{where}: where {key} must come from the args")
+    rest = {c: v for c, v in spec["where"].items() if c != key}
+    return key_get, _columns(table, rest, f"{where}: where") if rest else _Columns((), {})
+
+
+def _matches(row: dict[str, Any], conditions: dict[str, Any]) -> bool:
+    return all(row[c] == v for c, v in conditions.items())
+
+
+def _update(table: Table, spec: dict[str, Any], where: str) -> _Op:
+    changes = _columns(table, spec["set"], f"{where}: set")
+    key_get, conditions = _split_where(table, spec, where)
+    name, references = table.name, bool(table.references)
+    reads = _reference_reads(table, changes)
+    if key_get is None:
+
+        def update_where(store: RowStore, args: Args) -> None:
+            values = changes.values(args)
+            if not values:
+                return
+            if references:
+                _check_references(store, table, values)
+            for row_key, row in store.matching(name, conditions.values(args)):
+                store.put(name, row_key, {**row, **values})
+
+        return _Op(update_where, name, None, tuple(reads))
+
+    def update(store: RowStore, args: Args) -> None:
+        values = changes.values(args)
+        if not values:
+            return
+        row_key = _row_key(key_get(args), table)
+        row = store.get(name, row_key)
+        if row is None or not _matches(row, conditions.values(args)):
+            return
+        if references:
+            _check_references(store, table, values)
+        store.put(name, row_key, {**row, **values})
+
+    return _Op(update, name, key_get, (*reads, (name, key_get)))
+
+
+def _delete(table: Table, spec: dict[str, Any], where: str) -> _Op:
+    key_get, conditions = _split_where(table, spec, where)
+    name = table.name
+    if key_get is None:
+
+        def delete_where(store: RowStore, args: Args) -> None:
+            for row_key, _ in store.matching(name, conditions.values(args)):
+                store.delete(name, row_key)
+
+        return _Op(delete_where, name)
+
+    if not conditions.from_args and not conditions.constants:
+
+        def delete(store: RowStore, args: Args) -> None:
+            # No read needed: deleting a row that is not there changes nothing.
+            store.delete(name, _row_key(key_get(args), table))
+
+        return _Op(delete, name, key_get)
+
+    def delete_if(store: RowStore, args: Args) -> None:
+        row_key = _row_key(key_get(args), table)
+        row = store.get(name, row_key)
+        if row is not None and _matches(row, conditions.values(args)):
+            store.delete(name, row_key)
+
+    return _Op(delete_if, name, key_get, ((name, key_get),))
+
+
+_OPS = {"insert": _insert, "update": _update, "delete": _delete}
+
+
+def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table]) -> Handler:
+    ops = []
+    for index, spec in enumerate(specs):
+        verb = next(v for v in _OPS if v in spec)
+        where = f'[events."{name}"]' + (f" #{index + 1}" if len(specs) > 1 else "")
+        table = tables.get(spec[verb])
+        if table is None:
+            raise CatalogError(f"{where}: {verb} into {spec[verb]!r}, which [tables] lacks")
+        if table.row_key is None or table.derived is not None:
+            raise CatalogError(
+                f"{where}: {table.name} is {'derived' if table.derived else 'keyed by several'}"
+                " columns; write it from a Python handler (hooks.py)"
+            )
+        ops.append(_OPS[verb](table, spec, where))
+    applies = [op.apply for op in ops]
+    if len(applies) == 1:
+        apply = applies[0]
+    else:
+
+        def apply(store: RowStore, args: Args) -> None:
+            with store.savepoint():
+                for step in applies:
+                    step(store, args)
+
+    return Handler(
+        name=name,
+        apply=apply,
+        tables=tuple(dict.fromkeys(op.table for op in ops)),
+        rows=tuple((op.table, op.row) for op in ops if op.row is not None),
+        bulk=tuple(dict.fromkeys(op.table for op in ops if op.row is None)),
+        reads=tuple(read for op in ops for read in op.reads),
     )
 
 
-_PERSONA_FIELDS = ("name", "personality", "avatar")
-
-
-def _update(store: RowStore, table: str, key: str, changes: Args) -> None:
-    """LiveStore's ``UPDATE ... WHERE key = ?``: nothing happens to a row that is not there."""
-    row = store.get(table, key)
-    if row is not None:
-        store.put(table, key, {**row, **changes})
-
-
-@handles("v1.PersonaUpdated", table="personas")
-def persona_updated(store: RowStore, a: Args) -> None:
-    changes = {f: a[f] for f in _PERSONA_FIELDS if f in a}
-    if changes:
-        _update(store, "personas", a["id"], changes)
-
-
-@handles("v1.PersonaDeleted", table="personas")
-def persona_deleted(store: RowStore, a: Args) -> None:
-    _update(store, "personas", a["id"], {"deletedAt": a["deletedAt"]})
-
-
-# ---------------------------------------------------------------- memories
-
-
-@handles("v1.MemoryAdded", table="memories", reads=(("personas", "personaId"), ("memories", "id")))
-def memory_added(store: RowStore, a: Args) -> None:
-    _require_persona(store, "memories.personaId", a["personaId"])
-    _create(
-        store,
-        "memories",
-        "memory",
-        a["id"],
-        {
-            "id": a["id"],
-            "personaId": a["personaId"],
-            "content": a["content"],
-            "kind": a["kind"],
-            "importance": a["importance"],
-            "tags": js_json(a["tags"]),  # memory_tags follows (see RowStore)
-            "createdAt": a["createdAt"],
-            "updatedAt": a["createdAt"],
-        },
-    )
-
-
-_MEMORY_FIELDS = ("content", "importance")
-
-
-@handles("v1.MemoryUpdated", table="memories")
-def memory_updated(store: RowStore, a: Args) -> None:
-    changes = {f: a[f] for f in _MEMORY_FIELDS if f in a}
-    if "tags" in a:
-        changes["tags"] = js_json(a["tags"])
-    changes["updatedAt"] = a["updatedAt"]
-    _update(store, "memories", a["id"], changes)
-
-
-@handles("v1.MemoryDeleted", table="memories")
-def memory_deleted(store: RowStore, a: Args) -> None:
-    if store.get("memories", a["id"]) is not None:
-        store.delete("memories", a["id"])
-
-
-# ---------------------------------------------------------------- plugins
-
-
-@handles("v1.PluginInstalled", table="plugins", reads=())
-def plugin_installed(store: RowStore, a: Args) -> None:
-    # Re-installing an id is an upgrade: the row is replaced and `enabled` resets.
-    store.put(
-        "plugins",
-        a["id"],
-        {
-            "id": a["id"],
-            "name": a["name"],
-            "version": a["version"],
-            "manifest": js_json(a["manifest"]),
-            "enabled": 0,
-            "installedAt": iso_to_epoch_ms(a["installedAt"]),
-        },
-    )
-
-
-@handles("v1.PluginEnabled", table="plugins")
-def plugin_enabled(store: RowStore, a: Args) -> None:
-    _update(store, "plugins", a["id"], {"enabled": 1})
-
-
-@handles("v1.PluginDisabled", table="plugins")
-def plugin_disabled(store: RowStore, a: Args) -> None:
-    _update(store, "plugins", a["id"], {"enabled": 0})
-
-
-@handles("v1.PluginUninstalled", table="plugins", reads=())
-def plugin_uninstalled(store: RowStore, a: Args) -> None:
-    store.delete("plugins", a["id"])
-
-
-# ---------------------------------------------------------------- config and drafts
-
-
-@handles("v1.ConfigSet", table="config", key="key", reads=())
-def config_set(store: RowStore, a: Args) -> None:
-    store.put("config", a["key"], {"key": a["key"], "value": js_json(a["value"])})
-
-
-@handles("v1.DraftSaved", table="drafts", key="personaId", reads=(("personas", "personaId"),))
-def draft_saved(store: RowStore, a: Args) -> None:
-    _require_persona(store, "drafts.personaId", a["personaId"])
-    store.put(
-        "drafts",
-        a["personaId"],
-        {"personaId": a["personaId"], "text": a["text"], "savedAt": a["savedAt"]},
-    )
-
-
-# ---------------------------------------------------------------- client documents
-
-USER_PREFERENCES_DEFAULT: Args = {
-    "theme": "system",
-    "language": "en",
-    "fontSize": 14,
-    "sendOnEnter": True,
-    "activePersonaId": None,
-    "notifications": {"enabled": True, "sound": "chime"},
-}
-UI_STATE_DEFAULT: Args = {
-    "selectedPersonaId": None,
-    "sidebarOpen": True,
-    "searchQuery": "",
-    "scrollTop": 0,
-}
-
-
-def _client_document_set(store: RowStore, table: str, default: Args, a: Args) -> None:
-    """LiveStore's `${name}Set`: insert defaults merged with the value, or merge top-level keys.
+def _client_document(table: Table) -> Handler:
+    """The handler of LiveStore's ``<table>Set`` for a client document table.
 
     LiveStore runs ``INSERT ... ON CONFLICT (id) DO UPDATE SET value = json_set(value,
     '$.key', json(?), ...)`` (client-document-def.ts). The same merge is done here on the
     parsed document: a key already there keeps its place, a new key goes last and a nested
     object is replaced whole, so the stored text is byte-identical to json_set's
-    (tests/test_handlers.py proves it against SQLite's json_set).
+    (tests/test_handlers.py proves it against SQLite's json_set). A set with no keys
+    changes nothing (LiveStore's ``DO NOTHING``).
     """
-    value: Args = a["value"]
-    row = store.get(table, a["id"])
-    if row is None:
-        store.put(table, a["id"], {"id": a["id"], "value": js_json({**default, **value})})
-    elif value:
-        merged = json.loads(row["value"])
-        merged.update(value)
-        store.put(table, a["id"], {"id": a["id"], "value": js_json(merged)})
+    name = table.name
+    default = table.client_document or {}
+
+    def set_document(store: RowStore, args: Args) -> None:
+        value: Args = args["value"]
+        row = store.get(name, args["id"])
+        if row is None:
+            store.put(name, args["id"], {"id": args["id"], "value": js_json({**default, **value})})
+        elif value:
+            merged = json.loads(row["value"])
+            merged.update(value)
+            store.put(name, args["id"], {"id": args["id"], "value": js_json(merged)})
+
+    get_id = _getter(("id",))
+    return Handler(
+        CLIENT_DOCUMENT_EVENT.format(table=name),
+        set_document,
+        (name,),
+        rows=((name, get_id),),
+        reads=((name, get_id),),
+    )
 
 
-@handles("userPreferencesSet", table="userPreferences")
-def user_preferences_set(store: RowStore, a: Args) -> None:
-    _client_document_set(store, "userPreferences", USER_PREFERENCES_DEFAULT, a)
+def _python(hook: HandlerHook, tables: dict[str, Table]) -> Handler:
+    for table in hook.tables:
+        if table not in tables:
+            raise CatalogError(
+                f"hooks.py: handler {hook.name} writes {table!r}, which [tables] lacks"
+            )
+    fn = hook.fn
+
+    def apply(store: RowStore, args: Args) -> None:
+        with store.savepoint():  # the hook's writes are all or nothing
+            fn(store, args)
+
+    key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None
+    rows = tuple((t, key) for t in hook.tables[:1] if key is not None)
+    reads = tuple((t, _getter(tuple(f.removeprefix("$.").split(".")))) for t, f in hook.reads)
+    return Handler(hook.name, apply, hook.tables, rows=rows, reads=reads)
 
 
-@handles("uiStateSet", table="uiState")
-def ui_state_set(store: RowStore, a: Args) -> None:
-    _client_document_set(store, "uiState", UI_STATE_DEFAULT, a)
+class Handlers:
+    """A catalog's handlers, by the (current) event name they apply.
+
+    Raises CatalogError at construction when the projection names a table or column
+    the target does not have, or two handlers claim one event.
+    """
+
+    def __init__(self, catalog: Catalog, tables: dict[str, Table]):
+        self.catalog = catalog
+        self.by_name: dict[str, Handler] = {}
+        for table in tables.values():
+            if table.client_document is not None:
+                self._add(_client_document(table))
+        for name, spec in catalog.spec.get("events", {}).items():
+            self._add(_compile_ops(name, spec if isinstance(spec, list) else [spec], tables))
+        for hook in catalog.hooks.handlers.values():
+            self._add(_python(hook, tables))
+
+    def _add(self, handler: Handler) -> None:
+        if handler.name in self.by_name:
+            raise CatalogError(
+                f"{self.catalog.directory}: event {handler.name} has two handlers "
+                "(catalog.toml, a client document or hooks.py)"
+            )
+        self.by_name[handler.name] = handler
+
+    def for_name(self, name: str) -> Handler | None:
+        """The handler that applies NAME, following the catalog's upcast chain."""
+        try:
+            return self.by_name.get(self.catalog.upcasters.current_name(name))
+        except ValueError:
+            return None
+
+
+__all__ = [
+    "CODECS",
+    "entity_list",
+    "entity_text",
+    "Handler",
+    "Handlers",
+    "MISSING",
+    "Reference",
+    "any_row",
+    "encoder",
+]

@@ -23,9 +23,10 @@ from typing import Any
 
 import structlog
 
+from events.catalog import load_recorded
 from events.envelope import Event
-from events.sources import Source, open_source
-from events.upcast import upcast
+from events.errors import CatalogError
+from events.sources import Source, connect_readonly, open_source
 from events.validation import (
     INVALID,
     UNKNOWN,
@@ -47,15 +48,17 @@ from projector.errors import (
     ReplayError,
     TargetError,
 )
-from projector.handlers import Handler, handler_for
+from projector.handlers import Handler, Handlers, entity_list, entity_text
 from projector.lock import writer_lock
 from projector.store import RowError, RowStore
 from projector.target import (
     PARKED_TABLE,
     RUNS_TABLE,
     STATE_TABLE,
+    Table,
     is_target,
     open_target,
+    read_tables,
     refuse_foreign,
 )
 
@@ -186,13 +189,14 @@ class MigrationState:
     parked: int
     reapplied: int
     state: str
+    catalog_digest: str | None = None
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
-            f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state "
-            f"FROM {STATE_TABLE} WHERE id = 1"
+            f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
+            f"catalogDigest FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
         return cls(*row) if row else None
 
@@ -200,24 +204,37 @@ class MigrationState:
 class Projection:
     """Applies events to an open target: validation, upcasting, handlers and parking."""
 
-    def __init__(self, conn: sqlite3.Connection, validator: Validator, on_invalid: str):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        validator: Validator,
+        on_invalid: str,
+        tables: dict[str, Table] | None = None,
+    ):
         if on_invalid not in ON_INVALID:
             raise ValueError(f"on_invalid must be one of {ON_INVALID}")
         self.conn = conn
-        # The handlers check every reference themselves (a persona before a memory or a
-        # draft; tags are written with their memory), which costs less than SQLite's
-        # foreign-key machinery on every write; `verify` runs foreign_key_check.
+        catalog = validator.catalog
+        tables = read_tables(conn, catalog) if tables is None else tables
+        self.handlers = Handlers(catalog, tables)
+        self.upcasters = catalog.upcasters
+        # The handlers check every reference themselves (a foreign key's row before the
+        # row pointing at it; derived rows are written with their parent), which costs
+        # less than SQLite's foreign-key machinery on every write; `verify` runs
+        # foreign_key_check.
         conn.execute("PRAGMA foreign_keys = OFF")
-        self.store = RowStore(conn)
+        self.store = RowStore(conn, tables)
         self.validator = validator
         self.on_invalid = on_invalid
         self.where = ""
-        self.held_entities = {
-            row[0]
-            for row in conn.execute(
-                f"SELECT DISTINCT entity FROM {PARKED_TABLE} WHERE entity IS NOT NULL"
-            )
-        }
+        self.held_entities: set[str] = set()
+        #: Tables with a held entity: a bulk change to one waits too.
+        self.held_tables: set[str] = set()
+        for (text,) in conn.execute(
+            f"SELECT DISTINCT entity FROM {PARKED_TABLE} WHERE entity IS NOT NULL"
+        ):
+            for entity in entity_list(text):
+                self.hold(entity)
         self._handlers: dict[str, Handler | None] = {}
         #: Why each event of the batch was parked, by position (for a run's examples).
         self.reasons: dict[int, str] = {}
@@ -254,12 +271,12 @@ class Projection:
 
     def _prefetch(self, prepared: list[Prepared]) -> None:
         """Read every row the batch's handlers will look at, a table at a time."""
-        keys: dict[str, set[str]] = {}
+        keys: dict[str, set[Any]] = {}
         for handler, args, problem in prepared:
             if problem is None and handler is not None:
-                for table, field in handler.reads:
-                    value = args.get(field)
-                    if type(value) is str:
+                for table, get in handler.reads:
+                    value = get(args)
+                    if type(value) is str or type(value) is int:
                         keys.setdefault(table, set()).add(value)
         for table, wanted in keys.items():
             self.store.prefetch(table, wanted)
@@ -277,30 +294,30 @@ class Projection:
             except RowError as exc:
                 conn.execute("ROLLBACK TO projector_event")
                 self.store.clear()
-                outcome = self._refused(event, str(exc), self._entity(event))
+                outcome = self._refused(event, str(exc), self._entities(event))
                 self.store.flush()
             conn.execute("RELEASE projector_event")
             outcomes.append(outcome)
         return outcomes
 
-    def _refused(self, event: Event, error: str, entity: str | None) -> str:
+    def _refused(self, event: Event, error: str, entities: list[str]) -> str:
         """Park (or fail on) an event whose rows the target refused to store."""
         message = f"{event.event_id} ({event.name}): cannot be stored: {error}"
         if self.on_invalid == "fail":
             raise ReplayError(message)
-        self.park(event, INVALID, message, entity)
+        self.park(event, INVALID, message, entities)
         return INVALID
 
-    def _entity(self, event: Event) -> str | None:
-        """The row a valid event touches (worked out again only when its rows are refused)."""
+    def _entities(self, event: Event) -> list[str]:
+        """The rows a valid event touches (worked out again only when its rows are refused)."""
         handler, args, _ = self.prepare(event)
-        return handler.entity(args) if handler else None
+        return handler.entities(args) if handler else []
 
     def _handler(self, name: str) -> Handler | None:
         try:
             return self._handlers[name]
         except KeyError:
-            found = self._handlers[name] = handler_for(name)
+            found = self._handlers[name] = self.handlers.for_name(name)
             return found
 
     def prepare(self, event: Event) -> Prepared:
@@ -313,7 +330,7 @@ class Projection:
                     UNKNOWN, event.position, event.event_id, event.name, "no handler for this event"
                 )
             else:
-                args = upcast(event.name, args)[1]
+                args = self.upcasters.upcast(event.name, args)[1]
         return handler, args, problem
 
     def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
@@ -322,36 +339,56 @@ class Projection:
         if problem is not None:
             if self.on_invalid == "fail":
                 raise ReplayError(problem.message(self.where))
-            entity = None
+            entities: list[str] = []
             if handler is not None:
-                # Args too broken to name their row hold back the handler's whole table:
+                # Args too broken to name their rows hold back the handler's whole tables:
                 # re-applying the event later must not overtake events it preceded.
-                entity = handler.entity(current) or handler.any_row
-            self.park(event, problem.kind, problem.message(), entity)
+                entities = (handler.entities(current) if isinstance(current, dict) else []) or list(
+                    handler.any_rows
+                )
+            self.park(event, problem.kind, problem.message(), entities)
             return problem.kind
         assert handler is not None
-        held = self.held_entities
-        if held:  # the entity is only worked out when something is parked (or parks below)
-            entity = handler.entity(current)
-            if entity in held or handler.any_row in held:
-                row = label(entity) if entity else handler.any_row
-                reason = f"held back: an earlier event on {row} is parked"
-                self.park(event, HELD, reason, entity)
+        if self.held_entities:  # entities are only worked out when something is parked
+            waits_on = self._held(handler, current)
+            if waits_on is not None:
+                entities = handler.entities(current)
+                reason = f"held back: an earlier event on {label(waits_on)} is parked"
+                self.park(event, HELD, reason, entities)
                 return HELD
         try:
             handler.apply(self.store, current)
         except IntegrityBreak as exc:
-            entity = handler.entity(current)
-            self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entity)
+            entities = handler.entities(current)
+            self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entities)
             return INTEGRITY
         except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
             # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
             # later, when the batch is written: see RowError).
-            return self._refused(event, str(exc), handler.entity(current))
+            return self._refused(event, str(exc), handler.entities(current))
         return None
 
-    def park(self, event: Event, kind: str, reason: str, entity: str | None) -> None:
-        """Park EVENT (written with the batch's rows) and hold back its entity."""
+    def _held(self, handler: Handler, args: Any) -> str | None:
+        """The parked entity the event must wait behind, or None."""
+        held = self.held_entities
+        for entity in handler.entities(args):
+            if entity in held:
+                return entity
+        for entity in handler.any_rows:
+            if entity in held:
+                return entity
+        for table in handler.bulk:  # a change to every row waits behind any held row
+            if table in self.held_tables:
+                return next(e for e in sorted(held) if e.startswith(f"{table}:"))
+        return None
+
+    def hold(self, entity: str) -> None:
+        """Hold back later events on ENTITY (``table:key`` or ``table:*``)."""
+        self.held_entities.add(entity)
+        self.held_tables.add(entity.partition(":")[0])
+
+    def park(self, event: Event, kind: str, reason: str, entities: list[str]) -> None:
+        """Park EVENT (written with the batch's rows) and hold back its entities."""
         self.store.park(
             (
                 event.position,
@@ -360,7 +397,7 @@ class Projection:
                 _storable(event.args_json),
                 kind,
                 _storable(reason),
-                _storable(entity),
+                _storable(entity_text(entities)),
                 event.seq_global,
                 event.seq_client,
                 event.rebase_generation,
@@ -369,8 +406,8 @@ class Projection:
             )
         )
         self.reasons[event.position] = reason
-        if entity is not None:
-            self.held_entities.add(entity)
+        for entity in entities:
+            self.hold(entity)
 
 
 def _storable(value: Any) -> Any:
@@ -390,8 +427,34 @@ def _storable(value: Any) -> Any:
         return _storable(repr(value))
 
 
-def _resolve_catalog(source: Source, options: ReplayOptions) -> Catalog:
-    return options.catalog or detect_catalog(source.event_names())
+def _resolve_catalog(source: Source, target: Path, options: ReplayOptions) -> Catalog:
+    """The catalog a run replays with: the one asked for, else the one TARGET's migration
+    recorded, else the bundled catalog that knows the log's event names.
+
+    Raises CatalogError when the catalog has no projection (it can only validate).
+    """
+    catalog = options.catalog
+    if catalog is None:
+        recorded = _recorded_catalog(target)
+        catalog = load_recorded(recorded) if recorded else detect_catalog(source.event_names())
+    if not catalog.has_projection:
+        raise CatalogError(
+            f"catalog {catalog.name} ({catalog.directory}) has no projection (no [tables] in "
+            "catalog.toml): it can validate a log but not replay one"
+        )
+    return catalog
+
+
+def _recorded_catalog(target: Path) -> str | None:
+    """The catalog reference TARGET's migration recorded (read-only), if any."""
+    if not target.exists() or not is_target(target):
+        return None
+    conn = connect_readonly(target)
+    try:
+        row = conn.execute(f"SELECT catalog FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else None
 
 
 def replay(
@@ -465,9 +528,9 @@ def _run(
     # A file left by a run killed before its first commit is not a target yet:
     # open_target still refuses one that holds anything but the projector's tables.
     existed = target.exists() and is_target(target)
-    catalog = _resolve_catalog(source, options)
+    catalog = _resolve_catalog(source, target, options)
     validator = Validator(catalog)
-    db = open_target(target, create=True)
+    db = open_target(target, create=True, catalog=catalog)
     conn = db.conn
     try:
         if options.max_page_count:
@@ -551,10 +614,14 @@ def _check_same_store(
             f"{target}: holds a migration of store {state.store_id!r}; "
             f"{source.path} is store {source.store_id!r}"
         )
-    if state.catalog != catalog.name:
+    if state.catalog != catalog.reference:
         raise CheckpointMismatch(
-            f"{target}: was migrated with catalog {state.catalog!r}, "
-            f"{source.path} needs {catalog.name!r}"
+            f"{target}: was migrated with catalog {state.catalog!r}, not {catalog.reference!r}"
+        )
+    if state.catalog_digest and state.catalog_digest != catalog.digest:
+        raise CheckpointMismatch(
+            f"{target}: catalog {catalog.name!r} changed since this migration began "
+            f"({catalog.directory}); migrate into a new target with the new catalog"
         )
 
 
@@ -570,14 +637,16 @@ def _begin(
     if state is None:
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
-            "onInvalid, position, prefixDigest, sourceTotal, state) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
+            "catalogDigest, tables, onInvalid, position, prefixDigest, sourceTotal, state) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
             (
                 str(source.path.resolve()),
                 source.kind,
                 source.format_version,
                 source.store_id,
-                catalog.name,
+                catalog.reference,
+                catalog.digest,
+                json.dumps(list(catalog.spec["tables"]), ensure_ascii=False),
                 on_invalid,
                 PrefixDigest().hexdigest(),
                 result.total,
@@ -791,7 +860,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
             state = MigrationState.read(conn)
             if state is None:
                 raise TargetError(f"{target}: no migration recorded")
-            catalog = options.catalog or Catalog.bundled(state.catalog)
+            catalog = options.catalog or load_recorded(state.catalog)
             run = conn.execute(f"SELECT COALESCE(MAX(run), 0) + 1 FROM {RUNS_TABLE}").fetchone()[0]
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             backup = str(backups.take_backup(target, backups.backup_path(target, run)))

@@ -8,8 +8,9 @@ batch is never written at all. `flush` writes what changed, table by table in ke
 (deletes, then updates, then inserts, each one `executemany`), inside the caller's
 transaction, so the rows still commit together with the checkpoint.
 
-``memory_tags`` is derived here from ``memories.tags``: only the tags a memory lost or
-gained are written. The batch's parked events are written by the same `flush`.
+A derived table (one row per element of a parent's JSON-array column, like ai-desk's
+``memory_tags``) is kept here: only the elements a parent row lost or gained are written.
+The batch's parked events are written by the same `flush`.
 
 A value SQLite refuses (a CHECK, an integer beyond 64 bits, text that is not Unicode)
 surfaces only at `flush`; it is raised as `RowError` so the replay can redo the batch
@@ -21,16 +22,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from projector.target import APP_TABLES, PARKED_TABLE
+from projector.target import PARKED_TABLE, Table
 
 Row = dict[str, Any]
-Key = str
-
-#: The tables handlers write, with their key column, in the order a flush writes them
-#: (memory_tags is written with memories: see `_tag_changes`).
-ROW_TABLES: dict[str, str] = {t: key[0] for t, key in APP_TABLES.items() if t != "memory_tags"}
+Key = Any  # a row's key value: text, or an integer for an INTEGER key
 PARK_SQL = (
     f"INSERT INTO {PARKED_TABLE} (position, eventId, name, argsJson, kind, reason, entity, "
     "seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId) "
@@ -38,11 +37,13 @@ PARK_SQL = (
 )
 #: The original of a row written without being read first: it may or may not exist.
 UNKNOWN: Any = object()
-EMPTY_TAGS = "[]"
+EMPTY_ARRAY = "[]"
 
 
-def _bindable(key: str) -> bool:
+def _bindable(key: Key) -> bool:
     """KEY is text SQLite can take (no lone surrogate); other keys are read one at a time."""
+    if type(key) is not str:
+        return type(key) is int
     if key.isascii():
         return True
     try:
@@ -56,20 +57,50 @@ class RowError(Exception):
     """The target refused a value of the batch's rows (not an I/O or capacity failure)."""
 
 
-class RowStore:
-    """Rows of the current batch, over one target connection."""
+def _sorted(keys: set[Key]) -> list[Key]:
+    """KEYS in key order (a hostile mix of text and integers in repr order)."""
+    try:
+        return sorted(keys)
+    except TypeError:
+        return sorted(keys, key=repr)
 
-    def __init__(self, conn: sqlite3.Connection):
+
+class RowStore:
+    """Rows of the current batch, over one target connection.
+
+    TABLES are the app's tables (`projector.target.read_tables`): handlers address rows of
+    those with a single-column key; derived tables follow their parent's column.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, tables: dict[str, Table]):
         self.conn = conn
+        #: Handler-written tables and their key column, in the order a flush writes them.
+        self.keys: dict[str, str] = {
+            t.name: t.row_key for t in tables.values() if t.row_key and t.derived is None
+        }
+        #: Derived tables by parent table: the parent's column and the derived rows' SQL.
+        self._derived: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        for t in tables.values():
+            if t.derived is not None:
+                d = t.derived
+                sql = {
+                    "delete_all": f'DELETE FROM "{t.name}" WHERE "{d.key}" = ?',
+                    "delete": f'DELETE FROM "{t.name}" WHERE "{d.key}" = ? AND "{d.element}" = ?',
+                    "insert": f'INSERT OR IGNORE INTO "{t.name}" ("{d.key}", "{d.element}") '
+                    "VALUES (?, ?)",
+                }
+                self._derived.setdefault(d.parent, []).append((d.column, sql))
         self._columns: dict[str, tuple[str, ...]] = {}
         self._others: dict[str, list[str]] = {}
         self._sql: dict[str, dict[str, str]] = {}
-        for table, key in ROW_TABLES.items():
-            columns = tuple(r[1] for r in conn.execute(f'PRAGMA table_info("{table}")'))
+        self._journal: list[tuple[str, Key, Any, Any, bool]] | None = None
+        for table, key in self.keys.items():
+            columns = tables[table].columns
             others = [c for c in columns if c != key]
-            names = ", ".join(columns)
+            names = ", ".join(f'"{c}"' for c in columns)
             marks = ", ".join("?" for _ in columns)
-            sets = ", ".join(f"{c} = ?" for c in others)
+            sets = ", ".join(f'"{c}" = ?' for c in others)
+            key = f'"{key}"'
             self._columns[table] = columns
             self._others[table] = others
             self._sql[table] = {
@@ -81,16 +112,18 @@ class RowStore:
                 "insert": f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
                 "upsert": f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '
                 f"ON CONFLICT ({key}) DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in others),
+                + ", ".join(f'"{c}" = excluded."{c}"' for c in others),
+                "select_where": f'SELECT {names} FROM "{table}" WHERE ',
             }
         self.clear()
 
     def clear(self) -> None:
         """Forget the batch's rows (after a flush, or when its transaction rolls back)."""
-        self._rows: dict[str, dict[Key, Row | None]] = {t: {} for t in ROW_TABLES}
-        self._original: dict[str, dict[Key, Any]] = {t: {} for t in ROW_TABLES}
-        self._dirty: dict[str, set[Key]] = {t: set() for t in ROW_TABLES}
+        self._rows: dict[str, dict[Key, Row | None]] = {t: {} for t in self.keys}
+        self._original: dict[str, dict[Key, Any]] = {t: {} for t in self.keys}
+        self._dirty: dict[str, set[Key]] = {t: set() for t in self.keys}
         self._parked: list[tuple[Any, ...]] = []
+        self._journal = None
 
     def park(self, values: tuple[Any, ...]) -> None:
         """Add a parked event's row (the `_projector_parked` columns, in order)."""
@@ -117,7 +150,7 @@ class RowStore:
         for k in wanted:
             rows[k] = original[k] = None
         query = self._sql[table]["select_many"]
-        index = columns.index(ROW_TABLES[table])
+        index = columns.index(self.keys[table])
         for found in self.conn.execute(query, (json.dumps(wanted, ensure_ascii=False),)):
             rows[found[index]] = original[found[index]] = dict(zip(columns, found, strict=True))
 
@@ -128,7 +161,60 @@ class RowStore:
     def delete(self, table: str, key: Key) -> None:
         self._set(table, key, None)
 
+    def matching(self, table: str, where: dict[str, Any]) -> list[tuple[Key, Row]]:
+        """Every row of TABLE whose columns equal WHERE's values (SQL ``IS``), as the batch
+        sees it: the target's rows not yet read are read in one query, then the batch's
+        own rows are filtered. For a bulk update or delete."""
+        rows = self._rows[table]
+        original = self._original[table]
+        columns = self._columns[table]
+        index = columns.index(self.keys[table])
+        sql = self._sql[table]["select_where"] + " AND ".join(f'"{c}" IS ?' for c in where)
+        for found in self.conn.execute(sql, tuple(where.values())):
+            key = found[index]
+            if key not in rows:
+                rows[key] = original[key] = dict(zip(columns, found, strict=True))
+        items = where.items()
+        return [
+            (key, row)
+            for key, row in rows.items()
+            if row is not None and all(row[c] == v for c, v in items)
+        ]
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Undo every row change made inside, should it raise (for handlers that write
+        more than once: an event changes all its rows or none)."""
+        outer = self._journal
+        journal: list[tuple[str, Key, Any, Any, bool]] = []
+        self._journal = journal
+        try:
+            yield
+        except BaseException:
+            for table, key, row, original, dirty in reversed(journal):
+                self._rows[table][key] = row
+                if original is _ABSENT:
+                    self._original[table].pop(key, None)
+                    self._rows[table].pop(key, None)
+                if not dirty:
+                    self._dirty[table].discard(key)
+            raise
+        finally:
+            self._journal = outer
+            if outer is not None:
+                outer.extend(journal)
+
     def _set(self, table: str, key: Key, row: Row | None) -> None:
+        if self._journal is not None:
+            self._journal.append(
+                (
+                    table,
+                    key,
+                    self._rows[table].get(key),
+                    self._original[table].get(key, _ABSENT),
+                    key in self._dirty[table],
+                )
+            )
         # A row written without being read first may or may not exist in the target.
         self._original[table].setdefault(key, UNKNOWN)
         self._rows[table][key] = row
@@ -139,7 +225,7 @@ class RowStore:
         if self._parked:
             self.conn.executemany(PARK_SQL, self._parked)
         try:
-            for table in ROW_TABLES:
+            for table in self.keys:
                 if self._dirty[table]:
                     self._flush_table(table)
         except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError) as exc:
@@ -157,11 +243,11 @@ class RowStore:
         updates: list[list[Any]] = []
         inserts: list[list[Any]] = []
         upserts: list[list[Any]] = []
-        tag_deletes: list[tuple[Key]] = []
-        tag_removals: list[tuple[Key, Any]] = []
-        tag_inserts: list[tuple[Key, Any]] = []
-        memories = table == "memories"
-        for key in sorted(self._dirty[table]):
+        derived = self._derived.get(table, ())
+        changes: list[tuple[list[tuple[Key]], list[tuple[Key, Any]], list[tuple[Key, Any]]]] = [
+            ([], [], []) for _ in derived
+        ]
+        for key in _sorted(self._dirty[table]):
             row = rows[key]
             before = original[key]
             if row is None:
@@ -173,8 +259,8 @@ class RowStore:
                 upserts.append([row[c] for c in columns])
             elif row is not before:
                 updates.append([*(row[c] for c in others), key])
-            if memories:
-                _tag_changes(key, before, row, tag_deletes, tag_removals, tag_inserts)
+            for (column, _), (every, removed, added) in zip(derived, changes, strict=True):
+                _element_changes(column, key, before, row, every, removed, added)
         conn = self.conn
         if deletes:
             conn.executemany(sql["delete"], deletes)
@@ -184,17 +270,21 @@ class RowStore:
             conn.executemany(sql["upsert"], upserts)
         if inserts:
             conn.executemany(sql["insert"], inserts)
-        if tag_deletes:
-            conn.executemany("DELETE FROM memory_tags WHERE memoryId = ?", tag_deletes)
-        if tag_removals:
-            conn.executemany("DELETE FROM memory_tags WHERE memoryId = ? AND tag = ?", tag_removals)
-        if tag_inserts:
-            conn.executemany(
-                "INSERT OR IGNORE INTO memory_tags (memoryId, tag) VALUES (?, ?)", tag_inserts
-            )
+        for (_, sql), (every, removed, added) in zip(derived, changes, strict=True):
+            if every:
+                conn.executemany(sql["delete_all"], every)
+            if removed:
+                conn.executemany(sql["delete"], removed)
+            if added:
+                conn.executemany(sql["insert"], added)
 
 
-def _tag_changes(
+#: The journal's mark for a row the batch had not seen before the savepoint.
+_ABSENT: Any = object()
+
+
+def _element_changes(
+    column: str,
     key: Key,
     before: Any,
     row: Row | None,
@@ -202,15 +292,16 @@ def _tag_changes(
     removed: list[tuple[Key, Any]],
     added: list[tuple[Key, Any]],
 ) -> None:
-    """The memory_tags rows to change for memory KEY: tags it lost go, tags it gained
-    come, tags it kept stay untouched (each untouched row saves two index writes)."""
-    old_text = EMPTY_TAGS if before is None else (None if before is UNKNOWN else before["tags"])
-    new_text = EMPTY_TAGS if row is None else row["tags"]
+    """The derived rows to change for parent KEY's JSON array COLUMN: elements it lost
+    go, elements it gained come, elements it kept stay untouched (each untouched row saves
+    two index writes)."""
+    old_text = EMPTY_ARRAY if before is None else (None if before is UNKNOWN else before[column])
+    new_text = EMPTY_ARRAY if row is None else row[column]
     if old_text == new_text:
         return
-    new = json.loads(new_text) if new_text != EMPTY_TAGS else []
-    if old_text is None or row is None:  # old tags unknown, or the memory is gone
-        if old_text != EMPTY_TAGS:
+    new = json.loads(new_text) if new_text != EMPTY_ARRAY else []
+    if old_text is None or row is None:  # old elements unknown, or the parent is gone
+        if old_text != EMPTY_ARRAY:
             every.append((key,))
         added.extend((key, tag) for tag in new)
         return
@@ -219,4 +310,4 @@ def _tag_changes(
     added.extend((key, tag) for tag in new if tag not in old)
 
 
-__all__ = ["ROW_TABLES", "RowError", "RowStore"]
+__all__ = ["RowError", "RowStore"]

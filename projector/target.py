@@ -1,117 +1,74 @@
-"""The target database: the app's relational tables, created and versioned with Migrations.
+"""The target database: the app's tables from its catalog, plus the projector's bookkeeping.
 
-Table names, column names and value encodings are LiveStore's own (so the app's queries
-carry over and rows compare exactly with LiveStore's state DB). What the target adds is
-integrity: NOT NULL, CHECKs for enums, booleans and JSON, foreign keys, indexes, and the
-``memory_tags`` child table. The ``_projector_*`` tables and eventsourcing's ``tracking``
-table hold the migration's own bookkeeping.
+The app's tables are created by the catalog's migrations (``migrations/NNNN_name.sql``,
+applied with sqlite-utils `Migrations` as the set named after the catalog) and described
+by its catalog.toml (`Table`: key, columns, defaults, encodings, foreign keys, derived and
+client-document tables, and the LiveStore state table each mirrors). The ``_projector_*``
+tables and eventsourcing's ``tracking`` table hold the migration's own bookkeeping, in the
+projector's own migration set. All of them are applied in one transaction, so a first run
+killed while migrating leaves no half schema.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from events.catalog import Catalog
+from events.errors import CatalogError
 from events.sources import connect_readonly
 from projector.errors import TargetError
 
 MIGRATION_SET = "livestore-projector"
+#: The projector's own bookkeeping tables; the app's tables come from its catalog.
 migrations = Migrations(MIGRATION_SET)
+#: Migrations of targets made before catalogs existed (projector 0.1), when the app's
+#: tables were the projector's own: such a target is refused with a clear reason.
+LEGACY_MIGRATIONS = {"m001_app_tables", "m004_memories_kind_check_as_ors"}
 
-#: The app's tables, in the order a digest or a comparison walks them, with primary keys.
-APP_TABLES: dict[str, tuple[str, ...]] = {
-    "personas": ("id",),
-    "memories": ("id",),
-    "memory_tags": ("memoryId", "tag"),
-    "plugins": ("id",),
-    "config": ("key",),
-    "drafts": ("personaId",),
-    "userPreferences": ("id",),
-    "uiState": ("id",),
-}
-#: Tables LiveStore itself has (memory_tags is the target's own index of memories.tags).
-LIVESTORE_TABLES = tuple(t for t in APP_TABLES if t != "memory_tags")
 PARKED_TABLE = "_projector_parked"
 STATE_TABLE = "_projector_migration"
 RUNS_TABLE = "_projector_runs"
+#: Tables that are the projector's, not the app's (sqlite_* are SQLite's own).
+BOOKKEEPING_TABLES = frozenset(
+    {PARKED_TABLE, STATE_TABLE, RUNS_TABLE, "tracking", Migrations.migrations_table}
+)
 #: The target connection's page cache, in KiB.
 CACHE_KIB = 16 * 1024
 
 
-def _run_script(db: Database, script: str) -> None:
-    """Run DDL statement by statement: executescript() would COMMIT the migration's transaction."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+def run_script(db: Database, script: str) -> None:
+    """Run SCRIPT statement by statement in the caller's transaction.
+
+    executescript() would COMMIT the migration's transaction. Statements end at a ``;``
+    that `sqlite3.complete_statement` accepts, so a ``;`` in a string, a comment or a
+    trigger body does not split one.
+    """
+    start = 0
+    for index, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start : index + 1]):
+            statement = script[start : index + 1]
+            if _has_sql(statement):
+                db.execute(statement)
+            start = index + 1
+    if _has_sql(script[start:]):
+        raise CatalogError(f"unterminated SQL statement: {script[start:].strip()[:80]!r}")
 
 
-@migrations()
-def m001_app_tables(db: Database) -> None:
-    _run_script(
-        db,
-        """
-        CREATE TABLE personas (
-            id TEXT PRIMARY KEY NOT NULL,
-            name TEXT NOT NULL DEFAULT '',
-            personality TEXT NOT NULL DEFAULT '',
-            avatar TEXT,
-            voice TEXT,
-            createdAt TEXT NOT NULL,
-            deletedAt TEXT
-        ) STRICT;
-        CREATE TABLE memories (
-            id TEXT PRIMARY KEY NOT NULL,
-            personaId TEXT NOT NULL REFERENCES personas(id),
-            content TEXT NOT NULL DEFAULT '',
-            kind TEXT NOT NULL
-                CHECK (kind IN ('fact', 'preference', 'episode', 'instruction', 'relationship')),
-            importance REAL NOT NULL DEFAULT 0.5,
-            tags TEXT NOT NULL DEFAULT '[]' CHECK (json_type(tags) = 'array'),
-            createdAt TEXT NOT NULL,
-            updatedAt TEXT NOT NULL
-        ) STRICT;
-        CREATE INDEX idx_memories_personaId ON memories (personaId);
-        CREATE TABLE memory_tags (
-            memoryId TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
-            tag TEXT NOT NULL,
-            PRIMARY KEY (memoryId, tag)
-        ) STRICT, WITHOUT ROWID;
-        CREATE INDEX idx_memory_tags_tag ON memory_tags (tag, memoryId);
-        CREATE TABLE plugins (
-            id TEXT PRIMARY KEY NOT NULL,
-            name TEXT NOT NULL,
-            version TEXT NOT NULL,
-            manifest TEXT NOT NULL CHECK (json_type(manifest) = 'object'),
-            enabled INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
-            installedAt INTEGER NOT NULL
-        ) STRICT;
-        CREATE TABLE config (
-            key TEXT PRIMARY KEY NOT NULL,
-            value TEXT NOT NULL CHECK (json_valid(value))
-        ) STRICT;
-        CREATE TABLE drafts (
-            personaId TEXT PRIMARY KEY NOT NULL REFERENCES personas(id),
-            text TEXT NOT NULL DEFAULT '',
-            savedAt TEXT NOT NULL
-        ) STRICT;
-        CREATE TABLE userPreferences (
-            id TEXT PRIMARY KEY NOT NULL,
-            value TEXT NOT NULL CHECK (json_type(value) = 'object')
-        ) STRICT;
-        CREATE TABLE uiState (
-            id TEXT PRIMARY KEY NOT NULL,
-            value TEXT NOT NULL CHECK (json_type(value) = 'object')
-        ) STRICT;
-        """,
-    )
+def _has_sql(text: str) -> bool:
+    """TEXT holds more than whitespace and -- comments."""
+    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
 
 
 @migrations()
 def m002_projector_tables(db: Database) -> None:
-    _run_script(
+    run_script(
         db,
         f"""
         CREATE TABLE {PARKED_TABLE} (
@@ -199,8 +156,13 @@ def refuse_foreign(path: Path) -> None:
         )
 
 
-def open_target(path: Path, *, create: bool) -> Database:
-    """Open TARGET (creating and migrating it when CREATE), as a sqlite-utils Database."""
+def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> Database:
+    """Open TARGET as a sqlite-utils Database; when CREATE, create or upgrade it: the
+    projector's bookkeeping migrations, then CATALOG's, in one transaction.
+
+    Raises TargetError when TARGET is missing (and not CREATE), is not a projector
+    target, was made before catalogs, or cannot be opened or migrated.
+    """
     if not create and not path.exists():
         raise TargetError(f"{path}: no such target database")
     try:
@@ -214,10 +176,13 @@ def open_target(path: Path, *, create: bool) -> Database:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         if create:
-            # Foreign keys off while migrating: a table rebuild must not cascade (m004).
+            _refuse_legacy(db, path)
+            # Foreign keys off while migrating: a table rebuild must not cascade.
             conn.execute("PRAGMA foreign_keys = OFF")
             with db.atomic():  # all migrations or none: a killed first run leaves no half schema
                 migrations.apply(db)
+                if catalog is not None:
+                    catalog_migrations(catalog).apply(db)
                 problems = conn.execute("PRAGMA foreign_key_check").fetchone()
                 if problems:
                     raise TargetError(f"{path}: migrating would break a reference ({problems})")
@@ -250,33 +215,165 @@ def m003_tracking(db: Database) -> None:
 
 
 @migrations()
-def m004_memories_kind_check_as_ors(db: Database) -> None:
-    # The same CHECK on memories.kind, spelled with ORs: SQLite evaluates `kind IN (...)`
-    # by building a lookup table for every row written, which made each memory insert
-    # cost about 5 us more. Rebuilt the documented way (create, copy, drop, rename) with
-    # foreign keys off, so dropping the old table cascades nothing (see open_target).
-    _run_script(
-        db,
-        """
-        CREATE TABLE memories_m004 (
-            id TEXT PRIMARY KEY NOT NULL,
-            personaId TEXT NOT NULL REFERENCES personas(id),
-            content TEXT NOT NULL DEFAULT '',
-            kind TEXT NOT NULL CHECK (
-                kind = 'fact' OR kind = 'preference' OR kind = 'episode'
-                OR kind = 'instruction' OR kind = 'relationship'
-            ),
-            importance REAL NOT NULL DEFAULT 0.5,
-            tags TEXT NOT NULL DEFAULT '[]' CHECK (json_type(tags) = 'array'),
-            createdAt TEXT NOT NULL,
-            updatedAt TEXT NOT NULL
-        ) STRICT;
-        INSERT INTO memories_m004 (id, personaId, content, kind, importance, tags, createdAt,
-            updatedAt)
-        SELECT id, personaId, content, kind, importance, tags, createdAt, updatedAt
-        FROM memories;
-        DROP TABLE memories;
-        ALTER TABLE memories_m004 RENAME TO memories;
-        CREATE INDEX idx_memories_personaId ON memories (personaId);
-        """,
-    )
+def m005_catalog_record(db: Database) -> None:
+    # The digest of the catalog a migration was made with (a later run refuses a catalog
+    # that changed, rather than mixing two projections in one target), and the app's
+    # tables in the catalog's order (what `digest` walks, without needing the catalog).
+    db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN catalogDigest TEXT")
+    db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN tables TEXT")
+
+
+# ---------------------------------------------------------------- the app's tables
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A table holding one row per distinct element of a parent's JSON-array column."""
+
+    parent: str  # the parent table
+    column: str  # the parent's JSON-array column
+    key: str  # the column holding the parent's key
+    element: str  # the column holding one element
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key of the target: COLUMN must name an existing row of TABLE."""
+
+    column: str
+    table: str
+    noun: str
+
+
+@dataclass
+class Table:
+    """One of the app's target tables, as its catalog declares it and SQLite created it."""
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    #: The DDL default of each column, evaluated (None where there is none).
+    defaults: dict[str, Any]
+    codecs: dict[str, str] = field(default_factory=dict)
+    noun: str = ""
+    references: tuple[Reference, ...] = ()
+    derived: Derived | None = None
+    #: The default document of a client document table (LiveStore's default.value).
+    client_document: dict[str, Any] | None = None
+    #: The LiveStore state table this table mirrors; None for the target's own tables.
+    livestore: str | None = None
+    #: target column -> LiveStore column, where the names differ.
+    livestore_columns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def row_key(self) -> str | None:
+        """The single key column handlers address rows by (None for a composite key)."""
+        return self.key[0] if len(self.key) == 1 else None
+
+
+def read_tables(conn: sqlite3.Connection, catalog: Catalog) -> dict[str, Table]:
+    """The catalog's tables as the target holds them, in the catalog's order.
+
+    Raises CatalogError when catalog.toml and the migrations disagree: a declared table
+    the migrations did not create, an app table the catalog does not declare, a codec or
+    a derived table naming a column that is not there.
+    """
+    declared: dict[str, Any] = catalog.spec.get("tables", {})
+    present = {
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not r[0].startswith("sqlite_") and r[0] not in BOOKKEEPING_TABLES
+    }
+    where = f"{catalog.directory}/catalog.toml"
+    undeclared = sorted(present - declared.keys())
+    if undeclared:
+        raise CatalogError(f"{where}: the migrations create {undeclared} but [tables] lacks them")
+    tables: dict[str, Table] = {}
+    for name, spec in declared.items():
+        if name not in present:
+            raise CatalogError(f"{where}: [tables.{name}] is not created by the migrations")
+        info = conn.execute(f'PRAGMA table_info("{name}")').fetchall()
+        columns = tuple(r[1] for r in info)
+        key = tuple(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
+        defaults = {r[1]: _evaluate_default(conn, r[4]) for r in info}
+        codecs = dict(spec.get("codecs", {}))
+        document = None
+        if "client_document" in spec:
+            try:
+                document = json.loads(spec["client_document"])
+            except ValueError as exc:
+                raise CatalogError(f"{where}: [tables.{name}] client_document: {exc}") from None
+            if not isinstance(document, dict) or set(columns) != {"id", "value"}:
+                raise CatalogError(
+                    f"{where}: [tables.{name}] a client document is a JSON object default "
+                    "in a table of columns (id, value)"
+                )
+            codecs["value"] = "json"
+        unknown = sorted(set(codecs) - set(columns))
+        if unknown:
+            raise CatalogError(f"{where}: [tables.{name}] codecs name no column {unknown}")
+        derived = None
+        if "derived" in spec:
+            d = spec["derived"]
+            derived = Derived(d["from"], d["column"], d["key"], d["element"])
+        livestore = spec.get("livestore", name)
+        tables[name] = Table(
+            name=name,
+            key=key,
+            columns=columns,
+            defaults=defaults,
+            codecs=codecs,
+            noun=spec.get("noun", name),
+            derived=derived,
+            client_document=document,
+            livestore=None if livestore is False or derived else livestore,
+            livestore_columns=dict(spec.get("livestore_columns", {})),
+        )
+    for table in tables.values():
+        refs = []
+        for row in conn.execute(f'PRAGMA foreign_key_list("{table.name}")'):
+            ref_table, column = row[2], row[3]
+            if table.derived is None and ref_table in tables:
+                refs.append(Reference(column, ref_table, tables[ref_table].noun))
+        table.references = tuple(refs)
+        if table.derived:
+            d = table.derived
+            parent = tables.get(d.parent)
+            if parent is None or d.column not in parent.columns or parent.row_key is None:
+                raise CatalogError(
+                    f"{where}: [tables.{table.name}] derived from {d.parent}.{d.column}, "
+                    "which is not a column of a table with a single-column key"
+                )
+            if {d.key, d.element} - set(table.columns):
+                raise CatalogError(
+                    f"{where}: [tables.{table.name}] has no columns {d.key!r}, {d.element!r}"
+                )
+    return tables
+
+
+def _evaluate_default(conn: sqlite3.Connection, expression: str | None) -> Any:
+    """The value of a column's DDL default (PRAGMA table_info's dflt_value), or None."""
+    if expression is None:
+        return None
+    return conn.execute(f"SELECT {expression}").fetchone()[0]
+
+
+def catalog_migrations(catalog: Catalog) -> Migrations:
+    """The catalog's migrations/*.sql as a sqlite-utils migration set named after it."""
+    found = Migrations(catalog.name)
+    for name, script in catalog.migrations:
+
+        def apply(db: Database, script: str = script) -> None:
+            run_script(db, script)
+
+        found(name=name)(apply)
+    return found
+
+
+def _refuse_legacy(db: Database, path: Path) -> None:
+    applied = {m.name for m in migrations.applied(db)}
+    if applied & LEGACY_MIGRATIONS:
+        raise TargetError(
+            f"{path}: was made by projector 0.1, before catalogs; migrate into a new target "
+            "(this one stays readable: status, digest and verify still work)"
+        )

@@ -1,9 +1,12 @@
 """`verify`: prove a target sound, accounted for, and equal to LiveStore's own state.
 
-Checks: SQLite integrity and foreign keys, `memory_tags` in step with `memories.tags`,
-the event accounting (applied + parked = position, against the source when it is
-still there), and, given LiveStore's state DB, a row-for-row comparison in which every
-difference is either explained by a parked event on the same row or reported.
+Checks: SQLite integrity and foreign keys, each derived table in step with its parent's
+column (e.g. ai-desk's `memory_tags` with `memories.tags`), the event accounting (applied
++ parked = position, against the source when it is still there), and, given LiveStore's
+state DB, a row-for-row comparison of every table the catalog says mirrors a LiveStore
+state table (under the catalog's table and column names), in which every difference is
+either explained by a parked event on the same row (or on a row it references) or
+reported.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from events.errors import SourceError
+from events.catalog import Catalog, load_recorded
+from events.errors import CatalogError, SourceError
 from events.sources import connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
-from projector.handlers import any_row
-from projector.target import LIVESTORE_TABLES, PARKED_TABLE, STATE_TABLE, is_target
+from projector.handlers import any_row, entity_list
+from projector.target import PARKED_TABLE, STATE_TABLE, Table, is_target, read_tables
 
 SAMPLE = 60
 
@@ -99,19 +103,46 @@ def _short(value: Any) -> str:
     return text if len(text) <= SAMPLE else text[: SAMPLE - 1] + "…"
 
 
-def verify(target: Path, against: Path | None = None) -> VerifyReport:
+def verify(
+    target: Path, against: Path | None = None, catalog: Catalog | None = None
+) -> VerifyReport:
+    """Check TARGET (see the module docstring); compare with the state DB AGAINST if given.
+
+    CATALOG defaults to the one the migration recorded. Raises TargetError when TARGET is
+    not a projector target or AGAINST is not a readable state DB.
+    """
     if not target.exists() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
     report = VerifyReport(target=str(target), against=str(against) if against else None)
     conn = connect_readonly(target)
     try:
         _structural_checks(conn, report)
+        tables = _tables(conn, catalog, report)
+        if tables is not None:
+            _derived_checks(conn, tables, report)
         _accounting_checks(conn, report)
-        if against is not None:
-            _compare(conn, against, report)
+        if against is not None and tables is not None:
+            _compare(conn, against, tables, report)
     finally:
         conn.close()
     return report
+
+
+def _tables(
+    conn: sqlite3.Connection, catalog: Catalog | None, report: VerifyReport
+) -> dict[str, Table] | None:
+    """The target's tables as its catalog describes them (None, with a failed check, when
+    the catalog cannot be loaded)."""
+    try:
+        if catalog is None:
+            row = conn.execute(f"SELECT catalog FROM {STATE_TABLE} WHERE id = 1").fetchone()
+            if row is None:
+                return None
+            catalog = load_recorded(row[0])
+        return read_tables(conn, catalog)
+    except CatalogError as exc:
+        report.checks.append(Check("catalog", False, str(exc)))
+        return None
 
 
 def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
@@ -130,29 +161,33 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             else f"{len(broken)} broken: " + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
         )
     )
-    stale = conn.execute(
-        """
-        SELECT COUNT(*) FROM (
-            SELECT m.id, j.value FROM memories m, json_each(m.tags) j
-            EXCEPT SELECT memoryId, tag FROM memory_tags
-        )"""
-    ).fetchone()[0]
-    extra = conn.execute(
-        """
-        SELECT COUNT(*) FROM (
-            SELECT memoryId, tag FROM memory_tags
-            EXCEPT SELECT m.id, j.value FROM memories m, json_each(m.tags) j
-        )"""
-    ).fetchone()[0]
-    report.checks.append(
-        Check(
-            "memory_tags",
-            stale == 0 and extra == 0,
-            "in step with memories.tags"
-            if stale == 0 and extra == 0
-            else f"{stale} tag(s) missing from memory_tags, {extra} extra",
+
+
+def _derived_checks(
+    conn: sqlite3.Connection, tables: dict[str, Table], report: VerifyReport
+) -> None:
+    """Each derived table holds exactly the elements of its parent's JSON-array column."""
+    for table in tables.values():
+        d = table.derived
+        if d is None:
+            continue
+        parent_key = tables[d.parent].row_key
+        from_parent = (
+            f'SELECT p."{parent_key}", j.value FROM "{d.parent}" p, json_each(p."{d.column}") j'
         )
-    )
+        ours = f'SELECT "{d.key}", "{d.element}" FROM "{table.name}"'
+        stale = conn.execute(f"SELECT COUNT(*) FROM ({from_parent} EXCEPT {ours})").fetchone()[0]
+        extra = conn.execute(f"SELECT COUNT(*) FROM ({ours} EXCEPT {from_parent})").fetchone()[0]
+        ok = stale == 0 and extra == 0
+        report.checks.append(
+            Check(
+                table.name,
+                ok,
+                f"in step with {d.parent}.{d.column}"
+                if ok
+                else f"{stale} element(s) missing from {table.name}, {extra} extra",
+            )
+        )
 
 
 def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
@@ -218,10 +253,11 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
 
 def _parked_by_entity(conn: sqlite3.Connection) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for entity, event_id in conn.execute(
+    for text, event_id in conn.execute(
         f"SELECT entity, eventId FROM {PARKED_TABLE} WHERE entity IS NOT NULL ORDER BY position"
     ):
-        found.setdefault(entity, []).append(event_id)
+        for entity in entity_list(text):
+            found.setdefault(entity, []).append(event_id)
     return found
 
 
@@ -231,7 +267,9 @@ def _key_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [name for _, name in keys]
 
 
-def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> None:
+def _compare(
+    conn: sqlite3.Connection, against: Path, tables: dict[str, Table], report: VerifyReport
+) -> None:
     if not against.exists():
         raise TargetError(f"{against}: no such state database")
     try:
@@ -244,16 +282,17 @@ def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> N
     except sqlite3.DatabaseError as exc:
         raise TargetError(f"{against}: not a readable SQLite state database ({exc})") from None
     parked = _parked_by_entity(conn)
+    mirrored = {t.livestore: t for t in tables.values() if t.livestore is not None}
     try:
-        unknown = state_tables - set(LIVESTORE_TABLES)
-        for table in sorted(unknown):
+        unknown = state_tables - set(mirrored)
+        for name in sorted(unknown):
             report.differences.append(
-                Difference(table, "*", "missing", "table exists in LiveStore's state only")
+                Difference(name, "*", "missing", "table exists in LiveStore's state only")
             )
-        for table in LIVESTORE_TABLES:
-            if table not in state_tables:
+        for name, table in mirrored.items():
+            if name not in state_tables:
                 continue
-            _compare_table(conn, state, table, parked, report)
+            _compare_table(conn, state, name, table, parked, report)
     finally:
         state.close()
     report.checks.append(
@@ -269,35 +308,43 @@ def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> N
 def _compare_table(
     conn: sqlite3.Connection,
     state: sqlite3.Connection,
-    table: str,
+    livestore: str,
+    table: Table,
     parked: dict[str, list[str]],
     report: VerifyReport,
 ) -> None:
-    theirs_cols = [r[1] for r in state.execute(f'PRAGMA table_info("{table}")')]
-    ours_cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
-    if theirs_cols != ours_cols:
+    """Compare LiveStore's state table LIVESTORE with the target's TABLE, row by row,
+    under LiveStore's column names (the catalog's livestore_columns map ours to theirs)."""
+    theirs_cols = [r[1] for r in state.execute(f'PRAGMA table_info("{livestore}")')]
+    to_theirs = {c: table.livestore_columns.get(c, c) for c in table.columns}
+    to_ours = {v: k for k, v in to_theirs.items()}
+    name = table.name
+    if sorted(theirs_cols) != sorted(to_ours):
+        ours_cols = [to_theirs[c] for c in table.columns]
         report.differences.append(
-            Difference(table, "*", "differs", f"columns {theirs_cols} vs ours {ours_cols}")
+            Difference(name, "*", "differs", f"columns {theirs_cols} vs ours {ours_cols}")
         )
         return
-    key = _key_columns(state, table) or _key_columns(conn, table)
-    cols = ", ".join(f'"{c}"' for c in theirs_cols)
+    key = _key_columns(state, livestore) or [to_theirs[c] for c in table.key]
+    theirs_sql = ", ".join(f'"{c}"' for c in theirs_cols)
+    ours_sql = ", ".join(f'"{to_ours[c]}"' for c in theirs_cols)
+    index = [theirs_cols.index(k) for k in key]
     theirs = {
-        tuple(row[theirs_cols.index(k)] for k in key): row
-        for row in state.execute(f'SELECT {cols} FROM "{table}"')
+        tuple(row[i] for i in index): row
+        for row in state.execute(f'SELECT {theirs_sql} FROM "{livestore}"')
     }
     ours = {
-        tuple(row[ours_cols.index(k)] for k in key): row
-        for row in conn.execute(f'SELECT {cols} FROM "{table}"')
+        tuple(row[i] for i in index): row
+        for row in conn.execute(f'SELECT {ours_sql} FROM "{name}"')
     }
     report.compared_rows += len(theirs)
+    references = [(theirs_cols.index(to_theirs[ref.column]), ref.table) for ref in table.references]
 
     def explain(pk: tuple[Any, ...], row: tuple[Any, ...] | None) -> list[str]:
-        entity = f"{table}:{pk[0]}"
-        why = parked.get(entity, []) + parked.get(any_row(table), [])
-        if row is not None and table in ("memories", "drafts"):
-            persona = row[theirs_cols.index("personaId")]
-            why += parked.get(f"personas:{persona}", [])
+        why = parked.get(f"{name}:{pk[0]}", []) + parked.get(any_row(name), [])
+        if row is not None:
+            for column, ref_table in references:
+                why += parked.get(f"{ref_table}:{row[column]}", [])
         return why
 
     for pk in sorted(theirs.keys() | ours.keys(), key=repr):
@@ -306,12 +353,12 @@ def _compare_table(
         if b is None:
             report.differences.append(
                 Difference(
-                    table, label, "missing", "row is in LiveStore's state only", explain(pk, a)
+                    name, label, "missing", "row is in LiveStore's state only", explain(pk, a)
                 )
             )
         elif a is None:
             report.differences.append(
-                Difference(table, label, "extra", "row is in the target only", explain(pk, b))
+                Difference(name, label, "extra", "row is in the target only", explain(pk, b))
             )
         else:
             changed = [
@@ -321,7 +368,7 @@ def _compare_table(
             ]
             if changed:
                 report.differences.append(
-                    Difference(table, label, "differs", "; ".join(changed), explain(pk, a))
+                    Difference(name, label, "differs", "; ".join(changed), explain(pk, a))
                 )
 
 

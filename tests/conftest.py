@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,10 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
+from events.catalog import Catalog
+from projector.handlers import Handlers
 from projector.log import configure
+from projector.target import Table, open_target, read_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -22,6 +27,19 @@ REBASE = FIXTURES / "synced-rebase" / "ai-desk"
 REBASE_STATE = REBASE / "state-11367593325@6.db"
 MICRO = FIXTURES / "v0.3.1-micro" / "s031"
 SHARED = ROOT.parent / "shared" / "livestore" / "fixtures"
+
+
+@functools.cache
+def catalog_tables(name: str = "ai-desk") -> tuple[dict[str, Table], Handlers]:
+    """A bundled catalog's tables (as a fresh target holds them) and its handlers."""
+    catalog = Catalog.bundled(name)
+    with tempfile.TemporaryDirectory() as d:
+        db = open_target(Path(d) / "t.db", create=True, catalog=catalog)
+        try:
+            tables = read_tables(db.conn, catalog)
+        finally:
+            db.conn.close()
+    return tables, Handlers(catalog, tables)
 
 
 def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any]]]) -> Path:

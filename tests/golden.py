@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from projector.digest import DIGEST_TABLES
+from projector.digest import digest_tables, key_columns
 from projector.log import configure
 from projector.replay import ReplayOptions, replay
 from tests.conftest import FIXTURES
@@ -31,17 +31,18 @@ def dump(target: Path) -> dict[str, Any]:
     conn = sqlite3.connect(target)
     conn.row_factory = sqlite3.Row
     try:
+        names = digest_tables(conn)
         schema = [
             row[0]
             for row in conn.execute(
                 "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN "
-                f"({','.join('?' * len(DIGEST_TABLES))}) ORDER BY type DESC, name",
-                list(DIGEST_TABLES),
+                f"({','.join('?' * len(names))}) ORDER BY type DESC, name",
+                names,
             )
         ]
         tables = {}
-        for table, key in DIGEST_TABLES.items():
-            order = ", ".join(f'"{k}"' for k in key)
+        for table in names:
+            order = ", ".join(f'"{k}"' for k in key_columns(conn, table))
             tables[table] = [
                 dict(r) for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}')
             ]

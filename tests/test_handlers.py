@@ -12,12 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events.catalog import Catalog, Hooks
 from events.encoding import js_json
-from projector.handlers import HANDLERS, USER_PREFERENCES_DEFAULT, handles, user_preferences_set
 from projector.replay import DEFAULT_BATCH, ReplayOptions, replay
 from projector.store import RowStore
 from projector.target import open_target
-from tests.conftest import write_ndjson
+from tests.conftest import catalog_tables, write_ndjson
+
+TABLES, HANDLERS = catalog_tables("ai-desk")
 
 T0 = "2024-01-16T08:56:04.715Z"
 T1 = "2024-01-17T09:00:00.000Z"
@@ -275,9 +277,14 @@ def test_duplicate_create_is_an_integrity_break(tmp_path: Path):
 
 
 def test_registering_a_handler_twice_is_an_error():
+    """A catalog's hooks.py cannot register two handlers (or upcasters) for one name."""
+    hooks = Hooks()
+    hooks.handler("v1.X", tables=("t",))(lambda rows, args: None)
     with pytest.raises(ValueError, match="already registered"):
-        handles("v1.MemoryAdded", table="memories")(lambda conn, args: None)
-    assert HANDLERS["v1.MemoryAdded"].table == "memories"
+        hooks.handler("v1.X", tables=("t",))(lambda rows, args: None)
+    hooks.upcaster("v1.Y", "v2.Y")(lambda args: args)
+    with pytest.raises(ValueError, match="already registered"):
+        hooks.upcaster("v1.Y", "v2.Y")(lambda args: args)
 
 
 # ---------------------------------------------------------------- client documents = json_set
@@ -304,7 +311,7 @@ PREFERENCES = st.fixed_dictionaries(
 def livestore_set(conn: sqlite3.Connection, value: dict[str, Any]) -> None:
     """What LiveStore runs for `userPreferencesSet` (client-document-def.ts), as SQL."""
     insert = "INSERT INTO doc (id, value) VALUES ('d', ?) ON CONFLICT (id) DO "
-    initial = js_json({**USER_PREFERENCES_DEFAULT, **value})
+    initial = js_json({**TABLES["userPreferences"].client_document, **value})
     if not value:
         conn.execute(insert + "NOTHING", (initial,))
         return
@@ -329,8 +336,9 @@ def test_client_document_merge_is_byte_identical_to_livestores_json_set(
     expected = reference.execute("SELECT value FROM doc").fetchone()[0]
 
     with tempfile.TemporaryDirectory() as d:
-        db = open_target(Path(d) / "t.db", create=True)
-        store = RowStore(db.conn)
+        db = open_target(Path(d) / "t.db", create=True, catalog=Catalog.bundled("ai-desk"))
+        store = RowStore(db.conn, TABLES)
+        user_preferences_set = HANDLERS.by_name["userPreferencesSet"].apply
         for index, value in enumerate(values):
             if index == split:
                 store.flush()  # a batch boundary: the document is read back from the target

@@ -41,11 +41,14 @@ from events.validation import Catalog
 from projector.cli import cli
 from projector.digest import digest
 from projector.errors import CheckpointMismatch, ProjectorError, ReplayError
-from projector.handlers import UI_STATE_DEFAULT, USER_PREFERENCES_DEFAULT, handler_for
 from projector.replay import ReplayOptions, ReplayResult, replay, replay_parked
-from projector.target import APP_TABLES, PARKED_TABLE, RUNS_TABLE, STATE_TABLE
+from projector.target import PARKED_TABLE, RUNS_TABLE, STATE_TABLE
 from projector.verify import verify
-from tests.conftest import FIXTURES, SMALL
+from tests.conftest import FIXTURES, SMALL, catalog_tables
+
+TABLES, HANDLERS = catalog_tables("ai-desk")
+#: ai-desk's tables with their primary keys, in the catalog's order.
+APP_TABLES = {name: table.key for name, table in TABLES.items()}
 
 HOSTILE = settings(
     deadline=None,
@@ -61,7 +64,7 @@ EVENTLOG = SMALL / "eventlog@6.db"
 EVENTLOG_BYTES = EVENTLOG.read_bytes()
 NDJSON_LINES = (FIXTURES / "small" / "events.ndjson").read_text("utf-8").splitlines()
 EXPORT = json.loads((FIXTURES / "small" / "export.json").read_text("utf-8"))
-KNOWN = sorted(Catalog.bundled().schemas)
+KNOWN = sorted(Catalog.bundled("ai-desk").schemas)
 T = "2024-01-16T08:56:04.715Z"
 REJECT_KINDS = {"unknown", "invalid", "unparseable"}
 LIBRARY_ERRORS = (EventsError, ProjectorError)
@@ -277,9 +280,9 @@ def doc_set(name: str, did: str, value_text: str, expect: str | None, value: Any
     effect = None
     if expect == "apply":
         table, default = (
-            ("uiState", UI_STATE_DEFAULT)
+            ("uiState", TABLES["uiState"].client_document)
             if name == "uiStateSet"
-            else ("userPreferences", USER_PREFERENCES_DEFAULT)
+            else ("userPreferences", TABLES["userPreferences"].client_document)
         )
         merged = {**default, **value}
         effect = (table, (did,), lambda row: row is not None and json.loads(row["value"]) == merged)
@@ -517,14 +520,14 @@ def wrong_types(draw: Any, tag: str, mode: str) -> list[Hostile]:
 
 def names_no_row(h: Hostile) -> bool:
     """Args that do not name their row: the library holds back the handler's whole table."""
-    handler = handler_for(h.name) if isinstance(h.name, str) else None
+    handler = HANDLERS.for_name(h.name) if isinstance(h.name, str) else None
     if handler is None:
         return False
     try:
         args = json.loads(h.args) if isinstance(h.args, str) else None
     except (ValueError, RecursionError):
         args = None
-    return handler.entity(args) is None
+    return not handler.entities(args)
 
 
 SCENARIOS = [
@@ -964,7 +967,7 @@ LINE_FAULTS = {
     fault=st.sampled_from(sorted(LINE_FAULTS)),
     at=st.integers(1, 220),
     batch_size=st.sampled_from([1, 10, 5000]),
-    catalog=st.sampled_from([None, Catalog.bundled()]),
+    catalog=st.sampled_from([None, Catalog.bundled("ai-desk")]),
 )
 def test_broken_ndjson_lines_stop_the_run_with_one_line(
     events: list[Hostile], fault: str, at: int, batch_size: int, catalog: Catalog | None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from events.upcast import UPCASTERS, upcast, upcaster
+from events.catalog import Catalog
 from projector.cli import cli
 from projector.errors import ReplayError
 from projector.replay import ReplayOptions, replay
@@ -83,6 +83,8 @@ def test_accounting_identity_holds_on_every_fixture(source: Path, policy: str, t
 
 
 def test_old_persona_events_are_upcast_to_the_current_shape():
+    """ai-desk's hooks.py raises v1.PersonaCreated to v2 with NULL avatar and voice."""
+    upcast = Catalog.bundled("ai-desk").upcasters.upcast
     name, args = upcast(
         "v1.PersonaCreated", {"id": "p", "name": "n", "personality": "x", "createdAt": "t"}
     )
@@ -91,9 +93,10 @@ def test_old_persona_events_are_upcast_to_the_current_shape():
 
 
 def test_an_upcaster_is_registered_once():
+    upcasters = Catalog.bundled("ai-desk").upcasters
     with pytest.raises(ValueError, match="already registered"):
-        upcaster("v1.PersonaCreated", "v2.PersonaCreated")(lambda a: a)
-    assert UPCASTERS["v1.PersonaCreated"][0] == "v2.PersonaCreated"
+        upcasters.register("v1.PersonaCreated", "v2.PersonaCreated")(lambda a: a)
+    assert upcasters.steps["v1.PersonaCreated"][0] == "v2.PersonaCreated"
 
 
 def _memory(memory_id: str, importance: object) -> tuple[str, dict]:

@@ -8,16 +8,22 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from projector.target import migrations, open_target
+from events.catalog import Catalog
+from projector.errors import TargetError
+from projector.target import catalog_migrations, migrations, open_target
 
-M004 = "m004_memories_kind_check_as_ors"
+KIND_AS_ORS = "0002_memories_kind_check_as_ors"
 
 
-def test_m004_rebuilds_memories_keeping_every_row_and_tag(tmp_path: Path):
+def test_a_catalog_migration_rebuilds_memories_keeping_every_row_and_tag(tmp_path: Path):
+    """ai-desk's 0002 rebuilds memories (create, copy, drop, rename) on a target made at
+    0001: every row and tag survives, nothing cascades, the CHECK is the new one."""
+    catalog = Catalog.bundled("ai-desk")
     path = tmp_path / "old.db"
     old = Database(path)
     with old.atomic():
-        migrations.apply(old, stop_before=M004)
+        migrations.apply(old)
+        catalog_migrations(catalog).apply(old, stop_before=KIND_AS_ORS)
     old.execute(
         "INSERT INTO personas (id, name, personality, createdAt) VALUES ('p', 'Ada', '', 'T')"
     )
@@ -27,9 +33,9 @@ def test_m004_rebuilds_memories_keeping_every_row_and_tag(tmp_path: Path):
     old.conn.commit()
     old.close()
 
-    db = open_target(path, create=True)
+    db = open_target(path, create=True, catalog=catalog)
     conn = db.conn
-    assert M004 in {m.name for m in migrations.applied(db)}
+    assert KIND_AS_ORS in {m.name for m in catalog_migrations(catalog).applied(db)}
     assert conn.execute("SELECT * FROM memories").fetchall() == [memory]
     # Dropping the old table cascaded nothing to memory_tags.
     assert conn.execute("SELECT * FROM memory_tags ORDER BY tag").fetchall() == [
@@ -45,3 +51,23 @@ def test_m004_rebuilds_memories_keeping_every_row_and_tag(tmp_path: Path):
     # The connection is back to enforcing foreign keys.
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     conn.close()
+
+
+def test_a_target_made_before_catalogs_is_refused_with_a_reason(tmp_path: Path):
+    """A projector 0.1 target (its app tables in the projector's own migration set) is
+    refused, not half-migrated."""
+    path = tmp_path / "v01.db"
+    old = Database(path)
+    old.execute(
+        "CREATE TABLE _sqlite_migrations (id INTEGER PRIMARY KEY, migration_set TEXT, "
+        "name TEXT, applied_at TEXT)"
+    )
+    old.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES "
+        "('livestore-projector', 'm001_app_tables', 'T')"
+    )
+    old.execute("CREATE TABLE _projector_migration (id INTEGER PRIMARY KEY)")
+    old.conn.commit()
+    old.close()
+    with pytest.raises(TargetError, match="before catalogs"):
+        open_target(path, create=True, catalog=Catalog.bundled("ai-desk"))

@@ -1,0 +1,347 @@
+"""Catalogs: everything the projector knows about one app, in one folder.
+
+A catalog is the translation of an app's LiveStore schema (its events, tables and
+materializers: ``makeSchema({ events, state })``). Its folder holds:
+
+- ``catalog.toml``: the app's name, its tables (column encodings, derived tables, client
+  documents, how they map onto LiveStore's state tables) and its projection: what each
+  event does to the tables, declared (insert, update, delete, upsert, bulk update);
+- ``*.json``: one JSON Schema per event name (the validation contract);
+- ``migrations/NNNN_name.sql``: the target tables, as versioned migrations;
+- ``hooks.py`` (optional): Python for what the declarations cannot say: upcasters and
+  handlers, registered on a `Hooks` object named ``hooks``.
+
+The contract is written down in docs/catalogs.md. Bundled catalogs live in ``schemas/``
+(``schemas/<app>/``); any other folder can be passed with ``--catalog PATH``. A folder of
+JSON Schemas alone (no catalog.toml) is a catalog too, good for `validate` only.
+This module only loads and checks the folder; `projector.handlers` and
+`projector.target` turn the declarations into handlers and tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from events.errors import CatalogError
+from events.upcast import Upcasters
+
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+#: The JSON Schema of catalog.toml itself: every catalog is checked against it on load.
+SPEC_SCHEMA = SCHEMAS_DIR / "catalog.schema.json"
+SPEC_FILE = "catalog.toml"
+HOOKS_FILE = "hooks.py"
+MIGRATIONS_DIR = "migrations"
+MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class HandlerHook:
+    """A Python handler registered in a catalog's hooks.py.
+
+    ``fn(rows, args)`` reads and writes whole rows through ``rows`` (a
+    `projector.store.RowStore`: ``get``, ``put``, ``delete``) and raises
+    `projector.errors.IntegrityBreak` to park an event that would break integrity.
+    ``tables`` are the tables it writes; ``key`` the args field naming the row it touches
+    (its entity, for holding back later events when one is parked); ``reads`` the
+    (table, args field) pairs of rows it looks at, fetched a batch at a time.
+    """
+
+    name: str
+    fn: Callable[[Any, dict[str, Any]], None]
+    tables: tuple[str, ...]
+    key: str | None = None
+    reads: tuple[tuple[str, str], ...] = ()
+
+
+class Hooks:
+    """What a catalog's hooks.py registers: upcasters and Python handlers.
+
+    In hooks.py::
+
+        from projector.catalog import Hooks
+
+        hooks = Hooks()
+
+        @hooks.upcaster("v1.PersonaCreated", "v2.PersonaCreated")
+        def upcast_persona_created_v1_v2(args): ...
+
+        @hooks.handler("v1.Renamed", tables=("items",), key="id")
+        def renamed(rows, args): ...
+
+    A name registered twice is an error (ValueError), like sqlite-utils' Migrations.
+    """
+
+    def __init__(self) -> None:
+        self.upcasters = Upcasters()
+        self.handlers: dict[str, HandlerHook] = {}
+
+    def upcaster(self, from_name: str, to_name: str) -> Callable[[Any], Any]:
+        """Register the decorated function as the upcast step FROM_NAME -> TO_NAME."""
+        return self.upcasters.register(from_name, to_name)
+
+    def handler(
+        self,
+        name: str,
+        *,
+        tables: Iterable[str],
+        key: str | None = None,
+        reads: Iterable[tuple[str, str]] = (),
+    ) -> Callable[[Any], Any]:
+        """Register the decorated ``fn(rows, args)`` as the handler of event NAME."""
+
+        def register(fn: Callable[[Any, dict[str, Any]], None]) -> Any:
+            if name in self.handlers:
+                raise ValueError(f"a handler for {name} is already registered")
+            self.handlers[name] = HandlerHook(name, fn, tuple(tables), key, tuple(reads))
+            return fn
+
+        return register
+
+
+@dataclass
+class Catalog:
+    """One app's catalog folder, loaded and checked (see the module docstring)."""
+
+    name: str
+    directory: Path
+    schemas: dict[str, dict[str, Any]]
+    client_only: frozenset[str] = frozenset()
+    #: catalog.toml as parsed (tables, events, livestore); empty for a schemas-only folder.
+    spec: dict[str, Any] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)
+    #: (name, SQL text) of migrations/NNNN_name.sql, in order.
+    migrations: list[tuple[str, str]] = field(default_factory=list)
+    #: sha256 over every file the catalog is made of: a target records it, so a catalog
+    #: changed between two runs of one migration is noticed.
+    digest: str = ""
+    bundled_name: str | None = None
+
+    @property
+    def has_projection(self) -> bool:
+        """Whether the catalog can replay (declares tables), not only validate."""
+        return bool(self.spec.get("tables"))
+
+    @property
+    def upcasters(self) -> Upcasters:
+        return self.hooks.upcasters
+
+    @classmethod
+    def load(cls, directory: Path) -> Catalog:
+        """Load the catalog in DIRECTORY.
+
+        Raises CatalogError (one line, naming the file) for a missing folder, a schema that
+        is not a JSON Schema, two schemas for one event, a catalog.toml that breaks the
+        contract (schemas/catalog.schema.json), a bad migration file name or a hooks.py
+        that fails to import or defines no ``hooks``.
+        """
+        if not directory.is_dir():
+            raise CatalogError(f"{directory}: no such catalog directory")
+        spec = _load_spec(directory)
+        schemas = _load_schemas(directory)
+        if not schemas:
+            raise CatalogError(f"{directory}: no event schemas in this catalog")
+        migrations = _load_migrations(directory)
+        if spec.get("tables") and not migrations:
+            raise CatalogError(f"{directory}: declares tables but has no {MIGRATIONS_DIR}/*.sql")
+        digest = _digest(directory)
+        hooks = _load_hooks(directory, digest)
+        return cls(
+            name=spec.get("name", directory.name),
+            directory=directory,
+            schemas=schemas,
+            client_only=frozenset(spec.get("client_only", [])),
+            spec=spec,
+            hooks=hooks,
+            migrations=migrations,
+            digest=digest,
+        )
+
+    @classmethod
+    def bundled(cls, name: str) -> Catalog:
+        """A catalog shipped in schemas/, loaded (and checked) once per process.
+
+        Raises CatalogError when there is no such bundled catalog.
+        """
+        if name not in _BUNDLED:
+            directory = SCHEMAS_DIR / name
+            if name not in bundled_catalog_names():
+                known = ", ".join(bundled_catalog_names())
+                raise CatalogError(f"no bundled catalog {name!r} (bundled: {known})")
+            catalog = cls.load(directory)
+            catalog.bundled_name = name
+            _BUNDLED[name] = catalog
+        return _BUNDLED[name]
+
+    @property
+    def reference(self) -> str:
+        """How a target records this catalog: the bundled name, or the folder's path."""
+        return self.bundled_name or str(self.directory.resolve())
+
+
+_BUNDLED: dict[str, Catalog] = {}
+
+
+def _load_spec(directory: Path) -> dict[str, Any]:
+    path = directory / SPEC_FILE
+    if not path.exists():
+        return {}
+    try:
+        spec = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: not valid TOML ({exc})") from None
+    error = jsonschema.exceptions.best_match(_spec_validator().iter_errors(spec))
+    if error is not None:
+        raise CatalogError(f"{path}: {error.message} at {error.json_path}")
+    return spec
+
+
+_SPEC_VALIDATOR: list[jsonschema.Draft202012Validator] = []
+
+
+def _spec_validator() -> jsonschema.Draft202012Validator:
+    if not _SPEC_VALIDATOR:
+        _SPEC_VALIDATOR.append(
+            jsonschema.Draft202012Validator(json.loads(SPEC_SCHEMA.read_text("utf-8")))
+        )
+    return _SPEC_VALIDATOR[0]
+
+
+def _load_schemas(directory: Path) -> dict[str, dict[str, Any]]:
+    schemas: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.json")):
+        if path.name == "catalog.json":  # the metadata file of catalogs before catalog.toml
+            continue
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+            jsonschema.Draft202012Validator.check_schema(doc)
+        except (ValueError, jsonschema.SchemaError) as exc:
+            raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
+        name = doc.get("title") or path.stem
+        if name in schemas:
+            raise CatalogError(f"{path}: event {name} has two schemas in {directory}")
+        schemas[name] = doc
+    return schemas
+
+
+def _load_migrations(directory: Path) -> list[tuple[str, str]]:
+    folder = directory / MIGRATIONS_DIR
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix != ".sql":
+            continue
+        if not MIGRATION_FILE.match(path.name):
+            raise CatalogError(
+                f"{path}: a migration is named NNNN_lower_snake_name.sql (e.g. 0001_app_tables.sql)"
+            )
+        found.append((path.stem, path.read_text("utf-8")))
+    return found
+
+
+def _digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    files = [directory / SPEC_FILE, directory / HOOKS_FILE, *sorted(directory.glob("*.json"))]
+    if (directory / MIGRATIONS_DIR).is_dir():
+        files += sorted((directory / MIGRATIONS_DIR).glob("*.sql"))
+    for path in files:
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _load_hooks(directory: Path, digest: str) -> Hooks:
+    path = directory / HOOKS_FILE
+    if not path.exists():
+        return Hooks()
+    # A module name of its own per catalog version, so two catalogs never share one.
+    module_name = (
+        f"_projector_catalog_{re.sub(r'[^0-9A-Za-z_]', '_', directory.name)}_{digest[:12]}"
+    )
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:  # pragma: no cover - a .py file always loads
+            raise CatalogError(f"{path}: cannot be loaded as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise CatalogError(f"{path}: failed to import ({type(exc).__name__}: {exc})") from None
+        sys.modules[module_name] = module
+    hooks = getattr(module, "hooks", None)
+    if not isinstance(hooks, Hooks):
+        raise CatalogError(f"{path}: defines no `hooks = Hooks()` (from projector.catalog)")
+    return hooks
+
+
+def bundled_catalog_names() -> list[str]:
+    """The catalogs shipped in schemas/ (folders with a catalog.toml)."""
+    return sorted(p.name for p in SCHEMAS_DIR.iterdir() if (p / SPEC_FILE).is_file())
+
+
+def detect_catalog(event_names: Iterable[str]) -> Catalog:
+    """The bundled catalog that knows most of the log's event names (on a tie, the first
+    by name).
+
+    Raises CatalogError when no catalog is bundled.
+    """
+    names = set(event_names)
+    scored = [
+        (-len(names & Catalog.bundled(name).schemas.keys()), name)
+        for name in bundled_catalog_names()
+    ]
+    if not scored:
+        raise CatalogError(f"{SCHEMAS_DIR}: no bundled catalog")
+    return Catalog.bundled(min(scored)[1])
+
+
+def resolve_catalog(value: str) -> Catalog:
+    """A catalog named on the command line: a folder path, or a bundled catalog's name."""
+    path = Path(value)
+    if path.is_dir():
+        return Catalog.load(path)
+    if value in bundled_catalog_names():
+        return Catalog.bundled(value)
+    known = ", ".join(bundled_catalog_names())
+    raise CatalogError(f"{value}: neither a catalog folder nor a bundled catalog ({known})")
+
+
+def load_recorded(reference: str) -> Catalog:
+    """The catalog a target recorded: a bundled name, or the path of a catalog folder.
+
+    Raises CatalogError when it can no longer be found (a user's catalog folder moved).
+    """
+    if "/" not in reference and reference in bundled_catalog_names():
+        return Catalog.bundled(reference)
+    path = Path(reference)
+    if path.is_dir():
+        return Catalog.load(path)
+    raise CatalogError(
+        f"the catalog this target was migrated with ({reference}) is not found; "
+        "pass it with --catalog"
+    )
+
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "HandlerHook",
+    "Hooks",
+    "SCHEMAS_DIR",
+    "bundled_catalog_names",
+    "detect_catalog",
+    "load_recorded",
+    "resolve_catalog",
+]

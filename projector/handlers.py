@@ -36,7 +36,7 @@ from events.encoding import iso_to_epoch_ms, js_json
 from events.errors import CatalogError
 from projector.errors import IntegrityBreak
 from projector.store import RowStore
-from projector.target import Reference, Table
+from projector.target import Reference, Table, catalog_tables
 
 Args = dict[str, Any]
 Apply = Callable[[RowStore, Args], None]
@@ -387,10 +387,12 @@ def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table
         table = tables.get(spec[verb])
         if table is None:
             raise CatalogError(f"{where}: {verb} into {spec[verb]!r}, which [tables] lacks")
-        if table.row_key is None or table.derived is not None:
+        if table.derived is not None:
+            raise CatalogError(f"{where}: {table.name} is derived; the projector writes it")
+        if table.row_key is None:
             raise CatalogError(
-                f"{where}: {table.name} is {'derived' if table.derived else 'keyed by several'}"
-                " columns; write it from a Python handler (hooks.py)"
+                f"{where}: {table.name} is keyed by several columns; write it from a Python "
+                "handler (hooks.py)"
             )
         ops.append(_OPS[verb](table, spec, where))
     applies = [op.apply for op in ops]
@@ -464,6 +466,22 @@ def _python(hook: HandlerHook, tables: dict[str, Table]) -> Handler:
     return Handler(hook.name, apply, hook.tables, rows=rows, reads=reads)
 
 
+_COMPILED: dict[tuple[str, str], tuple[dict[str, Table], Handlers]] = {}
+
+
+def compile_catalog(catalog: Catalog) -> tuple[dict[str, Table], Handlers]:
+    """CATALOG's tables and handlers, checked whole (in a scratch database) before any
+    target is touched; cached per catalog folder and digest.
+
+    Raises CatalogError for anything in the catalog that does not fit together.
+    """
+    key = (str(catalog.directory.resolve()), catalog.digest)
+    if key not in _COMPILED:
+        tables = catalog_tables(catalog)
+        _COMPILED[key] = (tables, Handlers(catalog, tables))
+    return _COMPILED[key]
+
+
 class Handlers:
     """A catalog's handlers, by the (current) event name they apply.
 
@@ -500,6 +518,7 @@ class Handlers:
 
 __all__ = [
     "CODECS",
+    "compile_catalog",
     "entity_list",
     "entity_text",
     "Handler",

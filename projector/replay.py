@@ -48,17 +48,15 @@ from projector.errors import (
     ReplayError,
     TargetError,
 )
-from projector.handlers import Handler, Handlers, entity_list, entity_text
+from projector.handlers import Handler, compile_catalog, entity_list, entity_text
 from projector.lock import writer_lock
 from projector.store import RowError, RowStore
 from projector.target import (
     PARKED_TABLE,
     RUNS_TABLE,
     STATE_TABLE,
-    Table,
     is_target,
     open_target,
-    read_tables,
     refuse_foreign,
 )
 
@@ -209,14 +207,12 @@ class Projection:
         conn: sqlite3.Connection,
         validator: Validator,
         on_invalid: str,
-        tables: dict[str, Table] | None = None,
     ):
         if on_invalid not in ON_INVALID:
             raise ValueError(f"on_invalid must be one of {ON_INVALID}")
         self.conn = conn
         catalog = validator.catalog
-        tables = read_tables(conn, catalog) if tables is None else tables
-        self.handlers = Handlers(catalog, tables)
+        tables, self.handlers = compile_catalog(catalog)
         self.upcasters = catalog.upcasters
         # The handlers check every reference themselves (a foreign key's row before the
         # row pointing at it; derived rows are written with their parent), which costs
@@ -442,6 +438,7 @@ def _resolve_catalog(source: Source, target: Path, options: ReplayOptions) -> Ca
             f"catalog {catalog.name} ({catalog.directory}) has no projection (no [tables] in "
             "catalog.toml): it can validate a log but not replay one"
         )
+    compile_catalog(catalog)  # the whole catalog is checked before the target is touched
     return catalog
 
 

@@ -358,6 +358,29 @@ def _evaluate_default(conn: sqlite3.Connection, expression: str | None) -> Any:
     return conn.execute(f"SELECT {expression}").fetchone()[0]
 
 
+def catalog_tables(catalog: Catalog) -> dict[str, Table]:
+    """CATALOG's tables as its migrations create them, worked out in a scratch in-memory
+    database (so a catalog is checked whole before any target is touched).
+
+    Raises CatalogError for a migration SQLite refuses, or a catalog.toml that does not
+    match the tables (see `read_tables`).
+    """
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        db = Database(conn)
+        with db.atomic():
+            migrations.apply(db)
+            try:
+                catalog_migrations(catalog).apply(db)
+            except sqlite3.DatabaseError as exc:
+                raise CatalogError(
+                    f"{catalog.directory}/migrations: SQLite refuses a migration ({exc})"
+                ) from None
+        return read_tables(conn, catalog)
+    finally:
+        conn.close()
+
+
 def catalog_migrations(catalog: Catalog) -> Migrations:
     """The catalog's migrations/*.sql as a sqlite-utils migration set named after it."""
     found = Migrations(catalog.name)

@@ -1,0 +1,444 @@
+"""Catalogs: any app's projection as one folder, declarative where it can be (docs/catalogs.md).
+
+tests/catalogs/features is a catalog with every declarative form; each test replays a
+small NDJSON log through it (at batch sizes 1 and 20,000: every row read back from the
+target, or every row worked on in memory) and checks the rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events.catalog import Catalog, bundled_catalog_names, detect_catalog, resolve_catalog
+from events.errors import CatalogError
+from projector.cli import cli
+from projector.digest import digest
+from projector.errors import CheckpointMismatch
+from projector.replay import DEFAULT_BATCH, ReplayOptions, replay
+from projector.verify import verify
+from tests.conftest import ROOT, SHARED, write_ndjson
+
+FEATURES = ROOT / "tests" / "catalogs" / "features"
+BATCHES = [1, DEFAULT_BATCH]
+TODOMVC = SHARED.parent / "apps" / "todomvc" / "fixtures"
+
+
+def run(
+    tmp_path: Path, events: list[tuple[str, dict[str, Any]]], batch: int = DEFAULT_BATCH, **kw: Any
+) -> sqlite3.Connection:
+    log = write_ndjson(tmp_path / "log.ndjson", events)
+    target = tmp_path / "target.db"
+    options = ReplayOptions(
+        on_invalid="park", batch_size=batch, catalog=Catalog.load(FEATURES), **kw
+    )
+    replay(log, target, options)
+    conn = sqlite3.connect(target)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def rows(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1')]
+
+
+def parked(conn: sqlite3.Connection) -> list[tuple[str, str, str | None]]:
+    return [
+        (r["name"], r["kind"], r["entity"])
+        for r in conn.execute("SELECT * FROM _projector_parked ORDER BY position")
+    ]
+
+
+OWNER = ("v1.OwnerAdded", {"id": "o1", "name": "Ada"})
+
+
+def item(item_id: str, **args: Any) -> tuple[str, dict[str, Any]]:
+    return ("v1.ItemAdded", {"id": item_id, "name": item_id.upper(), "labels": [], **args})
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_insert_maps_args_and_constants_and_gives_defaults_to_the_rest(tmp_path, batch):
+    """Values come from args (nested paths too) and constants, encoded by the column's
+    codec; a column not given takes its DDL default, an absent arg leaves it out."""
+    conn = run(
+        tmp_path,
+        [OWNER, item("a", qty=3, ownerId="o1", labels=["x", "y"], extra={"meta": {"k": 1.0}})],
+        batch,
+    )
+    (row,) = rows(conn, "items")
+    assert row == {
+        "id": "a", "name": "A", "qty": 3, "done": 0, "archived": 0, "due": None,
+        "meta": '{"k":1}', "labels": '["x","y"]', "ownerId": "o1",
+    }  # fmt: skip
+    assert rows(conn, "item_labels") == [
+        {"itemId": "a", "label": "x"},
+        {"itemId": "a", "label": "y"},
+    ]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_on_conflict_fail_ignore_replace_update(tmp_path, batch):
+    """A taken key: fail parks an integrity break, ignore keeps the row, replace swaps
+    the whole row (defaults for the rest), update changes only the given columns."""
+    conn = run(
+        tmp_path,
+        [
+            item("a", qty=5, labels=["x"]),
+            ("v1.ItemTouched", {"id": "a", "name": "ignored"}),
+            ("v1.ItemTouched", {"id": "t", "name": "new"}),
+            item("b", qty=7, labels=["z"]),
+            ("v1.ItemUpserted", {"id": "b", "name": "B2", "labels": ["w"]}),
+            ("v1.ItemMerged", {"id": "a", "qty": 9}),
+            item("c"),
+            item("c", qty=6),  # fail
+        ],
+        batch,
+    )
+    got = {r["id"]: (r["name"], r["qty"], r["labels"]) for r in rows(conn, "items")}
+    assert got == {
+        "a": ("$.literal", 9, '["x"]'),
+        "b": ("B2", 0, '["w"]'),
+        "c": ("C", 0, "[]"),
+        "t": ("new", 0, "[]"),
+    }
+    assert parked(conn) == [("v1.ItemAdded", "integrity", "items:c")]
+    assert rows(conn, "item_labels") == [
+        {"itemId": "a", "label": "x"},
+        {"itemId": "b", "label": "w"},
+    ]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_partial_update_touches_only_args_present_and_skips_missing_rows(tmp_path, batch):
+    """set changes the columns whose args are present; an update of a row that is not
+    there changes nothing (LiveStore's UPDATE ... WHERE); {json = "null"} sets NULL."""
+    conn = run(
+        tmp_path,
+        [
+            item("a", qty=1, extra={"meta": [1]}),
+            ("v1.ItemUpdated", {"id": "a", "qty": 2, "due": "2024-01-02T03:04:05.678Z"}),
+            ("v1.ItemUpdated", {"id": "a", "done": True}),
+            ("v1.ItemUpdated", {"id": "nobody", "qty": 5}),
+            ("v1.ItemCleared", {"id": "a"}),
+        ],
+        batch,
+    )
+    (row,) = rows(conn, "items")
+    assert (row["name"], row["qty"], row["due"], row["done"], row["meta"]) == (
+        "A",
+        2,
+        1704164645678,
+        1,
+        None,
+    )
+    assert parked(conn) == []
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_bulk_update_and_delete_reach_every_matching_row(tmp_path, batch):
+    """A where that is not the key changes every matching row: rows already in the
+    target and rows added in the same batch alike, and derived rows follow."""
+    conn = run(
+        tmp_path,
+        [
+            item("a", labels=["x"]),
+            item("b"),
+            item("c"),
+            ("v1.ItemUpdated", {"id": "a", "done": True}),
+            ("v1.ItemUpdated", {"id": "c", "done": True}),
+            ("v1.DoneArchived", {}),
+            ("v1.ItemUpdated", {"id": "c", "done": False}),  # stays archived
+            item("d"),
+            ("v1.ItemUpdated", {"id": "d", "done": True}),  # done after the archive: kept
+            ("v1.ArchivedPurged", {}),
+        ],
+        batch,
+    )
+    assert [(r["id"], r["done"], r["archived"]) for r in rows(conn, "items")] == [
+        ("b", 0, 0),
+        ("d", 1, 0),
+    ]
+    assert rows(conn, "item_labels") == []
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_delete_with_a_condition_deletes_only_a_matching_row(tmp_path, batch):
+    conn = run(
+        tmp_path,
+        [
+            item("a"),
+            item("b"),
+            ("v1.ItemUpdated", {"id": "b", "done": True}),
+            ("v1.ItemRemovedIfDone", {"id": "a"}),
+            ("v1.ItemRemovedIfDone", {"id": "b"}),
+            ("v1.ItemRemoved", {"id": "never-there"}),
+        ],
+        batch,
+    )
+    assert [r["id"] for r in rows(conn, "items")] == ["a"]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_an_event_writing_two_tables_applies_all_or_nothing(tmp_path, batch):
+    """Several operations of one event apply in order; when one breaks integrity, the
+    others are undone and the event is parked with every row it names."""
+    conn = run(
+        tmp_path,
+        [
+            item("a"),
+            ("v1.ItemAudited", {"id": "a", "name": "A2", "auditId": "x1", "note": "renamed"}),
+            # audit id x1 is taken: the rename of this event must not stick
+            ("v1.ItemAudited", {"id": "a", "name": "A3", "auditId": "x1", "note": "again"}),
+        ],
+        batch,
+    )
+    assert [r["name"] for r in rows(conn, "items")] == ["A2"]
+    assert rows(conn, "audit") == [{"id": "x1", "itemId": "a", "note": "renamed"}]
+    ((name, kind, entity),) = parked(conn)
+    assert (name, kind) == ("v1.ItemAudited", "integrity")
+    assert json.loads(entity) == ["items:a", "audit:x1"]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_python_handler_that_refuses_after_writing_changes_nothing(tmp_path, batch):
+    """hooks.py handlers run in a savepoint of the batch's rows: a write followed by an
+    IntegrityBreak is undone; upcasters registered there raise old events first."""
+    conn = run(
+        tmp_path,
+        [
+            ("v0.ItemAdded", {"id": "a", "title": "old shape"}),
+            ("v1.ItemRenamed", {"id": "a", "name": "ok"}),
+            ("v1.ItemRenamed", {"id": "a", "name": "  "}),
+            ("v1.ItemRenamed", {"id": "zz", "name": "x"}),
+        ],
+        batch,
+    )
+    assert [(r["id"], r["name"], r["qty"]) for r in rows(conn, "items")] == [("a", "ok", 1)]
+    assert [(n, k) for n, k, _ in parked(conn)] == [
+        ("v1.ItemRenamed", "integrity"),
+        ("v1.ItemRenamed", "integrity"),
+    ]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_foreign_keys_of_the_target_are_checked_before_a_row_is_written(tmp_path, batch):
+    """A row pointing at a missing row is parked (LiveStore keeps it; verify explains it),
+    and later events on that row are held back."""
+    conn = run(
+        tmp_path,
+        [
+            item("a", ownerId="ghost"),
+            ("v1.ItemUpdated", {"id": "a", "qty": 3}),
+            OWNER,
+            item("b", ownerId="o1"),
+            ("v1.ItemUpdated", {"id": "b", "ownerId": "ghost"}),
+        ],
+        batch,
+    )
+    assert [(r["id"], r["ownerId"]) for r in rows(conn, "items")] == [("b", "o1")]
+    assert [(n, k) for n, k, _ in parked(conn)] == [
+        ("v1.ItemAdded", "integrity"),
+        ("v1.ItemUpdated", "held"),
+        ("v1.ItemUpdated", "integrity"),
+    ]
+    reason = conn.execute("SELECT reason FROM _projector_parked LIMIT 1").fetchone()[0]
+    assert reason.endswith("items.ownerId: owner 'ghost' does not exist")
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_bulk_change_waits_behind_a_parked_row_of_its_table(tmp_path, batch):
+    """Re-applying a parked event later must not overtake a bulk change it preceded."""
+    conn = run(
+        tmp_path,
+        [
+            item("a", ownerId="ghost"),  # parked: items:a held
+            item("b"),
+            ("v1.ItemUpdated", {"id": "b", "done": True}),
+            ("v1.DoneArchived", {}),
+        ],
+        batch,
+    )
+    assert [(n, k) for n, k, _ in parked(conn)] == [
+        ("v1.ItemAdded", "integrity"),
+        ("v1.DoneArchived", "held"),
+    ]
+    assert [(r["id"], r["archived"]) for r in rows(conn, "items")] == [("b", 0)]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_client_documents_of_any_catalog_are_merged_by_the_engine(tmp_path, batch):
+    """A table declared as a client document gets LiveStore's <table>Set merge, with its
+    default (nulls kept) and top-level keys replaced whole; an empty set changes nothing."""
+    conn = run(
+        tmp_path,
+        [
+            ("prefsSet", {"id": "s", "value": {"nested": {"y": 1}}}),
+            ("prefsSet", {"id": "s", "value": {"b": "new", "a": 2}}),
+            ("prefsSet", {"id": "s", "value": {}}),
+            ("prefsSet", {"id": "t", "value": {}}),
+            ("v1.Nothing", {}),
+        ],
+        batch,
+    )
+    assert rows(conn, "prefs") == [
+        {"id": "s", "value": '{"a":2,"nested":{"y":1},"none":null,"b":"new"}'},
+        {"id": "t", "value": '{"a":1,"nested":{"x":true},"none":null}'},
+    ]
+    assert parked(conn) == []
+
+
+def test_migrations_split_statements_like_sqlite_and_a_trigger_survives(tmp_path):
+    """A ';' in a comment or a trigger body does not split a statement."""
+    conn = run(tmp_path, [("v1.NoteWritten", {"id": "n", "body": "  padded  "})])
+    assert rows(conn, "notes") == [{"id": "n", "body": "padded"}]
+    triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    assert [t[0] for t in triggers] == ["notes_body_trimmed"]
+
+
+def test_verify_maps_tables_and_columns_onto_livestores_state(tmp_path):
+    """livestore = "name" and livestore_columns compare a renamed table and column with
+    LiveStore's; a table of the target's own (livestore = false) is not compared."""
+    conn = run(
+        tmp_path,
+        [
+            item("a"),
+            ("v1.ItemAudited", {"id": "a", "name": "A2", "auditId": "x1", "note": "hi"}),
+            ("v1.NoteWritten", {"id": "n", "body": "b"}),
+        ],
+    )
+    conn.close()
+    state = tmp_path / "state.db"
+    s = sqlite3.connect(state)
+    s.execute("CREATE TABLE audit_log (id TEXT PRIMARY KEY, itemId TEXT, message TEXT)")
+    s.execute("INSERT INTO audit_log VALUES ('x1', 'a', 'hi')")
+    s.commit()
+    report = verify(tmp_path / "target.db", state)
+    assert report.ok and report.compared_rows == 1, [d.line() for d in report.differences]
+    s.execute("UPDATE audit_log SET message = 'changed'")
+    s.commit()
+    s.close()
+    report = verify(tmp_path / "target.db", state)
+    assert [d.line() for d in report.differences] == [
+        "audit[x1] differs: message: 'changed' vs 'hi' -- UNEXPLAINED"
+    ]
+
+
+def test_a_users_catalog_is_recorded_and_used_again_by_a_catch_up(tmp_path):
+    """A catalog passed by path is recorded in the target; a later run without --catalog
+    uses it, and refuses it once its files changed."""
+    catalog_dir = tmp_path / "my-catalog"
+    shutil.copytree(FEATURES, catalog_dir)
+    log = write_ndjson(tmp_path / "log.ndjson", [item("a")])
+    target = tmp_path / "t.db"
+    replay(log, target, ReplayOptions(catalog=Catalog.load(catalog_dir)))
+    write_ndjson(log, [item("a"), item("b")])
+    result = replay(log, target, ReplayOptions())
+    assert (result.catalog, result.applied) == ("features", 1)
+    with (catalog_dir / "catalog.toml").open("a") as fh:
+        fh.write("\n# an edit\n")
+    write_ndjson(log, [item("a"), item("b"), item("c")])
+    with pytest.raises(CheckpointMismatch, match="changed since this migration began"):
+        replay(log, target, ReplayOptions())
+
+
+def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
+    """Each bundled catalog is valid, and detection picks it for its own event names."""
+    names = bundled_catalog_names()
+    assert {"ai-desk", "todomvc", "todo-0.3.1"} <= set(names)
+    for name in names:
+        catalog = Catalog.bundled(name)
+        assert catalog.has_projection and catalog.migrations
+        assert detect_catalog(catalog.schemas).name == name
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: (d / "catalog.toml").write_text("name = [", "utf-8"), "not valid TOML"),
+        (
+            lambda d: _append(d / "catalog.toml", '\n[tables.owners2]\nnoun = "x"\n'),
+            "is not created by the migrations",
+        ),
+        (
+            lambda d: _append(d / "catalog.toml", '\n[events."v1.X"]\ninsert = "items"\n'),
+            "valid",
+        ),
+        (
+            lambda d: _append(
+                d / "catalog.toml", '\n[events."v1.Y"]\ninsert = "items"\nvalues = { nope = 1 }\n'
+            ),
+            "has no column(s) ['nope']",
+        ),
+        (
+            lambda d: _append(
+                d / "catalog.toml", '\n[events."v1.Z"]\ndelete = "item_labels"\nwhere = {a = 1}\n'
+            ),
+            "derived",
+        ),
+        (lambda d: (d / "migrations" / "3.sql").write_text("", "utf-8"), "NNNN_lower_snake"),
+        (lambda d: (d / "hooks.py").write_text("x = 1\n", "utf-8"), "defines no `hooks"),
+        (lambda d: (d / "hooks.py").write_text("import nope\n", "utf-8"), "failed to import"),
+        (lambda d: (d / "v1.Nothing.json").write_text("{", "utf-8"), "not a valid JSON Schema"),
+    ],
+)
+def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_path, edit, message):
+    """Every part of a catalog is checked when it loads; the CLI says what and where."""
+    catalog_dir = tmp_path / "broken"
+    shutil.copytree(FEATURES, catalog_dir)
+    edit(catalog_dir)
+    log = write_ndjson(tmp_path / "log.ndjson", [item("a")])
+    target = tmp_path / "t.db"
+    result = runner.invoke(cli, ["replay", "--catalog", str(catalog_dir), str(log), str(target)])
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert not target.exists()
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def test_a_catalog_is_named_by_path_or_bundled_name():
+    assert resolve_catalog("todomvc").name == "todomvc"
+    assert resolve_catalog(str(FEATURES)).name == "features"
+    with pytest.raises(CatalogError, match="neither a catalog folder nor a bundled catalog"):
+        resolve_catalog("no-such-app")
+
+
+def test_a_catalog_of_schemas_only_validates_but_does_not_replay(runner, tmp_path):
+    only = tmp_path / "schemas-only"
+    only.mkdir()
+    shutil.copy(FEATURES / "v1.OwnerAdded.json", only)
+    log = write_ndjson(tmp_path / "log.ndjson", [OWNER])
+    ok = runner.invoke(cli, ["validate", "--catalog", str(only), str(log)])
+    assert ok.exit_code == 0, ok.output
+    refused = runner.invoke(cli, ["replay", "--catalog", str(only), str(log), str(tmp_path / "t")])
+    assert refused.exit_code == 1 and "has no projection" in refused.stderr
+
+
+@pytest.mark.skipif(not TODOMVC.exists(), reason="needs ../shared/livestore/apps/todomvc")
+def test_todomvc_large_equals_livestores_state_with_no_python(tmp_path):
+    """LiveStore's TodoMVC, 20,000 events with 47 bulk "clear completed": the declarative
+    catalog (no hooks.py) gives LiveStore's own state, row for row."""
+    store = TODOMVC / "large" / "todomvc"
+    assert not (Catalog.bundled("todomvc").directory / "hooks.py").exists()
+    result = replay(store, tmp_path / "t.db", ReplayOptions())
+    assert (result.read, result.parked_total) == (20000, 0)
+    report = verify(tmp_path / "t.db", store / "state-96296379336@6.db")
+    assert report.ok and report.compared_rows == 2875 and not report.differences
+
+
+@pytest.mark.parametrize("batch", [1, 7, DEFAULT_BATCH])
+def test_bulk_changes_give_the_same_digest_at_any_batch_size(batch, tmp_path):
+    """todomvc's bulk "clear completed" lands the same whatever the batch boundaries."""
+    store = ROOT / "fixtures" / "todomvc-small" / "todomvc"
+    replay(store, tmp_path / "t.db", ReplayOptions(batch_size=batch))
+    replay(store, tmp_path / "ref.db", ReplayOptions())
+    assert digest(tmp_path / "t.db") == digest(tmp_path / "ref.db")

@@ -200,10 +200,51 @@ def _load_spec(directory: Path) -> dict[str, Any]:
         spec = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{path}: not valid TOML ({exc})") from None
+    _check_operations(spec, path)
     error = jsonschema.exceptions.best_match(_spec_validator().iter_errors(spec))
     if error is not None:
         raise CatalogError(f"{path}: {error.message} at {error.json_path}")
     return spec
+
+
+#: The keys each operation of [events] takes (docs/catalogs.md), the verb first.
+OPERATION_KEYS = {
+    "insert": ("insert", "values", "on_conflict", "set"),
+    "update": ("update", "set", "where"),
+    "delete": ("delete", "where"),
+}
+OPERATION_REQUIRED = {"insert": ("values",), "update": ("set", "where"), "delete": ("where",)}
+
+
+def _check_operations(spec: dict[str, Any], path: Path) -> None:
+    """Name the key at fault in an [events] operation: the JSON Schema's oneOf can only
+    say that an operation matches none of the three shapes."""
+    events = spec.get("events")
+    if not isinstance(events, dict):
+        return
+    for name, ops in events.items():
+        for index, op in enumerate(ops if isinstance(ops, list) else [ops]):
+            where = f'{path}: [events."{name}"]' + (
+                f" #{index + 1}" if isinstance(ops, list) else ""
+            )
+            if not isinstance(op, dict):
+                raise CatalogError(f"{where}: an operation is a table (insert, update or delete)")
+            verbs = [v for v in OPERATION_KEYS if v in op]
+            if len(verbs) != 1:
+                raise CatalogError(
+                    f"{where}: names {' and '.join(verbs) or 'no operation'}; "
+                    "an operation is one of insert, update or delete"
+                )
+            verb = verbs[0]
+            allowed = OPERATION_KEYS[verb]
+            for key in op:
+                if key not in allowed:
+                    raise CatalogError(
+                        f"{where}: `{key}` is not a key of {verb} (it takes {', '.join(allowed)})"
+                    )
+            missing = [k for k in OPERATION_REQUIRED[verb] if k not in op]
+            if missing:
+                raise CatalogError(f"{where}: {verb} needs {' and '.join(missing)}")
 
 
 _SPEC_VALIDATOR: list[jsonschema.Draft202012Validator] = []

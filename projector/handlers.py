@@ -192,16 +192,23 @@ def encoder(table: Table, column: str) -> Callable[[Any], Any]:
 class _Columns:
     """A compiled column mapping: values read from the args, and constants."""
 
+    table: str
     from_args: tuple[tuple[str, Getter, Callable[[Any], Any]], ...]
     constants: dict[str, Any]
 
     def values(self, args: Any) -> dict[str, Any]:
-        """The mapped columns' stored values; an absent arg leaves its column out."""
+        """The mapped columns' stored values; an absent arg leaves its column out.
+
+        Raises ValueError naming the column when a value does not fit its codec.
+        """
         row = dict(self.constants)
         for column, get, encode in self.from_args:
             value = get(args)
             if value is not MISSING:
-                row[column] = encode(value)
+                try:
+                    row[column] = encode(value)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise ValueError(f"{self.table}.{column}: {exc}") from None
         return row
 
     def getter(self, column: str) -> Getter | None:
@@ -227,7 +234,7 @@ def _columns(table: Table, mapping: dict[str, Any], where: str) -> _Columns:
                 constants[column] = None if constant is None else encode(constant)
             except (TypeError, ValueError) as exc:
                 raise CatalogError(f"{where}: {column}: {exc}") from None
-    return _Columns(tuple(from_args), constants)
+    return _Columns(table.name, tuple(from_args), constants)
 
 
 def _check_references(store: RowStore, table: Table, row: dict[str, Any]) -> None:
@@ -236,6 +243,31 @@ def _check_references(store: RowStore, table: Table, row: dict[str, Any]) -> Non
         value = row.get(ref.column)
         if value is not None and store.get(ref.table, value) is None:
             raise IntegrityBreak(f"{table.name}.{ref.column}: {ref.noun} {value!r} does not exist")
+
+
+def _referrers(table: Table, tables: dict[str, Table]) -> list[tuple[str, str]]:
+    """The (table, column) foreign keys pointing at TABLE (derived tables follow their
+    parent and are left out)."""
+    return [
+        (other.name, ref.column)
+        for other in tables.values()
+        if other.derived is None
+        for ref in other.references
+        if ref.table == table.name
+    ]
+
+
+def _check_unreferenced(
+    store: RowStore, table: Table, key: Any, referrers: list[tuple[str, str]]
+) -> None:
+    """Raise IntegrityBreak when deleting TABLE's row KEY would leave a row pointing nowhere
+    (LiveStore keeps such rows; the target's foreign key would break)."""
+    for child, column in referrers:
+        if store.referenced(child, column, key):
+            raise IntegrityBreak(
+                f"{table.noun} {key!r} is still referenced by {child}.{column}; "
+                "deleting it would break that reference"
+            )
 
 
 def _reference_reads(table: Table, columns: _Columns) -> list[tuple[str, Getter]]:
@@ -273,6 +305,12 @@ def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
     if key_get is None and key not in columns.constants:
         raise CatalogError(f"{where}: values must give the key column {key!r}")
     on_conflict = spec.get("on_conflict", "fail")
+    if (on_conflict == "update") != ("set" in spec):
+        raise CatalogError(
+            f'{where}: on_conflict = "update" goes with set = {{...}}, the columns '
+            "LiveStore's .onConflict(key, 'update', {...}) changes (and set with nothing else)"
+        )
+    changes = _columns(table, spec["set"], f"{where}: set") if "set" in spec else None
     defaults = {c: table.defaults[c] for c in table.columns}
     name, noun, references = table.name, table.noun, bool(table.references)
 
@@ -289,10 +327,15 @@ def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
             store.put(name, row_key, row)
         elif on_conflict == "fail":
             raise IntegrityBreak(f"{noun} {row_key!r} already exists")
-        elif on_conflict == "update":
-            store.put(name, row_key, {**existing, **columns.values(args)})
+        elif changes is not None:  # "update"
+            values = changes.values(args)
+            if references:
+                _check_references(store, table, values)
+            store.put(name, row_key, {**existing, **values})
 
     reads = _reference_reads(table, columns)
+    if changes is not None:
+        reads += _reference_reads(table, changes)
     if on_conflict != "replace" and key_get is not None:
         reads.append((name, key_get))
     return _Op(insert, name, key_get, tuple(reads))
@@ -308,7 +351,7 @@ def _split_where(table: Table, spec: dict[str, Any], where: str) -> tuple[Getter
     if key_get is None:
         raise CatalogError(f"{where}: where {key} must come from the args")
     rest = {c: v for c, v in spec["where"].items() if c != key}
-    return key_get, _columns(table, rest, f"{where}: where") if rest else _Columns((), {})
+    return key_get, _columns(table, rest, f"{where}: where") if rest else _Columns(table.name, (), {})
 
 
 def _matches(row: dict[str, Any], conditions: dict[str, Any]) -> bool:
@@ -348,18 +391,23 @@ def _update(table: Table, spec: dict[str, Any], where: str) -> _Op:
     return _Op(update, name, key_get, (*reads, (name, key_get)))
 
 
-def _delete(table: Table, spec: dict[str, Any], where: str) -> _Op:
+def _delete(
+    table: Table, spec: dict[str, Any], where: str, referrers: list[tuple[str, str]]
+) -> _Op:
     key_get, conditions = _split_where(table, spec, where)
     name = table.name
     if key_get is None:
 
         def delete_where(store: RowStore, args: Args) -> None:
-            for row_key, _ in store.matching(name, conditions.values(args)):
+            found = store.matching(name, conditions.values(args))
+            for row_key, _ in found:  # all checked first: the event deletes all or none
+                _check_unreferenced(store, table, row_key, referrers)
+            for row_key, _ in found:
                 store.delete(name, row_key)
 
         return _Op(delete_where, name)
 
-    if not conditions.from_args and not conditions.constants:
+    if not conditions.from_args and not conditions.constants and not referrers:
 
         def delete(store: RowStore, args: Args) -> None:
             # No read needed: deleting a row that is not there changes nothing.
@@ -371,18 +419,19 @@ def _delete(table: Table, spec: dict[str, Any], where: str) -> _Op:
         row_key = _row_key(key_get(args), table)
         row = store.get(name, row_key)
         if row is not None and _matches(row, conditions.values(args)):
+            _check_unreferenced(store, table, row_key, referrers)
             store.delete(name, row_key)
 
     return _Op(delete_if, name, key_get, ((name, key_get),))
 
 
-_OPS = {"insert": _insert, "update": _update, "delete": _delete}
+_OPS = {"insert": _insert, "update": _update}
 
 
 def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table]) -> Handler:
     ops = []
     for index, spec in enumerate(specs):
-        verb = next(v for v in _OPS if v in spec)
+        verb = next(v for v in ("insert", "update", "delete") if v in spec)
         where = f'[events."{name}"]' + (f" #{index + 1}" if len(specs) > 1 else "")
         table = tables.get(spec[verb])
         if table is None:
@@ -394,7 +443,10 @@ def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table
                 f"{where}: {table.name} is keyed by several columns; write it from a Python "
                 "handler (hooks.py)"
             )
-        ops.append(_OPS[verb](table, spec, where))
+        if verb == "delete":
+            ops.append(_delete(table, spec, where, _referrers(table, tables)))
+        else:
+            ops.append(_OPS[verb](table, spec, where))
     applies = [op.apply for op in ops]
     if len(applies) == 1:
         apply = applies[0]

@@ -181,6 +181,21 @@ class RowStore:
             if row is not None and all(row[c] == v for c, v in items)
         ]
 
+    def referenced(self, table: str, column: str, value: Any) -> bool:
+        """Whether a row of TABLE, as the batch sees it, has COLUMN = VALUE (a foreign key
+        pointing at a row about to be deleted)."""
+        rows = self._rows[table]
+        for row in rows.values():
+            if row is not None and row[column] == value:
+                return True
+        key = self.keys[table]
+        for (found,) in self.conn.execute(
+            f'SELECT "{key}" FROM "{table}" WHERE "{column}" = ?', (value,)
+        ):
+            if found not in rows:
+                return True
+        return False
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Undo every row change made inside, should it raise (for handlers that write

@@ -183,9 +183,13 @@ def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> 
                 migrations.apply(db)
                 if catalog is not None:
                     catalog_migrations(catalog).apply(db)
-                problems = conn.execute("PRAGMA foreign_key_check").fetchone()
-                if problems:
-                    raise TargetError(f"{path}: migrating would break a reference ({problems})")
+                problem = conn.execute("PRAGMA foreign_key_check").fetchone()
+                if problem:
+                    child, rowid, parent, _ = problem
+                    raise TargetError(
+                        f"{path}: a row of {child} (rowid {rowid}) points at a row of {parent} "
+                        "that is not there; run `projector verify` to see every broken reference"
+                    )
             conn.execute("PRAGMA foreign_keys = ON")
         return db
     except sqlite3.DatabaseError as exc:

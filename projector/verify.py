@@ -362,7 +362,7 @@ def _compare_table(
             )
         else:
             changed = [
-                f"{c}: {_short(x)} vs {_short(y)}"
+                f"{c}: LiveStore {_short(x)}, target {_short(y)}"
                 for c, x, y in zip(theirs_cols, a, b, strict=True)
                 if x != y or type(x) is not type(y)
             ]

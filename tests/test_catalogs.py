@@ -114,6 +114,74 @@ def test_on_conflict_fail_ignore_replace_update(tmp_path, batch):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
+def test_on_conflict_update_changes_only_the_set_columns(tmp_path, batch):
+    """LiveStore's .onConflict(key, 'update', {...}): a taken key gets only `set`'s
+    columns; a new key is inserted from `values`."""
+    conn = run(
+        tmp_path,
+        [
+            item("a", qty=5, labels=["x"]),
+            ("v1.ItemMerged", {"id": "a", "qty": 9, "name": "not used"}),
+            ("v1.ItemMerged", {"id": "n", "qty": 2, "name": "fresh"}),
+        ],
+        batch,
+    )
+    got = {r["id"]: (r["name"], r["qty"], r["labels"]) for r in rows(conn, "items")}
+    assert got == {"a": ("$.literal", 9, '["x"]'), "n": ("fresh", 2, "[]")}
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_deleting_a_row_still_referenced_is_parked(tmp_path, batch):
+    """A delete that would leave a row pointing nowhere breaks the target's foreign key:
+    it is parked (LiveStore keeps the orphan; verify explains it), all or nothing."""
+    conn = run(
+        tmp_path,
+        [
+            OWNER,
+            ("v1.OwnerAdded", {"id": "o2", "name": "Ada"}),
+            ("v1.OwnerAdded", {"id": "o3", "name": "Bob"}),
+            item("a", ownerId="o1"),
+            ("v1.OwnerRemoved", {"id": "o3"}),
+            ("v1.OwnerRemoved", {"id": "o1"}),  # referenced by item a
+            ("v1.OwnersPurged", {"name": "Ada"}),  # o1 is referenced: neither o1 nor o2 goes
+        ],
+        batch,
+    )
+    assert [r["id"] for r in rows(conn, "owners")] == ["o1", "o2"]
+    assert [(n, k, e) for n, k, e in parked(conn)] == [
+        ("v1.OwnerRemoved", "integrity", "owners:o1"),
+        ("v1.OwnersPurged", "held", "owners:*"),
+    ]
+    reason = conn.execute("SELECT reason FROM _projector_parked").fetchone()[0]
+    assert "owner 'o1' is still referenced by items.ownerId" in reason
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_bulk_delete_of_a_referenced_row_deletes_none(tmp_path, batch):
+    conn = run(
+        tmp_path,
+        [
+            OWNER,
+            ("v1.OwnerAdded", {"id": "o2", "name": "Ada"}),
+            item("a", ownerId="o1"),
+            ("v1.OwnersPurged", {"name": "Ada"}),
+        ],
+        batch,
+    )
+    assert [r["id"] for r in rows(conn, "owners")] == ["o1", "o2"]
+    assert [(n, k, e) for n, k, e in parked(conn)] == [("v1.OwnersPurged", "integrity", "owners:*")]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_value_that_does_not_fit_its_codec_names_the_column(tmp_path, batch):
+    conn = run(tmp_path, [item("a"), ("v1.ItemUpdated", {"id": "a", "due": 1709644495302})], batch)
+    ((name, kind, _),) = parked(conn)
+    reason = conn.execute("SELECT reason FROM _projector_parked").fetchone()[0]
+    assert (name, kind) == ("v1.ItemUpdated", "invalid")
+    assert "items.due: not an ISO-8601 date: 1709644495302" in reason
+
+
+@pytest.mark.parametrize("batch", BATCHES)
 def test_partial_update_touches_only_args_present_and_skips_missing_rows(tmp_path, batch):
     """set changes the columns whose args are present; an update of a row that is not
     there changes nothing (LiveStore's UPDATE ... WHERE); {json = "null"} sets NULL."""
@@ -324,7 +392,7 @@ def test_verify_maps_tables_and_columns_onto_livestores_state(tmp_path):
     s.close()
     report = verify(tmp_path / "target.db", state)
     assert [d.line() for d in report.differences] == [
-        "audit[x1] differs: message: 'changed' vs 'hi' -- UNEXPLAINED"
+        "audit[x1] differs: message: LiveStore 'changed', target 'hi' -- UNEXPLAINED"
     ]
 
 
@@ -366,13 +434,32 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
         ),
         (
             lambda d: _append(d / "catalog.toml", '\n[events."v1.X"]\ninsert = "items"\n'),
-            "valid",
+            "insert needs values",
         ),
         (
             lambda d: _append(
                 d / "catalog.toml", '\n[events."v1.Y"]\ninsert = "items"\nvalues = { nope = 1 }\n'
             ),
             "has no column(s) ['nope']",
+        ),
+        (
+            lambda d: _append(
+                d / "catalog.toml",
+                '\n[events."v1.W"]\ndelete = "items"\nwhere = {id = "$.id"}\nset = {}\n',
+            ),
+            "`set` is not a key of delete (it takes delete, where)",
+        ),
+        (
+            lambda d: _append(d / "catalog.toml", '\n[events."v1.V"]\nupdate = "items"\n'),
+            "update needs set and where",
+        ),
+        (
+            lambda d: _append(
+                d / "catalog.toml",
+                '\n[events."v1.U"]\ninsert = "items"\nvalues = {id = "$.id"}\n'
+                'on_conflict = "update"\n',
+            ),
+            'on_conflict = "update" goes with set',
         ),
         (
             lambda d: _append(

@@ -351,7 +351,9 @@ def _split_where(table: Table, spec: dict[str, Any], where: str) -> tuple[Getter
     if key_get is None:
         raise CatalogError(f"{where}: where {key} must come from the args")
     rest = {c: v for c, v in spec["where"].items() if c != key}
-    return key_get, _columns(table, rest, f"{where}: where") if rest else _Columns(table.name, (), {})
+    return key_get, _columns(table, rest, f"{where}: where") if rest else _Columns(
+        table.name, (), {}
+    )
 
 
 def _matches(row: dict[str, Any], conditions: dict[str, Any]) -> bool:

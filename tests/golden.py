@@ -13,10 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from events.catalog import resolve_catalog
 from projector.digest import digest_tables, key_columns
 from projector.log import configure
 from projector.replay import ReplayOptions, replay
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 
 def cases() -> list[tuple[str, dict[str, Any]]]:
@@ -54,8 +55,13 @@ def dump(target: Path) -> dict[str, Any]:
 def run_case(case: str, spec: dict[str, Any], source: str, workdir: Path) -> Path:
     """Replay one source of CASE into a new target under WORKDIR; return the target."""
     target = workdir / f"{case}-{Path(source).name}.db"
+    # "catalog": a user's catalog folder, relative to the repo root (default: the bundled one
+    # that knows the log's event names)
+    catalog = resolve_catalog(str(ROOT / spec["catalog"])) if "catalog" in spec else None
     replay(
-        FIXTURES / case / source, target, ReplayOptions(on_invalid=spec.get("onInvalid", "fail"))
+        FIXTURES / case / source,
+        target,
+        ReplayOptions(on_invalid=spec.get("onInvalid", "fail"), catalog=catalog),
     )
     return target
 

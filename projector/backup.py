@@ -18,7 +18,7 @@ from events.sources import connect_readonly
 from projector.errors import TargetError
 
 #: ``TARGET.run<N>-<stamp>[-<k>].bak``: the run it was taken before, and when.
-_NAME = re.compile(r"\.run(\d+)-(\d{8}T\d{6}(?:\.\d+)?Z)(?:-\d+)?\.bak$")
+_NAME = re.compile(r"\.run(\d+)-(\d{8}T\d{6}(?:\.\d+)?Z)(?:-(\d+))?\.bak$")
 
 
 def backup_path(target: Path, run: int) -> Path:
@@ -44,13 +44,16 @@ def backup_path(target: Path, run: int) -> Path:
     raise TargetError(f"{target}: cannot find a free backup name for run {run}")
 
 
-def _copy(source: Path, destination: Path) -> None:
-    """Copy SOURCE's pages into DESTINATION with SQLite's online backup API."""
+def _copy(source: Path, destination: Path, *, journal: str | None = None) -> None:
+    """Copy SOURCE's pages into DESTINATION with SQLite's online backup API (then set the
+    copy's JOURNAL mode, when given)."""
     src = connect_readonly(source)
     try:
         dst = sqlite3.connect(destination)
         try:
             src.backup(dst)
+            if journal:
+                dst.execute(f"PRAGMA journal_mode = {journal}")
         finally:
             dst.close()
     finally:
@@ -58,13 +61,24 @@ def _copy(source: Path, destination: Path) -> None:
 
 
 def take_backup(target: Path, destination: Path) -> Path:
-    """Copy TARGET to DESTINATION page by page through SQLite (consistent even with a WAL)."""
+    """Copy TARGET to DESTINATION page by page through SQLite (consistent even with a WAL).
+
+    The copy is one self-contained file (rollback-journal mode): reading it, as rollback
+    does, then leaves no -wal or -shm beside it. (A target is put back in WAL mode each
+    time it is opened for writing: `projector.target.open_target`.)
+    """
     try:
-        _copy(target, destination)
+        _copy(target, destination, journal="DELETE")
     except (sqlite3.Error, OSError) as exc:
-        destination.unlink(missing_ok=True)
+        delete(destination)
         raise TargetError(f"{target}: cannot back up before writing ({exc})") from None
     return destination
+
+
+def delete(backup: Path) -> None:
+    """Remove BACKUP with any SQLite side files beside it."""
+    for path in [backup, *companions(backup)]:
+        path.unlink(missing_ok=True)
 
 
 def locate(target: Path, recorded: str) -> Path:
@@ -98,16 +112,19 @@ def remove_database(target: Path) -> list[Path]:
     """Delete a target created by the run being rolled back, with its side files and any
     backups left beside it."""
     removed = []
-    for path in [target, *companions(target), *(b["path"] for b in list_backups(target))]:
+    for path in [target, *companions(target)]:
         if path.exists():
             path.unlink()
             removed.append(path)
+    for backup in list_backups(target):
+        delete(backup["path"])
+        removed.append(backup["path"])
     return removed
 
 
 def list_backups(target: Path) -> list[dict[str, Any]]:
     """TARGET's backups, oldest first: ``{"path", "run", "takenAt", "bytes"}``."""
-    found = []
+    found: list[tuple[tuple[str, int, int], dict[str, Any]]] = []
     prefix = target.name + ".run"
     folder = target.parent if str(target.parent) else Path(".")
     try:
@@ -120,14 +137,14 @@ def list_backups(target: Path) -> list[dict[str, Any]]:
         match = _NAME.search(path.name[len(target.name) :])
         if match is None or not path.is_file():
             continue
-        stamp = match.group(2)
+        stamp, run = match.group(2), int(match.group(1))
         taken = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
-        found.append(
-            {
-                "path": target.with_name(path.name),
-                "run": int(match.group(1)),
-                "takenAt": taken,
-                "bytes": path.stat().st_size,
-            }
-        )
-    return sorted(found, key=lambda b: (b["takenAt"], b["run"], b["path"].name))
+        info = {
+            "path": target.with_name(path.name),
+            "run": run,
+            "takenAt": taken,
+            "bytes": path.stat().st_size,
+        }
+        # A counter (-2, -3) marks a later backup made within the same millisecond.
+        found.append(((taken, run, int(match.group(3) or 1)), info))
+    return [info for _, info in sorted(found, key=lambda item: item[0])]

@@ -887,11 +887,15 @@ def export(
         else ""
     )
     line = f"wrote {count:,} events to {'stdout' if to_stdout else out}{note}"
-    if to_stdout:
-        if not _quiet(ctx):
-            click.echo(line, err=True)
-    else:
+    if not to_stdout:
         click.echo(line)
+    elif not _quiet(ctx):  # stdout holds the export: the summary is a log line
+        obj = ctx.find_root().ensure_object(dict)
+        if obj.get("log_format") == "json":
+            from projector.log import json_line
+
+            line = json_line("export.done", "info", message=line, events=count, leftOut=left_out)
+        click.echo(line, err=True)
 
 
 def main() -> None:

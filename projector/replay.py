@@ -702,7 +702,7 @@ def _undo(target: Path, result: ReplayResult, file_existed: bool) -> None:
     """Take back what a run wrote before it failed with nothing committed: its backup, and
     the target itself when the run created it."""
     if result.backup:
-        Path(result.backup).unlink(missing_ok=True)
+        backups.delete(Path(result.backup))
         result.backup = None
     if result.created and not file_existed:
         backups.remove_database(target)
@@ -1087,7 +1087,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
         except BaseException:
             if result.backup:  # the transaction rolled back: the target is as it was
                 conn.close()
-                Path(result.backup).unlink(missing_ok=True)
+                backups.delete(Path(result.backup))
             raise
         finally:
             conn.close()

@@ -139,7 +139,7 @@ def rollback(target: Path) -> dict[str, Any]:
             position = conn.execute(f"SELECT position FROM {STATE_TABLE}").fetchone()
         finally:
             conn.close()
-        used.unlink(missing_ok=True)
+        backups.delete(used)
         return {
             "target": str(target),
             "run": run,
@@ -170,7 +170,7 @@ def backups_of(target: Path, prune: int | None = None) -> dict[str, Any]:
             found = list_backups_used(target)
             doomed = found[: max(len(found) - prune, 0)]
             for backup in doomed:
-                backup["path"].unlink(missing_ok=True)
+                backups.delete(backup["path"])
             pruned = doomed
     found = list_backups_used(target)
     as_text = [{**b, "path": str(b["path"])} for b in found]

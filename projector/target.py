@@ -197,6 +197,13 @@ def check_writable(path: Path) -> None:
     Raises TargetError. (os.access reports EROFS on a read-only mount even for root, who
     is otherwise allowed everything: see access(2).)
     """
+    try:
+        _check_writable(path)
+    except OSError as exc:  # a folder on the way the user may not even look into
+        raise TargetError(f"{path}: cannot use it ({exc.strerror or exc})") from None
+
+
+def _check_writable(path: Path) -> None:
     if path.is_dir():
         raise TargetError(f"{path}: is a directory; TARGET is a database file (e.g. {path}/app.db)")
     if path.exists() and not path.is_file():

@@ -175,12 +175,12 @@ def find_state_db(
             if len(matching) != 1:
                 names = ", ".join(c.name for c in candidates)
                 raise TargetError(
-                    f"{against}: holds {len(candidates)} state DBs ({names}) and "
-                    f"{len(matching)} match the target's tables; name one with --against"
+                    f"{against}: holds {len(candidates):,} state DBs ({names}) and "
+                    f"{len(matching):,} match the target's tables; name one with --against"
                 )
             path = matching[0]
             picked = (
-                f"{path.name}, the one of {len(candidates)} state DBs in {against} "
+                f"{path.name}, the one of {len(candidates):,} state DBs in {against} "
                 "whose tables match the target's"
             )
     else:
@@ -343,7 +343,8 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             not broken,
             "no broken references"
             if not broken
-            else f"{len(broken)} broken: " + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
+            else f"{len(broken):,} broken: "
+            + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
         )
     )
     stale = conn.execute(
@@ -366,7 +367,7 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             stale == 0 and extra == 0,
             "in step with memories.tags"
             if stale == 0 and extra == 0
-            else f"{stale} tag(s) missing from memory_tags, {extra} extra",
+            else f"{stale:,} tag(s) missing from memory_tags, {extra:,} extra",
         )
     )
 

@@ -866,10 +866,15 @@ def _after_checkpoint(
                 "migrate it into a new target"
             )
         if digest.hexdigest() != state.prefix_digest or last.event_id != state.last_event_id:
+            why = (
+                "it was migrated from a `livestore sync export` (global events only), and "
+                "this source also holds client-only events"
+                if state.source_kind == KIND_EXPORT and source.kind != KIND_EXPORT
+                else "another store, or a history rewritten since (e.g. by a LiveStore rebase)"
+            )
             raise CheckpointMismatch(
                 f"{source.path}: the events up to the checkpoint {where} differ from those "
-                f"migrated into {label}: another store, or a history rewritten since (e.g. by "
-                "a LiveStore rebase); migrate it into a new target"
+                f"migrated into {label}: {why}; migrate it into a new target"
             )
     return digest, events
 

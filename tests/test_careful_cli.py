@@ -127,13 +127,21 @@ def _rebased(tmp_path: Path) -> tuple[Path, Path]:
     return live, after
 
 
-REFUSALS = ["rebased", "another-store", "shorter", "export-after-eventlog", "failed-first-batch"]
+REFUSALS = [
+    "rebased",
+    "another-store",
+    "shorter",
+    "export-after-eventlog",
+    "eventlog-after-export",
+    "failed-first-batch",
+]
 
 
 @pytest.mark.parametrize("kind", REFUSALS)
 def test_a_refused_or_failed_run_leaves_the_target_exactly_as_it_was(tmp_path: Path, kind: str):
     """Whatever refuses the run (another history, another store, a shorter source, an
-    export of a store migrated from its eventlog) or fails it before its first commit, the
+    export of a store migrated from its eventlog or the other way round) or fails it
+    before its first commit, the
     target keeps its bytes, digest, status and verify report; no backup, no run left open."""
     target = tmp_path / "out" / "target.db"
     target.parent.mkdir()
@@ -142,7 +150,11 @@ def test_a_refused_or_failed_run_leaves_the_target_exactly_as_it_was(tmp_path: P
         tail = hold_back(store, 150)
     if kind == "rebased":
         store, after = _rebased(tmp_path)
-    ok("-q", "replay", store, target)
+    first = store
+    if kind == "eventlog-after-export":
+        first = tmp_path / "export.json"
+        ok("export", store, first)
+    ok("-q", "replay", first, target)
     if kind == "rebased":
         shutil.copy(after / "eventlog@6.db", store / "eventlog@6.db")  # the app rebased
         source, expect = store, "history rewritten since"
@@ -155,6 +167,8 @@ def test_a_refused_or_failed_run_leaves_the_target_exactly_as_it_was(tmp_path: P
         source = tmp_path / "export.json"
         ok("export", store, source)
         expect = "holds no client-only events"
+    elif kind == "eventlog-after-export":
+        source, expect = store, "migrated from a `livestore sync export`"
     else:
         bad = list(tail[0])
         bad[6] = "v1.Teleported"  # an unknown event, under the default --on-invalid fail

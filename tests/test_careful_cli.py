@@ -141,8 +141,8 @@ REFUSALS = [
 def test_a_refused_or_failed_run_leaves_the_target_exactly_as_it_was(tmp_path: Path, kind: str):
     """Whatever refuses the run (another history, another store, a shorter source, an
     export of a store migrated from its eventlog or the other way round) or fails it
-    before its first commit, the
-    target keeps its bytes, digest, status and verify report; no backup, no run left open."""
+    before its first commit, the target keeps its bytes, digest, status and verify report;
+    no backup, no run left open."""
     target = tmp_path / "out" / "target.db"
     target.parent.mkdir()
     store = store_copy(tmp_path, "store")

@@ -409,20 +409,22 @@ def projects(catalog: Catalog) -> bool:
     return catalog.name == HANDLERS_CATALOG
 
 
-def _uncovered(source: Source, catalog: Catalog) -> tuple[list[str], int]:
-    """The log's event names CATALOG does not project, and how many names count.
+def _uncovered(counts: dict[str, tuple[int, int]], catalog: Catalog) -> tuple[list[str], int]:
+    """The log's event names (COUNTS: `Source.name_counts`) CATALOG does not project, and
+    how many names count.
 
     Names whose every event LiveStore stored with ``schemaHash = -1`` do not count: the
     app that wrote them did not know them either, and LiveStore skips them on replay.
     """
-    counts = source.name_counts()
     named = {name for name, (n, unknown) in counts.items() if unknown < n}
     mine = projects(catalog)
     handled = {name for name in named if mine and name in catalog.schemas and handler_for(name)}
     return sorted(named - handled, key=lambda n: (-counts[n][0], n)), len(named)
 
 
-def _refuse_another_app(source: Source, catalog: Catalog) -> None:
+def _refuse_another_app(
+    source: Source, counts: dict[str, tuple[int, int]], catalog: Catalog
+) -> None:
     """Refuse a log that is not the picked catalog's app: fewer than half of its event names
     (not counting those LiveStore marked unknown) have a handler there.
 
@@ -430,7 +432,7 @@ def _refuse_another_app(source: Source, catalog: Catalog) -> None:
     corrupt name) is still replayed: those events fail the run or are parked (see README,
     "Another app's log").
     """
-    missing, named = _uncovered(source, catalog)
+    missing, named = _uncovered(counts, catalog)
     if named and len(missing) * 2 > named:
         shown = ", ".join(label(n) for n in missing[:6])
         more = f" and {len(missing) - 6:,} more" if len(missing) > 6 else ""
@@ -457,8 +459,9 @@ def _catalog_for(
                 "pass it again with --catalog DIR"
             ) from None
     else:
-        catalog = detect_catalog(source.event_names())
-        _refuse_another_app(source, catalog)
+        counts = source.name_counts()  # one pass gives the names and LiveStore's unknowns
+        catalog = detect_catalog(counts)
+        _refuse_another_app(source, counts, catalog)
     if state is not None and state.catalog != catalog.name:
         raise CheckpointMismatch(
             f"{label}: was migrated with catalog {state.catalog!r}, "
@@ -686,7 +689,8 @@ def _run(
                 ) from None
             # ReplayError (an event under "fail"), Interrupted, EventsError (the source
             # broke mid-read), KeyboardInterrupt: the committed batches stay, resumable.
-            result.state = "interrupted" if isinstance(exc, Interrupted) else "failed"
+            stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
+            result.state = "interrupted" if stopped else "failed"
             _finish(db, run, result, quiet=True)
             raise
         result.state = "complete"

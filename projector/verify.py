@@ -18,10 +18,11 @@ from typing import Any
 
 from events.catalog import Catalog, load_recorded
 from events.errors import CatalogError, SourceError
-from events.sources import connect_readonly, open_source
+from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
 from projector.handlers import any_row, entity_list
+from projector.replay import client_only_tables
 from projector.target import PARKED_TABLE, STATE_TABLE, Table, is_target, read_tables
 
 SAMPLE = 60
@@ -44,10 +45,13 @@ class Difference:
     what: str  # missing | extra | differs
     detail: str
     explained_by: list[str] = field(default_factory=list)
+    #: Why the difference is expected when no parked event explains it (e.g. the source
+    #: is a sync export, which holds no client-only events).
+    explanation: str | None = None
 
     @property
     def explained(self) -> bool:
-        return bool(self.explained_by)
+        return bool(self.explained_by) or self.explanation is not None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,13 +61,17 @@ class Difference:
             "detail": self.detail,
             "explained": self.explained,
             "explainedBy": self.explained_by,
+            "explanation": self.explanation,
         }
 
     def line(self) -> str:
+        more = len(self.explained_by) - 3
         why = (
             f"explained by parked {', '.join(self.explained_by[:3])}"
-            + (f" (+{len(self.explained_by) - 3})" if len(self.explained_by) > 3 else "")
-            if self.explained
+            + (f" (+{more:,})" if more > 0 else "")
+            if self.explained_by
+            else f"explained: {self.explanation}"
+            if self.explanation
             else "UNEXPLAINED"
         )
         return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {why}"
@@ -104,45 +112,272 @@ def _short(value: Any) -> str:
 
 
 def verify(
-    target: Path, against: Path | None = None, catalog: Catalog | None = None
+    target: Path,
+    against: Path | None = None,
+    *,
+    source: bool = True,
+    catalog: Catalog | None = None,
 ) -> VerifyReport:
-    """Check TARGET (see the module docstring); compare with the state DB AGAINST if given.
-
-    CATALOG defaults to the one the migration recorded. Raises TargetError when TARGET is
-    not a projector target or AGAINST is not a readable state DB.
-    """
-    if not target.exists() or not is_target(target):
+    """Check TARGET; with AGAINST (LiveStore's state DB, or the store folder that holds it)
+    compare every row of the tables the catalog mirrors from LiveStore. SOURCE=False skips
+    re-reading the recorded source (it was retired); the "source" check then says so.
+    CATALOG defaults to the one the migration recorded. Raises TargetError for a target or
+    an AGAINST that cannot be used (see `find_state_db`), CatalogError when AGAINST is
+    given and the catalog cannot be loaded."""
+    if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
-    report = VerifyReport(target=str(target), against=str(against) if against else None)
     conn = connect_readonly(target)
     try:
+        record = _record(conn)
+        report = VerifyReport(target=str(target))
+        catalog, tables = _tables(conn, catalog, record, report, required=against is not None)
+        state_db, picked = (
+            find_state_db(against, target, record, catalog, tables)
+            if against and catalog and tables
+            else (None, None)
+        )
+        report.against = str(state_db) if state_db else None
         _structural_checks(conn, report)
-        tables = _tables(conn, catalog, report)
         if tables is not None:
             _derived_checks(conn, tables, report)
-        _accounting_checks(conn, report)
-        if against is not None and tables is not None:
-            _compare(conn, against, tables, report)
+        _accounting_checks(conn, report, source)
+        if state_db is not None and catalog is not None and tables is not None:
+            _compare(conn, state_db, report, record, picked, catalog, tables)
     finally:
         conn.close()
     return report
 
 
 def _tables(
-    conn: sqlite3.Connection, catalog: Catalog | None, report: VerifyReport
-) -> dict[str, Table] | None:
-    """The target's tables as its catalog describes them (None, with a failed check, when
-    the catalog cannot be loaded)."""
+    conn: sqlite3.Connection,
+    catalog: Catalog | None,
+    record: dict[str, Any] | None,
+    report: VerifyReport,
+    *,
+    required: bool,
+) -> tuple[Catalog | None, dict[str, Table] | None]:
+    """The catalog and the target's tables as it describes them. When the catalog cannot
+    be loaded: a failed check, or (REQUIRED: a comparison needs it) CatalogError."""
     try:
         if catalog is None:
-            row = conn.execute(f"SELECT catalog FROM {STATE_TABLE} WHERE id = 1").fetchone()
-            if row is None:
-                return None
-            catalog = load_recorded(row[0])
-        return read_tables(conn, catalog)
+            if record is None:
+                return None, None
+            catalog = load_recorded(record["catalog"])
+        return catalog, read_tables(conn, catalog)
     except CatalogError as exc:
+        if required:
+            raise
         report.checks.append(Check("catalog", False, str(exc)))
+        return None, None
+
+
+def _mirrored(tables: dict[str, Table]) -> dict[str, Table]:
+    """The target's tables by the LiveStore state table each mirrors."""
+    return {t.livestore: t for t in tables.values() if t.livestore is not None}
+
+
+def _record(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    row = conn.execute(
+        f"SELECT source, sourceKind, catalog, position, lastEventId, prefixDigest "
+        f"FROM {STATE_TABLE} WHERE id = 1"
+    ).fetchone()
+    keys = ("source", "sourceKind", "catalog", "position", "lastEventId", "prefixDigest")
+    return dict(zip(keys, row, strict=True)) if row else None
+
+
+def find_state_db(
+    against: Path,
+    target: Path,
+    record: dict[str, Any] | None,
+    catalog: Catalog,
+    tables: dict[str, Table],
+) -> tuple[Path, str | None]:
+    """LiveStore's state DB to compare TARGET with: AGAINST itself, or the one in the store
+    folder AGAINST. Returns (path, how it was picked, or None when given).
+
+    A folder with several ``state<hash>@N.db`` (LiveStore leaves the old ones after a
+    table-schema change: FORMAT.md section 1) gives the one whose tables and columns match
+    the target's; if not exactly one does, the user is asked to name one. Refused with a
+    one-line TargetError: a missing path, a folder without a state DB, an eventlog, a
+    projector target, a file that is not LiveStore's state DB, and the state DB of another
+    app (its event names are not the target's catalog's) or of another store (the eventlog
+    beside it holds another history than the one migrated).
+    """
+    if not against.exists():
+        raise TargetError(f"{against}: no such file or directory")
+    picked = None
+    if against.is_dir():
+        candidates = sorted(p for p in against.glob("state*@*.db") if p.is_file())
+        if not candidates:
+            hint = " (is it the store folder? it holds eventlog, state<hash>@N.db files)"
+            raise TargetError(f"{against}: no LiveStore state DB (state<hash>@N.db) here{hint}")
+        if len(candidates) == 1:
+            path = candidates[0]
+            picked = f"{path.name}, the state DB in {against}"
+        else:
+            matching = [c for c in candidates if _tables_match(c, tables)]
+            if len(matching) != 1:
+                names = ", ".join(c.name for c in candidates)
+                raise TargetError(
+                    f"{against}: holds {len(candidates):,} state DBs ({names}) and "
+                    f"{len(matching):,} match the target's tables; name one with --against"
+                )
+            path = matching[0]
+            picked = (
+                f"{path.name}, the one of {len(candidates):,} state DBs in {against} "
+                "whose tables match the target's"
+            )
+    else:
+        path = against
+    _refuse_not_state(path, target)
+    _refuse_other_app(path, catalog)
+    if record is not None:
+        _refuse_other_store(path, record, target, tables)
+    return path, picked
+
+
+def _tables_of(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return {n: [c[1] for c in conn.execute(f'PRAGMA table_info("{n}")')] for n in names}
+
+
+def _tables_match(state_db: Path, tables: dict[str, Table]) -> bool:
+    """STATE_DB has every table the catalog mirrors, with the mirrored columns."""
+    try:
+        theirs = connect_readonly(state_db)
+        try:
+            found = _tables_of(theirs)
+        finally:
+            theirs.close()
+    except sqlite3.DatabaseError:
+        return False
+    return all(
+        sorted(found.get(name, [])) == sorted(t.livestore_columns.get(c, c) for c in t.columns)
+        for name, t in _mirrored(tables).items()
+    )
+
+
+def _refuse_not_state(path: Path, target: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise TargetError(f"{path}: cannot read it ({exc.strerror})") from None
+    if head != SQLITE_MAGIC:
+        raise TargetError(f"{path}: not a SQLite database, so not LiveStore's state DB")
+    try:
+        conn = connect_readonly(path)
+        try:
+            tables = set(_tables_of(conn))
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise TargetError(f"{path}: not a readable SQLite state database ({exc})") from None
+    if "eventlog" in tables:
+        raise TargetError(
+            f"{path}: is an eventlog (the history), not LiveStore's state DB; pass the "
+            "state<hash>@N.db beside it, or the store folder"
+        )
+    if STATE_TABLE in tables:
+        raise TargetError(f"{path}: is a projector target, not LiveStore's state DB")
+    if "__livestore_schema" not in tables:
+        raise TargetError(f"{path}: not LiveStore's state DB (it has no __livestore_schema table)")
+
+
+def _refuse_other_app(path: Path, catalog: Catalog | None) -> None:
+    """LiveStore records the app's event names in ``__livestore_schema_event_defs``."""
+    if catalog is None:
+        return
+    conn = connect_readonly(path)
+    try:
+        names = {r[0] for r in conn.execute("SELECT eventName FROM __livestore_schema_event_defs")}
+    except sqlite3.DatabaseError:
+        return  # an older state DB without the table: the comparison will tell
+    finally:
+        conn.close()
+    unknown = sorted(names - catalog.schemas.keys())
+    if names and len(unknown) * 2 > len(names):
+        raise TargetError(
+            f"{path}: is the state of another app: {len(unknown):,} of its {len(names):,} "
+            f"events ({', '.join(unknown[:4])}) are not in the target's catalog "
+            f"{catalog.name!r}"
+        )
+
+
+def _refuse_other_store(
+    path: Path, record: dict[str, Any], target: Path, tables: dict[str, Table]
+) -> None:
+    """Refuse the state DB of another store: the eventlog beside it (a store folder holds
+    both: FORMAT.md section 1) does not begin with the history migrated into the target,
+    and fewer than half of its rows have a key in the target. (A damaged copy of the same
+    store, or a target that has not caught up yet, keeps most keys; another store keeps
+    almost none, its ids being random.)"""
+    if _history_matches(path.parent, record) is not False:
+        return
+    matched, total = _key_overlap(path, target, tables)
+    if total and matched * 2 < total:
+        raise TargetError(
+            f"{path}: is the state of another store: the eventlog beside it does not begin "
+            f"with the {record['position']:,} events migrated into the target, and only "
+            f"{matched:,} of its {total:,} rows have a key in the target"
+        )
+
+
+def _history_matches(folder: Path, record: dict[str, Any]) -> bool | None:
+    """Whether FOLDER's eventlog begins with the target's migrated events (None: no
+    eventlog there). An export's history is the eventlog's global events (FORMAT.md
+    section 2: client-only events are never pushed, so never exported)."""
+    try:
+        src = open_source(folder)
+    except SourceError:
         return None
+    position = record["position"]
+    digest = PrefixDigest()
+    count = 0
+    last = None
+    try:
+        for event in src.events():
+            if record["sourceKind"] == KIND_EXPORT and event.client_only:
+                continue
+            if count == position:
+                break
+            digest.update(event)
+            count += 1
+            last = event.event_id
+    except SourceError:
+        return None
+    finally:
+        src.close()
+    return (
+        count == position
+        and digest.hexdigest() == record["prefixDigest"]
+        and (not position or last == record["lastEventId"])
+    )
+
+
+def _key_overlap(state_db: Path, target: Path, tables: dict[str, Table]) -> tuple[int, int]:
+    """(rows of LiveStore's tables in STATE_DB whose key is in TARGET, rows in all)."""
+    matched = total = 0
+    theirs, ours = connect_readonly(state_db), connect_readonly(target)
+    try:
+        present = set(_tables_of(theirs))
+        for name, table in _mirrored(tables).items():
+            if name not in present:
+                continue
+            ours_key = list(table.key)
+            theirs_key = [table.livestore_columns.get(c, c) for c in ours_key]
+            ours_cols = ", ".join(f'"{k}"' for k in ours_key)
+            mine = set(ours.execute(f'SELECT {ours_cols} FROM "{table.name}"'))
+            cols = ", ".join(f'"{k}"' for k in theirs_key)
+            for row in theirs.execute(f'SELECT {cols} FROM "{name}"'):
+                total += 1
+                matched += row in mine
+    except sqlite3.DatabaseError:
+        return 0, 0
+    finally:
+        theirs.close()
+        ours.close()
+    return matched, total
 
 
 def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
@@ -158,7 +393,8 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             not broken,
             "no broken references"
             if not broken
-            else f"{len(broken)} broken: " + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
+            else f"{len(broken):,} broken: "
+            + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
         )
     )
 
@@ -185,12 +421,12 @@ def _derived_checks(
                 ok,
                 f"in step with {d.parent}.{d.column}"
                 if ok
-                else f"{stale} element(s) missing from {table.name}, {extra} extra",
+                else f"{stale:,} element(s) missing from {table.name}, {extra:,} extra",
             )
         )
 
 
-def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport, reread: bool) -> None:
     row = conn.execute(
         f"SELECT source, position, lastEventId, prefixDigest, applied, parked, state "
         f"FROM {STATE_TABLE} WHERE id = 1"
@@ -212,14 +448,31 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
         Check(
             "accounting",
             ok,
-            f"position #{position} = {applied} applied + {parked} parked "
-            f"({in_table} in {PARKED_TABLE}; tracking at #{tracked}; state {state})",
+            f"position #{position:,} = {applied:,} applied + {parked:,} parked "
+            f"({in_table:,} in {PARKED_TABLE}; tracking at #{tracked:,}; state {state})",
         )
     )
+    if not reread:
+        report.checks.append(
+            Check(
+                "source",
+                True,
+                f"skipped (--no-source): {source} was not re-read, so the events up to "
+                "the checkpoint are not proven unchanged",
+            )
+        )
+        return
     try:
         src = open_source(source)
     except SourceError as exc:
-        report.checks.append(Check("source", False, f"cannot re-read the recorded source: {exc}"))
+        report.checks.append(
+            Check(
+                "source",
+                False,
+                f"cannot re-read the recorded source: {exc} "
+                "(retired? `--no-source` skips this check)",
+            )
+        )
         return
     try:
         digest = PrefixDigest()
@@ -234,20 +487,23 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
     finally:
         src.close()
     if not matched:
-        detail = f"the source's first {min(count, position)} events differ from those migrated"
+        detail = (
+            f"the source's first {min(count, position):,} events differ from those migrated "
+            "(another store, or a history rewritten since, e.g. by a LiveStore rebase)"
+        )
         report.checks.append(Check("source", False, detail))
     elif count != position:
         report.checks.append(
             Check(
                 "source",
                 False,
-                f"source holds {count} events, {count - position} not migrated yet "
+                f"source holds {count:,} events, {count - position:,} not migrated yet "
                 "(run `projector replay` to catch up)",
             )
         )
     else:
         report.checks.append(
-            Check("source", True, f"all {count} source events accounted for ({source})")
+            Check("source", True, f"all {count:,} source events accounted for ({source})")
         )
 
 
@@ -268,10 +524,14 @@ def _key_columns(conn: sqlite3.Connection, table: str) -> list[str]:
 
 
 def _compare(
-    conn: sqlite3.Connection, against: Path, tables: dict[str, Table], report: VerifyReport
+    conn: sqlite3.Connection,
+    against: Path,
+    report: VerifyReport,
+    record: dict[str, Any] | None,
+    picked: str | None,
+    catalog: Catalog,
+    tables: dict[str, Table],
 ) -> None:
-    if not against.exists():
-        raise TargetError(f"{against}: no such state database")
     try:
         state = connect_readonly(against)
         state_tables = {
@@ -282,7 +542,7 @@ def _compare(
     except sqlite3.DatabaseError as exc:
         raise TargetError(f"{against}: not a readable SQLite state database ({exc})") from None
     parked = _parked_by_entity(conn)
-    mirrored = {t.livestore: t for t in tables.values() if t.livestore is not None}
+    mirrored = _mirrored(tables)
     try:
         unknown = state_tables - set(mirrored)
         for name in sorted(unknown):
@@ -295,14 +555,27 @@ def _compare(
             _compare_table(conn, state, name, table, parked, report)
     finally:
         state.close()
+    _explain_export(report, record, catalog)
+    where = f" (from {picked})" if picked else ""
     report.checks.append(
         Check(
             "against",
             not report.unexplained,
-            f"{report.compared_rows} LiveStore rows compared; {len(report.differences)} "
-            f"difference(s), {len(report.unexplained)} unexplained",
+            f"{report.compared_rows:,} LiveStore rows compared{where}; "
+            f"{len(report.differences):,} difference(s), {len(report.unexplained):,} unexplained",
         )
     )
+
+
+def _explain_export(report: VerifyReport, record: dict[str, Any] | None, catalog: Catalog) -> None:
+    """A target migrated from a sync export lacks the rows only client-only events write:
+    the export never had those events (FORMAT.md section 2, client-only events)."""
+    if record is None or record["sourceKind"] != KIND_EXPORT:
+        return
+    tables = set(client_only_tables(catalog))
+    for difference in report.differences:
+        if difference.table in tables and difference.what == "missing" and not difference.explained:
+            difference.explanation = "source is a sync export (no client-only events)"
 
 
 def _compare_table(

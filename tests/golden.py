@@ -55,14 +55,14 @@ def dump(target: Path) -> dict[str, Any]:
 def run_case(case: str, spec: dict[str, Any], source: str, workdir: Path) -> Path:
     """Replay one source of CASE into a new target under WORKDIR; return the target."""
     target = workdir / f"{case}-{Path(source).name}.db"
-    # "catalog": a user's catalog folder, relative to the repo root (default: the bundled one
-    # that knows the log's event names)
-    catalog = resolve_catalog(str(ROOT / spec["catalog"])) if "catalog" in spec else None
-    replay(
-        FIXTURES / case / source,
-        target,
-        ReplayOptions(on_invalid=spec.get("onInvalid", "fail"), catalog=catalog),
-    )
+    # "catalog": a bundled catalog's name, or a user's catalog folder relative to the repo
+    # root (default: the bundled one that knows the log's event names)
+    name = spec.get("catalog")
+    catalog = None
+    if name is not None:
+        catalog = resolve_catalog(name if "/" not in name else str(ROOT / name))
+    options = ReplayOptions(on_invalid=spec.get("onInvalid", "fail"), catalog=catalog)
+    replay(FIXTURES / case / source, target, options)
     return target
 
 

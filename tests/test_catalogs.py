@@ -382,6 +382,7 @@ def test_verify_maps_tables_and_columns_onto_livestores_state(tmp_path):
     conn.close()
     state = tmp_path / "state.db"
     s = sqlite3.connect(state)
+    s.execute("CREATE TABLE __livestore_schema (tableName TEXT PRIMARY KEY, schemaHash, updatedAt)")
     s.execute("CREATE TABLE audit_log (id TEXT PRIMARY KEY, itemId TEXT, message TEXT)")
     s.execute("INSERT INTO audit_log VALUES ('x1', 'a', 'hi')")
     s.commit()

@@ -22,6 +22,7 @@ from jsonschema.exceptions import best_match
 
 from events.envelope import Event
 from events.errors import CatalogError
+from events.history import HistoryCheck
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 DEFAULT_CATALOG = "ai-desk"
@@ -332,9 +333,14 @@ def _generic(reason: str) -> str:
 
 
 def validate_events(events: Iterable[Event], validator: Validator, **kw: Any) -> ValidationReport:
+    """Check every event against its schema; holes in the history's shape (a missing
+    global seq num, a parent that is not in the log: `events.history`) are warnings."""
     report = ValidationReport(**kw)
+    history = HistoryCheck()
     for event in events:
         report.total += 1
+        for kind, detail, position, event_id in history.check((event,)):
+            report.warn(kind, detail, position=position, eventId=event_id)
         _, problem = validator.check(event)
         if problem is None:
             report.valid += 1

@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from events.envelope import Event
+from events.history import HistoryCheck
 from events.sources import Source, open_source
 from events.upcast import upcast
 from events.validation import (
@@ -88,8 +89,14 @@ class ReplayOptions:
     #: Cap the target's size in pages (SQLite max_page_count): simulates a full disk.
     max_page_count: int | None = None
     #: Treat anything a run had to tolerate (a parked event, a warning) as a failure:
-    #: the CLI exits 1 (see `ReplayResult.strict_failure`).
+    #: the CLI exits 1 (see `ReplayResult.strict_failure`). A source whose history has
+    #: holes (`events.history`) is refused before anything is written.
     strict: bool = False
+    #: Seconds a source may stay locked by another process, or keep changing, before the
+    #: run gives up (None: `events.sqlite_source.DEFAULT_LOCK_TIMEOUT`).
+    lock_timeout: float | None = None
+    #: Which ``eventlog@N.db`` of a store directory to read (None: the newest known).
+    format_version: int | None = None
 
 
 @dataclass
@@ -403,16 +410,44 @@ def replay(
 ) -> ReplayResult:
     """Migrate SOURCE into TARGET, continuing from TARGET's checkpoint if it has one."""
     options = options or ReplayOptions()
-    source = open_source(source_path)
+    source = _open(source_path, options)
     target = Path(target_path)
     if target.exists():
         if target.resolve() == source.path.resolve():
+            source.close()
             raise TargetError(f"{target}: is the source; refusing to write to it")
         refuse_foreign(target)  # before the lock file is created beside it
     if dry_run:
         return _dry_run(source, target, options)
     with writer_lock(target):
         return _run(source, target, options, command="replay")
+
+
+def _open(path: str | Path, options: ReplayOptions) -> Source:
+    """Open the source; under ``--strict``, refuse one whose history has holes before
+    anything is written (LiveStore would replay it: without --strict they are warnings)."""
+    source = open_source(
+        path, lock_timeout=options.lock_timeout, format_version=options.format_version
+    )
+    if options.strict:
+        try:
+            history = HistoryCheck()
+            first = None
+            for event in source.events():
+                found = history.check((event,))
+                if found and first is None:
+                    first = found[0]
+        except BaseException:
+            source.close()
+            raise
+        if first is not None:
+            source.close()
+            kind, detail, position, _ = first
+            raise ReplayError(
+                f"--strict: {source.path}: the history has holes ({history.summary()}); "
+                f"first, {kind} at #{position}: {detail}; nothing was written"
+            )
+    return source
 
 
 def resume(target_path: str | Path, options: ReplayOptions | None = None) -> ReplayResult:
@@ -427,7 +462,7 @@ def resume(target_path: str | Path, options: ReplayOptions | None = None) -> Rep
         db.conn.close()
         if state is None:
             raise TargetError(f"{target}: no migration recorded; run `projector replay` first")
-        source = open_source(state.source)
+        source = _open(state.source, options)
         return _run(source, target, options, command="resume")
 
 
@@ -515,9 +550,12 @@ def _run(
             options.progress(checkpoint, total)
         projection = Projection(conn, validator, on_invalid)
         projection.where = source.path.name
-        digest, events = _after_checkpoint(source, state, checkpoint)
+        history = HistoryCheck()
+        digest, events = _after_checkpoint(source, state, checkpoint, history)
         try:
-            _apply_batches(_Replay(db, projection, tracking, digest, options, run, result), events)
+            _apply_batches(
+                _Replay(db, projection, tracking, digest, options, run, result, history), events
+            )
         except (ReplayError, Interrupted, CheckpointMismatch, EventsError) as exc:
             # EventsError: the source broke mid-read (a corrupt page, a bad NDJSON line).
             result.state = "interrupted" if isinstance(exc, Interrupted) else "failed"
@@ -605,10 +643,11 @@ def _begin(
 
 
 def _after_checkpoint(
-    source: Source, state: MigrationState | None, checkpoint: int
+    source: Source, state: MigrationState | None, checkpoint: int, history: HistoryCheck
 ) -> tuple[PrefixDigest, Iterator[Event]]:
     """The digest so far and the source's events past CHECKPOINT, after proving the ones
-    before it unchanged."""
+    before it unchanged (and showing them to HISTORY, whose warnings they do not raise
+    again: an earlier run tolerated them)."""
     digest = PrefixDigest()
     events = source.events()
     if checkpoint:
@@ -616,6 +655,7 @@ def _after_checkpoint(
         last = None
         for event in events:
             digest.update(event)
+            history.check((event,))
             last = event
             if event.position == checkpoint:
                 break
@@ -644,6 +684,7 @@ class _Replay:
     options: ReplayOptions
     run: int
     result: ReplayResult
+    history: HistoryCheck
 
 
 def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
@@ -669,6 +710,7 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
         return 0
     ctx.digest.update_many(chunk)
     digest = ctx.digest.hexdigest()
+    holes = ctx.history.check(chunk)
     held = set(projection.held_entities)
     try:
         outcomes = projection.apply_batch(chunk)
@@ -690,6 +732,8 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
         raise
     result = ctx.result
     _add_outcomes(result, chunk, outcomes, projection.reasons, ctx.options.max_examples)
+    for kind, detail, position, event_id in holes:
+        result.warn(kind, detail, ctx.options.max_examples, position=position, eventId=event_id)
     result.position = chunk[-1].position
     log.debug("replay.batch", position=result.position, read=result.read)
     if ctx.options.progress:

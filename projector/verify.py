@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from events.errors import SourceError
+from events.history import HistoryCheck
 from events.sources import connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
@@ -21,6 +22,7 @@ from projector.handlers import any_row
 from projector.target import LIVESTORE_TABLES, PARKED_TABLE, STATE_TABLE, is_target
 
 SAMPLE = 60
+SHOWN_WARNINGS = 10
 
 
 @dataclass
@@ -72,6 +74,9 @@ class VerifyReport:
     checks: list[Check] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     compared_rows: int = 0
+    #: Holes in the source's history (`events.history`): said, not failed, as LiveStore
+    #: replays such a log too. The first few, with their positions.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def unexplained(self) -> list[Difference]:
@@ -91,6 +96,7 @@ class VerifyReport:
             "differences": len(self.differences),
             "unexplained": len(self.unexplained),
             "differenceList": [d.as_dict() for d in self.differences],
+            "warnings": self.warnings,
         }
 
 
@@ -99,14 +105,19 @@ def _short(value: Any) -> str:
     return text if len(text) <= SAMPLE else text[: SAMPLE - 1] + "…"
 
 
-def verify(target: Path, against: Path | None = None) -> VerifyReport:
+def verify(
+    target: Path, against: Path | None = None, *, lock_timeout: float | None = None
+) -> VerifyReport:
+    """Check TARGET (see the module docstring); LOCK_TIMEOUT is how long its recorded
+    source may stay locked or keep changing (seconds; `open_source`). Raises
+    `TargetError` when TARGET is not a projector target."""
     if not target.exists() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
     report = VerifyReport(target=str(target), against=str(against) if against else None)
     conn = connect_readonly(target)
     try:
         _structural_checks(conn, report)
-        _accounting_checks(conn, report)
+        _accounting_checks(conn, report, lock_timeout)
         if against is not None:
             _compare(conn, against, report)
     finally:
@@ -155,7 +166,9 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
     )
 
 
-def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _accounting_checks(
+    conn: sqlite3.Connection, report: VerifyReport, lock_timeout: float | None
+) -> None:
     row = conn.execute(
         f"SELECT source, position, lastEventId, prefixDigest, applied, parked, state "
         f"FROM {STATE_TABLE} WHERE id = 1"
@@ -181,23 +194,34 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             f"({in_table} in {PARKED_TABLE}; tracking at #{tracked}; state {state})",
         )
     )
+    history = HistoryCheck()
     try:
-        src = open_source(source)
+        src = open_source(source, lock_timeout=lock_timeout)
+        try:
+            digest = PrefixDigest()
+            count = 0
+            matched = position == 0
+            for event in src.events():
+                count += 1
+                for kind, detail, at, event_id in history.check((event,)):
+                    if len(report.warnings) < SHOWN_WARNINGS:
+                        report.warnings.append(
+                            {"kind": kind, "position": at, "eventId": event_id, "detail": detail}
+                        )
+                if count <= position:
+                    digest.update(event)
+                    if count == position:
+                        matched = digest.hexdigest() == prefix and event.event_id == last_id
+        finally:
+            src.close()
     except SourceError as exc:
         report.checks.append(Check("source", False, f"cannot re-read the recorded source: {exc}"))
         return
-    try:
-        digest = PrefixDigest()
-        count = 0
-        matched = position == 0
-        for event in src.events():
-            count += 1
-            if count <= position:
-                digest.update(event)
-                if count == position:
-                    matched = digest.hexdigest() == prefix and event.event_id == last_id
-    finally:
-        src.close()
+    holes = (
+        f"; its history has holes ({history.summary()}), replayed as LiveStore would"
+        if history.counts
+        else ""
+    )
     if not matched:
         detail = f"the source's first {min(count, position)} events differ from those migrated"
         report.checks.append(Check("source", False, detail))
@@ -207,12 +231,12 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
                 "source",
                 False,
                 f"source holds {count} events, {count - position} not migrated yet "
-                "(run `projector replay` to catch up)",
+                f"(run `projector replay` to catch up){holes}",
             )
         )
     else:
         report.checks.append(
-            Check("source", True, f"all {count} source events accounted for ({source})")
+            Check("source", True, f"all {count} source events accounted for ({source}){holes}")
         )
 
 

@@ -2,7 +2,9 @@
 
 Each command parses its options, calls one library function, prints data to stdout
 (human text, or JSON with --json) and maps errors to exit codes: 1 for a failed check or
-a bad input (`Error: ...` on stderr), 2 for usage errors, 130/143 after SIGINT/SIGTERM.
+a bad input (`Error: ...` on stderr), 2 for usage errors, 75 when the source stayed
+locked by another process (or kept changing) past --lock-timeout (try again later),
+130/143 after SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,16 +25,26 @@ from projector import __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 #: projector.replay.DEFAULT_BATCH, repeated so that `--help` need not import the library.
 DEFAULT_BATCH = 20000
+#: events.sqlite_source.DEFAULT_LOCK_TIMEOUT, likewise.
+DEFAULT_LOCK_TIMEOUT = 10.0
+#: sysexits.h EX_TEMPFAIL: the source was locked or kept changing; a later try may work.
+EXIT_SOURCE_BUSY = 75
 
 
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 
 
+class _SourceBusyExit(click.ClickException):
+    """`Error: ...` like any ClickException, with its own exit code."""
+
+    exit_code = EXIT_SOURCE_BUSY
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     """Map library errors to one-line messages and exit code 1."""
-    from events.errors import EventsError
+    from events.errors import EventsError, SourceBusy
     from projector.errors import Interrupted, ProjectorError
 
     try:
@@ -40,6 +52,8 @@ def _errors() -> Iterator[None]:
     except Interrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(_Signals.code or 130)
+    except SourceBusy as exc:
+        raise _SourceBusyExit(str(exc)) from None
     except (ProjectorError, EventsError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -83,6 +97,41 @@ def _load_catalog(value: str | None) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+_lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    envvar="PROJECTOR_LOCK_TIMEOUT",
+    metavar="SECONDS",
+    help="How long the source may stay locked by another process (or keep changing under "
+    "every read) before giving up with exit code 75 (also: PROJECTOR_LOCK_TIMEOUT).",
+)
+_format_version_option = click.option(
+    "--format-version",
+    type=click.Choice(["4", "6"]),
+    help="Read the store directory's eventlog@N.db: 6 (LiveStore 0.4.x) or 4 (0.3.x). "
+    "Default: the newest; needed when an older one holds events the newest lacks.",
+)
+
+
+def _source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return _format_version_option(_lock_timeout_option(fn))
+
+
+def _open(source: Path, lock_timeout: float, format_version: str | None) -> Any:
+    from events.sources import open_source
+
+    version = int(format_version) if format_version else None
+    return open_source(source, lock_timeout=lock_timeout, format_version=version)
+
+
+def _print_warnings(warnings: list[dict[str, Any]]) -> None:
+    for warning in warnings:
+        where = f" at #{warning['position']:,}" if "position" in warning else ""
+        click.echo(f"  warning {warning['kind']}{where}: {warning['detail']}")
+
+
 _batch_option = click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
@@ -135,19 +184,20 @@ def cli(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> None
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("source", type=click.Path(path_type=Path))
+@_source_options
 @json_option
-def inspect(source: Path, as_json: bool) -> None:
-    """Describe SOURCE: format and version, store id, event count, seq range, names.
+def inspect(source: Path, lock_timeout: float, format_version: str | None, as_json: bool) -> None:
+    """Describe SOURCE: format and version, store id, event count, seq range, names, and
+    holes in its history (warnings with positions).
 
     \b
     Example:
       projector inspect fixtures/small/ai-desk --json
     """
-    from events.sources import open_source
     from events.summary import summarize
 
     with _errors():
-        src = open_source(source)
+        src = _open(source, lock_timeout, format_version)
         try:
             info = summarize(src)
         finally:
@@ -161,17 +211,31 @@ def inspect(source: Path, as_json: bool) -> None:
     click.echo(f"store id:    {info['storeId'] or '(unknown)'}")
     click.echo(f"events:      {info['events']:,} ({info['clientOnly']:,} client-only)")
     click.echo(f"seq range:   {info['firstEventId']} .. {info['lastEventId']}")
+    if "readFrom" in info:
+        click.echo(f"read from:   {info['readFrom']}")
     click.echo("by name:")
     for name, count in info["byName"].items():
         click.echo(f"  {count:>9,}  {name}")
+    if info["warnings"]:
+        kinds = ", ".join(f"{n:,} {k}" for k, n in info["warningsByKind"].items())
+        click.echo(f"warnings:    {kinds}")
+        _print_warnings(info["warningExamples"])
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("source", type=click.Path(path_type=Path))
 @_catalog_option
 @click.option("--examples", default=10, show_default=True, help="How many problems to show.")
+@_source_options
 @json_option
-def validate(source: Path, catalog: str | None, examples: int, as_json: bool) -> None:
+def validate(
+    source: Path,
+    catalog: str | None,
+    examples: int,
+    lock_timeout: float,
+    format_version: str | None,
+    as_json: bool,
+) -> None:
     """Check every event of SOURCE against its JSON Schema; exit 1 if any is invalid or unknown.
 
     \b
@@ -179,11 +243,10 @@ def validate(source: Path, catalog: str | None, examples: int, as_json: bool) ->
       projector validate fixtures/synced-rebase/ai-desk
       projector validate export.ndjson --json
     """
-    from events.sources import open_source
     from events.validation import Validator, detect_catalog, validate_events
 
     with _errors():
-        src = open_source(source)
+        src = _open(source, lock_timeout, format_version)
         try:
             cat = _load_catalog(catalog) or detect_catalog(src.event_names())
             report = validate_events(src.events(), Validator(cat), max_examples=examples)
@@ -220,8 +283,7 @@ def validate(source: Path, catalog: str | None, examples: int, as_json: bool) ->
         if report.warnings:
             kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(report.warnings.items()))
             click.echo(f"warnings: {kinds}")
-            for warning in report.warning_examples:
-                click.echo(f"  {warning['kind']}: {warning['detail']}")
+            _print_warnings(report.warning_examples)
     if not report.ok:
         sys.exit(1)
 
@@ -247,8 +309,7 @@ def _print_result(result: Any, as_json: bool) -> None:
         click.echo(f"  backup: {result.backup}")
     for example in result.examples:
         click.echo(f"  parked {example['kind']}: {example['reason']}")
-    for warning in result.warning_examples:
-        click.echo(f"  warning {warning['kind']}: {warning['detail']}")
+    _print_warnings(result.warning_examples)
 
 
 _strict_option = click.option(
@@ -283,6 +344,7 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
 @_batch_option
 @_catalog_option
 @_strict_option
+@_source_options
 @json_option
 @click.pass_context
 def replay(
@@ -294,6 +356,8 @@ def replay(
     batch_size: int,
     catalog: str | None,
     strict: bool,
+    lock_timeout: float,
+    format_version: str | None,
     as_json: bool,
 ) -> None:
     """Replay SOURCE into the relational tables of TARGET (created if missing).
@@ -318,6 +382,8 @@ def replay(
             should_stop=_Signals.install(),
             progress=_progress(ctx, as_json),
             strict=strict,
+            lock_timeout=lock_timeout,
+            format_version=int(format_version) if format_version else None,
         )
         result = run_replay(source, target, options, dry_run=dry_run)
     _finish_result(result, as_json, strict)
@@ -336,9 +402,17 @@ def _progress(ctx: click.Context, as_json: bool) -> Any:
 @click.argument("target", type=click.Path(path_type=Path))
 @_batch_option
 @_strict_option
+@_lock_timeout_option
 @json_option
 @click.pass_context
-def resume(ctx: click.Context, target: Path, batch_size: int, strict: bool, as_json: bool) -> None:
+def resume(
+    ctx: click.Context,
+    target: Path,
+    batch_size: int,
+    strict: bool,
+    lock_timeout: float,
+    as_json: bool,
+) -> None:
     """Continue TARGET's interrupted migration from its checkpoint.
 
     The source is the one recorded in TARGET; it must still hold the same events up to
@@ -358,6 +432,7 @@ def resume(ctx: click.Context, target: Path, batch_size: int, strict: bool, as_j
             should_stop=_Signals.install(),
             progress=_progress(ctx, as_json),
             strict=strict,
+            lock_timeout=lock_timeout,
         )
         result = run_resume(target, options)
     _finish_result(result, as_json, strict)
@@ -472,8 +547,9 @@ def digest(target: Path, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="LiveStore's own state DB (state-<hash>@6.db beside the eventlog) to compare with.",
 )
+@_lock_timeout_option
 @json_option
-def verify(target: Path, against: Path | None, as_json: bool) -> None:
+def verify(target: Path, against: Path | None, lock_timeout: float, as_json: bool) -> None:
     """Check TARGET: integrity, foreign keys, event accounting, and LiveStore's own state.
 
     Exit 1 on a failed check or on any difference not explained by a parked event.
@@ -485,7 +561,7 @@ def verify(target: Path, against: Path | None, as_json: bool) -> None:
     from projector.verify import verify as run_verify
 
     with _errors():
-        report = run_verify(target, against)
+        report = run_verify(target, against, lock_timeout=lock_timeout)
     if as_json:
         _emit(report.as_dict())
     else:
@@ -493,6 +569,7 @@ def verify(target: Path, against: Path | None, as_json: bool) -> None:
             click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
         for difference in report.differences:
             click.echo(f"      {difference.line()}")
+        _print_warnings(report.warnings)
         click.echo("verified" if report.ok else "NOT verified")
     if not report.ok:
         sys.exit(1)
@@ -509,7 +586,15 @@ def verify(target: Path, against: Path | None, as_json: bool) -> None:
     help="json: `livestore sync export` (global events only); ndjson: every event.",
 )
 @click.option("--exported-at", help="The export's exportedAt (default: now).")
-def export(source: Path, out: Path, fmt: str, exported_at: str | None) -> None:
+@_source_options
+def export(
+    source: Path,
+    out: Path,
+    fmt: str,
+    exported_at: str | None,
+    lock_timeout: float,
+    format_version: str | None,
+) -> None:
     """Write SOURCE's events as a JSON export or as NDJSON (one event per line).
 
     \b
@@ -517,10 +602,9 @@ def export(source: Path, out: Path, fmt: str, exported_at: str | None) -> None:
       projector export fixtures/small/ai-desk small.ndjson --format ndjson
     """
     from events.export import export as run_export
-    from events.sources import open_source
 
     with _errors():
-        src = open_source(source)
+        src = _open(source, lock_timeout, format_version)
         try:
             kw = {"exported_at": exported_at} if fmt == "json" else {}
             count = run_export(src, out, fmt, **kw)

@@ -232,6 +232,7 @@ class _Reader:
             told = why
             if now - started >= limit:
                 raise self._busy(why, now - started)
+            log.debug("source.reread", source=str(self.path), why=why)
             self._reconnect()
             time.sleep(delay)
             delay = min(delay * 2, 0.05)

@@ -212,18 +212,22 @@ def _as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("journal", [False, True], ids=["plain", "with a hot journal"])
-def test_a_store_on_a_read_only_medium_is_read(journal: bool):
+@pytest.mark.parametrize(
+    "state", ["plain", "hot journal", "wal"], ids=["plain", "with a hot journal", "in WAL mode"]
+)
+def test_a_store_on_a_read_only_medium_is_read(state: str):
     """A folder the user cannot write (a read-only mount, another user's files) is read,
-    even with a hot journal beside the eventlog."""
+    even with a hot journal beside the eventlog, or in WAL mode with its -wal file."""
     top = Path(tempfile.mkdtemp(prefix="projector-ro-"))
     try:
         store = top / "ai-desk"
         shutil.copytree(SMALL, store)
         for p in store.iterdir():
             p.chmod(0o644)
-        if journal:
+        if state == "hot journal":
             _hot_journal(store)
+        elif state == "wal":
+            _run_python(_WAL_CRASH, str(store / "eventlog@6.db"))
         out = top / "out"
         out.mkdir()
         for p in store.iterdir():
@@ -239,7 +243,7 @@ def test_a_store_on_a_read_only_medium_is_read(journal: bool):
             inspected = _as_nobody("inspect", str(store), "--json")
             replayed = _as_nobody("-q", "replay", str(store), str(out / "t.db"))
         assert inspected.returncode == 0, inspected.stderr
-        assert json.loads(inspected.stdout)["events"] == 200
+        assert json.loads(inspected.stdout)["events"] == (230 if state == "wal" else 200)
         assert replayed.returncode == 0, replayed.stderr
     finally:
         for p in top.rglob("*"):
@@ -374,3 +378,46 @@ def test_replay_options_reach_the_source(store: Path, target: Path):
             replay(store, target, ReplayOptions(format_version=6, lock_timeout=0.2))
     assert not target.exists()
     assert sqlite_source.DEFAULT_LOCK_TIMEOUT == 10.0
+
+
+def test_an_empty_journal_beside_the_eventlog_is_no_reason_to_copy(store: Path):
+    """A zero-byte -journal (not hot) is read past in place."""
+    (store / "eventlog@6.db-journal").write_bytes(b"")
+    with untouched(store), capture_logs() as logs:
+        assert _keys(store) == SMALL_KEYS
+    assert not any(e["event"] == "source.snapshot" for e in logs)
+
+
+def test_a_history_rewritten_while_it_is_read_is_an_error_not_a_mix(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Events already streamed that change meanwhile (a rebase) stop the read, saying so."""
+    monkeypatch.setattr(sqlite_source, "PAGE_ROWS", 50)
+    source = open_source(store)
+    stream = source.events()
+    first = [next(stream) for _ in range(50)]
+    conn = sqlite3.connect(store / "eventlog@6.db")
+    conn.execute(
+        "UPDATE eventlog SET seqNumRebaseGeneration = 1 "
+        "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+        (first[-1].seq_global, first[-1].seq_client),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(SourceError, match=f"{first[-1].event_id} is gone or changed"):
+        list(stream)
+    source.close()
+
+
+def test_a_file_changing_under_every_read_is_busy_not_corrupt(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Past the lock timeout a file that never holds still is named as changing (exit 75)."""
+    source = open_source(store, lock_timeout=0.2)
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(
+        sqlite_source._Reader, "_fingerprint", lambda self: (next(ticks), 0, 0, b"", None, None)
+    )
+    with pytest.raises(SourceBusy, match="kept changing under every read"):
+        list(source.events())
+    source.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from events.errors import SourceError
+from events.errors import SourceBusy, SourceError
 from events.history import HistoryCheck
 from events.sources import connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
@@ -214,6 +214,8 @@ def _accounting_checks(
                         matched = digest.hexdigest() == prefix and event.event_id == last_id
         finally:
             src.close()
+    except SourceBusy:
+        raise  # locked or changing past the timeout: try again later (CLI exit 75)
     except SourceError as exc:
         report.checks.append(Check("source", False, f"cannot re-read the recorded source: {exc}"))
         return

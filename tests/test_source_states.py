@@ -421,3 +421,12 @@ def test_a_file_changing_under_every_read_is_busy_not_corrupt(
     with pytest.raises(SourceBusy, match="kept changing under every read"):
         list(source.events())
     source.close()
+
+
+def test_verify_of_a_target_whose_source_is_locked_exits_75(store: Path, target: Path):
+    """verify re-reads the source: locked past the timeout, it says so with exit 75."""
+    replay(store, target)
+    runner = CliRunner()
+    with untouched(store), _locked(store / "eventlog@6.db", 1.5):
+        result = runner.invoke(cli, ["verify", str(target), "--lock-timeout", "0.2"])
+    assert result.exit_code == 75 and "locked by another process" in result.stderr

@@ -9,6 +9,10 @@ class SourceError(EventsError):
     """The source is not a readable LiveStore event log."""
 
 
+class SourceBusy(SourceError):
+    """The source stayed locked by another process, or kept changing, past the lock timeout."""
+
+
 class CatalogError(EventsError):
     """A schema catalog is missing, malformed or ambiguous."""
 

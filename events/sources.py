@@ -1,15 +1,16 @@
 """Sources: LiveStore's SQLite eventlog (formats 6 and 4), its JSON export, and NDJSON.
 
 `open_source` detects the format from the content, never from the file name, and opens
-it read-only. Every source streams `Event` envelopes in LiveStore's replay order
-(``seqNumGlobal, seqNumClient``) with bounded memory.
+it read-only: no command creates or changes a file beside the source. Every source
+streams `Event` envelopes in LiveStore's replay order (``seqNumGlobal, seqNumClient``)
+with bounded memory. The SQLite eventlog is read by `events.sqlite_source`, which copes
+with the app writing it meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import ijson
+import structlog
 
 from events.encoding import js_json
 from events.envelope import Event, format_event_id
 from events.errors import SourceError
 
+log = structlog.get_logger("projector")
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
-EVENTLOG_FILE = re.compile(r"^eventlog@(\d+)\.db$")
-#: Rows fetched per read transaction: short transactions never hold the live app's
-#: writer off for long, and memory stays bounded.
-PAGE_ROWS = 2000
+UTF8_BOM = b"\xef\xbb\xbf"
+#: The `livestore sync export` versions this projector reads
+#: (``packages/@livestore/cli/src/sync-operations.ts``, FORMAT.md §4).
+EXPORT_VERSIONS = (1,)
 
 KIND_SQLITE = "sqlite-eventlog"
 KIND_EXPORT = "json-export"
@@ -74,13 +78,24 @@ class Source:
         return f"{self.kind}{version}"
 
 
-def open_source(path: str | Path) -> Source:
-    """Detect and open SOURCE read-only: a store directory, an eventlog file, or an export."""
+def open_source(
+    path: str | Path, *, lock_timeout: float | None = None, format_version: int | None = None
+) -> Source:
+    """Detect and open SOURCE read-only: a store directory, an eventlog file, or an export.
+
+    LOCK_TIMEOUT (seconds, default `sqlite_source.DEFAULT_LOCK_TIMEOUT`): how long an
+    eventlog may stay locked by another process, or keep changing, before `SourceBusy`.
+    FORMAT_VERSION picks a store directory's ``eventlog@N.db`` (4 or 6) when it has
+    several. Raises `SourceError` (one line) for anything that is not a readable log.
+    """
+    from events import sqlite_source
+
+    timeout = sqlite_source.DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
     p = Path(path)
     if not p.exists():
         raise SourceError(f"{p}: no such file or directory")
     if p.is_dir():
-        return SqliteEventlog(_pick_eventlog(p))
+        return _open_store(p, timeout, format_version)
     try:
         with p.open("rb") as fh:
             head = fh.read(4096)
@@ -89,74 +104,61 @@ def open_source(path: str | Path) -> Source:
     if not head:
         raise SourceError(f"{p}: empty file, not an event log")
     if head.startswith(SQLITE_MAGIC):
-        return SqliteEventlog(p)
+        return sqlite_source.SqliteEventlog(p, lock_timeout=timeout, format_version=format_version)
     if head.startswith(SQLITE_MAGIC[:6]):
         raise SourceError(f"{p}: truncated or corrupt SQLite file (header is damaged)")
-    text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    text_head = head.removeprefix(UTF8_BOM).lstrip(b" \t\r\n")
     if text_head.startswith(b"{"):
+        if format_version is not None:
+            raise SourceError(
+                f"{p}: --format-version picks a store directory's eventlog@N.db; "
+                "this is a JSON or NDJSON file"
+            )
         return _open_json(p)
     raise SourceError(f"{p}: not a LiveStore event log (neither SQLite nor a JSON/NDJSON export)")
 
 
-def _pick_eventlog(directory: Path) -> Path:
-    """The store directory's history is its highest-format ``eventlog@N.db``."""
-    found = []
-    for child in directory.iterdir():
-        match = EVENTLOG_FILE.match(child.name)
-        if match and child.is_file():
-            found.append((int(match.group(1)), child))
-    if not found:
-        stores = _store_folders(directory)
-        hint = (
-            f"; it holds the store folder {stores[0]}: try that"
-            if len(stores) == 1
-            else f"; it holds store folders: {', '.join(str(s) for s in stores[:5])}"
-            if stores
-            else " (state files are not the history)"
-        )
-        raise SourceError(f"{directory}: no eventlog@N.db in this directory{hint}")
-    return max(found)[1]
+def _open_store(directory: Path, lock_timeout: float, format_version: int | None) -> Source:
+    """A store directory's eventlog (see `sqlite_source.pick_eventlog`), refused when an
+    older eventlog beside it holds events the chosen one lacks (a LiveStore 0.3 -> 0.4
+    upgrade starts a new, empty log): the user chooses with ``--format-version``."""
+    from events.sqlite_source import SqliteEventlog, lacking, pick_eventlog
 
-
-def _store_folders(directory: Path) -> list[Path]:
-    """Sub-folders of DIRECTORY that are LiveStore store folders (hold an eventlog@N.db):
-    LiveStore puts each store in ``<baseDirectory>/<storeId>/`` (FORMAT.md section 1)."""
+    path, older = pick_eventlog(directory, format_version)
+    source = SqliteEventlog(path, lock_timeout=lock_timeout)
     try:
-        children = sorted(c for c in directory.iterdir() if c.is_dir())
-    except OSError:
-        return []
-    return [
-        c for c in children if any(EVENTLOG_FILE.match(f.name) for f in c.iterdir() if f.is_file())
-    ]
+        for other in older:
+            previous = SqliteEventlog(other, lock_timeout=lock_timeout)
+            try:
+                missing = lacking(previous, source)
+            finally:
+                previous.close()
+            if missing:
+                raise SourceError(
+                    f"{directory}: {other.name} (format {previous.format_version}) holds "
+                    f"{missing:,} event(s) that {path.name} lacks (a LiveStore upgrade starts "
+                    f"a new eventlog); choose one with --format-version "
+                    f"{previous.format_version} or --format-version {source.format_version}"
+                )
+            log.info(
+                "source.older_eventlog",
+                source=str(path),
+                detail=f"{other.name} beside it holds no event that {path.name} lacks",
+            )
+    except BaseException:
+        source.close()
+        raise
+    return source
 
 
-# ---------------------------------------------------------------- SQLite eventlog
-
-V6_COLUMNS = (
-    "seqNumGlobal",
-    "seqNumClient",
-    "seqNumRebaseGeneration",
-    "parentSeqNumGlobal",
-    "parentSeqNumClient",
-    "name",
-    "argsJson",
-    "clientId",
-    "sessionId",
-    "schemaHash",
-)
-REQUIRED_COLUMNS = {
-    "seqNumGlobal",
-    "seqNumClient",
-    "parentSeqNumGlobal",
-    "parentSeqNumClient",
-    "name",
-    "argsJson",
-}
+# ---------------------------------------------------------------- SQLite
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """Open a SQLite file so that nothing, not even a journal, can be written.
 
+    For the projector's own files (targets, LiveStore's state DB); an eventlog is read
+    through `events.sqlite_source`, which also copes with the app writing it.
     On a read-only file system the file is opened ``immutable=1``: a WAL-mode database
     (a projector target) cannot otherwise be read there, since its ``-shm`` file cannot be
     created (https://sqlite.org/wal.html#readonly), and nothing can change it there anyway.
@@ -174,148 +176,6 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-class SqliteEventlog(Source):
-    """LiveStore's ``eventlog@N.db``: format 6 (0.4.x) or 4 (0.3.x, no rebase generation)."""
-
-    def __init__(self, path: Path):
-        match = EVENTLOG_FILE.match(path.name)
-        store_id = path.resolve().parent.name if match else None
-        super().__init__(path=path, kind=KIND_SQLITE, format_version=None, store_id=store_id)
-        try:
-            with open(path, "rb") as fh:
-                if fh.read(16) != SQLITE_MAGIC:
-                    raise SourceError(f"{path}: not a SQLite database")
-            self._conn = connect_readonly(path)
-            self._probe()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            # UnicodeDecodeError: a damaged schema (sqlite_master) holds bytes that are not UTF-8.
-            raise SourceError(f"{path}: corrupt or unreadable SQLite file ({exc})") from None
-
-    def _probe(self) -> None:
-        conn = self._conn
-        conn.execute("PRAGMA query_only = 1")
-        tables = {
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-        if "eventlog" not in tables:
-            raise SourceError(f"{self.path}: SQLite database without an eventlog table")
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(eventlog)")}
-        missing = REQUIRED_COLUMNS - columns
-        if missing:
-            raise SourceError(
-                f"{self.path}: eventlog table lacks column(s) {', '.join(sorted(missing))}"
-            )
-        self._has_generation = "seqNumRebaseGeneration" in columns
-        self._has_schema_hash = "schemaHash" in columns
-        self.format_version = 6 if self._has_generation else 4
-        match = EVENTLOG_FILE.match(self.path.name)
-        if match:
-            self.format_version = int(match.group(1))
-        self._select = ", ".join(
-            (c if c in columns else "NULL")
-            if c != "seqNumRebaseGeneration" or self._has_generation
-            else "NULL"
-            for c in V6_COLUMNS
-        )
-        dup = conn.execute(
-            "SELECT seqNumGlobal, seqNumClient, COUNT(*) FROM eventlog "
-            "GROUP BY seqNumGlobal, seqNumClient HAVING COUNT(*) > 1 LIMIT 1"
-        ).fetchone()
-        if dup:
-            raise SourceError(
-                f"{self.path}: duplicate event position {format_event_id(dup[0], dup[1], None)} "
-                f"({dup[2]} rows); LiveStore identifies events by (global, client)"
-            )
-        head = conn.execute(
-            "SELECT seqNumGlobal, seqNumClient FROM eventlog "
-            "ORDER BY seqNumGlobal DESC, seqNumClient DESC LIMIT 1"
-        ).fetchone()
-        self._head = tuple(head) if head else None
-        if "__livestore_sync_status" in tables:
-            row = conn.execute("SELECT * FROM __livestore_sync_status LIMIT 1").fetchone()
-            if row:
-                self.details["syncHead"] = row[0]
-
-    def events(self) -> Iterator[Event]:
-        """Stream the rows that existed when the source was opened, in replay order."""
-        if self._head is None:
-            return
-        head_g, head_c = self._head
-        position = 0
-        last: tuple[int, int] | None = None
-        sql_first = (
-            f"SELECT {self._select} FROM eventlog "
-            "WHERE (seqNumGlobal, seqNumClient) <= (?, ?) "
-            "ORDER BY seqNumGlobal, seqNumClient LIMIT ?"
-        )
-        sql_next = (
-            f"SELECT {self._select} FROM eventlog "
-            "WHERE (seqNumGlobal, seqNumClient) > (?, ?) "
-            "AND (seqNumGlobal, seqNumClient) <= (?, ?) "
-            "ORDER BY seqNumGlobal, seqNumClient LIMIT ?"
-        )
-        while True:
-            try:
-                if last is None:
-                    rows = self._conn.execute(sql_first, (head_g, head_c, PAGE_ROWS)).fetchall()
-                else:
-                    rows = self._conn.execute(
-                        sql_next, (*last, head_g, head_c, PAGE_ROWS)
-                    ).fetchall()
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-                where = format_event_id(*last, None) if last else "the first event"
-                raise SourceError(
-                    f"{self.path}: corrupt or unreadable SQLite file after {where} ({exc})"
-                ) from None
-            for g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash in rows:
-                position += 1
-                if type(g) is not int or type(c) is not int or not (r is None or type(r) is int):
-                    # Only a hand-made (non-STRICT) or damaged table can hold these; an event
-                    # without an integer position can be neither checkpointed nor parked.
-                    raise SourceError(
-                        f"{self.path}: event #{position} has a position that is not an integer "
-                        f"(seqNum {repr(g)[:40]}, {repr(c)[:40]}, {repr(r)[:40]})"
-                    )
-                yield Event(
-                    position, g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash
-                )
-            if len(rows) < PAGE_ROWS:
-                return
-            last = (rows[-1][0], rows[-1][1])
-
-    def event_names(self) -> set[str]:
-        try:
-            rows = self._conn.execute("SELECT DISTINCT name FROM eventlog").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise SourceError(f"{self.path}: corrupt or unreadable SQLite file ({exc})") from None
-        return {row[0] for row in rows if isinstance(row[0], str)}
-
-    def name_counts(self) -> dict[str, tuple[int, int]]:
-        unknown = "SUM(schemaHash = -1)" if self._has_schema_hash else "0"
-        try:
-            rows = self._conn.execute(
-                f"SELECT name, COUNT(*), {unknown} FROM eventlog GROUP BY name"
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise SourceError(f"{self.path}: corrupt or unreadable SQLite file ({exc})") from None
-        return {name: (n, u or 0) for name, n, u in rows if isinstance(name, str)}
-
-    def count(self) -> int | None:
-        if self._head is None:
-            return 0
-        try:
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM eventlog WHERE (seqNumGlobal, seqNumClient) <= (?, ?)",
-                self._head,
-            ).fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise SourceError(f"{self.path}: corrupt or unreadable SQLite file ({exc})") from None
-        return int(row[0])
-
-    def close(self) -> None:
-        self._conn.close()
-
-
 # ---------------------------------------------------------------- JSON export and NDJSON
 
 
@@ -325,10 +185,15 @@ def _json_error(exc: Exception) -> str:
 
 
 def _open_json(path: Path) -> Source:
+    """NDJSON when the first non-blank line is a whole event object, else a JSON export."""
+    first = b""
     with path.open("rb") as fh:
-        first = fh.readline()
+        for number, line in enumerate(fh, start=1):
+            first = line.removeprefix(UTF8_BOM) if number == 1 else line
+            if first.strip():
+                break
     try:
-        obj = json.loads(first)
+        obj = json.loads(first.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         obj = None
     if isinstance(obj, dict) and "name" in obj:
@@ -406,18 +271,28 @@ class _StreamedJson(Source):
 
 
 class JsonExport(_StreamedJson):
-    """`livestore sync export`: ``{version: 1, storeId, exportedAt, eventCount, events}``."""
+    """`livestore sync export`: ``{version: 1, storeId, exportedAt, eventCount, events}``
+    (FORMAT.md §4; ``packages/@livestore/cli/src/sync-operations.ts:31-42``).
+
+    Opening it reads it once: an unknown ``version``, or an ``eventCount`` other than the
+    number of events the file holds (an export cut short), is a `SourceError` before any
+    event is used.
+    """
 
     def __init__(self, path: Path):
         super().__init__(path=path, kind=KIND_EXPORT, format_version=None, store_id=None)
         header: dict[str, Any] = {}
         has_events = False
+        items = 0
         try:
             with path.open("rb") as fh:
                 for prefix, event, value in ijson.parse(fh):
-                    if prefix == "" and event not in ("start_map", "end_map", "map_key"):
+                    if prefix == "events.item":
+                        if event not in ("end_map", "end_array", "map_key"):
+                            items += 1
+                    elif prefix == "" and event not in ("start_map", "end_map", "map_key"):
                         raise SourceError(f"{path}: JSON of another shape (not an object)")
-                    if prefix in ("version", "storeId", "exportedAt", "eventCount"):
+                    elif prefix in ("version", "storeId", "exportedAt", "eventCount"):
                         header[prefix] = value
                     elif prefix == "events" and event == "start_array":
                         has_events = True
@@ -430,32 +305,63 @@ class JsonExport(_StreamedJson):
                 f"{path}: JSON of another shape (no 'events' array; "
                 "expected a `livestore sync export` file or NDJSON events)"
             )
+        versions = " or ".join(str(v) for v in EXPORT_VERSIONS)
         version = header.get("version")
-        self.format_version = int(version) if isinstance(version, (int, float)) else None
+        if "version" not in header:
+            raise SourceError(
+                f"{path}: an export without a version (this tool reads version {versions})"
+            )
+        if type(version) is not int or version not in EXPORT_VERSIONS:
+            raise SourceError(
+                f"{path}: unsupported export version {json.dumps(version, default=str)[:40]} "
+                f"(this tool reads version {versions})"
+            )
+        self.format_version = version
         store_id = header.get("storeId")
         self.store_id = store_id if isinstance(store_id, str) else None
-        self.details = {k: header[k] for k in ("exportedAt", "eventCount") if k in header}
-        count = self.details.pop("eventCount", None)
-        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
-            self.details["eventCount"] = count  # anything else is ignored: the events count
+        self.details = {k: header[k] for k in ("exportedAt",) if k in header}
+        if "eventCount" in header:
+            declared = header["eventCount"]
+            if type(declared) is not int or declared < 0:
+                raise SourceError(
+                    f"{path}: eventCount {json.dumps(declared, default=str)[:40]} is not a count"
+                )
+            if declared != items:
+                what = "the export is incomplete" if items < declared else "more than it declares"
+                raise SourceError(
+                    f"{path}: declares eventCount {declared:,} but holds {items:,} events: {what}"
+                )
+        self.details["eventCount"] = items
 
     def count(self) -> int | None:
-        return self.details.get("eventCount")  # only a valid count is kept (see __init__)
+        return int(self.details["eventCount"])
 
     def events(self) -> Iterator[Event]:
         def objects() -> Iterator[tuple[str, Any]]:
+            read = 0
             with self.path.open("rb") as fh:
                 try:
-                    for index, obj in enumerate(ijson.items(fh, "events.item", use_float=True)):
-                        yield f"event #{index + 1}", obj
+                    for obj in ijson.items(fh, "events.item", use_float=True):
+                        read += 1
+                        yield f"event #{read}", obj
                 except ijson.JSONError as exc:
                     raise SourceError(f"{self.path}: invalid JSON ({_json_error(exc)})") from None
+            if read != self.details["eventCount"]:
+                raise SourceError(
+                    f"{self.path}: holds {read:,} events now, {self.details['eventCount']:,} "
+                    "when it was opened: it changed while it was read"
+                )
 
         return self._envelopes(objects())
 
 
 class NdjsonSource(_StreamedJson):
-    """One event object per line: the export's event shape, seqNum as int or client form."""
+    """One event object per line: the export's event shape, seqNum as int or client form.
+
+    Blank lines, CRLF line ends, a UTF-8 BOM at the start and a missing final newline are
+    tolerated; anything else that is not one JSON event object per line is a `SourceError`
+    naming the line.
+    """
 
     def __init__(self, path: Path):
         super().__init__(path=path, kind=KIND_NDJSON, format_version=None, store_id=None)
@@ -463,13 +369,18 @@ class NdjsonSource(_StreamedJson):
     def events(self) -> Iterator[Event]:
         def objects() -> Iterator[tuple[str, Any]]:
             with self.path.open("rb") as fh:
-                for number, line in enumerate(fh, start=1):
+                for number, raw in enumerate(fh, start=1):
+                    line = raw.removeprefix(UTF8_BOM) if number == 1 else raw
                     if not line.strip():
                         continue
                     try:
-                        obj = json.loads(line)
-                    except (ValueError, UnicodeDecodeError):
-                        raise SourceError(f"{self.path}: line {number} is not JSON") from None
+                        obj = json.loads(line.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        raise SourceError(f"{self.path}: line {number} is not UTF-8 text") from None
+                    except ValueError as exc:
+                        raise SourceError(
+                            f"{self.path}: line {number} is not JSON ({_json_error(exc)})"
+                        ) from None
                     except RecursionError:
                         raise SourceError(
                             f"{self.path}: line {number} is not JSON (nested too deeply)"

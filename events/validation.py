@@ -26,6 +26,7 @@ from events.catalog import (
     detect_catalog,
 )
 from events.envelope import Event
+from events.history import HistoryCheck
 
 __all__ = [
     "SCHEMAS_DIR",
@@ -276,9 +277,14 @@ def _generic(reason: str) -> str:
 
 
 def validate_events(events: Iterable[Event], validator: Validator, **kw: Any) -> ValidationReport:
+    """Check every event against its schema; holes in the history's shape (a missing
+    global seq num, a parent that is not in the log: `events.history`) are warnings."""
     report = ValidationReport(**kw)
+    history = HistoryCheck()
     for event in events:
         report.total += 1
+        for kind, detail, position, event_id in history.check((event,)):
+            report.warn(kind, detail, position=position, eventId=event_id)
         _, problem = validator.check(event)
         if problem is None:
             report.valid += 1

@@ -2,9 +2,11 @@
 
 Each command parses its options, calls one library function, prints data to stdout
 (human text, or JSON with --json) and maps errors to exit codes: 1 for a failed check or
-a bad input (`Error: ...` on stderr, one line), 2 for usage errors, 130/143 after
-SIGINT/SIGTERM, 141 when stdout is a pipe closed early (`| head`). Under --json an error
-is also a JSON object on stdout; under --log-format json every stderr line is JSON.
+a bad input (`Error: ...` on stderr, one line), 2 for usage errors, 75 when the source
+stayed locked by another process (or kept changing) past --lock-timeout (try again
+later), 130/143 after SIGINT/SIGTERM, 141 when stdout is a pipe closed early (`| head`).
+Under --json an error is also a JSON object on stdout; under --log-format json every
+stderr line is JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_BATCH = 20000
 #: The exit status of a process killed by SIGPIPE, as a shell reports it.
 EXIT_PIPE = 128 + signal.SIGPIPE
+#: events.sqlite_source.DEFAULT_LOCK_TIMEOUT, repeated likewise.
+DEFAULT_LOCK_TIMEOUT = 10.0
+#: sysexits.h EX_TEMPFAIL: the source was locked or kept changing; a later try may work.
+EXIT_SOURCE_BUSY = 75
 
 
 def _emit(data: Any) -> None:
@@ -64,7 +70,7 @@ class Failure(click.ClickException):
 @contextmanager
 def _errors() -> Iterator[None]:
     """Map library errors (and any OSError from a path) to one-line failures."""
-    from events.errors import EventsError
+    from events.errors import EventsError, SourceBusy
     from projector.errors import Interrupted, ProjectorError
 
     try:
@@ -73,6 +79,8 @@ def _errors() -> Iterator[None]:
         raise Failure(
             str(exc), _Signals.code or 130, kind="Interrupted", prefix="Interrupted"
         ) from None
+    except SourceBusy as exc:
+        raise Failure(str(exc), EXIT_SOURCE_BUSY, kind=type(exc).__name__) from None
     except (ProjectorError, EventsError) as exc:
         raise Failure(str(exc), kind=type(exc).__name__) from None
     except BrokenPipeError:
@@ -255,6 +263,41 @@ def _load_catalog(value: str | None) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+_lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    envvar="PROJECTOR_LOCK_TIMEOUT",
+    metavar="SECONDS",
+    help="How long the source may stay locked by another process (or keep changing under "
+    "every read) before giving up with exit code 75 (also: PROJECTOR_LOCK_TIMEOUT).",
+)
+_format_version_option = click.option(
+    "--format-version",
+    type=click.Choice(["4", "6"]),
+    help="Read the store directory's eventlog@N.db: 6 (LiveStore 0.4.x) or 4 (0.3.x). "
+    "Default: the newest; needed when an older one holds events the newest lacks.",
+)
+
+
+def _source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return _format_version_option(_lock_timeout_option(fn))
+
+
+def _open(source: Path, lock_timeout: float, format_version: str | None) -> Any:
+    from events.sources import open_source
+
+    version = int(format_version) if format_version else None
+    return open_source(source, lock_timeout=lock_timeout, format_version=version)
+
+
+def _print_warnings(warnings: list[dict[str, Any]]) -> None:
+    for warning in warnings:
+        where = f" at #{warning['position']:,}" if "position" in warning else ""
+        click.echo(f"  warning {warning['kind']}{where}: {warning['detail']}")
+
+
 _batch_option = click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
@@ -309,20 +352,20 @@ def _quiet(ctx: click.Context) -> bool:
 
 @_command()
 @click.argument("source", type=click.Path(path_type=Path))
+@_source_options
 @json_option
-def inspect(source: Path, as_json: bool) -> None:
+def inspect(source: Path, lock_timeout: float, format_version: str | None, as_json: bool) -> None:
     """Describe SOURCE: format and version, store id, event count, seq range, names,
-    rebase generations.
+    rebase generations, and holes in its history (warnings with positions).
 
     \b
     Example:
       projector inspect fixtures/small/ai-desk --json
     """
-    from events.sources import open_source
     from events.summary import summarize
 
     with _errors():
-        src = open_source(source)
+        src = _open(source, lock_timeout, format_version)
         try:
             info = summarize(src)
         finally:
@@ -336,6 +379,8 @@ def inspect(source: Path, as_json: bool) -> None:
     click.echo(f"store id:    {info['storeId'] or '(unknown)'}")
     click.echo(f"events:      {info['events']:,} ({info['clientOnly']:,} client-only)")
     click.echo(f"seq range:   {info['firstEventId']} .. {info['lastEventId']}")
+    if "readFrom" in info:
+        click.echo(f"read from:   {info['readFrom']}")
     generations = info["rebaseGenerations"]
     click.echo(
         "generations: "
@@ -348,14 +393,26 @@ def inspect(source: Path, as_json: bool) -> None:
     click.echo("by name:")
     for name, count in info["byName"].items():
         click.echo(f"  {count:>9,}  {name}")
+    if info["warnings"]:
+        kinds = ", ".join(f"{n:,} {k}" for k, n in info["warningsByKind"].items())
+        click.echo(f"warnings:    {kinds}")
+        _print_warnings(info["warningExamples"])
 
 
 @_command()
 @click.argument("source", type=click.Path(path_type=Path))
 @_catalog_option
 @click.option("--examples", default=10, show_default=True, help="How many problems to show.")
+@_source_options
 @json_option
-def validate(source: Path, catalog: str | None, examples: int, as_json: bool) -> None:
+def validate(
+    source: Path,
+    catalog: str | None,
+    examples: int,
+    lock_timeout: float,
+    format_version: str | None,
+    as_json: bool,
+) -> None:
     """Check every event of SOURCE against its JSON Schema; exit 1 if any is invalid or unknown.
 
     \b
@@ -363,11 +420,10 @@ def validate(source: Path, catalog: str | None, examples: int, as_json: bool) ->
       projector validate fixtures/synced-rebase/ai-desk
       projector validate export.ndjson --json
     """
-    from events.sources import open_source
     from events.validation import Validator, detect_catalog, validate_events
 
     with _errors():
-        src = open_source(source)
+        src = _open(source, lock_timeout, format_version)
         try:
             cat = _load_catalog(catalog) or detect_catalog(src.event_names())
             report = validate_events(src.events(), Validator(cat), max_examples=examples)
@@ -404,8 +460,7 @@ def validate(source: Path, catalog: str | None, examples: int, as_json: bool) ->
         if report.warnings:
             kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(report.warnings.items()))
             click.echo(f"warnings: {kinds}")
-            for warning in report.warning_examples:
-                click.echo(f"  {warning['kind']}: {warning['detail']}")
+            _print_warnings(report.warning_examples)
     if not report.ok:
         sys.exit(1)
 
@@ -435,8 +490,7 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
     if more > 0:
         where = "" if result.dry_run else f": `projector parked {result.target}` lists them all"
         click.echo(f"  +{more:,} more parked{where}")
-    for warning in result.warning_examples:
-        click.echo(f"  warning {warning['kind']}: {warning['detail']}")
+    _print_warnings(result.warning_examples)
     more = sum(result.warnings.values()) - len(result.warning_examples)
     if more > 0:
         click.echo(f"  +{more:,} more warning(s)")
@@ -483,6 +537,7 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
 @_batch_option
 @_catalog_option
 @_strict_option
+@_source_options
 @json_option
 @click.pass_context
 def replay(
@@ -494,6 +549,8 @@ def replay(
     batch_size: int,
     catalog: str | None,
     strict: bool,
+    lock_timeout: float,
+    format_version: str | None,
     as_json: bool,
 ) -> None:
     """Replay SOURCE into the relational tables of TARGET (created if missing).
@@ -522,6 +579,8 @@ def replay(
                 should_stop=_Signals.install(),
                 progress=progress,
                 strict=strict,
+                lock_timeout=lock_timeout,
+                format_version=int(format_version) if format_version else None,
             )
             result = run_replay(source, target, options, dry_run=dry_run)
     finally:
@@ -551,6 +610,7 @@ def _progress(ctx: click.Context) -> Any:
 )
 @_batch_option
 @_strict_option
+@_lock_timeout_option
 @json_option
 @click.pass_context
 def resume(
@@ -559,6 +619,7 @@ def resume(
     source: Path | None,
     batch_size: int,
     strict: bool,
+    lock_timeout: float,
     as_json: bool,
 ) -> None:
     """Continue TARGET's interrupted migration from its checkpoint.
@@ -583,6 +644,7 @@ def resume(
                 should_stop=_Signals.install(),
                 progress=progress,
                 strict=strict,
+                lock_timeout=lock_timeout,
             )
             result = run_resume(target, options, source_path=source)
     finally:
@@ -783,9 +845,15 @@ def digest(target: Path, as_json: bool) -> None:
     help="Do not re-read the recorded source (it was retired); the check says it was skipped.",
 )
 @_catalog_option
+@_lock_timeout_option
 @json_option
 def verify(
-    target: Path, against: Path | None, no_source: bool, catalog: str | None, as_json: bool
+    target: Path,
+    against: Path | None,
+    no_source: bool,
+    catalog: str | None,
+    lock_timeout: float,
+    as_json: bool,
 ) -> None:
     """Check TARGET: integrity, foreign keys, event accounting, and LiveStore's own state.
 
@@ -799,7 +867,13 @@ def verify(
     from projector.verify import verify as run_verify
 
     with _errors():
-        report = run_verify(target, against, source=not no_source, catalog=_load_catalog(catalog))
+        report = run_verify(
+            target,
+            against,
+            source=not no_source,
+            catalog=_load_catalog(catalog),
+            lock_timeout=lock_timeout,
+        )
     if as_json:
         _emit(report.as_dict())
     else:
@@ -807,6 +881,7 @@ def verify(
             click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
         for difference in report.differences:
             click.echo(f"      {difference.line()}")
+        _print_warnings(report.warnings)
         click.echo("verified" if report.ok else "NOT verified")
     if not report.ok:
         sys.exit(1)
@@ -842,6 +917,7 @@ def _iso8601(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     help="The export's exportedAt, ISO 8601 (default: now).",
 )
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@_source_options
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -850,6 +926,8 @@ def export(
     fmt: str | None,
     exported_at: str | None,
     force: bool,
+    lock_timeout: float,
+    format_version: str | None,
 ) -> None:
     """Write SOURCE's events to OUT (`-` for stdout) as a JSON export or as NDJSON.
 
@@ -859,7 +937,6 @@ def export(
       projector export fixtures/small/ai-desk - --format json | head
     """
     from events import export as exporting
-    from events.sources import open_source
 
     to_stdout = str(out) == "-"
     if fmt is None:
@@ -868,7 +945,7 @@ def export(
             what = "stdout" if to_stdout else f"the extension of {out}"
             raise click.UsageError(f"cannot tell the format from {what}; pass --format json|ndjson")
     with _errors():
-        src = open_source(source)
+        src = _open(source, lock_timeout, format_version)
         try:
             if not to_stdout:
                 if out.exists() and out.resolve() == src.path.resolve():

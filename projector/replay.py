@@ -26,6 +26,7 @@ import structlog
 from events.catalog import load_recorded
 from events.envelope import Event
 from events.errors import CatalogError, SourceError
+from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, KIND_SQLITE, Source, connect_readonly, open_source
 from events.validation import (
     INVALID,
@@ -89,8 +90,14 @@ class ReplayOptions:
     #: Cap the target's size in pages (SQLite max_page_count): simulates a full disk.
     max_page_count: int | None = None
     #: Treat anything a run had to tolerate (a parked event, a warning) as a failure:
-    #: the CLI exits 1 (see `ReplayResult.strict_failure`).
+    #: the CLI exits 1 (see `ReplayResult.strict_failure`). A source whose history has
+    #: holes (`events.history`) is refused before anything is written.
     strict: bool = False
+    #: Seconds a source may stay locked by another process, or keep changing, before the
+    #: run gives up (None: `events.sqlite_source.DEFAULT_LOCK_TIMEOUT`).
+    lock_timeout: float | None = None
+    #: Which ``eventlog@N.db`` of a store directory to read (None: the newest known).
+    format_version: int | None = None
 
 
 @dataclass
@@ -387,6 +394,13 @@ class Projection:
                 return next(e for e in sorted(held) if e.startswith(f"{table}:"))
         return None
 
+    def set_held(self, entities: set[str]) -> None:
+        """Hold back exactly ENTITIES (a batch redone, or parked events re-applied)."""
+        self.held_entities = set()
+        self.held_tables = set()
+        for entity in entities:
+            self.hold(entity)
+
     def hold(self, entity: str) -> None:
         """Hold back later events on ENTITY (``table:key`` or ``table:*``)."""
         self.held_entities.add(entity)
@@ -539,7 +553,7 @@ def replay(
     """
     options = options or ReplayOptions()
     target = Path(target_path)
-    source = open_source(source_path)
+    source = _open(source_path, options)
     try:
         if target.exists() and target.resolve() == source.path.resolve():
             raise TargetError(f"{target}: is the source; refusing to write to it")
@@ -550,6 +564,33 @@ def replay(
             return _run(source, target, options, command="replay")
     finally:
         source.close()
+
+
+def _open(path: str | Path, options: ReplayOptions) -> Source:
+    """Open the source; under ``--strict``, refuse one whose history has holes before
+    anything is written (LiveStore would replay it: without --strict they are warnings)."""
+    source = open_source(
+        path, lock_timeout=options.lock_timeout, format_version=options.format_version
+    )
+    if options.strict:
+        try:
+            history = HistoryCheck()
+            first = None
+            for event in source.events():
+                found = history.check((event,))
+                if found and first is None:
+                    first = found[0]
+        except BaseException:
+            source.close()
+            raise
+        if first is not None:
+            source.close()
+            kind, detail, position, _ = first
+            raise ReplayError(
+                f"--strict: {source.path}: the history has holes ({history.summary()}); "
+                f"first, {kind} at #{position:,}: {detail}; nothing was written"
+            )
+    return source
 
 
 def resume(
@@ -570,7 +611,7 @@ def resume(
     if state is None:
         raise TargetError(f"{target}: no migration recorded; run `projector replay` first")
     try:
-        source = open_source(source_path or state.source)
+        source = _open(source_path or state.source, options)
     except EventsError as exc:
         if source_path is not None:
             raise
@@ -659,7 +700,8 @@ def _run(
     state, checkpoint, run = _read_record(target, label)
     catalog = _catalog_for(source, state, options, label)
     _refuse_export_after_eventlog(state, source, label)
-    digest, events = _after_checkpoint(source, state, checkpoint, label)
+    history = HistoryCheck()
+    digest, events = _after_checkpoint(source, state, checkpoint, label, history)
     first = next(events, None)
     created = state is None
     result = ReplayResult(
@@ -708,7 +750,9 @@ def _run(
             options.progress(checkpoint, result.total)
         projection = Projection(conn, Validator(catalog), on_invalid)
         projection.where = source.path.name
-        ctx = _Replay(db, projection, TrackingView(str(target)), digest, options, run, result)
+        ctx = _Replay(
+            db, projection, TrackingView(str(target)), digest, options, run, result, history=history
+        )
         ctx.begin = lambda c: _begin(c, state, source, catalog, on_invalid, run, result)
         try:
             _apply_batches(ctx, events)
@@ -902,10 +946,16 @@ def _begin(
 
 
 def _after_checkpoint(
-    source: Source, state: MigrationState | None, checkpoint: int, label: Path
+    source: Source,
+    state: MigrationState | None,
+    checkpoint: int,
+    label: Path,
+    history: HistoryCheck,
 ) -> tuple[PrefixDigest, Iterator[Event]]:
     """The digest so far and the source's events past CHECKPOINT, after proving the ones
-    before it are the history migrated into the target (same store, not rewritten)."""
+    before it are the history migrated into the target (same store, not rewritten), and
+    showing them to HISTORY, whose warnings they do not raise again (an earlier run
+    tolerated them)."""
     digest = PrefixDigest()
     events = source.events()
     if checkpoint:
@@ -913,6 +963,7 @@ def _after_checkpoint(
         last = None
         for event in events:
             digest.update(event)
+            history.check((event,))
             last = event
             if event.position == checkpoint:
                 break
@@ -952,6 +1003,8 @@ class _Replay:
     #: Records the run; called in the transaction of its first batch.
     begin: Callable[[sqlite3.Connection], None] = lambda conn: None
     begun: bool = False
+    #: Holes in the history (`events.history`), warned about as the batches read them.
+    history: HistoryCheck = field(default_factory=HistoryCheck)
 
 
 def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
@@ -977,6 +1030,7 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
         return 0
     ctx.digest.update_many(chunk)
     digest = ctx.digest.hexdigest()
+    holes = ctx.history.check(chunk)
     held = set(projection.held_entities)
     on_slice = (lambda position: progress(position, result.total)) if progress else None
     try:
@@ -990,7 +1044,7 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
         # time, each written in a savepoint, so that exactly the event at fault is parked,
         # or under "fail" named, with nothing of the batch committed.
         projection.clear()
-        projection.held_entities = held
+        projection.set_held(held)
         with db.atomic():
             outcomes = projection.apply_one_by_one(chunk)
             _checkpoint(ctx, chunk, outcomes, digest)
@@ -999,6 +1053,8 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
         raise
     ctx.begun = True
     _add_outcomes(result, chunk, outcomes, projection.reasons, ctx.options.max_examples)
+    for kind, detail, position, event_id in holes:
+        result.warn(kind, detail, ctx.options.max_examples, position=position, eventId=event_id)
     result.position = chunk[-1].position
     log.debug("replay.batch", position=result.position, read=result.read)
     if progress:
@@ -1117,7 +1173,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
         conn = db.conn
         try:
             projection = Projection(conn, Validator(catalog), "park")
-            projection.held_entities = set()
+            projection.set_held(set())
             with db.atomic():
                 conn.execute(
                     f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, fromPosition, state, "

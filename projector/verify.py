@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from events.catalog import Catalog, load_recorded
-from events.errors import CatalogError, SourceError
+from events.errors import CatalogError, SourceBusy, SourceError
+from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
@@ -26,6 +27,7 @@ from projector.replay import client_only_tables
 from projector.target import PARKED_TABLE, STATE_TABLE, Table, is_target, read_tables
 
 SAMPLE = 60
+SHOWN_WARNINGS = 10
 
 
 @dataclass
@@ -84,6 +86,9 @@ class VerifyReport:
     checks: list[Check] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     compared_rows: int = 0
+    #: Holes in the source's history (`events.history`): said, not failed, as LiveStore
+    #: replays such a log too. The first few, with their positions.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def unexplained(self) -> list[Difference]:
@@ -103,6 +108,7 @@ class VerifyReport:
             "differences": len(self.differences),
             "unexplained": len(self.unexplained),
             "differenceList": [d.as_dict() for d in self.differences],
+            "warnings": self.warnings,
         }
 
 
@@ -117,13 +123,15 @@ def verify(
     *,
     source: bool = True,
     catalog: Catalog | None = None,
+    lock_timeout: float | None = None,
 ) -> VerifyReport:
     """Check TARGET; with AGAINST (LiveStore's state DB, or the store folder that holds it)
     compare every row of the tables the catalog mirrors from LiveStore. SOURCE=False skips
-    re-reading the recorded source (it was retired); the "source" check then says so.
-    CATALOG defaults to the one the migration recorded. Raises TargetError for a target or
-    an AGAINST that cannot be used (see `find_state_db`), CatalogError when AGAINST is
-    given and the catalog cannot be loaded."""
+    re-reading the recorded source (it was retired); the "source" check then says so;
+    LOCK_TIMEOUT is how long that source may stay locked or keep changing (seconds;
+    `open_source`). CATALOG defaults to the one the migration recorded. Raises
+    TargetError for a target or an AGAINST that cannot be used (see `find_state_db`),
+    CatalogError when AGAINST is given and the catalog cannot be loaded."""
     if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
     conn = connect_readonly(target)
@@ -140,7 +148,7 @@ def verify(
         _structural_checks(conn, report)
         if tables is not None:
             _derived_checks(conn, tables, report)
-        _accounting_checks(conn, report, source)
+        _accounting_checks(conn, report, source, lock_timeout)
         if state_db is not None and catalog is not None and tables is not None:
             _compare(conn, state_db, report, record, picked, catalog, tables)
     finally:
@@ -426,7 +434,9 @@ def _derived_checks(
         )
 
 
-def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport, reread: bool) -> None:
+def _accounting_checks(
+    conn: sqlite3.Connection, report: VerifyReport, reread: bool, lock_timeout: float | None
+) -> None:
     row = conn.execute(
         f"SELECT source, position, lastEventId, prefixDigest, applied, parked, state "
         f"FROM {STATE_TABLE} WHERE id = 1"
@@ -462,8 +472,28 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport, reread: b
             )
         )
         return
+    history = HistoryCheck()
     try:
-        src = open_source(source)
+        src = open_source(source, lock_timeout=lock_timeout)
+        try:
+            digest = PrefixDigest()
+            count = 0
+            matched = position == 0
+            for event in src.events():
+                count += 1
+                for kind, detail, at, event_id in history.check((event,)):
+                    if len(report.warnings) < SHOWN_WARNINGS:
+                        report.warnings.append(
+                            {"kind": kind, "position": at, "eventId": event_id, "detail": detail}
+                        )
+                if count <= position:
+                    digest.update(event)
+                    if count == position:
+                        matched = digest.hexdigest() == prefix and event.event_id == last_id
+        finally:
+            src.close()
+    except SourceBusy:
+        raise  # locked or changing past the timeout: try again later (CLI exit 75)
     except SourceError as exc:
         report.checks.append(
             Check(
@@ -474,18 +504,11 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport, reread: b
             )
         )
         return
-    try:
-        digest = PrefixDigest()
-        count = 0
-        matched = position == 0
-        for event in src.events():
-            count += 1
-            if count <= position:
-                digest.update(event)
-                if count == position:
-                    matched = digest.hexdigest() == prefix and event.event_id == last_id
-    finally:
-        src.close()
+    holes = (
+        f"; its history has holes ({history.summary()}), replayed as LiveStore would"
+        if history.counts
+        else ""
+    )
     if not matched:
         detail = (
             f"the source's first {min(count, position):,} events differ from those migrated "
@@ -498,12 +521,12 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport, reread: b
                 "source",
                 False,
                 f"source holds {count:,} events, {count - position:,} not migrated yet "
-                "(run `projector replay` to catch up)",
+                f"(run `projector replay` to catch up){holes}",
             )
         )
     else:
         report.checks.append(
-            Check("source", True, f"all {count:,} source events accounted for ({source})")
+            Check("source", True, f"all {count:,} source events accounted for ({source}){holes}")
         )
 
 

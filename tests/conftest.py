@@ -7,6 +7,8 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=25,
         help="How many random SIGKILLs the crash test delivers (CI: 25).",
     )
+    parser.addoption(
+        "--soak-seconds",
+        type=float,
+        default=12.0,
+        help="How long each concurrent-writer test writes while reading (CI: 12).",
+    )
+
+
+def folder_state(path: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file under PATH: cheap, and any write or new file shows."""
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(autouse=True)
+def _sources_untouched():
+    """No test's command changes a byte of the bundled or shared fixtures, or adds a file
+    beside them (a journal, -wal, -shm)."""
+    folders = [f for f in (FIXTURES, SHARED) if f.exists()]
+    before = [folder_state(f) for f in folders]
+    yield
+    assert [folder_state(f) for f in folders] == before, "a source fixture changed"
+
+
+@contextmanager
+def untouched(*folders: Path) -> Iterator[None]:
+    """Assert that every byte under FOLDERS is the same afterwards, and no file appeared."""
+    before = [tree_sha256(f) for f in folders]
+    yield
+    assert [tree_sha256(f) for f in folders] == before, f"{folders} changed"

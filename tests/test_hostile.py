@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import sources
+from events import sources, sqlite_source
 from events.envelope import format_event_id
 from events.errors import EventsError, SourceError
 from events.sources import connect_readonly
@@ -1103,7 +1103,7 @@ def test_eventlog_appended_while_read_loses_nothing(
             conn.close()
 
         at_open = len(REAL_ROWS) + len(events)
-        with mock.patch.object(sources, "PAGE_ROWS", 7):
+        with mock.patch.object(sqlite_source, "PAGE_ROWS", 7):
             first = replay(
                 source,
                 target,

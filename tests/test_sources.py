@@ -9,20 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from events import sources
+from events import sqlite_source
 from events.errors import SourceError
 from events.sources import open_source
+from projector.cli import cli
 from tests.conftest import FIXTURES, MICRO, REBASE, SMALL, tree_sha256
 
 
 def test_store_directory_reads_the_highest_eventlog_not_state_files(tmp_path: Path):
-    """A store directory with eventlog@4.db and eventlog@6.db is read from eventlog@6.db."""
+    """A store directory is read from its eventlog@N.db, never from its state file; with
+    eventlog@4.db beside eventlog@6.db, --format-version says which one."""
     store = tmp_path / "ai-desk"
     shutil.copytree(SMALL, store)
-    shutil.copy(MICRO / "eventlog@4.db", store / "eventlog@4.db")
     src = open_source(store)
     assert src.path.name == "eventlog@6.db"
     assert (src.kind, src.format_version, src.store_id) == ("sqlite-eventlog", 6, "ai-desk")
+    shutil.copy(MICRO / "eventlog@4.db", store / "eventlog@4.db")
+    assert open_source(store, format_version=6).path.name == "eventlog@6.db"
+    assert open_source(store, format_version=4).path.name == "eventlog@4.db"
 
 
 def test_format_4_eventlog_has_no_rebase_generation():
@@ -53,7 +57,7 @@ def test_rebase_generation_is_kept_in_the_event_id():
 
 def test_events_are_streamed_in_pages(monkeypatch: pytest.MonkeyPatch):
     """The SQLite reader pages through the log instead of loading it whole."""
-    monkeypatch.setattr(sources, "PAGE_ROWS", 7)
+    monkeypatch.setattr(sqlite_source, "PAGE_ROWS", 7)
     src = open_source(SMALL)
     stream = src.events()
     assert next(stream).position == 1
@@ -203,3 +207,103 @@ def test_export_shape_is_livestores(tmp_path: Path):
         "clientId",
         "sessionId",
     }
+
+
+# ---------------------------------------------------------------- exports and NDJSON
+
+
+def _export(tmp_path: Path, name: str, **changes: object) -> Path:
+    doc = json.loads((FIXTURES / "small" / "export.json").read_text("utf-8"))
+    doc.update(changes)
+    for key in [k for k, v in changes.items() if v is None]:
+        del doc[key]
+    path = tmp_path / name
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"version": 2}, "unsupported export version 2 (this tool reads version 1)"),
+        ({"version": "1"}, 'unsupported export version "1"'),
+        ({"version": None}, "an export without a version"),
+        (
+            {"eventCount": 174},
+            "declares eventCount 174 but holds 173 events: the export is incomplete",
+        ),
+        (
+            {"eventCount": 100},
+            "declares eventCount 100 but holds 173 events: more than it declares",
+        ),
+        ({"eventCount": -1}, "eventCount -1 is not a count"),
+        ({"eventCount": "173"}, 'eventCount "173" is not a count'),
+    ],
+    ids=["version 2", "version as text", "no version", "cut short", "longer", "negative", "text"],
+)
+def test_an_export_whose_header_contradicts_it_is_refused_at_open(
+    tmp_path: Path, changes: dict[str, object], expected: str
+):
+    """Unknown versions and wrong eventCounts are refused before any event is used."""
+    path = _export(tmp_path, "export.json", **changes)
+    with pytest.raises(SourceError) as info:
+        open_source(path)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_export_cut_short_is_refused_by_every_command(tmp_path: Path, runner):
+    """The export-truncated case: 100 of 173 events; nothing is replayed or written."""
+    doc = json.loads((FIXTURES / "small" / "export.json").read_text("utf-8"))
+    doc["events"] = doc["events"][:100]
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    target = tmp_path / "t.db"
+    for args in (["inspect", str(path)], ["replay", str(path), str(target)]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1 and "holds 100 events: the export is incomplete" in (
+            result.stderr
+        )
+    assert not target.exists()
+
+
+def test_an_export_without_event_count_counts_its_events(tmp_path: Path):
+    path = _export(tmp_path, "export.json", eventCount=None)
+    assert open_source(path).count() == 173 == len(list(open_source(path).events()))
+
+
+def test_ndjson_tolerates_bom_crlf_blank_lines_and_no_final_newline(tmp_path: Path):
+    """The same events, whatever editor or OS last saved the file."""
+    lines = (FIXTURES / "small" / "events.ndjson").read_text("utf-8").splitlines()
+    text = "\r\n\r\n" + "\r\n\r\n".join(lines[:5]) + "\r\n  \t\r\n" + "\n".join(lines[5:])
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    reference = list(open_source(FIXTURES / "small" / "events.ndjson").events())
+    source = open_source(path)
+    assert source.kind == "ndjson"
+    assert [(e.event_id, e.args_json) for e in source.events()] == [
+        (e.event_id, e.args_json) for e in reference
+    ]
+
+
+NDJSON_BAD_LINES = {
+    "a BOM on a later line": (b"\xef\xbb\xbf", "line 3 is not JSON"),
+    "an array": (b"[1, 2]", "line 3 is not a LiveStore event"),
+    "two objects": (b'{"name": "a"} {"name": "b"}', "line 3 is not JSON"),
+    "not UTF-8": (b'{"name": "\xff"}', "line 3 is not UTF-8 text"),
+    "a number": (b"42", "line 3 is not a LiveStore event"),
+    "an event without seqNum": (b'{"name": "v1.ConfigSet", "args": {}}', "line 3: missing"),
+}
+
+
+@pytest.mark.parametrize("case", NDJSON_BAD_LINES, ids=list(NDJSON_BAD_LINES))
+def test_ndjson_is_strict_on_everything_else_naming_the_line(tmp_path: Path, case: str):
+    """Anything but one event object per line is an error with its line number."""
+    lines = (FIXTURES / "small" / "events.ndjson").read_bytes().splitlines()
+    bad, expected = NDJSON_BAD_LINES[case]
+    if case == "a BOM on a later line":
+        bad += lines[2]
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"\n".join([lines[0], lines[1], bad, *lines[3:]]) + b"\n")
+    with pytest.raises(SourceError) as info:
+        list(open_source(path).events())
+    assert expected in str(info.value) and str(path) in str(info.value)

@@ -599,6 +599,11 @@ def finalize(
     click.echo(f"{verb} {result.app_db} ({result.catalog}; {', '.join(header)})")
     click.echo(f"  from {result.target} at position #{result.position:,}")
     click.echo("  rows: " + ", ".join(f"{t} {n:,}" for t, n in result.rows.items()))
+    if result.parked:
+        click.echo(
+            f"  parked: {result.parked:,} events not applied, kept in the sidecar "
+            f"(`projector status {result.app_db}`)"
+        )
     for check in result.checks:
         click.echo(f"  ok  {check}")
     if result.drizzle:

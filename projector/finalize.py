@@ -107,6 +107,8 @@ class FinalizeResult:
     catalog: str
     position: int
     last_event_id: str | None
+    #: Events parked in the migration: their rows are not in APP_DB (see the sidecar).
+    parked: int
     rows: dict[str, int]
     target_digest: str
     app_digest: str
@@ -126,6 +128,7 @@ class FinalizeResult:
             "catalog": self.catalog,
             "position": self.position,
             "lastEventId": self.last_event_id,
+            "parked": self.parked,
             "rows": self.rows,
             "targetDigest": self.target_digest,
             "appDigest": self.app_digest,
@@ -239,6 +242,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         catalog=catalog.name,
         position=state["position"],
         last_event_id=state["lastEventId"],
+        parked=state["parked"],
         rows=rows,
         target_digest=digest_of_target,
         app_digest=app_digest,
@@ -270,8 +274,8 @@ def recorded_catalog(target: Path) -> Catalog:
 def _state(target: Path) -> dict[str, Any]:
     conn = connect_readonly(target)
     try:
-        position, last, state = conn.execute(
-            f"SELECT position, lastEventId, state FROM {STATE_TABLE} WHERE id = 1"
+        position, last, parked, state = conn.execute(
+            f"SELECT position, lastEventId, parked, state FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
     finally:
         conn.close()
@@ -279,7 +283,7 @@ def _state(target: Path) -> dict[str, Any]:
         raise HandoffError(
             f"{target}: its last run is {state}; finish it (`projector resume`) first"
         )
-    return {"position": position, "lastEventId": last}
+    return {"position": position, "lastEventId": last, "parked": parked}
 
 
 def _check_replaceable(app_db: Path, sidecar: Path, force: bool) -> bool:

@@ -201,7 +201,8 @@ def test_derived_tables_follow_the_apps_writes(tmp_path):
     target = tmp_path / "target.db"
     replay(REBASE, target, ReplayOptions())
     app_db = tmp_path / "app.db"
-    finalize(target, FinalizeOptions(out=app_db, against=REBASE_STATE))
+    result = finalize(target, FinalizeOptions(out=app_db, against=REBASE_STATE))
+    assert result.parked == 29  # 13 rows LiveStore kept that would break integrity, 16 held
     conn = sqlite3.connect(app_db)
     conn.execute("PRAGMA foreign_keys = ON")
     persona = conn.execute("SELECT id FROM personas LIMIT 1").fetchone()[0]

@@ -179,6 +179,11 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         drizzle_info = None
         if options.drizzle is not None:
             if drizzle_files.find_migrations(options.drizzle) is None:
+                if (options.drizzle / "schema.ts").exists():
+                    raise HandoffError(
+                        f"{options.drizzle}: holds a schema.ts but no Drizzle migration "
+                        "journal; pass the folder `projector drizzle` wrote"
+                    )
                 drizzle_info = drizzle_files.write_drizzle(
                     catalog, options.drizzle, schema=schema
                 ).as_dict()

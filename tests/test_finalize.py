@@ -252,6 +252,13 @@ def test_drizzle_migration_is_recorded_as_applied(migrated, tmp_path):
     from events.catalog import Catalog
     from projector.drizzle import write_drizzle
 
+    (tmp_path / "app-owned").mkdir()
+    (tmp_path / "app-owned" / "schema.ts").write_text("// the app's own\n")
+    with pytest.raises(HandoffError, match="no Drizzle migration journal"):
+        finalize(
+            migrated, FinalizeOptions(out=tmp_path / "app3.db", drizzle=tmp_path / "app-owned")
+        )
+    assert (tmp_path / "app-owned" / "schema.ts").read_text() == "// the app's own\n"
     write_drizzle(Catalog.bundled("todomvc"), tmp_path / "todos")
     with pytest.raises(HandoffError, match="is not the ai-desk catalog's first migration"):
         finalize(migrated, FinalizeOptions(out=tmp_path / "app2.db", drizzle=tmp_path / "todos"))

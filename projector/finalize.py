@@ -199,7 +199,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         tmp_side = app_db.with_name(f".{sidecar.name}.tmp{os.getpid()}")
         try:
             rows, checks = _write_app(tmp_app, target, schema, drizzle_row, options.journal_mode)
-            app_digest = content_digest(tmp_app)
+            app_digest, digests = app_digests(tmp_app)
             digest_of_target = target_digest(target)["overall"]
             record = {
                 "finalizedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -217,7 +217,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 "drizzleCreatedAt": drizzle_row[1] if drizzle_row else None,
             }
             _write_sidecar(tmp_side, target, sidecar, record)
-            handed = _handed_over_digest(tmp_app, tmp_side)
+            handed = handoff_digest(tmp_app, tmp_side, digests)["overall"]
             if handed != digest_of_target:
                 raise HandoffError(
                     f"{app_db}: its tables and parked events digest to {handed[:12]}, "
@@ -378,17 +378,19 @@ def _write_app(
                 drizzle_row[:2],
             )
         conn.execute("COMMIT")
-        conn.execute("DETACH DATABASE src")
         checks = []
-        source = connect_readonly(target)
-        try:
-            for name in schema.tables:
-                key = key_columns(conn, name)
-                if table_digest(source, name, key) != table_digest(conn, name, key):
-                    raise HandoffError(f"{path}: table {name} differs from the target's")
-        finally:
-            source.close()
+        for name in schema.tables:
+            # Row for row in SQLite itself (the digest check below compares types too).
+            a, b = f'main."{name}"', f'src."{name}"'
+            differ = conn.execute(
+                f"SELECT (SELECT COUNT(*) FROM (SELECT * FROM {a} EXCEPT SELECT * FROM {b})) + "
+                f"(SELECT COUNT(*) FROM (SELECT * FROM {b} EXCEPT SELECT * FROM {a})) + "
+                f"abs((SELECT COUNT(*) FROM {a}) - (SELECT COUNT(*) FROM {b}))"
+            ).fetchone()[0]
+            if differ:
+                raise HandoffError(f"{path}: table {name} differs from the target's")
         checks.append(f"{len(schema.tables)} tables equal to the target's, row for row")
+        conn.execute("DETACH DATABASE src")
         integrity = conn.execute("PRAGMA integrity_check").fetchall()
         if integrity != [("ok",)]:
             raise HandoffError(f"{path}: integrity_check: {integrity[0][0]}")
@@ -471,7 +473,14 @@ def _fsync_dir(folder: Path) -> None:
 
 def content_digest(app_db: Path) -> str:
     """sha256 of everything an app can change in APP_DB: its header PRAGMAs, its schema
-    (sqlite_master) and every table's rows (all columns, in full order)."""
+    (sqlite_master) and every table's rows (see `app_digests`)."""
+    return app_digests(app_db)[0]
+
+
+def app_digests(app_db: Path) -> tuple[str, dict[str, tuple[str, int]]]:
+    """(content digest, {table: (sha256, rows)}) of APP_DB in one read: each table's
+    digest is `projector.digest.table_digest`'s, rows in key order (then rowid, as a key
+    may be NULL), so the app's tables digest as in the target they came from."""
     conn = connect_readonly(app_db)
     try:
         h = hashlib.sha256()
@@ -481,25 +490,27 @@ def content_digest(app_db: Path) -> str:
             "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
         ).fetchall()
         h.update(json.dumps(schema).encode())
+        tables: dict[str, tuple[str, int]] = {}
         for kind, name, _table, _sql in schema:
             if kind != "table" or name.startswith("sqlite_"):
                 continue
-            count = len(conn.execute(f'PRAGMA table_info("{name}")').fetchall())
-            order = ", ".join(str(i) for i in range(1, count + 1))
-            h.update(f"\n{name}\n".encode())
-            for row in conn.execute(f'SELECT * FROM "{name}" ORDER BY {order}'):
-                h.update(json.dumps([_cell(v) for v in row], ensure_ascii=False).encode() + b"\n")
-        return h.hexdigest()
+            tables[name] = table_digest(conn, name, _full_order(conn, name))
+            h.update(f"\n{name}:{tables[name][0]}".encode())
+        return h.hexdigest(), tables
     finally:
         conn.close()
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return {"real": repr(value)}
-    if isinstance(value, bytes):
-        return {"blob": value.hex()}
-    return value
+def _full_order(conn: sqlite3.Connection, table: str) -> list[str]:
+    """Key columns that put TABLE's rows in one order whatever the page layout: its key
+    (read along its index, no sort), then its rowid when it has one (a key may be NULL)."""
+    key = [k for k in key_columns(conn, table) if k != "rowid"]
+    try:
+        conn.execute(f'SELECT rowid FROM "{table}" LIMIT 0')
+        key.append("rowid")
+    except sqlite3.OperationalError:  # WITHOUT ROWID: its key is unique and NOT NULL
+        pass
+    return key
 
 
 def last_handoff(sidecar: Path) -> dict[str, Any] | None:
@@ -535,13 +546,14 @@ def handoff_status(app_db: Path) -> dict[str, Any]:
     return info
 
 
-def _handed_over_digest(app_db: Path, sidecar: Path) -> str:
-    return handoff_digest(app_db, sidecar)["overall"]
-
-
-def handoff_digest(app_db: Path, sidecar: Path | None = None) -> dict[str, Any]:
+def handoff_digest(
+    app_db: Path,
+    sidecar: Path | None = None,
+    digests: dict[str, tuple[str, int]] | None = None,
+) -> dict[str, Any]:
     """`projector digest` of a handed-over APP_DB: its tables (in the migration's order)
-    and the parked events of its sidecar, the same digest as the target it came from."""
+    and the parked events of its sidecar, the same digest as the target it came from.
+    DIGESTS are APP_DB's table digests when already read (`app_digests`)."""
     sidecar = sidecar or sidecar_path(app_db)
     side = connect_readonly(sidecar)
     try:
@@ -550,15 +562,11 @@ def handoff_digest(app_db: Path, sidecar: Path | None = None) -> dict[str, Any]:
         parked = table_digest(side, PARKED_TABLE, key_columns(side, PARKED_TABLE))
     finally:
         side.close()
-    conn = connect_readonly(app_db)
-    try:
-        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        tables: dict[str, dict[str, Any]] = {}
-        for table in [t for t in order if t in present]:
-            sha, rows = table_digest(conn, table, key_columns(conn, table))
-            tables[table] = {"sha256": sha, "rows": rows}
-    finally:
-        conn.close()
+    if digests is None:
+        digests = app_digests(app_db)[1]
+    tables: dict[str, dict[str, Any]] = {
+        t: {"sha256": digests[t][0], "rows": digests[t][1]} for t in order if t in digests
+    }
     tables[PARKED_TABLE] = {"sha256": parked[0], "rows": parked[1]}
     overall = hashlib.sha256(
         "".join(f"{t}:{v['sha256']}\n" for t, v in tables.items()).encode()

@@ -223,7 +223,10 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                     f"{app_db}: its tables and parked events digest to {handed[:12]}, "
                     f"not to TARGET's {digest_of_target[:12]}; not handed over"
                 )
-            checks.append(f"digest of {app_db.name} + sidecar = digest of {target.name}")
+            checks.append(
+                f"every table row for row: digest of {app_db.name} + sidecar = "
+                f"digest of {target.name}"
+            )
             for suffix in ("-wal", "-shm", "-journal"):
                 for base in (app_db, sidecar):
                     base.with_name(base.name + suffix).unlink(missing_ok=True)
@@ -378,18 +381,7 @@ def _write_app(
                 drizzle_row[:2],
             )
         conn.execute("COMMIT")
-        checks = []
-        for name in schema.tables:
-            # Row for row in SQLite itself (the digest check below compares types too).
-            a, b = f'main."{name}"', f'src."{name}"'
-            differ = conn.execute(
-                f"SELECT (SELECT COUNT(*) FROM (SELECT * FROM {a} EXCEPT SELECT * FROM {b})) + "
-                f"(SELECT COUNT(*) FROM (SELECT * FROM {b} EXCEPT SELECT * FROM {a})) + "
-                f"abs((SELECT COUNT(*) FROM {a}) - (SELECT COUNT(*) FROM {b}))"
-            ).fetchone()[0]
-            if differ:
-                raise HandoffError(f"{path}: table {name} differs from the target's")
-        checks.append(f"{len(schema.tables)} tables equal to the target's, row for row")
+        checks: list[str] = []
         conn.execute("DETACH DATABASE src")
         integrity = conn.execute("PRAGMA integrity_check").fetchall()
         if integrity != [("ok",)]:

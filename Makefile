@@ -7,7 +7,7 @@ DEMO_SOURCE := fixtures/small/ai-desk
 DEMO_TARGET := out/demo.db
 LARGE := ../shared/livestore/fixtures/large/ai-desk
 
-.PHONY: install demo test lint golden bench verify-seed clean
+.PHONY: install consumer demo test lint golden bench verify-seed clean
 
 # constraints.txt pins every package to the versions the suite was run with.
 $(STAMP): pyproject.toml constraints.txt
@@ -16,6 +16,21 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the projector with its dev tools
+
+# The new app's side of the hand-off (tests/test_consumer.py): better-sqlite3, drizzle-orm
+# and drizzle-kit at the exact versions of tests/consumer/package-lock.json.
+CONSUMER := tests/consumer
+CONSUMER_STAMP := $(CONSUMER)/node_modules/.installed
+$(CONSUMER_STAMP): $(CONSUMER)/package.json $(CONSUMER)/package-lock.json
+	cd $(CONSUMER) && npm ci --no-audit --no-fund
+	touch $@
+
+consumer: ## npm ci the Node consumer test's packages (skipped, with a message, without Node)
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(CONSUMER_STAMP); \
+	else \
+		echo "consumer: node/npm not found: tests/test_consumer.py (the app's side of the hand-off) will be skipped"; \
+	fi
 
 demo: $(STAMP) ## Migrate the bundled real LiveStore log and verify it against LiveStore's state
 	@mkdir -p out
@@ -26,7 +41,7 @@ demo: $(STAMP) ## Migrate the bundled real LiveStore log and verify it against L
 	$(BIN)/projector verify $(DEMO_TARGET) --against $(DEMO_SOURCE)/state-11367593325@6.db
 	$(BIN)/projector digest $(DEMO_TARGET)
 
-test: $(STAMP) ## Run the test suite (what CI runs)
+test: $(STAMP) consumer ## Run the test suite (what CI runs)
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy
@@ -54,4 +69,4 @@ verify-seed: $(STAMP) ## Make a new real log with LiveStore's generator (Node 20
 	$(BIN)/projector verify out/seed$(SEED).db --against $$(ls out/seed$(SEED)/ai-desk/state-*@6.db)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSUMER)/node_modules

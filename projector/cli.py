@@ -716,14 +716,18 @@ def parked(target: Path, kind: str | None, as_json: bool) -> None:
 def status(target: Path, as_json: bool) -> None:
     """Show TARGET's migration: source, store, checkpoint, state, counts, last backup.
 
+    TARGET may also be an app database `finalize` wrote: the migration is read from its
+    sidecar, with the hand-off and whether the app has changed the database since.
+
     \b
     Example:
       projector status out/app.db --json
     """
+    from projector.finalize import handoff_status, is_handed_over
     from projector.runs import status as read_status
 
     with _errors():
-        info = read_status(target)
+        info = handoff_status(target) if is_handed_over(target) else read_status(target)
     if as_json:
         _emit(info)
         return
@@ -747,6 +751,13 @@ def status(target: Path, as_json: bool) -> None:
     else:
         backup = "(none)"
     click.echo(f"backup:     {backup}")
+    handoff = info.get("handoff")
+    if handoff:
+        changed = " (changed by the app since)" if info["appChangedSinceHandoff"] else ""
+        click.echo(
+            f"hand-off:   {handoff['finalizedAt']} from {handoff['target']} at "
+            f"#{handoff['position']:,}{changed}"
+        )
 
 
 @_command()
@@ -811,18 +822,25 @@ def backups(target: Path, prune: int | None, as_json: bool) -> None:
 def digest(target: Path, as_json: bool) -> None:
     """Print a canonical content digest of TARGET's tables (per table and overall).
 
+    An app database `finalize` wrote digests (with its sidecar's parked events) to the
+    same value as the target it came from.
+
     \b
     Example:
       projector digest out/app.db
     """
     from projector.digest import digest as compute
     from projector.errors import TargetError
+    from projector.finalize import handoff_digest, is_handed_over
     from projector.target import is_target
 
     with _errors():
-        if not target.is_file() or not is_target(target):
+        if is_handed_over(target):
+            info = handoff_digest(target)
+        elif not target.is_file() or not is_target(target):
             raise TargetError(f"{target}: not a projector target")
-        info = compute(target)
+        else:
+            info = compute(target)
     if as_json:
         _emit(info)
         return
@@ -885,6 +903,144 @@ def verify(
         click.echo("verified" if report.ok else "NOT verified")
     if not report.ok:
         sys.exit(1)
+
+
+@_command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    metavar="APP_DB",
+    help="The app database to write (default: TARGET with .app before its suffix). "
+    "The migration's bookkeeping goes to APP_DB.projector.db beside it.",
+)
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path),
+    help="LiveStore's state DB, for the verification finalize runs first (as verify).",
+)
+@_catalog_option
+@click.option(
+    "--journal-mode",
+    type=click.Choice(["delete", "wal"]),
+    default="delete",
+    show_default=True,
+    help="delete: a rollback-journal file complete by itself (opens read-only from a "
+    "read-only folder); wal: WAL mode stored in the file (the app's folder must be writable).",
+)
+@click.option(
+    "--drizzle",
+    "drizzle_dir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Record the Drizzle migration in DIR as applied in APP_DB, so the app's migrate() "
+    "skips it (DIR is written as by `projector drizzle` when it holds none).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace APP_DB even if it was not handed over by finalize or the app has changed "
+    "it since (that data is lost).",
+)
+@json_option
+def finalize(
+    target: Path,
+    out: Path | None,
+    against: Path | None,
+    catalog: str | None,
+    journal_mode: str,
+    drizzle_dir: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Verify TARGET, then hand its data over to the new app as APP_DB.
+
+    APP_DB holds the app's tables only (plus the catalog's triggers and views), in the
+    journal mode asked, with the catalog's user_version and application_id, no -wal or
+    -shm beside it. TARGET is left as it is: catch up into it (`projector replay`) and
+    finalize again; an APP_DB the app has written to since is not replaced.
+
+    \b
+    Example:
+      projector finalize out/app.db --out ../new-app/data/app.db --drizzle ../new-app/db
+    """
+    from projector.finalize import FinalizeOptions
+    from projector.finalize import finalize as run_finalize
+
+    with _errors():
+        options = FinalizeOptions(
+            out=out,
+            against=against,
+            catalog=_load_catalog(catalog),
+            journal_mode=journal_mode,
+            drizzle=drizzle_dir,
+            force=force,
+        )
+        result = run_finalize(target, options)
+    if as_json:
+        _emit(result.as_dict())
+        return
+    header = [f"journal mode {result.journal_mode}"]
+    if result.user_version is not None:
+        header.append(f"user_version {result.user_version}")
+    if result.application_id is not None:
+        header.append(f"application_id {result.application_id}")
+    verb = "replaced" if result.replaced else "wrote"
+    click.echo(f"{verb} {result.app_db} ({result.catalog}; {', '.join(header)})")
+    click.echo(f"  from {result.target} at position #{result.position:,}")
+    click.echo("  rows: " + ", ".join(f"{t} {n:,}" for t, n in result.rows.items()))
+    if result.parked:
+        click.echo(
+            f"  parked: {result.parked:,} events not applied, kept in the sidecar "
+            f"(`projector status {result.app_db}`)"
+        )
+    for check in result.checks:
+        click.echo(f"  ok  {check}")
+    if result.drizzle:
+        click.echo(
+            f"  drizzle: {result.drizzle['migration']} recorded as applied "
+            f"({result.drizzle['migrations']})"
+        )
+    click.echo(f"  bookkeeping: {result.sidecar} (`projector status {result.app_db}`)")
+
+
+@_command()
+@click.argument("paths", nargs=-1, required=True, metavar="[TARGET] OUT_DIR")
+@_catalog_option
+@json_option
+def drizzle(paths: tuple[str, ...], catalog: str | None, as_json: bool) -> None:
+    """Write Drizzle ORM files for the app database into OUT_DIR, from the catalog.
+
+    schema.ts and relations.ts (column modes that round-trip the stored encodings,
+    enums, keys, indexes, CHECKs), drizzle.config.ts and migrations/ (the 0000 migration
+    `finalize --drizzle` records as applied). The catalog is TARGET's, or --catalog's.
+
+    \b
+    Example:
+      projector drizzle --catalog ai-desk ../new-app/db
+      projector drizzle out/app.db ../new-app/db
+    """
+    from events.catalog import resolve_catalog
+    from projector.drizzle import write_drizzle
+    from projector.errors import TargetError
+    from projector.finalize import recorded_catalog
+
+    if len(paths) > 2:
+        raise click.UsageError("expected [TARGET] OUT_DIR")
+    with _errors():
+        if catalog is not None:
+            cat = resolve_catalog(catalog)
+        elif len(paths) == 2:
+            cat = recorded_catalog(Path(paths[0]))
+        else:
+            raise TargetError("name the catalog: a TARGET before OUT_DIR, or --catalog NAME|DIR")
+        files = write_drizzle(cat, Path(paths[-1]))
+    if as_json:
+        _emit({"catalog": cat.name} | files.as_dict())
+        return
+    click.echo(f"wrote Drizzle files of the {cat.name} catalog to {files.out_dir}:")
+    for path in (files.schema_ts, files.relations_ts, files.config_ts, files.migration):
+        click.echo(f"  {path}")
 
 
 def _iso8601(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -27,6 +27,10 @@ class Interrupted(ProjectorError):
     """A replay stopped at a batch boundary on SIGINT or SIGTERM."""
 
 
+class HandoffError(ProjectorError):
+    """The app database or its Drizzle files cannot be handed over as asked."""
+
+
 class IntegrityBreak(Exception):
     """An event whose rows would break relational integrity; it is parked, not written."""
 
@@ -36,6 +40,7 @@ __all__ = [
     "CatalogError",
     "CheckpointMismatch",
     "EventsError",
+    "HandoffError",
     "IntegrityBreak",
     "Interrupted",
     "ProjectorError",

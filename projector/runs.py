@@ -13,7 +13,14 @@ from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
 from projector.lock import lock_path, writer_lock
-from projector.target import PARKED_TABLE, RUNS_TABLE, STATE_TABLE, check_writable, is_target
+from projector.target import (
+    PARKED_TABLE,
+    RUNS_TABLE,
+    STATE_TABLE,
+    check_writable,
+    is_target,
+    refuse_sidecar,
+)
 
 
 def _writer_running(target: Path) -> bool:
@@ -89,6 +96,7 @@ def rollback(target: Path) -> dict[str, Any]:
         raise TargetError(f"{target}: no such target database")
     if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
+    refuse_sidecar(target)
     check_writable(target)
     with writer_lock(target):
         conn = connect_readonly(target)

@@ -36,9 +36,11 @@ LEGACY_MIGRATIONS = {"m001_app_tables", "m004_memories_kind_check_as_ors"}
 PARKED_TABLE = "_projector_parked"
 STATE_TABLE = "_projector_migration"
 RUNS_TABLE = "_projector_runs"
+#: The hand-off record of a sidecar (`projector.finalize`): a sidecar is never a target.
+HANDOFF_TABLE = "_projector_handoff"
 #: Tables that are the projector's, not the app's (sqlite_* are SQLite's own).
 BOOKKEEPING_TABLES = frozenset(
-    {PARKED_TABLE, STATE_TABLE, RUNS_TABLE, "tracking", Migrations.migrations_table}
+    {PARKED_TABLE, STATE_TABLE, RUNS_TABLE, HANDOFF_TABLE, "tracking", Migrations.migrations_table}
 )
 #: The target connection's page cache, in KiB.
 CACHE_KIB = 16 * 1024
@@ -216,6 +218,23 @@ def refuse_foreign(path: Path) -> None:
         )
 
 
+def refuse_sidecar(path: Path) -> None:
+    """Refuse to write to a hand-off sidecar (`projector finalize`): it is an audit copy of
+    a target's bookkeeping, without the app's tables."""
+    conn = connect_readonly(path)
+    try:
+        row = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (HANDOFF_TABLE,)
+        ).fetchone()
+    finally:
+        conn.close()
+    if row is not None:
+        raise TargetError(
+            f"{path}: is the bookkeeping sidecar of a handed-over app database, not a target; "
+            "catch up into the migration's target and run `projector finalize` again"
+        )
+
+
 def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> Database:
     """Open TARGET as a sqlite-utils Database; when CREATE, create or upgrade it: the
     projector's bookkeeping migrations, then CATALOG's, in one transaction.
@@ -228,6 +247,8 @@ def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> 
     try:
         if path.exists():
             refuse_foreign(path)
+            if path.stat().st_size:
+                refuse_sidecar(path)
         conn = connect(path)
         db = Database(conn)
         if not create and STATE_TABLE not in db.table_names():

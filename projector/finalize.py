@@ -1,0 +1,582 @@
+"""`finalize`: hand the migrated data over to the new app, as the app expects to open it.
+
+From a verified TARGET, `finalize` writes APP_DB: the catalog's tables and indexes with
+every row (`projector.appschema`: the same statements as the Drizzle 0000 migration),
+then the derived tables' triggers and the declared views, the ``[target]`` PRAGMAs
+(``user_version``, ``application_id``) and, when asked, Drizzle's migrations table with
+the 0000 migration recorded as applied. It is written beside APP_DB under another name,
+checked (integrity_check, foreign_key_check, every table's content digest equal to
+TARGET's), closed in rollback-journal mode (``delete``, the default: the file is
+complete by itself, so it opens read-only from a read-only folder without creating a
+``-wal``/``-shm`` or failing with SQLITE_READONLY_DIRECTORY; https://www.sqlite.org/wal.html#readonly)
+or in WAL mode if asked, and renamed over APP_DB.
+
+The migration's bookkeeping (tracking, runs, parked events, counters, applied
+migrations) goes to the sidecar ``APP_DB.projector.db``, with a ``_projector_handoff``
+record of each hand-off (TARGET's checkpoint and digest, APP_DB's content digest), so
+``status``, ``digest`` and the parked events stay auditable from APP_DB and its sidecar
+after TARGET is gone, and APP_DB's namespace holds the app's tables only.
+
+TARGET is only read: catch-up keeps working. The old app may keep writing events;
+``projector replay SOURCE TARGET`` catches up and ``finalize`` again replaces APP_DB,
+unless the app has written to APP_DB since it was handed over (its content digest
+differs from the recorded one), which is refused: that data would be lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from events.catalog import Catalog, load_recorded
+from events.sources import connect_readonly
+from projector import drizzle as drizzle_files
+from projector.appschema import AppSchema, app_schema
+from projector.digest import digest as target_digest
+from projector.digest import key_columns, table_digest
+from projector.errors import HandoffError, TargetError
+from projector.lock import writer_lock
+from projector.runs import status as target_status
+from projector.target import (
+    BOOKKEEPING_TABLES,
+    HANDOFF_TABLE,
+    PARKED_TABLE,
+    STATE_TABLE,
+    is_target,
+    refuse_sidecar,
+)
+from projector.verify import verify
+
+SIDECAR_SUFFIX = ".projector.db"
+#: Journal modes a handed-over file can carry: only WAL is stored in the database header
+#: (https://www.sqlite.org/pragma.html#pragma_journal_mode); every rollback-journal mode
+#: (truncate, persist) is a connection's choice, so `delete` stands for all of them.
+JOURNAL_MODES = ("delete", "wal")
+
+_HANDOFF_DDL = f"""CREATE TABLE {HANDOFF_TABLE} (
+    id INTEGER PRIMARY KEY,
+    finalizedAt TEXT NOT NULL,
+    target TEXT NOT NULL,
+    appDb TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    lastEventId TEXT,
+    targetDigest TEXT NOT NULL,
+    appDigest TEXT NOT NULL,
+    journalMode TEXT NOT NULL,
+    userVersion INTEGER,
+    applicationId INTEGER,
+    drizzleMigrations TEXT,
+    drizzleHash TEXT,
+    drizzleCreatedAt INTEGER
+) STRICT"""
+
+
+def sidecar_path(app_db: Path) -> Path:
+    """Where APP_DB's bookkeeping sidecar lives: ``APP_DB.projector.db``."""
+    return app_db.with_name(app_db.name + SIDECAR_SUFFIX)
+
+
+def default_app_db(target: Path) -> Path:
+    """APP_DB when ``--out`` is not given: ``out/app.db`` -> ``out/app.app.db``."""
+    return target.with_name(f"{target.stem}.app{target.suffix or '.db'}")
+
+
+@dataclass
+class FinalizeOptions:
+    out: Path | None = None
+    against: Path | None = None
+    catalog: Catalog | None = None
+    journal_mode: str = "delete"
+    #: A Drizzle folder: generated there when it holds no migration journal, then its
+    #: 0000 migration is recorded as applied in APP_DB.
+    drizzle: Path | None = None
+    force: bool = False
+
+
+@dataclass
+class FinalizeResult:
+    target: str
+    app_db: str
+    sidecar: str
+    catalog: str
+    position: int
+    last_event_id: str | None
+    #: Events parked in the migration: their rows are not in APP_DB (see the sidecar).
+    parked: int
+    rows: dict[str, int]
+    target_digest: str
+    app_digest: str
+    journal_mode: str
+    user_version: int | None
+    application_id: int | None
+    replaced: bool
+    checks: list[str] = field(default_factory=list)
+    drizzle: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "appDb": self.app_db,
+            "sidecar": self.sidecar,
+            "catalog": self.catalog,
+            "position": self.position,
+            "lastEventId": self.last_event_id,
+            "parked": self.parked,
+            "rows": self.rows,
+            "targetDigest": self.target_digest,
+            "appDigest": self.app_digest,
+            "journalMode": self.journal_mode,
+            "userVersion": self.user_version,
+            "applicationId": self.application_id,
+            "replaced": self.replaced,
+            "checks": self.checks,
+            "drizzle": self.drizzle,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeResult:
+    """Verify TARGET and hand its data over as APP_DB plus sidecar (module docstring).
+
+    Raises TargetError when TARGET is not a projector target (or is a sidecar), and
+    HandoffError when TARGET does not verify, its tables are not its catalog's, APP_DB is
+    TARGET, or APP_DB exists and was not handed over by finalize or has changed since
+    (both overridden by ``force``), or a check of the written file fails. Nothing is
+    replaced unless every check passed.
+    """
+    options = options or FinalizeOptions()
+    started = time.monotonic()
+    if options.journal_mode not in JOURNAL_MODES:
+        raise HandoffError(f"journal mode {options.journal_mode!r}: one of {JOURNAL_MODES}")
+    if not target.exists() or not is_target(target):
+        raise TargetError(f"{target}: not a projector target")
+    refuse_sidecar(target)
+    app_db = options.out or default_app_db(target)
+    sidecar = sidecar_path(app_db)
+    if {app_db.resolve(), sidecar.resolve()} & {target.resolve()}:
+        raise HandoffError(f"{app_db}: is the target itself; hand over into another file")
+    with writer_lock(target):
+        catalog = options.catalog or recorded_catalog(target)
+        report = verify(target, options.against, catalog=catalog)
+        if not report.ok:
+            failed = [c for c in report.checks if not c.ok]
+            why = f"{failed[0].name}: {failed[0].detail}" if failed else "unexplained differences"
+            raise HandoffError(
+                f"{target}: does not verify ({why}); see `projector verify {target}`; "
+                "not handed over"
+            )
+        replaced = _check_replaceable(app_db, sidecar, options.force)
+        schema = app_schema(catalog)
+        _check_same_tables(target, schema)
+        drizzle_row = None
+        drizzle_info = None
+        if options.drizzle is not None:
+            if drizzle_files.find_migrations(options.drizzle) is None:
+                if (options.drizzle / "schema.ts").exists():
+                    raise HandoffError(
+                        f"{options.drizzle}: holds a schema.ts but no Drizzle migration "
+                        "journal; pass the folder `projector drizzle` wrote"
+                    )
+                drizzle_info = drizzle_files.write_drizzle(
+                    catalog, options.drizzle, schema=schema
+                ).as_dict()
+            drizzle_row = drizzle_files.applied_migration(catalog, options.drizzle, schema)
+            drizzle_info = (drizzle_info or {}) | {
+                "migrations": str(drizzle_row[2].parent),
+                "migration": drizzle_row[2].name,
+                "hash": drizzle_row[0],
+                "when": drizzle_row[1],
+            }
+        state = _state(target)
+        tmp_app = app_db.with_name(f".{app_db.name}.tmp{os.getpid()}")
+        tmp_side = app_db.with_name(f".{sidecar.name}.tmp{os.getpid()}")
+        try:
+            rows, checks = _write_app(tmp_app, target, schema, drizzle_row, options.journal_mode)
+            app_digest, digests = app_digests(tmp_app)
+            digest_of_target = target_digest(target)["overall"]
+            record = {
+                "finalizedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "target": str(target.resolve()),
+                "appDb": str(app_db.resolve()),
+                "position": state["position"],
+                "lastEventId": state["lastEventId"],
+                "targetDigest": digest_of_target,
+                "appDigest": app_digest,
+                "journalMode": options.journal_mode,
+                "userVersion": schema.user_version,
+                "applicationId": schema.application_id,
+                "drizzleMigrations": drizzle_info["migrations"] if drizzle_info else None,
+                "drizzleHash": drizzle_row[0] if drizzle_row else None,
+                "drizzleCreatedAt": drizzle_row[1] if drizzle_row else None,
+            }
+            _write_sidecar(tmp_side, target, sidecar, record)
+            handed = handoff_digest(tmp_app, tmp_side, digests)["overall"]
+            if handed != digest_of_target:
+                raise HandoffError(
+                    f"{app_db}: its tables and parked events digest to {handed[:12]}, "
+                    f"not to TARGET's {digest_of_target[:12]}; not handed over"
+                )
+            checks.append(
+                f"every table row for row: digest of {app_db.name} + sidecar = "
+                f"digest of {target.name}"
+            )
+            for suffix in ("-wal", "-shm", "-journal"):
+                for base in (app_db, sidecar):
+                    base.with_name(base.name + suffix).unlink(missing_ok=True)
+            os.replace(tmp_side, sidecar)
+            os.replace(tmp_app, app_db)
+            _fsync_dir(app_db.parent)
+        finally:
+            for tmp in (tmp_app, tmp_side):
+                for suffix in ("", "-journal", "-wal", "-shm"):
+                    tmp.with_name(tmp.name + suffix).unlink(missing_ok=True)
+    left = [
+        p.name for p in (app_db.with_name(app_db.name + s) for s in ("-wal", "-shm", "-journal"))
+    ]
+    left = [name for name in left if (app_db.parent / name).exists()]
+    if left:  # pragma: no cover - SQLite removes them when the last connection closes
+        raise HandoffError(f"{app_db}: {', '.join(left)} left beside it")
+    return FinalizeResult(
+        target=str(target),
+        app_db=str(app_db),
+        sidecar=str(sidecar),
+        catalog=catalog.name,
+        position=state["position"],
+        last_event_id=state["lastEventId"],
+        parked=state["parked"],
+        rows=rows,
+        target_digest=digest_of_target,
+        app_digest=app_digest,
+        journal_mode=options.journal_mode,
+        user_version=schema.user_version,
+        application_id=schema.application_id,
+        replaced=replaced,
+        checks=checks,
+        drizzle=drizzle_info,
+        seconds=time.monotonic() - started,
+    )
+
+
+def recorded_catalog(target: Path) -> Catalog:
+    """The catalog TARGET's migration recorded. Raises TargetError for a path that is not
+    a target, HandoffError for a target with no migration yet."""
+    if not target.exists() or not is_target(target):
+        raise TargetError(f"{target}: not a projector target")
+    conn = connect_readonly(target)
+    try:
+        row = conn.execute(f"SELECT catalog FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise HandoffError(f"{target}: no migration recorded yet; nothing to hand over")
+    return load_recorded(row[0])
+
+
+def _state(target: Path) -> dict[str, Any]:
+    conn = connect_readonly(target)
+    try:
+        position, last, parked, state = conn.execute(
+            f"SELECT position, lastEventId, parked, state FROM {STATE_TABLE} WHERE id = 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    if state in ("running", "failed"):
+        raise HandoffError(
+            f"{target}: its last run is {state}; finish it (`projector resume`) first"
+        )
+    return {"position": position, "lastEventId": last, "parked": parked}
+
+
+def _check_replaceable(app_db: Path, sidecar: Path, force: bool) -> bool:
+    """Whether APP_DB exists and may be replaced; raises HandoffError when it may not."""
+    if not app_db.exists():
+        return False
+    if force:
+        return True
+    handoff = last_handoff(sidecar) if sidecar.exists() else None
+    if handoff is None:
+        raise HandoffError(
+            f"{app_db}: exists and was not handed over by `projector finalize` (no "
+            f"{sidecar.name}); refusing to overwrite it (--force replaces it)"
+        )
+    try:
+        now = content_digest(app_db)
+    except sqlite3.DatabaseError as exc:
+        raise HandoffError(f"{app_db}: cannot be read ({exc}); --force replaces it") from None
+    if now != handoff["appDigest"]:
+        raise HandoffError(
+            f"{app_db}: has changed since it was handed over at {handoff['finalizedAt']} "
+            "(the app has written to it); replacing it would lose that data: refusing "
+            "(--force replaces it)"
+        )
+    return True
+
+
+def _check_same_tables(target: Path, schema: AppSchema) -> None:
+    """TARGET's tables and indexes are the catalog's, statement for statement."""
+    conn = connect_readonly(target)
+    try:
+        stored = dict(
+            conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') "
+                "AND sql IS NOT NULL"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    for s in schema.statements:
+        if s.kind in ("table", "index") and stored.get(s.name) != s.sql:
+            raise HandoffError(
+                f"{target}: its {s.kind} {s.name} is not the {schema.catalog.name} catalog's "
+                "(migrate into a new target with this catalog)"
+            )
+
+
+def _write_app(
+    path: Path,
+    target: Path,
+    schema: AppSchema,
+    drizzle_row: tuple[str, int, Path] | None,
+    journal_mode: str,
+) -> tuple[dict[str, int], list[str]]:
+    """Create the app database at PATH from TARGET's rows; returns rows per table and the
+    checks passed. Raises HandoffError when a check fails."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA foreign_keys = OFF")  # rows are copied parents-after-children
+        conn.execute("ATTACH DATABASE ? AS src", (target.resolve().as_uri() + "?mode=ro",))
+        rows: dict[str, int] = {}
+        conn.execute("BEGIN")
+        before = [s for s in schema.statements if s.kind in ("table", "index")]
+        after = [s for s in schema.statements if s.kind not in ("table", "index")]
+        for statement in before:
+            conn.execute(statement.sql)
+        for name, table in schema.tables.items():
+            cols = ", ".join(f'"{c}"' for c in table.columns)
+            order = ", ".join(f'"{k}"' for k in table.key) or "rowid"
+            conn.execute(
+                f'INSERT INTO main."{name}" ({cols}) '
+                f'SELECT {cols} FROM src."{name}" ORDER BY {order}'
+            )
+            rows[name] = conn.execute(f'SELECT COUNT(*) FROM main."{name}"').fetchone()[0]
+        for statement in after:  # triggers after the copy: they would redo the derived rows
+            conn.execute(statement.sql)
+        for pragma in schema.pragmas():
+            conn.execute(pragma)
+        if drizzle_row is not None:
+            conn.execute(drizzle_files.MIGRATIONS_TABLE_SQL)
+            conn.execute(
+                f'INSERT INTO "{drizzle_files.MIGRATIONS_TABLE}" ("hash", "created_at") '
+                "VALUES (?, ?)",
+                drizzle_row[:2],
+            )
+        conn.execute("COMMIT")
+        checks: list[str] = []
+        conn.execute("DETACH DATABASE src")
+        integrity = conn.execute("PRAGMA integrity_check").fetchall()
+        if integrity != [("ok",)]:
+            raise HandoffError(f"{path}: integrity_check: {integrity[0][0]}")
+        checks.append("integrity_check ok")
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise HandoffError(f"{path}: foreign_key_check: {len(broken)} broken, e.g. {broken[0]}")
+        checks.append("foreign_key_check ok")
+        if journal_mode == "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        checks.append(f"journal_mode {mode}")
+    finally:
+        conn.close()  # the last connection: a WAL is checkpointed and removed
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    return rows, checks
+
+
+def _write_sidecar(path: Path, target: Path, old_sidecar: Path, record: dict[str, Any]) -> None:
+    """The sidecar at PATH: TARGET's bookkeeping tables (schema and rows), the hand-off
+    history of OLD_SIDECAR (when it is one) and RECORD appended to it."""
+    history: list[tuple[Any, ...]] = []
+    if old_sidecar.exists():
+        try:
+            old = connect_readonly(old_sidecar)
+            try:
+                history = old.execute(f"SELECT * FROM {HANDOFF_TABLE} ORDER BY id").fetchall()
+            finally:
+                old.close()
+        except sqlite3.DatabaseError:
+            history = []
+    for suffix in ("", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("ATTACH DATABASE ? AS src", (target.resolve().as_uri() + "?mode=ro",))
+        conn.execute("BEGIN")
+        entries = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM src.sqlite_master "
+            "WHERE sql IS NOT NULL ORDER BY rowid"
+        ).fetchall()
+        for kind, name, table, sql in entries:
+            if table in BOOKKEEPING_TABLES and kind == "table":
+                conn.execute(sql)
+                conn.execute(f'INSERT INTO main."{name}" SELECT * FROM src."{name}"')
+        for kind, _name, table, sql in entries:
+            if table in BOOKKEEPING_TABLES and kind == "index":
+                conn.execute(sql)
+        conn.execute(_HANDOFF_DDL)
+        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({HANDOFF_TABLE})")]
+        marks = ", ".join("?" for _ in columns)
+        for row in history:
+            if len(row) == len(columns):
+                conn.execute(f"INSERT INTO {HANDOFF_TABLE} VALUES ({marks})", row)
+        names = list(record)
+        conn.execute(
+            f"INSERT INTO {HANDOFF_TABLE} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})",
+            [record[n] for n in names],
+        )
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE src")
+    finally:
+        conn.close()
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- audit after hand-off
+
+
+def content_digest(app_db: Path) -> str:
+    """sha256 of everything an app can change in APP_DB: its header PRAGMAs, its schema
+    (sqlite_master) and every table's rows (see `app_digests`)."""
+    return app_digests(app_db)[0]
+
+
+def app_digests(app_db: Path) -> tuple[str, dict[str, tuple[str, int]]]:
+    """(content digest, {table: (sha256, rows)}) of APP_DB in one read: each table's
+    digest is `projector.digest.table_digest`'s, rows in key order (then rowid, as a key
+    may be NULL), so the app's tables digest as in the target they came from."""
+    conn = connect_readonly(app_db)
+    try:
+        h = hashlib.sha256()
+        for pragma in ("user_version", "application_id"):
+            h.update(f"{pragma}={conn.execute(f'PRAGMA {pragma}').fetchone()[0]}\n".encode())
+        schema = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+        h.update(json.dumps(schema).encode())
+        tables: dict[str, tuple[str, int]] = {}
+        for kind, name, _table, _sql in schema:
+            if kind != "table" or name.startswith("sqlite_"):
+                continue
+            tables[name] = table_digest(conn, name, _full_order(conn, name))
+            h.update(f"\n{name}:{tables[name][0]}".encode())
+        return h.hexdigest(), tables
+    finally:
+        conn.close()
+
+
+def _full_order(conn: sqlite3.Connection, table: str) -> list[str]:
+    """Key columns that put TABLE's rows in one order whatever the page layout: its key
+    (read along its index, no sort), then its rowid when it has one (a key may be NULL)."""
+    key = [k for k in key_columns(conn, table) if k != "rowid"]
+    try:
+        conn.execute(f'SELECT rowid FROM "{table}" LIMIT 0')
+        key.append("rowid")
+    except sqlite3.OperationalError:  # WITHOUT ROWID: its key is unique and NOT NULL
+        pass
+    return key
+
+
+def last_handoff(sidecar: Path) -> dict[str, Any] | None:
+    """The latest `_projector_handoff` record of SIDECAR (None when it holds none)."""
+    conn = connect_readonly(sidecar)
+    try:
+        conn.row_factory = sqlite3.Row
+        try:
+            row = conn.execute(f"SELECT * FROM {HANDOFF_TABLE} ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return dict(row) if row else None
+    finally:
+        conn.close()
+
+
+def is_handed_over(path: Path) -> bool:
+    """PATH is an app database `finalize` wrote (its sidecar is beside it)."""
+    return path.exists() and sidecar_path(path).exists() and not is_target(path)
+
+
+def handoff_status(app_db: Path) -> dict[str, Any]:
+    """`status` of a handed-over APP_DB: the migration's status read from its sidecar,
+    the last hand-off, and whether the app has changed APP_DB since."""
+    sidecar = sidecar_path(app_db)
+    info = target_status(sidecar)
+    handoff = last_handoff(sidecar)
+    info["appDb"] = str(app_db)
+    info["handoff"] = handoff
+    info["appChangedSinceHandoff"] = (
+        content_digest(app_db) != handoff["appDigest"] if handoff else None
+    )
+    return info
+
+
+def handoff_digest(
+    app_db: Path,
+    sidecar: Path | None = None,
+    digests: dict[str, tuple[str, int]] | None = None,
+) -> dict[str, Any]:
+    """`projector digest` of a handed-over APP_DB: its tables (in the migration's order)
+    and the parked events of its sidecar, the same digest as the target it came from.
+    DIGESTS are APP_DB's table digests when already read (`app_digests`)."""
+    sidecar = sidecar or sidecar_path(app_db)
+    side = connect_readonly(sidecar)
+    try:
+        recorded = side.execute(f"SELECT tables FROM {STATE_TABLE} WHERE id = 1").fetchone()
+        order = json.loads(recorded[0]) if recorded and recorded[0] else []
+        parked = table_digest(side, PARKED_TABLE, key_columns(side, PARKED_TABLE))
+    finally:
+        side.close()
+    if digests is None:
+        digests = app_digests(app_db)[1]
+    tables: dict[str, dict[str, Any]] = {
+        t: {"sha256": digests[t][0], "rows": digests[t][1]} for t in order if t in digests
+    }
+    tables[PARKED_TABLE] = {"sha256": parked[0], "rows": parked[1]}
+    overall = hashlib.sha256(
+        "".join(f"{t}:{v['sha256']}\n" for t, v in tables.items()).encode()
+    ).hexdigest()
+    return {"tables": tables, "overall": overall}
+
+
+__all__ = [
+    "JOURNAL_MODES",
+    "FinalizeOptions",
+    "FinalizeResult",
+    "content_digest",
+    "default_app_db",
+    "finalize",
+    "handoff_digest",
+    "handoff_status",
+    "is_handed_over",
+    "last_handoff",
+    "recorded_catalog",
+    "sidecar_path",
+]

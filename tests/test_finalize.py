@@ -1,0 +1,305 @@
+"""`projector finalize`: the hand-off of a verified migration to the new app, for any catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from projector.cli import cli
+from projector.drizzle import MIGRATIONS_TABLE
+from projector.errors import HandoffError, TargetError
+from projector.finalize import FinalizeOptions, content_digest, finalize, sidecar_path
+from projector.replay import ReplayOptions, replay, resume
+from tests.conftest import FIXTURES, REBASE, REBASE_STATE, SMALL, SMALL_STATE
+
+TODOMVC = FIXTURES / "todomvc-small" / "todomvc"
+TODOMVC_STATE = TODOMVC / "state-96296379336@6.db"
+
+
+def _names(db: Path, kind: str) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> Path:
+    target = tmp_path / "target.db"
+    replay(SMALL, target, ReplayOptions())
+    return target
+
+
+def test_the_app_database_holds_the_apps_tables_only(migrated, tmp_path):
+    """APP_DB has the catalog's tables, indexes, derived-table triggers and views, every
+    row of the target, and none of the migration's bookkeeping."""
+    app_db = tmp_path / "app.db"
+    result = finalize(migrated, FinalizeOptions(out=app_db, against=SMALL_STATE))
+    assert _names(app_db, "table") == {
+        "personas",
+        "memories",
+        "memory_tags",
+        "plugins",
+        "config",
+        "drafts",
+        "userPreferences",
+        "uiState",
+    }
+    assert _names(app_db, "view") == {"active_personas", "persona_memories"}
+    assert _names(app_db, "trigger") == {
+        "memory_tags_from_memories_insert",
+        "memory_tags_from_memories_update",
+        "memory_tags_from_memories_delete",
+    }
+    assert result.rows["memories"] == 47 and result.rows["memory_tags"] == 96
+    assert _names(sidecar_path(app_db), "table") >= {
+        "_projector_parked",
+        "_projector_migration",
+        "_projector_runs",
+        "_projector_handoff",
+        "tracking",
+        "_sqlite_migrations",
+    }
+
+
+def test_the_app_database_is_one_rollback_journal_file_with_the_catalogs_header(migrated, tmp_path):
+    """Journal mode delete in the file header, user_version and application_id as the
+    catalog's [target] says, integrity ok, and no -wal, -shm or -journal beside it."""
+    app_db = tmp_path / "app.db"
+    finalize(migrated, FinalizeOptions(out=app_db))
+    header = app_db.read_bytes()[:100]
+    assert header[18:20] == b"\x01\x01"  # https://www.sqlite.org/fileformat.html: legacy (rollback)
+    assert int.from_bytes(header[60:64], "big") == 1  # user_version
+    assert int.from_bytes(header[68:72], "big") == 0x4149444B  # application_id
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("app.db")) == [
+        "app.db",
+        "app.db.projector.db",
+    ]
+    conn = sqlite3.connect(f"{app_db.resolve().as_uri()}?mode=ro", uri=True)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_wal_mode_when_asked(migrated, tmp_path):
+    """--journal-mode wal stores WAL in the header; the file is still complete on its own."""
+    app_db = tmp_path / "app.db"
+    finalize(migrated, FinalizeOptions(out=app_db, journal_mode="wal"))
+    assert app_db.read_bytes()[18:20] == b"\x02\x02"
+    assert not (tmp_path / "app.db-wal").exists() and not (tmp_path / "app.db-shm").exists()
+
+
+def test_digest_and_status_still_work_from_the_app_database(migrated, tmp_path, runner):
+    """`projector digest APP_DB` equals the target's digest (nothing lost in the hand-off);
+    `projector status APP_DB` reads the migration from the sidecar."""
+    app_db = tmp_path / "app.db"
+    assert runner.invoke(cli, ["finalize", str(migrated), "--out", str(app_db)]).exit_code == 0
+    ours = json.loads(runner.invoke(cli, ["digest", str(app_db), "--json"]).stdout)
+    theirs = json.loads(runner.invoke(cli, ["digest", str(migrated), "--json"]).stdout)
+    assert ours == theirs
+    status = runner.invoke(cli, ["status", str(app_db)])
+    assert status.exit_code == 0
+    assert "checkpoint: #200 of 200" in status.stdout and "hand-off:" in status.stdout
+    info = json.loads(runner.invoke(cli, ["status", str(app_db), "--json"]).stdout)
+    assert info["handoff"]["position"] == 200 and info["appChangedSinceHandoff"] is False
+
+
+def test_the_sidecar_is_never_written_to_as_a_target(migrated, tmp_path):
+    """resume, replay and rollback refuse the sidecar with one line: catch up into TARGET."""
+    app_db = tmp_path / "app.db"
+    finalize(migrated, FinalizeOptions(out=app_db))
+    sidecar = sidecar_path(app_db)
+    before = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+    with pytest.raises(TargetError, match="sidecar"):
+        resume(sidecar, ReplayOptions(on_invalid=None))
+    with pytest.raises(TargetError, match="sidecar"):
+        replay(SMALL, sidecar, ReplayOptions())
+    from projector.runs import rollback
+
+    with pytest.raises(TargetError, match="sidecar"):
+        rollback(sidecar)
+    assert hashlib.sha256(sidecar.read_bytes()).hexdigest() == before
+
+
+def test_a_target_that_does_not_verify_is_not_handed_over(migrated, tmp_path):
+    """A target whose derived table drifted (or any failed verify check) is refused with one
+    line naming the check; no APP_DB is written."""
+    conn = sqlite3.connect(migrated)
+    conn.execute(
+        "DELETE FROM memory_tags WHERE (memoryId, tag) = (SELECT memoryId, tag FROM memory_tags)"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(HandoffError, match=r"does not verify \(memory_tags: 1 element"):
+        finalize(migrated, FinalizeOptions(out=tmp_path / "app.db"))
+    assert not (tmp_path / "app.db").exists()
+
+
+def test_catch_up_then_finalize_again(small_copy, tmp_path):
+    """The old app keeps writing: catch up into TARGET and finalize again; APP_DB is
+    replaced as long as the app has not written to it."""
+    eventlog = small_copy / "eventlog@6.db"
+    full = tmp_path / "full.db"
+    shutil.copy(eventlog, full)
+    conn = sqlite3.connect(eventlog)
+    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 120")
+    conn.commit()
+    conn.close()
+    target, app_db = tmp_path / "target.db", tmp_path / "app.db"
+    replay(small_copy, target, ReplayOptions())
+    first = finalize(target, FinalizeOptions(out=app_db))
+    shutil.copy(full, eventlog)
+    replay(small_copy, target, ReplayOptions())
+    second = finalize(target, FinalizeOptions(out=app_db))
+    assert (first.position, second.position) == (first.position, 200) and first.position < 200
+    assert second.replaced and second.target_digest != first.target_digest
+    conn = sqlite3.connect(sidecar_path(app_db))
+    assert [r[0] for r in conn.execute("SELECT position FROM _projector_handoff ORDER BY id")] == [
+        first.position,
+        200,
+    ]
+    conn.close()
+
+
+def test_an_app_database_the_app_has_written_to_is_not_replaced(migrated, tmp_path, runner):
+    """Once the app has changed APP_DB, finalize refuses to overwrite it (its data would be
+    lost) unless --force; a file finalize did not write is refused the same way."""
+    app_db = tmp_path / "app.db"
+    finalize(migrated, FinalizeOptions(out=app_db))
+    recorded = content_digest(app_db)
+    conn = sqlite3.connect(app_db)
+    conn.execute("UPDATE personas SET name = 'renamed in the app' WHERE rowid = 1")
+    conn.commit()
+    conn.close()
+    assert content_digest(app_db) != recorded
+    result = runner.invoke(cli, ["finalize", str(migrated), "--out", str(app_db)])
+    assert result.exit_code == 1
+    assert "has changed since it was handed over" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert runner.invoke(cli, ["status", str(app_db), "--json"]).exit_code == 0
+    forced = runner.invoke(cli, ["finalize", str(migrated), "--out", str(app_db), "--force"])
+    assert forced.exit_code == 0, forced.stderr
+    assert content_digest(app_db) == recorded
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
+    with pytest.raises(HandoffError, match="not handed over by `projector finalize`"):
+        finalize(migrated, FinalizeOptions(out=other))
+    with pytest.raises(HandoffError, match="is the target itself"):
+        finalize(migrated, FinalizeOptions(out=migrated))
+
+
+def test_derived_tables_follow_the_apps_writes(tmp_path):
+    """The triggers keep memory_tags equal to memories.tags under inserts, updates of the
+    tags or of the key, and deletes, as the projector keeps it while replaying."""
+    target = tmp_path / "target.db"
+    replay(REBASE, target, ReplayOptions())
+    app_db = tmp_path / "app.db"
+    result = finalize(target, FinalizeOptions(out=app_db, against=REBASE_STATE))
+    assert result.parked == 29  # 13 rows LiveStore kept that would break integrity, 16 held
+    conn = sqlite3.connect(app_db)
+    conn.execute("PRAGMA foreign_keys = ON")
+    persona = conn.execute("SELECT id FROM personas LIMIT 1").fetchone()[0]
+    conn.execute(
+        "INSERT INTO memories (id, personaId, kind, tags, createdAt, updatedAt) "
+        "VALUES ('m', ?, 'fact', '[\"a\",\"b\",\"a\"]', 'x', 'x')",
+        (persona,),
+    )
+
+    def tags(key: str) -> list[str]:
+        rows = conn.execute("SELECT tag FROM memory_tags WHERE memoryId = ? ORDER BY tag", (key,))
+        return [r[0] for r in rows]
+
+    assert tags("m") == ["a", "b"]
+    conn.execute("UPDATE memories SET tags = '[\"b\",\"c\"]' WHERE id = 'm'")
+    assert tags("m") == ["b", "c"]
+    conn.execute("UPDATE memories SET id = 'm2' WHERE id = 'm'")
+    assert (tags("m"), tags("m2")) == ([], ["b", "c"])
+    conn.execute("UPDATE memories SET content = 'no tag change' WHERE id = 'm2'")
+    assert tags("m2") == ["b", "c"]
+    conn.execute("DELETE FROM memories WHERE id = 'm2'")
+    assert tags("m2") == []
+    conn.commit()
+    conn.close()
+    stale = sqlite3.connect(app_db).execute(
+        "SELECT COUNT(*) FROM (SELECT m.id, j.value FROM memories m, json_each(m.tags) j "
+        "EXCEPT SELECT memoryId, tag FROM memory_tags)"
+    )
+    assert stale.fetchone()[0] == 0
+
+
+def test_drizzle_migration_is_recorded_as_applied(migrated, tmp_path):
+    """--drizzle writes the Drizzle files when the folder has none and records its 0000
+    migration in __drizzle_migrations as drizzle-orm's migrator does (sha256 of the file,
+    created_at = the journal's when); a folder of another catalog is refused."""
+    app_db = tmp_path / "app.db"
+    result = finalize(migrated, FinalizeOptions(out=app_db, drizzle=tmp_path / "db"))
+    migration = tmp_path / "db" / "migrations" / "0000_ai_desk_from_livestore.sql"
+    journal = json.loads((tmp_path / "db" / "migrations" / "meta" / "_journal.json").read_text())
+    conn = sqlite3.connect(app_db)
+    rows = conn.execute(f'SELECT id, hash, created_at FROM "{MIGRATIONS_TABLE}"').fetchall()
+    conn.close()
+    assert rows == [
+        (None, hashlib.sha256(migration.read_bytes()).hexdigest(), journal["entries"][0]["when"])
+    ]
+    assert result.drizzle is not None and result.drizzle["hash"] == rows[0][1]
+    from events.catalog import Catalog
+    from projector.drizzle import write_drizzle
+
+    (tmp_path / "app-owned").mkdir()
+    (tmp_path / "app-owned" / "schema.ts").write_text("// the app's own\n")
+    with pytest.raises(HandoffError, match="no Drizzle migration journal"):
+        finalize(
+            migrated, FinalizeOptions(out=tmp_path / "app3.db", drizzle=tmp_path / "app-owned")
+        )
+    assert (tmp_path / "app-owned" / "schema.ts").read_text() == "// the app's own\n"
+    write_drizzle(Catalog.bundled("todomvc"), tmp_path / "todos")
+    with pytest.raises(HandoffError, match="is not the ai-desk catalog's first migration"):
+        finalize(migrated, FinalizeOptions(out=tmp_path / "app2.db", drizzle=tmp_path / "todos"))
+
+
+def test_finalize_works_for_any_catalog(tmp_path, runner):
+    """TodoMVC (declarations only) hands over the same way: its tables, its view, its
+    user_version; `projector drizzle TARGET` writes its Drizzle files."""
+    target = tmp_path / "todos.db"
+    replay(TODOMVC, target, ReplayOptions())
+    result = runner.invoke(
+        cli,
+        [
+            "finalize",
+            str(target),
+            "--against",
+            str(TODOMVC_STATE),
+            "--drizzle",
+            str(tmp_path / "db"),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    app_db = tmp_path / "todos.app.db"
+    assert "todomvc; journal mode delete, user_version 1" in result.stdout
+    assert _names(app_db, "table") == {"todos", "uiState", MIGRATIONS_TABLE}
+    conn = sqlite3.connect(app_db)
+    visible = conn.execute("SELECT COUNT(*) FROM visible_todos").fetchone()[0]
+    assert (
+        visible == conn.execute("SELECT COUNT(*) FROM todos WHERE deletedAt IS NULL").fetchone()[0]
+    )
+    conn.close()
+    schema_ts = (tmp_path / "db" / "schema.ts").read_text()
+    assert "integer(\"deletedAt\", { mode: 'timestamp_ms' })" in schema_ts
+    assert runner.invoke(cli, ["drizzle", str(target), str(tmp_path / "db2")]).exit_code == 0
+    assert (tmp_path / "db2" / "schema.ts").read_text() == schema_ts
+
+
+def test_finalize_errors_are_one_line(tmp_path, runner):
+    """Not a target, or a journal mode SQLite cannot store in the file: one line, exit 1/2."""
+    missing = runner.invoke(cli, ["finalize", str(tmp_path / "nope.db")])
+    assert missing.exit_code == 1 and missing.stderr.startswith("Error: ")
+    assert len(missing.stderr.strip().splitlines()) == 1
+    bad_mode = runner.invoke(cli, ["finalize", str(tmp_path / "x.db"), "--journal-mode", "off"])
+    assert bad_mode.exit_code == 2

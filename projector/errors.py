@@ -27,6 +27,10 @@ class Interrupted(ProjectorError):
     """A replay stopped at a batch boundary on SIGINT or SIGTERM."""
 
 
+class ScaffoldError(ProjectorError):
+    """A catalog draft cannot be written as asked (its folder, the state DB, the log)."""
+
+
 class IntegrityBreak(Exception):
     """An event whose rows would break relational integrity; it is parked, not written."""
 
@@ -40,6 +44,7 @@ __all__ = [
     "Interrupted",
     "ProjectorError",
     "ReplayError",
+    "ScaffoldError",
     "SourceError",
     "TargetError",
 ]

@@ -63,6 +63,8 @@ EPOCH_MS = (10**12, 10**13)
 #: Deeper nesting, or more distinct keys in one object, is described as any JSON value.
 MAX_DEPTH = 24
 MAX_KEYS = 200
+#: How many keys per noun are tracked to notice a create of a key already created.
+MAX_TRACKED_KEYS = 1_000_000
 #: How many client-document row ids are tracked (their keys set) per document.
 MAX_DOCUMENT_IDS = 10_000
 TYPE_ORDER = ("string", "number", "boolean", "array", "object", "null")
@@ -70,8 +72,10 @@ TYPE_ORDER = ("string", "number", "boolean", "array", "object", "null")
 # The verbs are English past participles, the way LiveStore's docs name events; they
 # say what a materializer most likely does. A verb not listed is guessed from the state
 # DB (a boolean column of that name: a flag), else left for the user.
-CREATE_VERBS = frozenset({"created", "added", "inserted", "registered", "imported"})
-UPSERT_VERBS = frozenset({"installed", "set", "saved", "upserted", "stored", "put", "replaced"})
+CREATE_VERBS = frozenset({"created", "added", "inserted", "registered"})
+UPSERT_VERBS = frozenset(
+    {"installed", "set", "saved", "upserted", "stored", "put", "replaced", "imported"}
+)
 UPDATE_VERBS = frozenset(
     {"updated", "changed", "renamed", "edited", "modified", "moved", "patched", "reordered"}
 )
@@ -196,6 +200,16 @@ class Shape:
         return [t for t in TYPE_ORDER if self.types[t]]
 
     @property
+    def is_epoch_ms(self) -> bool:
+        """Every value seen is an integer that looks like epoch milliseconds (or null)."""
+        return (
+            bool(self.types["number"])
+            and self.integers
+            and self.epoch_ms
+            and set(self.kinds) <= {"number", "null"}
+        )
+
+    @property
     def is_date(self) -> bool:
         """Every value seen is an ISO date (or null), and one was seen."""
         return bool(self.types["string"]) and self.iso and set(self.kinds) <= {"string", "null"}
@@ -239,6 +253,12 @@ class EventFacts:
     #: Set while every occurrence has args ``{id: string, value: object}``.
     document_shaped: bool = True
     document: DocumentFacts = field(default_factory=DocumentFacts)
+    #: "create" or "delete" when the name's verb says so (`split_name`), else None.
+    verb_kind: str | None = None
+    noun: str = ""
+    #: Per identifier arg, the occurrences that created a key the noun already had
+    #: (created and not deleted since): a hint that the materializer is an upsert.
+    repeated_keys: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -257,6 +277,7 @@ def read_log(source: Path) -> LogFacts:
     """
     src = open_source(source)
     facts: dict[str, EventFacts] = {}
+    live: dict[tuple[str, str], set[Any]] = {}
     total = 0
     try:
         for event in src.events():
@@ -265,6 +286,11 @@ def read_log(source: Path) -> LogFacts:
             ef = facts.get(name)
             if ef is None:
                 ef = facts[name] = EventFacts(name)
+                ef.noun, verbs = split_name(name)
+                if verbs and verbs[-1] in CREATE_VERBS:
+                    ef.verb_kind = "create"
+                elif verbs and verbs[-1] in DELETE_VERBS:
+                    ef.verb_kind = "delete"
             ef.count += 1
             if event.seq_client > 0:
                 ef.client_only += 1
@@ -274,6 +300,8 @@ def read_log(source: Path) -> LogFacts:
                 ef.unparseable += 1
                 continue
             ef.args.add(args)
+            if ef.verb_kind is not None and type(args) is dict:
+                _track_keys(ef, args, live)
             if ef.document_shaped:
                 if (
                     type(args) is dict
@@ -289,6 +317,25 @@ def read_log(source: Path) -> LogFacts:
     if total == 0:
         raise ScaffoldError(f"{source}: the log holds no events; nothing to infer a catalog from")
     return LogFacts(str(src.path), src.path.parent, facts, total)
+
+
+def _track_keys(
+    ef: EventFacts, args: dict[str, Any], live: dict[tuple[str, str], set[Any]]
+) -> None:
+    """Count a create of a key its noun already holds (LIVE: per noun and identifier arg,
+    the keys created and not deleted since)."""
+    for arg, value in args.items():
+        if type(value) is not str and type(value) is not int:
+            continue
+        if not _IDENTIFIER_KEY.match(arg):
+            continue
+        keys = live.setdefault((ef.noun, arg), set())
+        if ef.verb_kind == "delete":
+            keys.discard(value)
+        elif value in keys:
+            ef.repeated_keys[arg] += 1
+        elif len(keys) < MAX_TRACKED_KEYS:
+            keys.add(value)
 
 
 # ---------------------------------------------------------------- 2. event schemas
@@ -655,6 +702,7 @@ class Plan:
     ops: list[dict[str, Any]] = field(default_factory=list)
     guesses: list[str] = field(default_factory=list)
     todo: str | None = None  # why it is left out, or what is left to finish
+    unmapped: list[str] = field(default_factory=list)  # args that fill no column
 
     @property
     def declared(self) -> bool:
@@ -743,11 +791,19 @@ def _flag(verb: str, table: TableDraft, booleans: set[str]) -> tuple[str, bool] 
 
 
 def _date_arg(shape: Shape) -> str | None:
-    """The first arg that is always an ISO date."""
+    """The first arg that is always a date: ISO text, or (a guess) epoch milliseconds."""
     for key, s in shape.properties.items():
-        if s.is_date:
+        if s.is_date or s.is_epoch_ms:
             return key
     return None
+
+
+def _shape_at(shape: Shape, path: str) -> Shape | None:
+    """The shape of the args at PATH (``a`` or ``a.b``)."""
+    found: Shape | None = shape
+    for step in path.split("."):
+        found = found.properties.get(step) if found is not None else None
+    return found
 
 
 @dataclass
@@ -760,14 +816,30 @@ class Mapping:
 
 
 def _map_args(shape: Shape, table: TableDraft, noun: str) -> Mapping:
+    """Args to columns by name; the keys of an object arg that fills no column are tried
+    too, one level down (``source.url`` fills ``url``)."""
     columns: dict[str, str] = {}
     unmapped = []
-    for arg in shape.properties:
+    nested = []
+    for arg, arg_shape in shape.properties.items():
         column = _arg_column(arg, table, noun)
-        if column is None or column in columns:
-            unmapped.append(arg)
-        else:
+        if column is not None and column not in columns:
             columns[column] = arg
+        elif column is None and arg_shape.kinds == ["object"] and _spellable(arg):
+            nested.append((arg, arg_shape))
+        else:
+            unmapped.append(arg)
+    for arg, arg_shape in nested:
+        filled = False
+        for inner in arg_shape.properties:
+            column = _arg_column(inner, table, noun)
+            if column is not None and column not in columns and column != table.key:
+                columns[column] = f"{arg}.{inner}"
+                filled = True
+            else:
+                unmapped.append(f"{arg}.{inner}")
+        if not filled:
+            unmapped.append(arg)
     key = table.key
     return Mapping(columns, columns.get(key) if key else None, unmapped)
 
@@ -777,6 +849,28 @@ def _ref(arg: str) -> str:
 
 
 def plan_event(
+    facts: EventFacts,
+    tables: dict[str, TableDraft],
+    booleans: dict[str, set[str]],
+    documents: set[str],
+) -> Plan:
+    """Guess what the materializer of one event does (see `_plan`); args the guess does
+    not use are noted."""
+    plan = _plan(facts, tables, booleans, documents)
+    used = {
+        value[2:]
+        for op in plan.ops
+        for part in ("values", "set", "where")
+        for value in op.get(part, {}).values()
+        if isinstance(value, str) and value.startswith("$.")
+    }
+    ignored = [arg for arg in plan.unmapped if arg not in used]
+    if ignored and plan.ops:
+        plan.guesses.insert(0, f"args {ignored} map to no column of {plan.table}: ignored")
+    return plan
+
+
+def _plan(
     facts: EventFacts,
     tables: dict[str, TableDraft],
     booleans: dict[str, set[str]],
@@ -813,6 +907,20 @@ def plan_event(
         name, [t.state_name for t in tables.values() if t.name not in documents]
     )
     table = _table_for(noun, tables) if noun else None
+    if table is None and noun and verbs and verbs[-1] in DELETE_VERBS:
+        # A flag, then a delete verb ("ArchivedCleared"): every row of the one table with
+        # that boolean column set.
+        flagged = [
+            (t, found)
+            for t in tables.values()
+            if t.name not in documents
+            and (found := _flag(_norm(noun), t, booleans.get(t.name, set()))) is not None
+        ]
+        if len(flagged) == 1:
+            table, flag = flagged[0]
+            plan = Plan(name, "", table.name)
+            words = f"{noun.lower()} {verbs[-1]}"
+            return _bulk_delete(plan, table, flag, words, facts.args, noun)
     if table is None or table.name in documents:
         hint = f"no table for the noun {noun!r}" if noun else "no noun in the name"
         return Plan(name, "left out", todo=f"{hint}: declare what it does by hand")
@@ -826,8 +934,7 @@ def plan_event(
     if key is None:
         plan.what, plan.todo = "left out", f"{table.name} has no single-column primary key"
         return plan
-    if mapping.unmapped:
-        plan.guesses.append(f"args {mapping.unmapped} map to no column of {table.name}: ignored")
+    plan.unmapped = mapping.unmapped
     required = set(shape.required())
     first, last = verbs[0], verbs[-1]
     date = _date_arg(shape)
@@ -838,22 +945,7 @@ def plan_event(
     # A delete verb qualified by a flag: "clear completed" rewrites every completed row.
     qualifier = _flag("".join(verbs[1:]), table, bools) if len(verbs) > 1 else None
     if first in DELETE_VERBS and qualifier is not None and mapping.key_arg is None:
-        column, value = qualifier
-        if date_column is not None:
-            plan.what = f"bulk soft delete {table.name}"
-            plan.ops = [{"update": table.name, "set": changes, "where": {column: value}}]
-            plan.guesses.append(
-                f'"{first.title()}" + "{"".join(verbs[1:]).title()}" with a date: sets '
-                f"{date_column} on every row whose {column} is {_toml_value(value)}"
-            )
-        else:
-            plan.what = f"bulk delete {table.name}"
-            plan.ops = [{"delete": table.name, "where": {column: value}}]
-            plan.guesses.append(
-                f'"{first.title()}" + "{"".join(verbs[1:]).title()}": deletes every row whose '
-                f"{column} is {_toml_value(value)}"
-            )
-        return plan
+        return _bulk_delete(plan, table, qualifier, f"{first} {''.join(verbs[1:])}", shape, noun)
 
     if mapping.key_arg is None:
         plan.what, plan.todo = "left out", f"no arg names the {table.name}.{key} of its row"
@@ -862,9 +954,9 @@ def plan_event(
     if mapping.key_arg not in required:
         plan.guesses.append(f"the key arg {mapping.key_arg!r} is not in every occurrence")
 
-    flag = _flag(last, table, bools) if len(verbs) == 1 or last not in DELETE_VERBS else None
-    if flag is not None:
-        column, value = flag
+    sets = _flag(last, table, bools) if len(verbs) == 1 or last not in DELETE_VERBS else None
+    if sets is not None:
+        column, value = sets
         plan.what = f"flag {table.name}.{column}"
         plan.ops = [{"update": table.name, "set": {**changes, column: value}, "where": where}]
         plan.guesses.append(f'"{last.title()}" sets the boolean {column} to {_toml_value(value)}')
@@ -883,10 +975,19 @@ def plan_event(
     elif last in CREATE_VERBS or last in UPSERT_VERBS:
         values.update(_fill_not_null(table, mapping, shape, plan))
         op: dict[str, Any] = {"insert": table.name, "values": values}
+        repeated = facts.repeated_keys.get(mapping.key_arg, 0)
         if last in UPSERT_VERBS:
             op["on_conflict"] = "replace"
             plan.what = f"upsert {table.name}"
             plan.guesses.append(f'"{last.title()}" of a keyed row: an upsert replacing the row')
+        elif repeated:
+            op["on_conflict"] = "replace"
+            plan.what = f"upsert {table.name}"
+            plan.guesses.append(
+                f"{repeated:,} occurrence(s) create a {mapping.key_arg!r} created before and "
+                "not deleted since: an upsert replacing the row (LiveStore's may update only "
+                "some columns: onConflict 'update')"
+            )
         else:
             plan.what = f"insert {table.name}"
         plan.ops = [op]
@@ -901,6 +1002,29 @@ def plan_event(
     else:
         plan.what = "left out"
         plan.todo = f'"{last.title()}" is no known verb and no arg maps to a column'
+    return plan
+
+
+def _bulk_delete(
+    plan: Plan, table: TableDraft, flag: tuple[str, bool], words: str, shape: Shape, noun: str
+) -> Plan:
+    """Every row of TABLE whose boolean column FLAG holds: soft-deleted when the event
+    carries a date that fills a column, else deleted."""
+    column, value = flag
+    mapping = _map_args(shape, table, noun)
+    date = _date_arg(shape)
+    date_column = next((c for c, a in mapping.columns.items() if a == date), None)
+    where = {column: value}
+    said = f'"{words}": every row whose {column} is {_toml_value(value)}'
+    if date_column is not None:
+        changes = {c: _ref(a) for c, a in mapping.columns.items() if c != table.key}
+        plan.what = f"bulk soft delete {table.name}"
+        plan.ops = [{"update": table.name, "set": changes, "where": where}]
+        plan.guesses.append(f"{said} gets {date_column} (a soft delete: the event has a date)")
+    else:
+        plan.what = f"bulk delete {table.name}"
+        plan.ops = [{"delete": table.name, "where": where}]
+        plan.guesses.append(f"{said} is deleted")
     return plan
 
 
@@ -1067,7 +1191,7 @@ def guess_codecs(
             target = str(op.get("insert") or op.get("update") or op.get("delete"))
             for column, value in {**op.get("values", {}), **op.get("set", {})}.items():
                 if isinstance(value, str) and value.startswith("$."):
-                    arg = shape.properties.get(value[2:])
+                    arg = _shape_at(shape, value[2:])
                     if arg is not None:
                         filled.setdefault((target, column), []).append(arg)
                 elif isinstance(value, bool):

@@ -38,8 +38,10 @@ from events.catalog import HOOKS_FILE, MIGRATIONS_DIR, SPEC_FILE, Catalog
 from events.errors import CatalogError
 from events.sources import connect_readonly, open_source
 from events.validation import escape_surrogates, parse_args
-from projector.errors import ScaffoldError
-from projector.target import BOOKKEEPING_TABLES
+from projector.errors import ReplayError, ScaffoldError
+from projector.replay import ReplayOptions, replay
+from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE
+from projector.verify import verify
 
 # ---------------------------------------------------------------- the rules, as data
 
@@ -703,10 +705,6 @@ class Plan:
     guesses: list[str] = field(default_factory=list)
     todo: str | None = None  # why it is left out, or what is left to finish
     unmapped: list[str] = field(default_factory=list)  # args that fill no column
-
-    @property
-    def declared(self) -> bool:
-        return bool(self.ops)
 
 
 def _words(name: str) -> list[str]:
@@ -1608,14 +1606,15 @@ def _replay_and_compare(
     result: ScaffoldResult,
     state_db: StateDB | None,
 ) -> None:
-    from projector.replay import ReplayOptions, replay
-    from projector.target import PARKED_TABLE
-    from projector.verify import verify
-
     catalog = Catalog.load(out_dir)
     with tempfile.TemporaryDirectory(prefix="projector-scaffold-") as scratch:
         target = Path(scratch) / "draft.db"
-        run = replay(log.source, target, ReplayOptions(on_invalid="park", catalog=catalog))
+        try:
+            run = replay(log.source, target, ReplayOptions(on_invalid="park", catalog=catalog))
+        except ReplayError as exc:
+            # A batch the target refused as a whole: the draft is reported, not thrown away.
+            result.finish.append(f"the replay with the draft failed: {exc}")
+            return
         result.replayed = True
         result.applied, result.parked = run.applied, run.parked_total
         for warning in run.warning_examples:
@@ -1800,6 +1799,8 @@ def _verdict(result: ScaffoldResult, plans: list[Plan], state: Path | None) -> N
         result.verdict = (
             "draft NOT verified: no table could be inferred, nothing was replayed; finish by hand"
         )
+    elif not result.replayed:
+        result.verdict = "draft NOT verified: its replay failed; finish by hand"
     elif state is None:
         result.verdict = (
             f"no state DB given: the draft replays (applied {result.applied:,}, parked "

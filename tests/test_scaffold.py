@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from events.catalog import Catalog
 from projector.cli import cli
+from projector.errors import ReplayError
 from projector.scaffold import Shape, infer_schema, scaffold
 from tests.conftest import FIXTURES, SMALL, SMALL_STATE, write_ndjson
 
@@ -181,6 +183,18 @@ def test_a_key_created_again_makes_the_insert_an_upsert(tmp_path: Path):
     toml = (tmp_path / "d" / "catalog.toml").read_text("utf-8")
     assert "# guess: 1 occurrence(s) create a 'id' created before" in toml
     assert Catalog.load(tmp_path / "d").spec["events"]["v1.ItemCreated"]["on_conflict"] == "replace"
+
+
+def test_a_failed_replay_is_reported_not_verified(tmp_path: Path):
+    """Should the scratch replay fail, the draft and REPORT.md are still written and the
+    verdict says the replay failed."""
+    failure = ReplayError("draft.db: write failed after #0 (disk I/O error)")
+    with mock.patch("projector.scaffold.replay", side_effect=failure):
+        result = scaffold(TODOMVC, tmp_path / "d", state=TODOMVC_STATE)
+    assert not result.replayed and not result.verified
+    assert result.verdict == "draft NOT verified: its replay failed; finish by hand"
+    assert "disk I/O error" in (tmp_path / "d" / "REPORT.md").read_text("utf-8")
+    Catalog.load(tmp_path / "d")
 
 
 def test_without_a_state_db_nothing_is_claimed(tmp_path: Path):

@@ -29,16 +29,19 @@ import re
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from events.catalog import HOOKS_FILE, MIGRATIONS_DIR, SPEC_FILE, Catalog
 from events.errors import CatalogError
 from events.sources import connect_readonly, open_source
 from events.validation import escape_surrogates, parse_args
-from projector.errors import ReplayError, ScaffoldError
+from projector.errors import ReplayError, ScaffoldError, TargetError
 from projector.replay import ReplayOptions, replay
 from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE
 from projector.verify import verify
@@ -512,6 +515,12 @@ class StateDB:
         if "eventlog" in names:
             self.conn.close()
             raise ScaffoldError(f"{path}: is an eventlog, not LiveStore's state DB (state-*.db)")
+        if "__livestore_schema" not in names:
+            # What verify --against requires too (projector.verify._refuse_not_state).
+            self.conn.close()
+            raise ScaffoldError(
+                f"{path}: not LiveStore's state DB (it has no __livestore_schema table)"
+            )
         flags = {r[1]: (bool(r[4]), bool(r[5])) for r in listed}
         self.tables: dict[str, TableDraft] = {}
         for name in order:
@@ -1532,10 +1541,12 @@ class ScaffoldResult:
     checks: list[dict[str, Any]] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     state_hint: str | None = None
+    #: Whether verify --against compared the draft's replay with the state DB.
+    compared: bool = False
 
     @property
     def percent_equal(self) -> float | None:
-        if not self.state:
+        if not self.compared:
             return None
         if not self.livestore_rows:
             return 100.0
@@ -1543,8 +1554,8 @@ class ScaffoldResult:
 
     @property
     def figure(self) -> str | None:
-        """ "N of M LiveStore rows equal (P%)", with a state DB."""
-        if not self.state:
+        """The figure "N of M LiveStore rows equal (P%)", once compared with a state DB."""
+        if not self.compared:
             return None
         return (
             f"{self.rows_equal:,} of {self.livestore_rows:,} LiveStore rows equal "
@@ -1562,8 +1573,8 @@ class ScaffoldResult:
             "replayed": self.replayed,
             "applied": self.applied,
             "parked": self.parked,
-            "livestoreRows": self.livestore_rows if self.state else None,
-            "rowsEqual": self.rows_equal if self.state else None,
+            "livestoreRows": self.livestore_rows if self.compared else None,
+            "rowsEqual": self.rows_equal if self.compared else None,
             "percentEqual": self.percent_equal,
             "figure": self.figure,
             "verified": self.verified,
@@ -1599,6 +1610,26 @@ class ScaffoldResult:
         return lines
 
 
+def _drop_attention(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    if event.get("event") == "replay.attention":
+        raise structlog.DropEvent
+    return event
+
+
+@contextmanager
+def _without_attention_line() -> Iterator[None]:
+    """The scratch replay's "parked N event(s); list them with `projector parked
+    TARGET`" warning names a target deleted afterwards; the report lists them instead."""
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[_drop_attention, *processors])
+    try:
+        yield
+    finally:
+        structlog.configure(processors=processors)
+
+
 def _replay_and_compare(
     out_dir: Path,
     log: LogFacts,
@@ -1610,7 +1641,8 @@ def _replay_and_compare(
     with tempfile.TemporaryDirectory(prefix="projector-scaffold-") as scratch:
         target = Path(scratch) / "draft.db"
         try:
-            run = replay(log.source, target, ReplayOptions(on_invalid="park", catalog=catalog))
+            with _without_attention_line():
+                run = replay(log.source, target, ReplayOptions(on_invalid="park", catalog=catalog))
         except ReplayError as exc:
             # A batch the target refused as a whole: the draft is reported, not thrown away.
             result.finish.append(f"the replay with the draft failed: {exc}")
@@ -1636,7 +1668,13 @@ def _replay_and_compare(
             outcome.applied = outcome.count - sum(outcome.parked.values())
         if state is None or state_db is None:
             return
-        report = verify(target, state, catalog)
+        try:
+            report = verify(target, state, catalog=catalog)
+        except TargetError as exc:
+            # e.g. the state DB of another store: nothing to compare, nothing to claim.
+            result.finish.append(f"verify --against refused the state DB: {exc}")
+            return
+        result.compared = True
     result.checks = [c.as_dict() for c in report.checks]
     by_table = {t.table: t for t in result.tables}
     for difference in report.differences:
@@ -1801,6 +1839,8 @@ def _verdict(result: ScaffoldResult, plans: list[Plan], state: Path | None) -> N
         )
     elif not result.replayed:
         result.verdict = "draft NOT verified: its replay failed; finish by hand"
+    elif state is not None and not result.compared:
+        result.verdict = "draft NOT verified: verify --against refused the state DB"
     elif state is None:
         result.verdict = (
             f"no state DB given: the draft replays (applied {result.applied:,}, parked "

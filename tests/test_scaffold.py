@@ -32,7 +32,12 @@ MIN_PERCENT_EQUAL = 95.0
 
 
 def _state_db(path: Path, script: str) -> Path:
+    """A hand-made LiveStore state DB: SCRIPT's tables beside LiveStore's own schema table."""
     conn = sqlite3.connect(path)
+    conn.execute(
+        'CREATE TABLE "__livestore_schema" ("tableName" text primary key, '
+        '"schemaHash" integer not null, "updatedAt" text not null) strict'
+    )
     conn.executescript(script)
     conn.commit()
     conn.close()
@@ -298,7 +303,13 @@ def test_events_the_rules_cannot_place_are_left_out_and_listed(tmp_path: Path):
     TODO in catalog.toml, parked by the replay and listed to finish by hand."""
     log = write_ndjson(
         tmp_path / "log.ndjson",
-        [("v1.ItemCreated", {"id": "a"}), ("v1.ItemPinged", {"id": "a"}), ("v1.Heartbeat", {})],
+        [
+            ("v1.ItemCreated", {"id": "a"}),
+            ("v1.ItemCreated", {"id": "b"}),
+            ("v1.ItemDeleted", {"id": "b"}),
+            ("v1.ItemPinged", {"id": "a"}),
+            ("v1.Heartbeat", {}),
+        ],
     )
     state = _state_db(
         tmp_path / "s.db",
@@ -309,6 +320,36 @@ def test_events_the_rules_cannot_place_are_left_out_and_listed(tmp_path: Path):
     assert "# TODO: v1.ItemPinged:" in toml and "# TODO: v1.Heartbeat:" in toml
     assert result.parked == 2 and not result.verified
     assert [i.split(":")[0] for i in result.finish] == ["v1.Heartbeat", "v1.ItemPinged"]
+
+
+def test_a_draft_that_places_too_few_events_is_not_replayed(tmp_path: Path):
+    """replay refuses a catalog whose handlers cover fewer than half of a log's names; the
+    draft and its report are still written, and say the replay failed."""
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [("v1.ItemCreated", {"id": "a"}), ("v1.ItemPinged", {"id": "a"}), ("v1.Heartbeat", {})],
+    )
+    state = _state_db(
+        tmp_path / "s.db",
+        "CREATE TABLE items (id text primary key) strict; INSERT INTO items VALUES ('a');",
+    )
+    result = scaffold(log, tmp_path / "d", state=state)
+    assert not result.replayed and not result.verified and result.figure is None
+    assert result.verdict == "draft NOT verified: its replay failed; finish by hand"
+    assert any("the replay with the draft failed" in item for item in result.finish)
+    assert (tmp_path / "d" / "REPORT.md").is_file()
+
+
+def test_the_state_db_of_another_store_is_refused_by_verify_and_nothing_claimed(
+    tmp_path: Path,
+):
+    """With another store's state DB (the synced fixture's log, the small fixture's state),
+    verify --against refuses to compare, and the report claims nothing: no figure."""
+    synced = FIXTURES / "todomvc-synced" / "todomvc"
+    result = scaffold(synced, tmp_path / "d", state=TODOMVC_STATE)
+    assert result.replayed and not result.verified and result.figure is None
+    assert result.verdict == "draft NOT verified: verify --against refused the state DB"
+    assert any("is the state of another store" in item for item in result.finish)
 
 
 # ---------------------------------------------------------------- schemas
@@ -466,6 +507,15 @@ def test_keys_of_mixed_json_types_in_one_batch(tmp_path: Path):
     )
     result = scaffold(log, tmp_path / "d")
     assert result.applied + result.parked == 2
+
+
+def test_quiet_scaffold_writes_nothing_to_stderr(runner, tmp_path: Path):
+    """Under -q a draft whose replay parks events prints only its summary: the scratch
+    replay's "list them with `projector parked`" line would name a deleted target."""
+    micro = FIXTURES / "v0.3.1-micro" / "s031"
+    result = runner.invoke(cli, ["-q", "scaffold", str(micro), str(tmp_path / "d")])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert "  - v1.Draft: left out" in result.stdout
 
 
 # ---------------------------------------------------------------- hostile logs

@@ -1132,6 +1132,48 @@ def export(
         click.echo(line, err=True)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    help="LiveStore's state DB (state-<hash>@6.db beside the eventlog): its tables become "
+    "the draft's, and the draft's replay is compared with it.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty OUT_DIR, replacing the catalog files in it.",
+)
+@json_option
+def scaffold(source: Path, out_dir: Path, state: Path | None, force: bool, as_json: bool) -> None:
+    """Write a draft catalog for SOURCE's app into OUT_DIR and say how far it is from
+    LiveStore's state.
+
+    The draft (docs/catalogs.md) holds JSON Schemas inferred from the log, the target
+    tables (from --state's DDL, else inferred from the events) and a projection guessed
+    from event names and args, every guess marked. The log is replayed with it into a
+    scratch target and, with --state, compared row by row (OUT_DIR/REPORT.md). It is
+    called verified only when nothing was parked and verify found no difference; exit 0
+    either way (a draft is a draft).
+
+    \b
+    Example:
+      projector scaffold fixtures/todomvc-small/todomvc out/todomvc-draft \\
+        --state fixtures/todomvc-small/todomvc/state-96296379336@6.db
+    """
+    from projector.scaffold import scaffold as run_scaffold
+
+    with _errors():
+        result = run_scaffold(source, out_dir, state=state, force=force)
+    if as_json:
+        _emit(result.as_dict())
+    else:
+        for line in result.summary():
+            click.echo(line)
+
+
 def main() -> None:
     cli(prog_name="projector")
 

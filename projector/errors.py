@@ -31,6 +31,10 @@ class HandoffError(ProjectorError):
     """The app database or its Drizzle files cannot be handed over as asked."""
 
 
+class ScaffoldError(ProjectorError):
+    """A catalog draft cannot be written as asked (its folder, the state DB, the log)."""
+
+
 class IntegrityBreak(Exception):
     """An event whose rows would break relational integrity; it is parked, not written."""
 
@@ -45,6 +49,7 @@ __all__ = [
     "Interrupted",
     "ProjectorError",
     "ReplayError",
+    "ScaffoldError",
     "SourceError",
     "TargetError",
 ]

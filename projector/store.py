@@ -111,7 +111,9 @@ class RowStore:
                 "update": f'UPDATE "{table}" SET {sets} WHERE {key} = ?',
                 "insert": f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
                 "upsert": f'INSERT INTO "{table}" ({names}) VALUES ({marks}) '
-                f"ON CONFLICT ({key}) DO UPDATE SET "
+                f"ON CONFLICT ({key}) "
+                # A table of its key alone has nothing to update.
+                + ("DO UPDATE SET " if others else "DO NOTHING")
                 + ", ".join(f'"{c}" = excluded."{c}"' for c in others),
                 "select_where": f'SELECT {names} FROM "{table}" WHERE ',
             }
@@ -142,7 +144,7 @@ class RowStore:
     def prefetch(self, table: str, keys: set[Key]) -> None:
         """Read the rows of TABLE with KEYS in one query (`get` then finds them here)."""
         rows = self._rows[table]
-        wanted = sorted(k for k in keys if k not in rows and _bindable(k))
+        wanted = _sorted({k for k in keys if k not in rows and _bindable(k)})
         if not wanted:
             return
         columns = self._columns[table]
@@ -272,7 +274,7 @@ class RowStore:
                 inserts.append([row[c] for c in columns])
             elif before is UNKNOWN:
                 upserts.append([row[c] for c in columns])
-            elif row is not before:
+            elif row is not before and others:
                 updates.append([*(row[c] for c in others), key])
             for (column, _), (every, removed, added) in zip(derived, changes, strict=True):
                 _element_changes(column, key, before, row, every, removed, added)

@@ -50,6 +50,8 @@ class Difference:
     #: Why the difference is expected when no parked event explains it (e.g. the source
     #: is a sync export, which holds no client-only events).
     explanation: str | None = None
+    #: The LiveStore columns whose values differ (for "differs" of one row).
+    columns: list[str] = field(default_factory=list)
 
     @property
     def explained(self) -> bool:
@@ -658,13 +660,21 @@ def _compare_table(
             )
         else:
             changed = [
-                f"{c}: LiveStore {_short(x)}, target {_short(y)}"
+                (c, f"{c}: LiveStore {_short(x)}, target {_short(y)}")
                 for c, x, y in zip(theirs_cols, a, b, strict=True)
                 if x != y or type(x) is not type(y)
             ]
             if changed:
+                detail = "; ".join(text for _, text in changed)
                 report.differences.append(
-                    Difference(name, label, "differs", "; ".join(changed), explain(pk, a))
+                    Difference(
+                        name,
+                        label,
+                        "differs",
+                        detail,
+                        explain(pk, a),
+                        columns=[c for c, _ in changed],
+                    )
                 )
 
 

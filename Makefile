@@ -21,8 +21,13 @@ install: $(STAMP) ## Create .venv and install the projector with its dev tools
 # and drizzle-kit at the exact versions of tests/consumer/package-lock.json.
 CONSUMER := tests/consumer
 CONSUMER_STAMP := $(CONSUMER)/node_modules/.installed
+# better-sqlite3 is compiled here (no prebuilt binary is downloaded): node-gyp is pointed at
+# the headers of the Node that runs it, so it never fetches them from the network.
+NODE_PREFIX = $(shell node -p "require('path').resolve(process.execPath, '../..')" 2>/dev/null)
 $(CONSUMER_STAMP): $(CONSUMER)/package.json $(CONSUMER)/package-lock.json
-	cd $(CONSUMER) && npm ci --no-audit --no-fund
+	cd $(CONSUMER) && \
+		if [ -f "$(NODE_PREFIX)/include/node/node.h" ]; then export npm_config_nodedir="$(NODE_PREFIX)"; fi && \
+		npm ci --no-audit --no-fund
 	touch $@
 
 consumer: ## npm ci the Node consumer test's packages (skipped, with a message, without Node)

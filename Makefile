@@ -7,7 +7,7 @@ DEMO_SOURCE := fixtures/small/ai-desk
 DEMO_TARGET := out/demo.db
 LARGE := ../shared/livestore/fixtures/large/ai-desk
 
-.PHONY: install demo test lint golden bench verify-seed clean
+.PHONY: install demo test lint golden bench verify-seed oracle-install oracle clean
 
 # constraints.txt pins every package to the versions the suite was run with.
 $(STAMP): pyproject.toml constraints.txt
@@ -52,6 +52,25 @@ verify-seed: $(STAMP) ## Make a new real log with LiveStore's generator (Node 20
 	$(BIN)/projector validate out/seed$(SEED)/ai-desk
 	$(BIN)/projector replay out/seed$(SEED)/ai-desk out/seed$(SEED).db
 	$(BIN)/projector verify out/seed$(SEED).db --against $$(ls out/seed$(SEED)/ai-desk/state-*@6.db)
+
+# The oracle: real LiveStore 0.4.0 (Node 20) rebuilding a state DB from an eventlog, with
+# the packages pinned in oracle/package-lock.json (npm ci, on demand, into oracle/).
+ORACLE_STAMP := oracle/node_modules/.installed
+NODE_CHECK = @command -v node >/dev/null 2>&1 || { echo "$@: needs Node 20 (node is not on PATH): skipped" >&2; exit 1; }
+$(ORACLE_STAMP): oracle/package.json oracle/package-lock.json
+	$(NODE_CHECK)
+	cd oracle && npm ci --no-audit --no-fund --loglevel=error
+	touch $(ORACLE_STAMP)
+
+oracle-install: $(ORACLE_STAMP) ## Install the oracle's pinned LiveStore packages (Node 20, npm)
+
+STORE ?=
+SCHEMA ?=
+OUT ?= out/oracle-state.db
+oracle: $(ORACLE_STAMP) ## make oracle STORE=DIR [SCHEMA=schema.mjs] [OUT=state.db]: LiveStore rebuilds DIR's state
+	@test -n "$(STORE)" || { echo "usage: make oracle STORE=DIR [SCHEMA=path/to/schema.mjs] [OUT=state.db]" >&2; exit 2; }
+	@mkdir -p $(dir $(OUT))
+	node oracle/rebuild.mjs $(STORE) $(OUT) $(if $(SCHEMA),--schema $(SCHEMA))
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -83,6 +83,12 @@ def _load_catalog(value: str | None) -> Any:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+_strict_keys_option = click.option(
+    "--strict-keys",
+    is_flag=True,
+    help="Reject args holding a key their schema does not declare. By default such a key "
+    "is dropped with an excess-key warning, as LiveStore does (Effect's Struct ignores it).",
+)
 _batch_option = click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
@@ -170,9 +176,16 @@ def inspect(source: Path, as_json: bool) -> None:
 @click.argument("source", type=click.Path(path_type=Path))
 @_catalog_option
 @click.option("--examples", default=10, show_default=True, help="How many problems to show.")
+@_strict_keys_option
 @json_option
-def validate(source: Path, catalog: str | None, examples: int, as_json: bool) -> None:
+def validate(
+    source: Path, catalog: str | None, examples: int, strict_keys: bool, as_json: bool
+) -> None:
     """Check every event of SOURCE against its JSON Schema; exit 1 if any is invalid or unknown.
+
+    What LiveStore accepts but a migration should know of is listed as warnings: keys a
+    schema does not declare (dropped), text with a lone surrogate (stored as U+FFFD) or
+    with U+0000 (kept whole; LiveStore cuts it there). See docs/deviations.md.
 
     \b
     Example:
@@ -186,7 +199,8 @@ def validate(source: Path, catalog: str | None, examples: int, as_json: bool) ->
         src = open_source(source)
         try:
             cat = _load_catalog(catalog) or detect_catalog(src.event_names())
-            report = validate_events(src.events(), Validator(cat), max_examples=examples)
+            validator = Validator(cat, strict_keys=strict_keys)
+            report = validate_events(src.events(), validator, max_examples=examples)
         finally:
             src.close()
     where = src.path.name
@@ -283,6 +297,7 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
 @_batch_option
 @_catalog_option
 @_strict_option
+@_strict_keys_option
 @json_option
 @click.pass_context
 def replay(
@@ -294,6 +309,7 @@ def replay(
     batch_size: int,
     catalog: str | None,
     strict: bool,
+    strict_keys: bool,
     as_json: bool,
 ) -> None:
     """Replay SOURCE into the relational tables of TARGET (created if missing).
@@ -318,6 +334,7 @@ def replay(
             should_stop=_Signals.install(),
             progress=_progress(ctx, as_json),
             strict=strict,
+            strict_keys=strict_keys,
         )
         result = run_replay(source, target, options, dry_run=dry_run)
     _finish_result(result, as_json, strict)
@@ -353,7 +370,8 @@ def resume(ctx: click.Context, target: Path, batch_size: int, strict: bool, as_j
 
     with _errors():
         options = ReplayOptions(
-            on_invalid=None,  # the policy recorded by the interrupted run
+            on_invalid=None,  # the policies recorded by the interrupted run
+            strict_keys=None,
             batch_size=batch_size,
             should_stop=_Signals.install(),
             progress=_progress(ctx, as_json),
@@ -476,7 +494,8 @@ def digest(target: Path, as_json: bool) -> None:
 def verify(target: Path, against: Path | None, as_json: bool) -> None:
     """Check TARGET: integrity, foreign keys, event accounting, and LiveStore's own state.
 
-    Exit 1 on a failed check or on any difference not explained by a parked event.
+    Exit 1 on a failed check or on any difference explained neither by a parked event nor
+    by a deliberate deviation from LiveStore (named, e.g. nul-truncation: docs/deviations.md).
 
     \b
     Example:

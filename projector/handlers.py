@@ -271,7 +271,9 @@ def _client_document_set(store: RowStore, table: str, default: Args, a: Args) ->
     value: Args = a["value"]
     row = store.get(table, a["id"])
     if row is None:
-        store.put(table, a["id"], {"id": a["id"], "value": js_json({**default, **value})})
+        # mergeDefaultValues: `value[k] ?? default[k]`, so a null takes the default.
+        inserted = {**default, **{k: v for k, v in value.items() if v is not None}}
+        store.put(table, a["id"], {"id": a["id"], "value": js_json(inserted)})
     elif value:
         merged = json.loads(row["value"])
         merged.update(value)

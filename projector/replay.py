@@ -28,16 +28,22 @@ from events.sources import Source, open_source
 from events.upcast import upcast
 from events.validation import (
     INVALID,
+    LONE_SURROGATE,
+    NUL_IN_TEXT,
     UNKNOWN,
     Catalog,
+    Note,
     Problem,
     Validator,
     detect_catalog,
     escape_surrogates,
     label,
+    note_detail,
+    note_where,
     sample,
 )
 from projector import backup as backups
+from projector import deviations
 from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CheckpointMismatch,
@@ -62,8 +68,9 @@ from projector.target import (
 log = structlog.get_logger("projector")
 
 ON_INVALID = ("fail", "park")
-#: An event made ready to apply: its handler, its args (upcast when valid), its problem.
-Prepared = tuple[Handler | None, Any, Problem | None]
+#: An event made ready to apply: its handler, its args (upcast when valid), its problem,
+#: and the validator's notes (warnings) about it.
+Prepared = tuple[Handler | None, Any, Problem | None, tuple[Note, ...]]
 #: Events per transaction. Fewer, larger transactions write each hot index page to the
 #: WAL once per batch instead of once per small batch; the digest is the same at any size.
 DEFAULT_BATCH = 20000
@@ -90,6 +97,9 @@ class ReplayOptions:
     #: Treat anything a run had to tolerate (a parked event, a warning) as a failure:
     #: the CLI exits 1 (see `ReplayResult.strict_failure`).
     strict: bool = False
+    #: Reject args holding a key their schema does not declare, instead of dropping it
+    #: as LiveStore does; None means the policy the target recorded (or False).
+    strict_keys: bool | None = False
 
 
 @dataclass
@@ -186,15 +196,20 @@ class MigrationState:
     parked: int
     reapplied: int
     state: str
+    strict_keys: bool = False
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
-            f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state "
-            f"FROM {STATE_TABLE} WHERE id = 1"
+            f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
+            f"strictKeys FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
-        return cls(*row) if row else None
+        if row is None:
+            return None
+        state = cls(*row[:-1])
+        state.strict_keys = bool(row[-1])
+        return state
 
 
 class Projection:
@@ -221,6 +236,8 @@ class Projection:
         self._handlers: dict[str, Handler | None] = {}
         #: Why each event of the batch was parked, by position (for a run's examples).
         self.reasons: dict[int, str] = {}
+        #: The validator's notes on the batch's events, by position (the run's warnings).
+        self.notes: dict[int, tuple[Event, tuple[Note, ...]]] = {}
 
     def apply_batch(self, events: list[Event]) -> list[str | None]:
         """Apply EVENTS to the batch's rows in memory; return each one's outcome (see `apply`).
@@ -248,14 +265,15 @@ class Projection:
         self.store.flush()
 
     def clear(self) -> None:
-        """Forget the batch's unwritten rows and parked events."""
+        """Forget the batch's unwritten rows, parked events and notes."""
         self.store.clear()
         self.reasons.clear()
+        self.notes.clear()
 
     def _prefetch(self, prepared: list[Prepared]) -> None:
         """Read every row the batch's handlers will look at, a table at a time."""
         keys: dict[str, set[str]] = {}
-        for handler, args, problem in prepared:
+        for handler, args, problem, _ in prepared:
             if problem is None and handler is not None:
                 for table, field in handler.reads:
                     value = args.get(field)
@@ -293,7 +311,7 @@ class Projection:
 
     def _entity(self, event: Event) -> str | None:
         """The row a valid event touches (worked out again only when its rows are refused)."""
-        handler, args, _ = self.prepare(event)
+        handler, args, _, _ = self.prepare(event)
         return handler.entity(args) if handler else None
 
     def _handler(self, name: str) -> Handler | None:
@@ -304,8 +322,9 @@ class Projection:
             return found
 
     def prepare(self, event: Event) -> Prepared:
-        """Validate EVENT and find its handler: (handler, args as current, problem or None)."""
-        args, problem = self.validator.check(event)
+        """Validate EVENT and find its handler: (handler, args as current, problem or None,
+        the validator's notes)."""
+        args, problem, notes = self.validator.check(event)
         handler = self._handler(event.name) if isinstance(event.name, str) else None
         if problem is None:
             if handler is None:
@@ -314,11 +333,13 @@ class Projection:
                 )
             else:
                 args = upcast(event.name, args)[1]
-        return handler, args, problem
+        return handler, args, problem, notes
 
     def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
         """Apply EVENT; return None when applied, or the kind under which it was parked."""
-        handler, current, problem = prepared or self.prepare(event)
+        handler, current, problem, notes = prepared or self.prepare(event)
+        if notes:
+            self.notes[event.position] = (event, notes)
         if problem is not None:
             if self.on_invalid == "fail":
                 raise ReplayError(problem.message(self.where))
@@ -338,6 +359,8 @@ class Projection:
                 reason = f"held back: an earlier event on {row} is parked"
                 self.park(event, HELD, reason, entity)
                 return HELD
+        if notes and any(n.kind == LONE_SURROGATE for n in notes):
+            self.store.lossy = True  # this batch's rows are written as LiveStore writes them
         try:
             handler.apply(self.store, current)
         except IntegrityBreak as exc:
@@ -348,7 +371,24 @@ class Projection:
             # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
             # later, when the batch is written: see RowError).
             return self._refused(event, str(exc), handler.entity(current))
+        if notes:
+            self._record_deviations(event, handler, current, notes)
         return None
+
+    def _record_deviations(
+        self, event: Event, handler: Handler, args: Any, notes: tuple[Note, ...]
+    ) -> None:
+        """Record the rows an applied event changed unlike LiveStore (for `verify`)."""
+        nul = [n for n in notes if n.kind == NUL_IN_TEXT]
+        if not nul:
+            return
+        entity = handler.entity(args)
+        if entity is None:  # args naming no row were parked before getting here
+            return
+        detail = _storable(f"U+0000 at {', '.join(dict.fromkeys(n.path for n in nul))}")
+        for row in deviations.nul_entities(entity):
+            name = deviations.NUL_TRUNCATION.name
+            self.store.deviate((event.position, event.event_id, name, _storable(row), detail))
 
     def park(self, event: Event, kind: str, reason: str, entity: str | None) -> None:
         """Park EVENT (written with the batch's rows) and hold back its entity."""
@@ -416,8 +456,9 @@ def replay(
 
 
 def resume(target_path: str | Path, options: ReplayOptions | None = None) -> ReplayResult:
-    """Continue TARGET's migration from its checkpoint, reading the source it recorded."""
-    options = options or ReplayOptions()
+    """Continue TARGET's migration from its checkpoint, reading the source it recorded, with
+    the policies it recorded (unless OPTIONS name others)."""
+    options = options or ReplayOptions(on_invalid=None, strict_keys=None)
     target = Path(target_path)
     if not target.exists() or not is_target(target):
         raise TargetError(f"{target}: not a projector target; nothing to resume")
@@ -466,7 +507,6 @@ def _run(
     # open_target still refuses one that holds anything but the projector's tables.
     existed = target.exists() and is_target(target)
     catalog = _resolve_catalog(source, options)
-    validator = Validator(catalog)
     db = open_target(target, create=True)
     conn = db.conn
     try:
@@ -499,8 +539,15 @@ def _run(
             created=not existed,
         )
         on_invalid = options.on_invalid or (state.on_invalid if state else "fail")
+        strict_keys = options.strict_keys
+        if strict_keys is None:
+            strict_keys = state.strict_keys if state else False
+        validator = Validator(catalog, strict_keys=strict_keys)
         with db.atomic():
             _begin(conn, state, source, catalog, on_invalid, run, result)
+            conn.execute(
+                f"UPDATE {STATE_TABLE} SET strictKeys = ? WHERE id = 1", (int(strict_keys),)
+            )
         log.info(
             "replay.start",
             source=str(source.path),
@@ -689,7 +736,7 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
         projection.clear()
         raise
     result = ctx.result
-    _add_outcomes(result, chunk, outcomes, projection.reasons, ctx.options.max_examples)
+    _add_outcomes(result, chunk, outcomes, projection, ctx.options.max_examples)
     result.position = chunk[-1].position
     log.debug("replay.batch", position=result.position, read=result.read)
     if ctx.options.progress:
@@ -731,18 +778,29 @@ def _add_outcomes(
     result: ReplayResult,
     events: list[Event],
     outcomes: list[str | None],
-    reasons: dict[int, str],
+    projection: Projection,
     max_examples: int,
 ) -> None:
-    """Count committed EVENTS into RESULT by outcome, keeping the first parked as examples."""
+    """Count committed EVENTS into RESULT by outcome, keeping the first parked as examples,
+    and the notes on the applied ones as warnings."""
+    reasons = projection.reasons
+    parked_positions = set()
     for event, outcome in zip(events, outcomes, strict=True):
         if outcome is None:
             result.applied += 1
         else:
+            parked_positions.add(event.position)
             result.parked[outcome] += 1
             if len(result.examples) < max_examples:
                 result.examples.append(_example(event, outcome, reasons))
+    for event, notes in projection.notes.values():
+        if event.position in parked_positions:
+            continue  # a note on a parked event speaks of a row it did not write
+        for note in notes:
+            where = note_where(event, note)
+            result.warn(note.kind, note_detail(event, note), max_examples, **where)
     reasons.clear()
+    projection.notes.clear()
     result.read += len(events)
 
 
@@ -804,7 +862,8 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                 position=state.position,
                 backup=backup,
             )
-            projection = Projection(conn, Validator(catalog), "park")
+            validator = Validator(catalog, strict_keys=state.strict_keys)
+            projection = Projection(conn, validator, "park")
             projection.held_entities = set()
             with db.atomic():
                 conn.execute(
@@ -824,7 +883,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                 # Each is taken out of the parked table and applied (or parked again).
                 conn.execute(f"DELETE FROM {PARKED_TABLE}")
                 outcomes = projection.apply_one_by_one(events)
-                _add_outcomes(result, events, outcomes, projection.reasons, options.max_examples)
+                _add_outcomes(result, events, outcomes, projection, options.max_examples)
                 result.reapplied = result.applied  # every event applied here is a re-applied one
                 conn.execute(
                     f"UPDATE {STATE_TABLE} SET applied = applied + ?, parked = parked - ?, "

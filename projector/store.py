@@ -9,7 +9,14 @@ batch is never written at all. `flush` writes what changed, table by table in ke
 transaction, so the rows still commit together with the checkpoint.
 
 ``memory_tags`` is derived here from ``memories.tags``: only the tags a memory lost or
-gained are written. The batch's parked events are written by the same `flush`.
+gained are written. The batch's parked events and deviation records are written by the
+same `flush`.
+
+A batch in which an event's text holds a lone UTF-16 surrogate is marked `lossy`: its
+rows are written as LiveStore writes them, each lone surrogate as U+FFFD in text columns
+and keys (JavaScript's TextEncoder, which LiveStore's SQLite binding uses); other batches
+pay nothing for it. JSON columns hold such a surrogate as JSON.stringify writes it, an
+escape (`events.encoding.js_json`), and memory_tags holds U+FFFD for it.
 
 A value SQLite refuses (a CHECK, an integer beyond 64 bits, text that is not Unicode)
 surfaces only at `flush`; it is raised as `RowError` so the replay can redo the batch
@@ -23,7 +30,8 @@ import json
 import sqlite3
 from typing import Any
 
-from projector.target import APP_TABLES, PARKED_TABLE
+from events.encoding import utf8_text
+from projector.target import APP_TABLES, DEVIATIONS_TABLE, PARKED_TABLE
 
 Row = dict[str, Any]
 Key = str
@@ -35,6 +43,10 @@ PARK_SQL = (
     f"INSERT INTO {PARKED_TABLE} (position, eventId, name, argsJson, kind, reason, entity, "
     "seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+DEVIATION_SQL = (
+    f"INSERT INTO {DEVIATIONS_TABLE} (position, eventId, deviation, entity, detail) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
 #: The original of a row written without being read first: it may or may not exist.
 UNKNOWN: Any = object()
@@ -91,13 +103,27 @@ class RowStore:
         self._original: dict[str, dict[Key, Any]] = {t: {} for t in ROW_TABLES}
         self._dirty: dict[str, set[Key]] = {t: set() for t in ROW_TABLES}
         self._parked: list[tuple[Any, ...]] = []
+        self._deviations: list[tuple[Any, ...]] = []
+        #: An event of the batch holds a lone surrogate: write rows as LiveStore does.
+        self.lossy = False
 
     def park(self, values: tuple[Any, ...]) -> None:
         """Add a parked event's row (the `_projector_parked` columns, in order)."""
         self._parked.append(values)
 
+    def deviate(self, values: tuple[Any, ...]) -> None:
+        """Record that an applied event changed a row unlike LiveStore, on purpose
+        (position, eventId, deviation, entity, detail: see projector.deviations)."""
+        self._deviations.append(values)
+
+    def _key(self, key: Key) -> Key:
+        # Only a lossy batch can hold a key with a lone surrogate (see the module doc).
+        return utf8_text(key) if self.lossy and not key.isascii() else key
+
     def get(self, table: str, key: Key) -> Row | None:
         """The row of TABLE with KEY as the batch sees it, or None. Do not mutate it: `put`."""
+        if self.lossy:
+            key = self._key(key)
         rows = self._rows[table]
         if key in rows:
             return rows[key]
@@ -129,6 +155,8 @@ class RowStore:
         self._set(table, key, None)
 
     def _set(self, table: str, key: Key, row: Row | None) -> None:
+        if self.lossy:
+            key = self._key(key)
         # A row written without being read first may or may not exist in the target.
         self._original[table].setdefault(key, UNKNOWN)
         self._rows[table][key] = row
@@ -138,6 +166,8 @@ class RowStore:
         """Write the batch's parked events and changed rows to the target, then forget them."""
         if self._parked:
             self.conn.executemany(PARK_SQL, self._parked)
+        if self._deviations:
+            self.conn.executemany(DEVIATION_SQL, self._deviations)
         try:
             for table in ROW_TABLES:
                 if self._dirty[table]:
@@ -175,6 +205,10 @@ class RowStore:
                 updates.append([*(row[c] for c in others), key])
             if memories:
                 _tag_changes(key, before, row, tag_deletes, tag_removals, tag_inserts)
+        if self.lossy:
+            updates = [_as_livestore(r) for r in updates]
+            inserts = [_as_livestore(r) for r in inserts]
+            upserts = [_as_livestore(r) for r in upserts]
         conn = self.conn
         if deletes:
             conn.executemany(sql["delete"], deletes)
@@ -192,6 +226,17 @@ class RowStore:
             conn.executemany(
                 "INSERT OR IGNORE INTO memory_tags (memoryId, tag) VALUES (?, ?)", tag_inserts
             )
+
+
+def _as_livestore(values: list[Any]) -> list[Any]:
+    """VALUES of a row as LiveStore's binding writes them: a lone surrogate as U+FFFD.
+    (JSON text holds none: js_json writes it as JSON.stringify does, an escape.)"""
+    return [utf8_text(v) if isinstance(v, str) and not v.isascii() else v for v in values]
+
+
+def _tag(tag: Any) -> Any:
+    """A tag as memory_tags holds it: TEXT, so a lone surrogate is U+FFFD."""
+    return tag if not isinstance(tag, str) or tag.isascii() else utf8_text(tag)
 
 
 def _tag_changes(
@@ -212,11 +257,11 @@ def _tag_changes(
     if old_text is None or row is None:  # old tags unknown, or the memory is gone
         if old_text != EMPTY_TAGS:
             every.append((key,))
-        added.extend((key, tag) for tag in new)
+        added.extend((key, _tag(tag)) for tag in new)
         return
     old = set(json.loads(old_text))
-    removed.extend((key, tag) for tag in sorted(old.difference(new)))
-    added.extend((key, tag) for tag in new if tag not in old)
+    removed.extend((key, _tag(tag)) for tag in sorted(old.difference(new)))
+    added.extend((key, _tag(tag)) for tag in new if tag not in old)
 
 
 __all__ = ["ROW_TABLES", "RowError", "RowStore"]

@@ -35,6 +35,7 @@ APP_TABLES: dict[str, tuple[str, ...]] = {
 #: Tables LiveStore itself has (memory_tags is the target's own index of memories.tags).
 LIVESTORE_TABLES = tuple(t for t in APP_TABLES if t != "memory_tags")
 PARKED_TABLE = "_projector_parked"
+DEVIATIONS_TABLE = "_projector_deviations"
 STATE_TABLE = "_projector_migration"
 RUNS_TABLE = "_projector_runs"
 #: The target connection's page cache, in KiB.
@@ -278,5 +279,28 @@ def m004_memories_kind_check_as_ors(db: Database) -> None:
         DROP TABLE memories;
         ALTER TABLE memories_m004 RENAME TO memories;
         CREATE INDEX idx_memories_personaId ON memories (personaId);
+        """,
+    )
+
+
+@migrations()
+def m005_deviations_and_strict_keys(db: Database) -> None:
+    # Rows an applied event changed unlike LiveStore, on purpose (projector/deviations.py),
+    # so that `verify --against` can name the deviation that explains a difference; and
+    # the run's key policy (--strict-keys), which `resume` reuses like onInvalid.
+    _run_script(
+        db,
+        f"""
+        CREATE TABLE {DEVIATIONS_TABLE} (
+            position INTEGER NOT NULL,
+            eventId TEXT NOT NULL,
+            deviation TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            PRIMARY KEY (position, deviation, entity)
+        ) STRICT;
+        CREATE INDEX idx_projector_deviations_entity ON {DEVIATIONS_TABLE} (entity);
+        ALTER TABLE {STATE_TABLE} ADD COLUMN strictKeys INTEGER NOT NULL DEFAULT 0
+            CHECK (strictKeys IN (0, 1));
         """,
     )

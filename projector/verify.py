@@ -3,22 +3,32 @@
 Checks: SQLite integrity and foreign keys, `memory_tags` in step with `memories.tags`,
 the event accounting (applied + parked = position, against the source when it is
 still there), and, given LiveStore's state DB, a row-for-row comparison in which every
-difference is either explained by a parked event on the same row or reported.
+difference is either explained by a parked event on the same row, or by a deliberate
+deviation from LiveStore (projector/deviations.py, by name), or reported.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from events.encoding import utf8_text
 from events.errors import SourceError
 from events.sources import connect_readonly, open_source
+from projector import deviations
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
 from projector.handlers import any_row
-from projector.target import LIVESTORE_TABLES, PARKED_TABLE, STATE_TABLE, is_target
+from projector.target import (
+    DEVIATIONS_TABLE,
+    LIVESTORE_TABLES,
+    PARKED_TABLE,
+    STATE_TABLE,
+    is_target,
+)
 
 SAMPLE = 60
 
@@ -39,11 +49,15 @@ class Difference:
     key: str
     what: str  # missing | extra | differs
     detail: str
+    #: The parked events on the row (event ids).
     explained_by: list[str] = field(default_factory=list)
+    #: The deliberate deviations from LiveStore that explain it, by name, with the event
+    #: ids that caused them where the replay recorded them.
+    deviations: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def explained(self) -> bool:
-        return bool(self.explained_by)
+        return bool(self.explained_by) or bool(self.deviations)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,16 +67,21 @@ class Difference:
             "detail": self.detail,
             "explained": self.explained,
             "explainedBy": self.explained_by,
+            "deviations": sorted(self.deviations),
         }
 
     def line(self) -> str:
-        why = (
-            f"explained by parked {', '.join(self.explained_by[:3])}"
-            + (f" (+{len(self.explained_by) - 3})" if len(self.explained_by) > 3 else "")
-            if self.explained
-            else "UNEXPLAINED"
-        )
-        return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {why}"
+        why = []
+        for name, events in sorted(self.deviations.items()):
+            why.append(f"explained by deviation {name}" + (f" ({_ids(events)})" if events else ""))
+        if self.explained_by:
+            why.append(f"explained by parked {_ids(self.explained_by)}")
+        reason = "; ".join(why) or "UNEXPLAINED"
+        return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {reason}"
+
+
+def _ids(events: list[str]) -> str:
+    return ", ".join(events[:3]) + (f" (+{len(events) - 3})" if len(events) > 3 else "")
 
 
 @dataclass
@@ -130,20 +149,17 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             else f"{len(broken)} broken: " + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
         )
     )
-    stale = conn.execute(
-        """
-        SELECT COUNT(*) FROM (
-            SELECT m.id, j.value FROM memories m, json_each(m.tags) j
-            EXCEPT SELECT memoryId, tag FROM memory_tags
-        )"""
-    ).fetchone()[0]
-    extra = conn.execute(
-        """
-        SELECT COUNT(*) FROM (
-            SELECT memoryId, tag FROM memory_tags
-            EXCEPT SELECT m.id, j.value FROM memories m, json_each(m.tags) j
-        )"""
-    ).fetchone()[0]
+    # Compared in Python: SQLite's json_each cuts a tag at U+0000 and returns a lone
+    # surrogate's escape as bytes that are not UTF-8, where memory_tags holds the tag whole
+    # (with U+FFFD for a lone surrogate, as every text column).
+    expected = {
+        (memory, utf8_text(tag))
+        for memory, tags in conn.execute("SELECT id, tags FROM memories")
+        for tag in json.loads(tags)
+        if isinstance(tag, str)
+    }
+    actual = set(conn.execute("SELECT memoryId, tag FROM memory_tags"))
+    stale, extra = len(expected - actual), len(actual - expected)
     report.checks.append(
         Check(
             "memory_tags",
@@ -216,12 +232,28 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
         )
 
 
+def _deviations_by_entity(conn: sqlite3.Connection) -> dict[str, dict[str, list[str]]]:
+    """{entity: {deviation: [event ids]}} recorded by the replay (none in an older target)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (DEVIATIONS_TABLE,)
+    ).fetchone():
+        return found
+    for entity, deviation, event_id in conn.execute(
+        f"SELECT entity, deviation, eventId FROM {DEVIATIONS_TABLE} ORDER BY position"
+    ):
+        found.setdefault(entity, {}).setdefault(deviation, []).append(event_id)
+    return found
+
+
 def _parked_by_entity(conn: sqlite3.Connection) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for entity, event_id in conn.execute(
         f"SELECT entity, eventId FROM {PARKED_TABLE} WHERE entity IS NOT NULL ORDER BY position"
     ):
-        found.setdefault(entity, []).append(event_id)
+        # A key holding U+0000 names, in LiveStore's state, the row cut there.
+        for row in deviations.nul_entities(entity):
+            found.setdefault(row, []).append(event_id)
     return found
 
 
@@ -244,6 +276,7 @@ def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> N
     except sqlite3.DatabaseError as exc:
         raise TargetError(f"{against}: not a readable SQLite state database ({exc})") from None
     parked = _parked_by_entity(conn)
+    recorded = _deviations_by_entity(conn)
     try:
         unknown = state_tables - set(LIVESTORE_TABLES)
         for table in sorted(unknown):
@@ -253,7 +286,7 @@ def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> N
         for table in LIVESTORE_TABLES:
             if table not in state_tables:
                 continue
-            _compare_table(conn, state, table, parked, report)
+            _compare_table(conn, state, table, parked, recorded, report)
     finally:
         state.close()
     report.checks.append(
@@ -271,6 +304,7 @@ def _compare_table(
     state: sqlite3.Connection,
     table: str,
     parked: dict[str, list[str]],
+    recorded: dict[str, dict[str, list[str]]],
     report: VerifyReport,
 ) -> None:
     theirs_cols = [r[1] for r in state.execute(f'PRAGMA table_info("{table}")')]
@@ -300,28 +334,43 @@ def _compare_table(
             why += parked.get(f"personas:{persona}", [])
         return why
 
+    def deviated(pk: tuple[Any, ...]) -> dict[str, list[str]]:
+        return {name: list(ids) for name, ids in recorded.get(f"{table}:{pk[0]}", {}).items()}
+
     for pk in sorted(theirs.keys() | ours.keys(), key=repr):
         a, b = theirs.get(pk), ours.get(pk)
         label = "/".join(str(k) for k in pk)
         if b is None:
             report.differences.append(
                 Difference(
-                    table, label, "missing", "row is in LiveStore's state only", explain(pk, a)
+                    table,
+                    label,
+                    "missing",
+                    "row is in LiveStore's state only",
+                    explain(pk, a),
+                    deviated(pk),
                 )
             )
         elif a is None:
             report.differences.append(
-                Difference(table, label, "extra", "row is in the target only", explain(pk, b))
+                Difference(
+                    table, label, "extra", "row is in the target only", explain(pk, b), deviated(pk)
+                )
             )
         else:
             changed = [
-                f"{c}: {_short(x)} vs {_short(y)}"
+                (c, x, y)
                 for c, x, y in zip(theirs_cols, a, b, strict=True)
                 if x != y or type(x) is not type(y)
             ]
             if changed:
+                why = deviated(pk)
+                by_value = {deviations.explain_values(x, y) for _, x, y in changed}
+                if len(by_value) == 1 and None not in by_value:
+                    why.setdefault(by_value.pop() or "", [])
+                detail = "; ".join(f"{c}: {_short(x)} vs {_short(y)}" for c, x, y in changed)
                 report.differences.append(
-                    Difference(table, label, "differs", "; ".join(changed), explain(pk, a))
+                    Difference(table, label, "differs", detail, explain(pk, a), why)
                 )
 
 

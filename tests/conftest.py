@@ -24,12 +24,14 @@ MICRO = FIXTURES / "v0.3.1-micro" / "s031"
 SHARED = ROOT.parent / "shared" / "livestore" / "fixtures"
 
 
-def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any]]]) -> Path:
-    """Write EVENTS (name, args) as an NDJSON log at PATH, numbered from 1."""
+def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any] | str]]) -> Path:
+    """Write EVENTS (name, args) as an NDJSON log at PATH, numbered from 1 (args given as
+    text are written as the line's argsJson, verbatim)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
         for seq, (name, args) in enumerate(events, start=1):
-            fh.write(json.dumps({"name": name, "args": args, "seqNum": seq}) + "\n")
+            key = "argsJson" if isinstance(args, str) else "args"
+            fh.write(json.dumps({"name": name, key: args, "seqNum": seq}) + "\n")
     return path
 
 
@@ -78,4 +80,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=25,
         help="How many random SIGKILLs the crash test delivers (CI: 25).",
+    )
+    parser.addoption(
+        "--differential-live",
+        type=int,
+        default=0,
+        help="Draw N more mutated logs and let LiveStore rebuild them now (Node 20, "
+        "`make oracle-install`); CI runs the committed corpus only.",
+    )
+    parser.addoption(
+        "--differential-seed",
+        type=int,
+        default=2,
+        help="The seed --differential-live draws from (the committed corpus used 1).",
     )

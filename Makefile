@@ -7,7 +7,7 @@ DEMO_SOURCE := fixtures/small/ai-desk
 DEMO_TARGET := out/demo.db
 LARGE := ../shared/livestore/fixtures/large/ai-desk
 
-.PHONY: install demo test lint golden bench verify-seed oracle-install oracle clean
+.PHONY: install demo test lint golden bench verify-seed oracle-install oracle corpus clean
 
 # constraints.txt pins every package to the versions the suite was run with.
 $(STAMP): pyproject.toml constraints.txt
@@ -71,6 +71,11 @@ oracle: $(ORACLE_STAMP) ## make oracle STORE=DIR [SCHEMA=schema.mjs] [OUT=state.
 	@test -n "$(STORE)" || { echo "usage: make oracle STORE=DIR [SCHEMA=path/to/schema.mjs] [OUT=state.db]" >&2; exit 2; }
 	@mkdir -p $(dir $(OUT))
 	node oracle/rebuild.mjs $(STORE) $(OUT) $(if $(SCHEMA),--schema $(SCHEMA))
+
+CORPUS_SEED ?= 1
+CORPUS_COUNT ?= 240
+corpus: $(STAMP) $(ORACLE_STAMP) ## Regenerate fixtures/differential/corpus.json with LiveStore (EXTEND=1 adds to it)
+	$(BIN)/python -m tests.differential --seed $(CORPUS_SEED) --count $(CORPUS_COUNT) $(if $(EXTEND),--extend)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -56,7 +56,7 @@ verify-seed: $(STAMP) ## Make a new real log with LiveStore's generator (Node 20
 # The oracle: real LiveStore 0.4.0 (Node 20) rebuilding a state DB from an eventlog, with
 # the packages pinned in oracle/package-lock.json (npm ci, on demand, into oracle/).
 ORACLE_STAMP := oracle/node_modules/.installed
-NODE_CHECK = @command -v node >/dev/null 2>&1 || { echo "$@: needs Node 20 (node is not on PATH): skipped" >&2; exit 1; }
+NODE_CHECK = @command -v node >/dev/null 2>&1 || { echo "the oracle needs Node 20 and npm (node is not on PATH): skipped" >&2; exit 1; }
 $(ORACLE_STAMP): oracle/package.json oracle/package-lock.json
 	$(NODE_CHECK)
 	cd oracle && npm ci --no-audit --no-fund --loglevel=error

@@ -201,7 +201,8 @@ def refuse_foreign(path: Path) -> None:
 
 
 def open_target(path: Path, *, create: bool) -> Database:
-    """Open TARGET (creating and migrating it when CREATE), as a sqlite-utils Database."""
+    """Open TARGET (created when CREATE) as a sqlite-utils Database, its schema migrated to
+    the current version: a target an older version made gains the newer tables (m005)."""
     if not create and not path.exists():
         raise TargetError(f"{path}: no such target database")
     try:
@@ -214,7 +215,7 @@ def open_target(path: Path, *, create: bool) -> Database:
             raise TargetError(f"{path}: not a projector target (no migration record)")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        if create:
+        if create or migrations.pending(db):
             # Foreign keys off while migrating: a table rebuild must not cascade (m004).
             conn.execute("PRAGMA foreign_keys = OFF")
             with db.atomic():  # all migrations or none: a killed first run leaves no half schema

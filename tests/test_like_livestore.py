@@ -19,8 +19,8 @@ import pytest
 
 from events.encoding import is_iso_date, iso_to_epoch_ms
 from projector.cli import cli
-from projector.errors import ReplayError
-from projector.replay import ReplayOptions, replay, resume
+from projector.errors import Interrupted, ReplayError
+from projector.replay import ReplayOptions, replay, replay_parked, resume
 from projector.verify import verify
 from tests import differential
 from tests.conftest import ROOT, SMALL, SMALL_STATE
@@ -212,3 +212,28 @@ def test_the_oracle_rebuilds_livestores_own_state(tmp_path: Path):
         capture_output=True,
     )
     assert differential.state_delta(SMALL_STATE, out) == {}
+
+
+def test_a_target_an_older_version_made_is_migrated_by_every_writer(small_copy: Path, target: Path):
+    """A target from before _projector_deviations and strictKeys (m005) resumes, re-applies
+    parked events and verifies: every writer brings its schema up to date first."""
+    _set_args(
+        small_copy, "e43", _args(small_copy, "e43").replace('"content":"', '"content":"\\u0000', 1)
+    )
+    with pytest.raises(Interrupted):
+        replay(
+            small_copy,
+            target,
+            ReplayOptions(on_invalid="park", should_stop=lambda: True, batch_size=50),
+        )
+    with closing(sqlite3.connect(target)) as conn:  # undo m005, as an older version left it
+        conn.execute("DROP TABLE _projector_deviations")
+        conn.execute("ALTER TABLE _projector_migration DROP COLUMN strictKeys")
+        conn.execute(
+            "DELETE FROM _sqlite_migrations WHERE name = 'm005_deviations_and_strict_keys'"
+        )
+        conn.commit()
+    result = resume(target)
+    assert result.state == "complete" and result.warnings == {"nul-in-text": 1}
+    assert replay_parked(target).read == 0
+    assert verify(target).ok

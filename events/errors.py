@@ -11,3 +11,7 @@ class SourceError(EventsError):
 
 class CatalogError(EventsError):
     """A schema catalog is missing, malformed or ambiguous."""
+
+
+class ExportError(EventsError):
+    """The export cannot be written where it was asked to go."""

@@ -9,12 +9,13 @@ form ``{global, client, rebaseGeneration}`` and args exactly as stored.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from events.envelope import Event
-from events.errors import SourceError
+from events.errors import ExportError, SourceError
 from events.sources import Source
 from events.validation import parse_args
 
@@ -50,7 +51,8 @@ def _seq(g: int, c: int, r: int | None) -> dict[str, int]:
     return {"global": g, "client": c, "rebaseGeneration": r or 0}
 
 
-def write_ndjson(source: Source, out: IO[str]) -> int:
+def write_ndjson(source: Source, out: IO[str]) -> tuple[int, int]:
+    """Write every event as one NDJSON line; return (events written, 0 left out)."""
     count = 0
     for e in source.events():
         key, raw, _ = _raw_args(e.args_json)
@@ -65,11 +67,20 @@ def write_ndjson(source: Source, out: IO[str]) -> int:
         text = _dumps(e, head, separators=(",", ":"))
         out.write(f'{text[:-1]},"{key}":{raw}}}\n')
         count += 1
-    return count
+    return count, 0
 
 
-def write_export(source: Source, out: IO[str], *, exported_at: str | None = None) -> int:
-    count = sum(1 for e in source.events() if not e.client_only)
+def write_export(
+    source: Source, out: IO[str], *, exported_at: str | None = None
+) -> tuple[int, int]:
+    """Write LiveStore's `sync export` document; return (global events written,
+    client-only events left out: they are never pushed, so an export never has them)."""
+    count = left_out = 0
+    for e in source.events():
+        if e.client_only:
+            left_out += 1
+        else:
+            count += 1
     out.write("{\n")
     out.write(f'  "version": 1,\n  "storeId": {json.dumps(source.store_id or "")},\n')
     stamp = exported_at or time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
@@ -89,13 +100,41 @@ def write_export(source: Source, out: IO[str], *, exported_at: str | None = None
         text = _dumps(e, item, indent=2)
         out.write(("," if index else "") + "\n    " + text.replace("\n", "\n    "))
     out.write("\n  ]\n}\n")
-    return count
+    return count, left_out
 
 
-def export(source: Source, path: Path, fmt: str, **kw: Any) -> int:
-    # backslashreplace: a lone surrogate (from a JSON source's "\ud800") is written back
-    # as that same escape, where UTF-8 alone cannot encode it.
-    with path.open("w", encoding="utf-8", errors="backslashreplace") as out:
-        if fmt == "ndjson":
-            return write_ndjson(source, out)
-        return write_export(source, out, **kw)
+#: Formats by OUT's extension, when --format is not given.
+FORMATS_BY_SUFFIX = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+
+
+def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[int, int]:
+    """Write SOURCE to OUT (a path, or an open text stream such as stdout) as FMT ("json"
+    or "ndjson"); return (events written, client-only events left out).
+
+    A path is written through a temporary file beside it and renamed into place, so a
+    failed export leaves no half file and an existing OUT is replaced only when complete.
+    Raises SourceError (an event that cannot be exported) and OSError.
+    """
+    if not isinstance(out, Path):
+        return _write(source, out, fmt, **kw)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        # backslashreplace: a lone surrogate (from a JSON source's "\ud800") is written
+        # back as that same escape, where UTF-8 alone cannot encode it.
+        with partial.open("w", encoding="utf-8", errors="backslashreplace") as fh:
+            counts = _write(source, fh, fmt, **kw)
+        os.replace(partial, out)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write it ({exc.strerror or exc})") from None
+    finally:
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return counts
+
+
+def _write(source: Source, out: IO[str], fmt: str, **kw: Any) -> tuple[int, int]:
+    if fmt == "ndjson":
+        return write_ndjson(source, out)
+    return write_export(source, out, **kw)

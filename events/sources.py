@@ -8,6 +8,7 @@ it read-only. Every source streams `Event` envelopes in LiveStore's replay order
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -48,6 +49,18 @@ class Source:
     def event_names(self) -> set[str]:
         """The distinct event names in the log (to pick the schema catalog)."""
         return {e.name for e in self.events() if isinstance(e.name, str)}
+
+    def name_counts(self) -> dict[str, tuple[int, int]]:
+        """``{name: (events, events the writing app did not know)}``: LiveStore stores an
+        event its schema does not define with ``schemaHash = -1`` and skips it on replay
+        (FORMAT.md section 2: ``common/schema/schema.ts:15``, ``materialize-event.ts:42-54``)."""
+        counts: dict[str, list[int]] = {}
+        for e in self.events():
+            if isinstance(e.name, str):
+                seen = counts.setdefault(e.name, [0, 0])
+                seen[0] += 1
+                seen[1] += e.schema_hash == -1
+        return {name: (n, unknown) for name, (n, unknown) in counts.items()}
 
     def count(self) -> int | None:
         """How many events the log holds, when that is known without reading it all."""
@@ -93,10 +106,28 @@ def _pick_eventlog(directory: Path) -> Path:
         if match and child.is_file():
             found.append((int(match.group(1)), child))
     if not found:
-        raise SourceError(
-            f"{directory}: no eventlog@N.db in this directory (state files are not the history)"
+        stores = _store_folders(directory)
+        hint = (
+            f"; it holds the store folder {stores[0]}: try that"
+            if len(stores) == 1
+            else f"; it holds store folders: {', '.join(str(s) for s in stores[:5])}"
+            if stores
+            else " (state files are not the history)"
         )
+        raise SourceError(f"{directory}: no eventlog@N.db in this directory{hint}")
     return max(found)[1]
+
+
+def _store_folders(directory: Path) -> list[Path]:
+    """Sub-folders of DIRECTORY that are LiveStore store folders (hold an eventlog@N.db):
+    LiveStore puts each store in ``<baseDirectory>/<storeId>/`` (FORMAT.md section 1)."""
+    try:
+        children = sorted(c for c in directory.iterdir() if c.is_dir())
+    except OSError:
+        return []
+    return [
+        c for c in children if any(EVENTLOG_FILE.match(f.name) for f in c.iterdir() if f.is_file())
+    ]
 
 
 # ---------------------------------------------------------------- SQLite eventlog
@@ -124,9 +155,23 @@ REQUIRED_COLUMNS = {
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
-    """Open a SQLite file so that nothing, not even a journal, can be written."""
+    """Open a SQLite file so that nothing, not even a journal, can be written.
+
+    On a read-only file system the file is opened ``immutable=1``: a WAL-mode database
+    (a projector target) cannot otherwise be read there, since its ``-shm`` file cannot be
+    created (https://sqlite.org/wal.html#readonly), and nothing can change it there anyway.
+    """
     uri = path.resolve().as_uri() + "?mode=ro"
+    if _read_only_fs(path):
+        uri += "&immutable=1"
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 class SqliteEventlog(Source):
@@ -161,6 +206,7 @@ class SqliteEventlog(Source):
                 f"{self.path}: eventlog table lacks column(s) {', '.join(sorted(missing))}"
             )
         self._has_generation = "seqNumRebaseGeneration" in columns
+        self._has_schema_hash = "schemaHash" in columns
         self.format_version = 6 if self._has_generation else 4
         match = EVENTLOG_FILE.match(self.path.name)
         if match:
@@ -243,6 +289,16 @@ class SqliteEventlog(Source):
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"{self.path}: corrupt or unreadable SQLite file ({exc})") from None
         return {row[0] for row in rows if isinstance(row[0], str)}
+
+    def name_counts(self) -> dict[str, tuple[int, int]]:
+        unknown = "SUM(schemaHash = -1)" if self._has_schema_hash else "0"
+        try:
+            rows = self._conn.execute(
+                f"SELECT name, COUNT(*), {unknown} FROM eventlog GROUP BY name"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise SourceError(f"{self.path}: corrupt or unreadable SQLite file ({exc})") from None
+        return {name: (n, u or 0) for name, n, u in rows if isinstance(name, str)}
 
     def count(self) -> int | None:
         if self._head is None:

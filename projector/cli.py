@@ -2,17 +2,21 @@
 
 Each command parses its options, calls one library function, prints data to stdout
 (human text, or JSON with --json) and maps errors to exit codes: 1 for a failed check or
-a bad input (`Error: ...` on stderr), 2 for usage errors, 130/143 after SIGINT/SIGTERM.
+a bad input (`Error: ...` on stderr, one line), 2 for usage errors, 130/143 after
+SIGINT/SIGTERM, 141 when stdout is a pipe closed early (`| head`). Under --json an error
+is also a JSON object on stdout; under --log-format json every stderr line is JSON.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +27,61 @@ from projector import __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 #: projector.replay.DEFAULT_BATCH, repeated so that `--help` need not import the library.
 DEFAULT_BATCH = 20000
+#: The exit status of a process killed by SIGPIPE, as a shell reports it.
+EXIT_PIPE = 128 + signal.SIGPIPE
 
 
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 
 
+class Failure(click.ClickException):
+    """An error to report on one line with its exit code (`Error: ...`, `Interrupted: ...`).
+
+    KIND names it in JSON (the library exception's class); REPORTED means the command
+    already said it on stdout (a --strict failure under --json), so only stderr gets it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        exit_code: int = 1,
+        *,
+        kind: str = "Error",
+        prefix: str = "Error",
+        reported: bool = False,
+    ):
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click's is a class default
+        self.kind = kind
+        self.prefix = prefix
+        self.reported = reported
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"{self.prefix}: {self.format_message()}", err=True)
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Map library errors to one-line messages and exit code 1."""
+    """Map library errors (and any OSError from a path) to one-line failures."""
     from events.errors import EventsError
     from projector.errors import Interrupted, ProjectorError
 
     try:
         yield
     except Interrupted as exc:
-        click.echo(f"Interrupted: {exc}", err=True)
-        sys.exit(_Signals.code or 130)
+        raise Failure(
+            str(exc), _Signals.code or 130, kind="Interrupted", prefix="Interrupted"
+        ) from None
     except (ProjectorError, EventsError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Failure(str(exc), kind=type(exc).__name__) from None
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise Failure(f"{where}{exc.strerror or exc}", kind=type(exc).__name__) from None
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        raise Failure("stopped by Ctrl-C", 130, kind="Interrupted", prefix="Interrupted") from None
 
 
 class _Signals:
@@ -54,6 +91,8 @@ class _Signals:
 
     @classmethod
     def install(cls) -> Callable[[], bool]:
+        cls.code = 0
+
         def handler(signum: int, _frame: Any) -> None:
             cls.code = 128 + signum
 
@@ -62,12 +101,147 @@ class _Signals:
         return lambda: cls.code != 0
 
 
+def _flag_value(args: Sequence[str], name: str) -> str | None:
+    """The last value given to option NAME in ARGS (``--name V`` or ``--name=V``)."""
+    found = None
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == name and index + 1 < len(args):
+            found = args[index + 1]
+        elif arg.startswith(name + "="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+class ProjectorGroup(click.Group):
+    """The command group: reports every error one way (see the module docstring)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # click itself would exit 1 with nothing said; a closed pipe is the reader's
+            # choice (`| head`), so exit as a process killed by SIGPIPE does, quietly.
+            _silence_stdout()
+            sys.exit(EXIT_PIPE)
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            value = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            _report(exc, argv)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            _report(Failure("stopped", 130, kind="Interrupted", prefix="Interrupted"), argv)
+            sys.exit(130)
+        if standalone_mode:
+            sys.exit(value if isinstance(value, int) else 0)
+        return value
+
+
+def _report(exc: click.ClickException, argv: Sequence[str]) -> None:
+    """Say EXC on stderr (a JSON line under --log-format json) and, under --json, as a
+    JSON object on stdout."""
+    from projector.log import json_line
+
+    kind = getattr(exc, "kind", type(exc).__name__)
+    message = exc.format_message()
+    try:
+        if _flag_value(argv, "--log-format") == "json":
+            click.echo(
+                json_line(
+                    "error", "error", message=message, errorType=kind, exitCode=exc.exit_code
+                ),
+                err=True,
+            )
+        else:
+            exc.show()
+        if "--json" in argv[: argv.index("--") if "--" in argv else len(argv)] and not getattr(
+            exc, "reported", False
+        ):
+            _emit({"error": message, "errorType": kind, "exitCode": exc.exit_code})
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _configure(ctx: click.Context) -> None:
+    from projector.log import configure
+
+    obj = ctx.find_root().ensure_object(dict)
+    verbosity = "quiet" if obj.get("quiet") else "verbose" if obj.get("verbose") else "normal"
+    configure(obj.get("log_format", "human"), verbosity)
+
+
+def _late_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command: it overrides the one before it."""
+    if value is None or value is False:
+        return
+    obj = ctx.find_root().ensure_object(dict)
+    obj[param.name or ""] = value
+    _configure(ctx)
+
+
+def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """-q, -v and --log-format, accepted after the command too (hidden in its help)."""
+    for decorator in (
+        click.option(
+            "--log-format",
+            type=click.Choice(["human", "json"]),
+            default=None,
+            expose_value=False,
+            is_eager=True,
+            hidden=True,
+            callback=_late_global,
+        ),
+        click.option(
+            "-q", "--quiet", is_flag=True, expose_value=False, hidden=True, callback=_late_global
+        ),
+        click.option(
+            "-v", "--verbose", is_flag=True, expose_value=False, hidden=True, callback=_late_global
+        ),
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def _command(name: str | None = None) -> Callable[[Callable[..., Any]], click.Command]:
+    """A subcommand of `projector` that takes the global options as well."""
+
+    def make(fn: Callable[..., Any]) -> click.Command:
+        return cli.command(name, context_settings=CONTEXT)(_global_options(fn))
+
+    return make
+
+
 def _catalog_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--catalog",
         metavar="NAME|DIR",
         help="Schema catalog: a bundled name (ai-desk, todo-0.3.1) or a directory of "
-        "JSON Schemas. Default: the bundled catalog that knows the log's event names.",
+        "JSON Schemas. Default: the catalog TARGET recorded, else the bundled catalog that "
+        "knows the log's event names (refused when its handlers cover fewer than half).",
     )(fn)
 
 
@@ -99,7 +273,7 @@ _batch_option = click.option(
 )
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=ProjectorGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="projector")
 @click.option(
     "--log-format",
@@ -118,32 +292,35 @@ def cli(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> None
 
     SOURCE is a LiveStore store directory, an eventlog@N.db file, a `livestore sync
     export` JSON file or NDJSON (one event per line); the format is detected from the
-    content and the source is only ever opened read-only.
+    content and the source is only ever opened read-only. The options below may also
+    follow the command (`projector replay ... -q`).
 
     \b
     Example:
       projector validate fixtures/small/ai-desk
       projector replay fixtures/small/ai-desk out/app.db
-      projector verify out/app.db --against fixtures/small/ai-desk/state-11367593325@6.db
+      projector verify out/app.db --against fixtures/small/ai-desk
     """
-    from projector.log import configure
-
     # A hostile log's names and keys can hold lone surrogates, which UTF-8 cannot encode:
     # print them as \udXXX escapes (also valid JSON) rather than die on a UnicodeEncodeError.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    ctx.ensure_object(dict)
-    ctx.obj["log_format"] = log_format
-    ctx.obj["quiet"] = quiet
-    configure(log_format, "quiet" if quiet else "verbose" if verbose else "normal")
+    obj = ctx.ensure_object(dict)
+    obj.update(log_format=log_format, quiet=quiet, verbose=verbose)
+    _configure(ctx)
 
 
-@cli.command(context_settings=CONTEXT)
+def _quiet(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().ensure_object(dict).get("quiet"))
+
+
+@_command()
 @click.argument("source", type=click.Path(path_type=Path))
 @json_option
 def inspect(source: Path, as_json: bool) -> None:
-    """Describe SOURCE: format and version, store id, event count, seq range, names.
+    """Describe SOURCE: format and version, store id, event count, seq range, names,
+    rebase generations.
 
     \b
     Example:
@@ -167,12 +344,21 @@ def inspect(source: Path, as_json: bool) -> None:
     click.echo(f"store id:    {info['storeId'] or '(unknown)'}")
     click.echo(f"events:      {info['events']:,} ({info['clientOnly']:,} client-only)")
     click.echo(f"seq range:   {info['firstEventId']} .. {info['lastEventId']}")
+    generations = info["rebaseGenerations"]
+    click.echo(
+        "generations: "
+        + (
+            ", ".join(f"r{g}: {n:,}" for g, n in generations.items())
+            if generations
+            else "(none recorded: this format has no rebase generation)"
+        )
+    )
     click.echo("by name:")
     for name, count in info["byName"].items():
         click.echo(f"  {count:>9,}  {name}")
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
 @click.argument("source", type=click.Path(path_type=Path))
 @_catalog_option
 @click.option("--examples", default=10, show_default=True, help="How many problems to show.")
@@ -240,9 +426,9 @@ def validate(
         sys.exit(1)
 
 
-def _print_result(result: Any, as_json: bool) -> None:
+def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_json:
-        _emit(result.as_dict())
+        _emit(result.as_dict() | (extra or {}))
         return
     verb = "would replay" if result.dry_run else result.command
     click.echo(f"{verb}: {result.source} -> {result.target}")
@@ -261,8 +447,15 @@ def _print_result(result: Any, as_json: bool) -> None:
         click.echo(f"  backup: {result.backup}")
     for example in result.examples:
         click.echo(f"  parked {example['kind']}: {example['reason']}")
+    more = parked - len(result.examples)
+    if more > 0:
+        where = "" if result.dry_run else f": `projector parked {result.target}` lists them all"
+        click.echo(f"  +{more:,} more parked{where}")
     for warning in result.warning_examples:
         click.echo(f"  warning {warning['kind']}: {warning['detail']}")
+    more = sum(result.warnings.values()) - len(result.warning_examples)
+    if more > 0:
+        click.echo(f"  +{more:,} more warning(s)")
 
 
 _strict_option = click.option(
@@ -276,13 +469,17 @@ _strict_option = click.option(
 
 def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
     """Print RESULT; under --strict, a run that parked or warned exits 1."""
-    _print_result(result, as_json)
     why = result.strict_failure() if strict else None
+    _print_result(result, as_json, {"strictFailure": why} if strict else None)
     if why:
-        raise click.ClickException(f"--strict: {why}; see the lines above")
+        raise Failure(
+            f"--strict: {why}; see the {'JSON above' if as_json else 'lines above'}",
+            kind="StrictFailure",
+            reported=as_json,
+        )
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option(
@@ -293,7 +490,12 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
     help="An invalid or unknown event stops the run (fail) or is kept in the target's "
     "_projector_parked table while the run goes on (park).",
 )
-@click.option("--dry-run", is_flag=True, help="Report what would happen; TARGET is not touched.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Report what would happen; TARGET is not touched (refusals and path errors are "
+    "the same as a real run's).",
+)
 @_batch_option
 @_catalog_option
 @_strict_option
@@ -316,7 +518,9 @@ def replay(
 
     A target that already holds this store's migration continues from its checkpoint:
     an interrupted run resumes, a complete one catches up with newly appended events.
-    A backup of an existing TARGET is taken first (see `rollback`).
+    Before anything is written, a run is refused (TARGET left exactly as it was) when
+    SOURCE's history up to the checkpoint is not the one migrated. A run with events to
+    apply backs up an existing TARGET first (see `rollback` and `backups`).
 
     \b
     Example:
@@ -326,62 +530,88 @@ def replay(
     from projector.replay import ReplayOptions
     from projector.replay import replay as run_replay
 
-    with _errors():
-        options = ReplayOptions(
-            on_invalid=on_invalid,
-            batch_size=batch_size,
-            catalog=_load_catalog(catalog),
-            should_stop=_Signals.install(),
-            progress=_progress(ctx, as_json),
-            strict=strict,
-            strict_keys=strict_keys,
-        )
-        result = run_replay(source, target, options, dry_run=dry_run)
+    progress = _progress(ctx)
+    try:
+        with _errors():
+            options = ReplayOptions(
+                on_invalid=on_invalid,
+                batch_size=batch_size,
+                catalog=_load_catalog(catalog),
+                should_stop=_Signals.install(),
+                progress=progress,
+                strict=strict,
+                strict_keys=strict_keys,
+            )
+            result = run_replay(source, target, options, dry_run=dry_run)
+    finally:
+        if progress is not None:
+            progress.end()
     _finish_result(result, as_json, strict)
 
 
-def _progress(ctx: click.Context, as_json: bool) -> Any:
-    from projector.log import progress_reporter
+def _progress(ctx: click.Context) -> Any:
+    from projector.log import Progress
 
-    if ctx.obj.get("quiet"):
+    obj = ctx.find_root().ensure_object(dict)
+    if obj.get("quiet"):
         return None
-    terminal = sys.stderr.isatty() and ctx.obj.get("log_format") == "human"
-    return progress_reporter(terminal=terminal)
+    terminal = sys.stderr.isatty() and obj.get("log_format", "human") == "human"
+    return Progress(terminal=terminal)
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
 @click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--source",
+    "source",
+    type=click.Path(path_type=Path),
+    help="The source's new path, when it moved since the last run: accepted only if its "
+    "events up to the checkpoint are the ones migrated; the new path is then recorded.",
+)
 @_batch_option
 @_strict_option
 @json_option
 @click.pass_context
-def resume(ctx: click.Context, target: Path, batch_size: int, strict: bool, as_json: bool) -> None:
+def resume(
+    ctx: click.Context,
+    target: Path,
+    source: Path | None,
+    batch_size: int,
+    strict: bool,
+    as_json: bool,
+) -> None:
     """Continue TARGET's interrupted migration from its checkpoint.
 
-    The source is the one recorded in TARGET; it must still hold the same events up to
-    the checkpoint, or resume refuses.
+    The source is the one recorded in TARGET (or --source); it must still hold the same
+    events up to the checkpoint, or resume refuses and TARGET is left as it was.
 
     \b
     Example:
       projector resume out/app.db
+      projector resume out/app.db --source /mnt/backup/ai-desk
     """
     from projector.replay import ReplayOptions
     from projector.replay import resume as run_resume
 
-    with _errors():
-        options = ReplayOptions(
-            on_invalid=None,  # the policies recorded by the interrupted run
-            strict_keys=None,
-            batch_size=batch_size,
-            should_stop=_Signals.install(),
-            progress=_progress(ctx, as_json),
-            strict=strict,
-        )
-        result = run_resume(target, options)
+    progress = _progress(ctx)
+    try:
+        with _errors():
+            options = ReplayOptions(
+                on_invalid=None,  # the policies recorded by the interrupted run
+                strict_keys=None,
+                batch_size=batch_size,
+                should_stop=_Signals.install(),
+                progress=progress,
+                strict=strict,
+            )
+            result = run_resume(target, options, source_path=source)
+    finally:
+        if progress is not None:
+            progress.end()
     _finish_result(result, as_json, strict)
 
 
-@cli.command("replay-parked", context_settings=CONTEXT)
+@_command("replay-parked")
 @click.argument("target", type=click.Path(path_type=Path))
 @_catalog_option
 @json_option
@@ -405,7 +635,40 @@ def replay_parked(target: Path, catalog: str | None, as_json: bool) -> None:
     _print_result(result, as_json)
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--kind", help="Only events parked as KIND (unknown, invalid, integrity, held, ...).")
+@json_option
+def parked(target: Path, kind: str | None, as_json: bool) -> None:
+    """List TARGET's parked events: position, event, name, kind, row and reason.
+
+    A held event names the parked event it waits on.
+
+    \b
+    Example:
+      projector parked out/app.db --kind integrity
+    """
+    from projector.runs import parked as list_parked
+
+    with _errors():
+        info = list_parked(target, kind)
+    if as_json:
+        _emit(info)
+        return
+    kinds = ", ".join(f"{n:,} {k}" for k, n in info["byKind"].items())
+    shown = f"; {len(info['events']):,} {kind}" if kind else ""
+    click.echo(f"{info['parked']:,} parked" + (f" ({kinds})" if kinds else "") + shown)
+    for event in info["events"]:
+        row = event["row"] or "-"
+        waits = f" (waits on {event['waitsOn']})" if event["waitsOn"] else ""
+        click.echo(
+            f"  #{event['position']:<7,} {event['eventId']:<10} {event['name']:<22} "
+            f"{event['kind']:<11} {row}{waits}"
+        )
+        click.echo(f"      {event['reason']}")
+
+
+@_command()
 @click.argument("target", type=click.Path(path_type=Path))
 @json_option
 def status(target: Path, as_json: bool) -> None:
@@ -432,16 +695,26 @@ def status(target: Path, as_json: bool) -> None:
         f"events:     {info['applied']:,} applied, {info['parked']:,} parked"
         + (f" ({info['reapplied']:,} re-applied from parking)" if info["reapplied"] else "")
     )
-    click.echo(f"backup:     {info['backup'] or '(none: the last run created the target)'}")
+    last = info["lastRun"]
+    if info["backup"]:
+        backup = info["backup"]
+    elif last and last["createdTarget"]:
+        backup = "(none: the last run created the target)"
+    elif last and not last["read"]:
+        backup = "(none: the last run applied nothing)"
+    else:
+        backup = "(none)"
+    click.echo(f"backup:     {backup}")
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
 @click.argument("target", type=click.Path(path_type=Path))
 @json_option
 def rollback(target: Path, as_json: bool) -> None:
     """Return TARGET to exactly its state before the last run (finished or interrupted).
 
-    Rolling back the run that created TARGET removes it.
+    Rolling back the run that created TARGET removes it; the backup used is deleted; a
+    run that applied nothing is only forgotten. Rolling back again undoes the run before.
 
     \b
     Example:
@@ -457,7 +730,40 @@ def rollback(target: Path, as_json: bool) -> None:
         click.echo(info["message"])
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--prune",
+    type=click.IntRange(0),
+    metavar="KEEP",
+    help="Delete all but the newest KEEP backups (the runs before them can then no "
+    "longer be rolled back).",
+)
+@json_option
+def backups(target: Path, prune: int | None, as_json: bool) -> None:
+    """List TARGET's backups (one per run that applied events), oldest first, with sizes.
+
+    \b
+    Example:
+      projector backups out/app.db
+      projector backups out/app.db --prune 2
+    """
+    from projector.runs import backups_of
+
+    with _errors():
+        info = backups_of(target, prune)
+    if as_json:
+        _emit(info)
+        return
+    for backup in info["pruned"]:
+        click.echo(f"deleted  {backup['path']}  ({backup['bytes']:,} bytes)")
+    for backup in info["backups"]:
+        used = f"rollback of run {backup['usedBy']}" if backup["usedBy"] else "no run refers to it"
+        click.echo(f"{backup['takenAt']}  {backup['bytes']:>13,} bytes  {backup['path']}  ({used})")
+    click.echo(f"{len(info['backups']):,} backup(s), {info['bytes']:,} bytes")
+
+
+@_command()
 @click.argument("target", type=click.Path(path_type=Path))
 @json_option
 def digest(target: Path, as_json: bool) -> None:
@@ -472,7 +778,7 @@ def digest(target: Path, as_json: bool) -> None:
     from projector.target import is_target
 
     with _errors():
-        if not target.exists() or not is_target(target):
+        if not target.is_file() or not is_target(target):
             raise TargetError(f"{target}: not a projector target")
         info = compute(target)
     if as_json:
@@ -483,15 +789,21 @@ def digest(target: Path, as_json: bool) -> None:
     click.echo(f"{info['overall']}  overall")
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option(
     "--against",
     type=click.Path(path_type=Path),
-    help="LiveStore's own state DB (state-<hash>@6.db beside the eventlog) to compare with.",
+    help="LiveStore's own state DB (state-<hash>@6.db beside the eventlog), or the store "
+    "folder that holds it, to compare with.",
+)
+@click.option(
+    "--no-source",
+    is_flag=True,
+    help="Do not re-read the recorded source (it was retired); the check says it was skipped.",
 )
 @json_option
-def verify(target: Path, against: Path | None, as_json: bool) -> None:
+def verify(target: Path, against: Path | None, no_source: bool, as_json: bool) -> None:
     """Check TARGET: integrity, foreign keys, event accounting, and LiveStore's own state.
 
     Exit 1 on a failed check or on any difference explained neither by a parked event nor
@@ -499,12 +811,13 @@ def verify(target: Path, against: Path | None, as_json: bool) -> None:
 
     \b
     Example:
-      projector verify out/app.db --against fixtures/small/ai-desk/state-11367593325@6.db
+      projector verify out/app.db --against fixtures/small/ai-desk
+      projector verify out/app.db --no-source
     """
     from projector.verify import verify as run_verify
 
     with _errors():
-        report = run_verify(target, against)
+        report = run_verify(target, against, source=not no_source)
     if as_json:
         _emit(report.as_dict())
     else:
@@ -517,35 +830,91 @@ def verify(target: Path, against: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-@cli.command(context_settings=CONTEXT)
+def _iso8601(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date and time (e.g. 2026-01-01T00:00:00.000Z)"
+        ) from None
+    if "T" not in value and " " not in value:
+        raise click.BadParameter(f"{value!r} has no time (e.g. 2026-01-01T00:00:00.000Z)")
+    return value
+
+
+@_command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path, allow_dash=True))
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["json", "ndjson"]),
-    required=True,
-    help="json: `livestore sync export` (global events only); ndjson: every event.",
+    help="json: `livestore sync export` (global events only); ndjson: every event. "
+    "Default: from OUT's extension (.json; .ndjson or .jsonl).",
 )
-@click.option("--exported-at", help="The export's exportedAt (default: now).")
-def export(source: Path, out: Path, fmt: str, exported_at: str | None) -> None:
-    """Write SOURCE's events as a JSON export or as NDJSON (one event per line).
+@click.option(
+    "--exported-at",
+    callback=_iso8601,
+    help="The export's exportedAt, ISO 8601 (default: now).",
+)
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    source: Path,
+    out: Path,
+    fmt: str | None,
+    exported_at: str | None,
+    force: bool,
+) -> None:
+    """Write SOURCE's events to OUT (`-` for stdout) as a JSON export or as NDJSON.
 
     \b
     Example:
-      projector export fixtures/small/ai-desk small.ndjson --format ndjson
+      projector export fixtures/small/ai-desk small.ndjson
+      projector export fixtures/small/ai-desk - --format json | head
     """
-    from events.export import export as run_export
+    from events import export as exporting
     from events.sources import open_source
 
+    to_stdout = str(out) == "-"
+    if fmt is None:
+        fmt = None if to_stdout else exporting.FORMATS_BY_SUFFIX.get(out.suffix.lower())
+        if fmt is None:
+            what = "stdout" if to_stdout else f"the extension of {out}"
+            raise click.UsageError(f"cannot tell the format from {what}; pass --format json|ndjson")
     with _errors():
         src = open_source(source)
         try:
+            if not to_stdout:
+                if out.exists() and out.resolve() == src.path.resolve():
+                    raise Failure(f"{out}: is the source; refusing to overwrite it")
+                if out.is_dir():
+                    raise Failure(f"{out}: is a directory; OUT is a file (or - for stdout)")
+                if out.exists() and not force:
+                    raise Failure(f"{out}: already exists; pass --force to replace it")
             kw = {"exported_at": exported_at} if fmt == "json" else {}
-            count = run_export(src, out, fmt, **kw)
+            stream: Any = sys.stdout if to_stdout else out
+            count, left_out = exporting.export(src, stream, fmt, **kw)
         finally:
             src.close()
-    click.echo(f"wrote {count:,} events to {out}")
+    note = (
+        f" ({left_out:,} client-only events left out: a sync export holds global events only)"
+        if left_out
+        else ""
+    )
+    line = f"wrote {count:,} events to {'stdout' if to_stdout else out}{note}"
+    if not to_stdout:
+        click.echo(line)
+    elif not _quiet(ctx):  # stdout holds the export: the summary is a log line
+        obj = ctx.find_root().ensure_object(dict)
+        if obj.get("log_format") == "json":
+            from projector.log import json_line
+
+            line = json_line("export.done", "info", message=line, events=count, leftOut=left_out)
+        click.echo(line, err=True)
 
 
 def main() -> None:

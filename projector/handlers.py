@@ -24,6 +24,11 @@ from projector.store import RowStore
 Args = dict[str, Any]
 Apply = Callable[[RowStore, Args], None]
 
+#: The schema catalog (schemas/ai-desk) whose events these handlers project. Another
+#: catalog's event is never theirs, even under the same name: every app with a client
+#: document `uiState` has a `uiStateSet` event, with its own value and its own table.
+CATALOG = "ai-desk"
+
 
 def any_row(table: str) -> str:
     """The parked-entity name that holds back every row of TABLE."""

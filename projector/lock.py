@@ -1,4 +1,10 @@
-"""One writer at a time: an advisory lock beside the target, held for a whole command."""
+"""One writer at a time: an advisory lock beside the target, held for a whole command.
+
+The lock file (``TARGET.lock``) exists only while a writer holds it: it is removed on
+release, so nothing is left beside the target. Removing a lock file is safe because a
+process that locked a file which was unlinked meanwhile sees that the path now names
+another file (or none), and starts over (the classic flock-and-unlink race).
+"""
 
 from __future__ import annotations
 
@@ -8,34 +14,67 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from projector.errors import Busy
+from projector.errors import Busy, TargetError
 
 
 def lock_path(target: Path) -> Path:
     return target.with_name(target.name + ".lock")
 
 
+def _open_lock(target: Path, path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise TargetError(
+            f"{target}: cannot create the lock file {path} ({exc.strerror})"
+        ) from None
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    """Whether PATH still names the file open at FD (another writer may have removed it)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
+
+
 @contextmanager
 def writer_lock(target: Path) -> Iterator[None]:
-    """Hold TARGET's writer lock, or raise `Busy` at once if another process holds it."""
+    """Hold TARGET's writer lock, or raise `Busy` at once if another process holds it.
+
+    Raises `TargetError` (one line) when the lock file cannot be created: a read-only
+    file system, a folder the user cannot write, or a directory in the lock file's place.
+    """
     path = lock_path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TargetError(f"{target}: cannot create its folder ({exc.strerror})") from None
+    while True:
+        fd = _open_lock(target, path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
             raise Busy(
                 f"{target}: another projector (pid {holder}) is writing this target; "
                 "wait for it to finish"
             ) from None
+        if _still_linked(fd, path):
+            break
+        os.close(fd)  # locked a file its last holder had just removed: lock the new one
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield
     finally:
+        # Unlinked before it is unlocked: a process that opened it meanwhile starts over.
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

@@ -17,14 +17,15 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from events.envelope import Event
-from events.sources import Source, open_source
+from events.errors import CatalogError, SourceError
+from events.sources import KIND_EXPORT, KIND_SQLITE, Source, connect_readonly, open_source
 from events.upcast import upcast
 from events.validation import (
     INVALID,
@@ -44,7 +45,7 @@ from events.validation import (
 )
 from projector import backup as backups
 from projector import deviations
-from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
+from projector.checkpoint import APPLICATION_NAME, PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CheckpointMismatch,
     EventsError,
@@ -53,6 +54,7 @@ from projector.errors import (
     ReplayError,
     TargetError,
 )
+from projector.handlers import CATALOG as HANDLERS_CATALOG
 from projector.handlers import Handler, handler_for
 from projector.lock import writer_lock
 from projector.store import RowError, RowStore
@@ -60,9 +62,9 @@ from projector.target import (
     PARKED_TABLE,
     RUNS_TABLE,
     STATE_TABLE,
+    check_writable,
     is_target,
     open_target,
-    refuse_foreign,
 )
 
 log = structlog.get_logger("projector")
@@ -200,10 +202,14 @@ class MigrationState:
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
+        # strictKeys came with m005: a target an older version made has no such column
+        # until a writer migrates it, and its runs were all without --strict-keys.
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
+        strict = "strictKeys" if "strictKeys" in columns else "0"
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
             f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
-            f"strictKeys FROM {STATE_TABLE} WHERE id = 1"
+            f"{strict} FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
         if row is None:
             return None
@@ -234,18 +240,22 @@ class Projection:
             )
         }
         self._handlers: dict[str, Handler | None] = {}
+        self._projects = projects(validator.catalog)
         #: Why each event of the batch was parked, by position (for a run's examples).
         self.reasons: dict[int, str] = {}
         #: The validator's notes on the batch's events, by position (the run's warnings).
         self.notes: dict[int, tuple[Event, tuple[Note, ...]]] = {}
 
-    def apply_batch(self, events: list[Event]) -> list[str | None]:
+    def apply_batch(
+        self, events: list[Event], on_slice: Callable[[int], None] | None = None
+    ) -> list[str | None]:
         """Apply EVENTS to the batch's rows in memory; return each one's outcome (see `apply`).
 
         Events are validated and their rows read a slice at a time (`PREPARE_SLICE`), so
-        parsed args never pile up for a whole batch. Nothing is written: `write` does
-        that, in the batch's transaction; should the target refuse a row there, `clear`
-        and redo the batch with `apply_one_by_one`.
+        parsed args never pile up for a whole batch; ON_SLICE gets the position of each
+        slice's last event (a progress bar moves within a batch). Nothing is written:
+        `write` does that, in the batch's transaction; should the target refuse a row
+        there, `clear` and redo the batch with `apply_one_by_one`.
         """
         apply, prepare = self.apply, self.prepare
         outcomes: list[str | None] = []
@@ -255,6 +265,8 @@ class Projection:
                 prepared = [prepare(event) for event in part]
                 self._prefetch(prepared)
                 outcomes.extend([apply(e, p) for e, p in zip(part, prepared, strict=True)])
+                if on_slice is not None and start + PREPARE_SLICE < len(events):
+                    on_slice(part[-1].position)
         except BaseException:
             self.clear()
             raise
@@ -318,7 +330,7 @@ class Projection:
         try:
             return self._handlers[name]
         except KeyError:
-            found = self._handlers[name] = handler_for(name)
+            found = self._handlers[name] = handler_for(name) if self._projects else None
             return found
 
     def prepare(self, event: Event) -> Prepared:
@@ -333,6 +345,12 @@ class Projection:
                 )
             else:
                 args = upcast(event.name, args)[1]
+        elif problem.kind == UNKNOWN and event.schema_hash == -1:
+            problem = replace(
+                problem,
+                reason=f"{problem.reason}; the app that wrote it did not know it either "
+                "(schemaHash -1) and LiveStore skips it on replay",
+            )
         return handler, args, problem, notes
 
     def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
@@ -430,8 +448,70 @@ def _storable(value: Any) -> Any:
         return _storable(repr(value))
 
 
-def _resolve_catalog(source: Source, options: ReplayOptions) -> Catalog:
-    return options.catalog or detect_catalog(source.event_names())
+def projects(catalog: Catalog) -> bool:
+    """Whether the projection handlers apply CATALOG's events (`projector.handlers.CATALOG`)."""
+    return catalog.name == HANDLERS_CATALOG
+
+
+def _uncovered(counts: dict[str, tuple[int, int]], catalog: Catalog) -> tuple[list[str], int]:
+    """The log's event names (COUNTS: `Source.name_counts`) CATALOG does not project, and
+    how many names count.
+
+    Names whose every event LiveStore stored with ``schemaHash = -1`` do not count: the
+    app that wrote them did not know them either, and LiveStore skips them on replay.
+    """
+    named = {name for name, (n, unknown) in counts.items() if unknown < n}
+    mine = projects(catalog)
+    handled = {name for name in named if mine and name in catalog.schemas and handler_for(name)}
+    return sorted(named - handled, key=lambda n: (-counts[n][0], n)), len(named)
+
+
+def _refuse_another_app(
+    source: Source, counts: dict[str, tuple[int, int]], catalog: Catalog
+) -> None:
+    """Refuse a log that is not the picked catalog's app: fewer than half of its event names
+    (not counting those LiveStore marked unknown) have a handler there.
+
+    A log of this app with a few names its handlers do not know (a newer event version, a
+    corrupt name) is still replayed: those events fail the run or are parked (see README,
+    "Another app's log").
+    """
+    missing, named = _uncovered(counts, catalog)
+    if named and len(missing) * 2 > named:
+        shown = ", ".join(label(n) for n in missing[:6])
+        more = f" and {len(missing) - 6:,} more" if len(missing) > 6 else ""
+        raise ReplayError(
+            f"{source.path}: not a log of the {catalog.name!r} catalog it matched best: "
+            f"{len(missing):,} of its {named:,} event names have no handler there ({shown}{more}); "
+            "pass --catalog NAME|DIR with this app's catalog"
+        )
+
+
+def _catalog_for(
+    source: Source, state: MigrationState | None, options: ReplayOptions, label: Path
+) -> Catalog:
+    """The catalog of this run: the one given, else the one TARGET recorded, else the
+    bundled one that knows the log's names best (refused when it is another app's)."""
+    if options.catalog is not None:
+        catalog = options.catalog
+    elif state is not None:
+        try:
+            catalog = Catalog.bundled(state.catalog)
+        except CatalogError:
+            raise CheckpointMismatch(
+                f"{label}: was migrated with catalog {state.catalog!r}, which is not bundled; "
+                "pass it again with --catalog DIR"
+            ) from None
+    else:
+        counts = source.name_counts()  # one pass gives the names and LiveStore's unknowns
+        catalog = detect_catalog(counts)
+        _refuse_another_app(source, counts, catalog)
+    if state is not None and state.catalog != catalog.name:
+        raise CheckpointMismatch(
+            f"{label}: was migrated with catalog {state.catalog!r}, "
+            f"{source.path} needs {catalog.name!r}"
+        )
+    return catalog
 
 
 def replay(
@@ -441,50 +521,76 @@ def replay(
     *,
     dry_run: bool = False,
 ) -> ReplayResult:
-    """Migrate SOURCE into TARGET, continuing from TARGET's checkpoint if it has one."""
+    """Migrate SOURCE into TARGET, continuing from TARGET's checkpoint if it has one.
+
+    Every check that can refuse the run comes before the first write: TARGET's path
+    (`check_writable`), another app's log, the catalog TARGET recorded, and the history
+    up to TARGET's checkpoint (the prefix digest: another store, a history rewritten by
+    a rebase, a shorter source, an export of a store migrated from its eventlog). A
+    refused run leaves TARGET byte-identical: no backup, no run recorded. A run that
+    fails before its first batch is committed is undone too (a target it created is
+    removed); one that fails later keeps its committed batches and can be resumed.
+    With DRY_RUN the run goes into a scratch copy and TARGET is not touched.
+
+    Raises TargetError, CheckpointMismatch, ReplayError, Busy, Interrupted, EventsError.
+    """
     options = options or ReplayOptions()
-    source = open_source(source_path)
     target = Path(target_path)
-    if target.exists():
-        if target.resolve() == source.path.resolve():
+    source = open_source(source_path)
+    try:
+        if target.exists() and target.resolve() == source.path.resolve():
             raise TargetError(f"{target}: is the source; refusing to write to it")
-        refuse_foreign(target)  # before the lock file is created beside it
-    if dry_run:
-        return _dry_run(source, target, options)
-    with writer_lock(target):
-        return _run(source, target, options, command="replay")
+        check_writable(target)
+        if dry_run:
+            return _dry_run(source, target, options)
+        with writer_lock(target):
+            return _run(source, target, options, command="replay")
+    finally:
+        source.close()
 
 
-def resume(target_path: str | Path, options: ReplayOptions | None = None) -> ReplayResult:
-    """Continue TARGET's migration from its checkpoint, reading the source it recorded, with
-    the policies it recorded (unless OPTIONS name others)."""
+def resume(
+    target_path: str | Path,
+    options: ReplayOptions | None = None,
+    *,
+    source_path: str | Path | None = None,
+) -> ReplayResult:
+    """Continue TARGET's migration from its checkpoint, reading the source it recorded
+    (or SOURCE_PATH: a source that moved, accepted only if its history up to the
+    checkpoint is the one migrated; its path is then recorded), with the policies it
+    recorded unless OPTIONS name others. Raises as `replay`."""
     options = options or ReplayOptions(on_invalid=None, strict_keys=None)
     target = Path(target_path)
-    if not target.exists() or not is_target(target):
+    if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target; nothing to resume")
-    with writer_lock(target):
-        db = open_target(target, create=False)
-        state = MigrationState.read(db.conn)
-        db.conn.close()
-        if state is None:
-            raise TargetError(f"{target}: no migration recorded; run `projector replay` first")
-        source = open_source(state.source)
-        return _run(source, target, options, command="resume")
+    check_writable(target)
+    state, _, _ = _read_record(target, target)
+    if state is None:
+        raise TargetError(f"{target}: no migration recorded; run `projector replay` first")
+    try:
+        source = open_source(source_path or state.source)
+    except EventsError as exc:
+        if source_path is not None:
+            raise
+        raise SourceError(
+            f"{exc}; if the source moved, pass its new path: "
+            f"`projector resume {target} --source PATH`"
+        ) from None
+    try:
+        with writer_lock(target):
+            return _run(source, target, options, command="resume")
+    finally:
+        source.close()
 
 
 def _dry_run(source: Source, target: Path, options: ReplayOptions) -> ReplayResult:
     scratch_dir = Path(tempfile.mkdtemp(prefix="projector-dry-run-"))
     try:
         scratch = scratch_dir / "target.db"
-        if target.exists():
-            if not is_target(target):
-                raise TargetError(f"{target}: not a projector target")
+        if target.exists() and is_target(target):
             backups.take_backup(target, scratch)
-        result = _run(source, scratch, options, command="replay", take_backup=False)
-        result.target = str(target)
-        result.dry_run = True
+        result = _run(source, scratch, options, command="replay", label=target)
         result.backup = None
-        result.created = not target.exists()
         return result
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
@@ -494,115 +600,252 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _read_record(target: Path, label: Path) -> tuple[MigrationState | None, int, int]:
+    """TARGET's migration record, tracking position and next run number, read through a
+    read-only connection: (None, 0, 1) for a target that holds no migration yet."""
+    if not target.exists() or target.stat().st_size == 0 or not is_target(target):
+        return None, 0, 1
+    try:
+        conn = connect_readonly(target)
+        try:
+            state = MigrationState.read(conn)
+            tracked = conn.execute(
+                "SELECT MAX(notification_id) FROM tracking WHERE application_name = ?",
+                (APPLICATION_NAME,),
+            ).fetchone()[0]
+            run = conn.execute(f"SELECT COALESCE(MAX(run), 0) + 1 FROM {RUNS_TABLE}").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise TargetError(f"{label}: cannot read its migration record ({exc})") from None
+    checkpoint = tracked or 0
+    if state is not None and state.position != checkpoint:
+        raise TargetError(
+            f"{label}: migration record (#{state.position:,}) and tracking record "
+            f"(#{checkpoint:,}) disagree; the target was edited by hand"
+        )
+    return state, checkpoint, run
+
+
+def _refuse_export_after_eventlog(
+    state: MigrationState | None, source: Source, label: Path
+) -> None:
+    """An export cannot continue a migration made from the store's eventlog: LiveStore's
+    `sync export` holds global events only (FORMAT.md section 2, client-only events)."""
+    if state is not None and state.source_kind == KIND_SQLITE and source.kind == KIND_EXPORT:
+        raise CheckpointMismatch(
+            f"{label}: was migrated from a SQLite eventlog; {source.path} is a `livestore sync "
+            "export`, which holds no client-only events, so its history differs from the "
+            "eventlog's at the first client-only event; continue from the store's eventlog, "
+            "or migrate the export into a new target"
+        )
+
+
 def _run(
     source: Source,
     target: Path,
     options: ReplayOptions,
     *,
     command: str,
-    take_backup: bool = True,
+    label: Path | None = None,
 ) -> ReplayResult:
+    """One run into TARGET (LABEL names it in messages and logs: the real target of a dry
+    run, whose TARGET is a scratch copy). Checks first, writes after (see `replay`)."""
     started = time.monotonic()
-    # A file left by a run killed before its first commit is not a target yet:
-    # open_target still refuses one that holds anything but the projector's tables.
-    existed = target.exists() and is_target(target)
-    catalog = _resolve_catalog(source, options)
-    db = open_target(target, create=True)
+    dry_run = label is not None
+    label = label or target
+    state, checkpoint, run = _read_record(target, label)
+    catalog = _catalog_for(source, state, options, label)
+    _refuse_export_after_eventlog(state, source, label)
+    digest, events = _after_checkpoint(source, state, checkpoint, label)
+    first = next(events, None)
+    created = state is None
+    result = ReplayResult(
+        source=str(source.path),
+        target=str(label),
+        command=command,
+        catalog=catalog.name,
+        from_position=checkpoint,
+        position=checkpoint,
+        total=source.count(),
+        created=created,
+        dry_run=dry_run,
+    )
+    on_invalid = options.on_invalid or (state.on_invalid if state else "fail")
+    strict_keys = options.strict_keys
+    if strict_keys is None:
+        strict_keys = state.strict_keys if state else False
+    _warn_export(result, source, catalog, options.max_examples)
+    if first is None and not created:
+        _record_noop(target, state, source, run, result)
+        result.seconds = time.monotonic() - started
+        _log_done(result)
+        return result
+    events = itertools.chain([first], events) if first is not None else events
+    file_existed = target.exists()
+    if not created and not dry_run:
+        result.backup = str(backups.take_backup(target, backups.backup_path(target, run)))
+    try:
+        db = open_target(target, create=True)
+    except BaseException:
+        _undo(target, result, file_existed)
+        raise
     conn = db.conn
     try:
         if options.max_page_count:
             conn.execute(f"PRAGMA max_page_count = {int(options.max_page_count)}")
-        state = MigrationState.read(conn)
-        _check_same_store(state, source, catalog, target)
-        tracking = TrackingView(str(target))
-        checkpoint = tracking.position(conn)
-        if state is not None and state.position != checkpoint:
-            raise TargetError(
-                f"{target}: migration record (#{state.position}) and tracking record "
-                f"(#{checkpoint}) disagree; the target was edited by hand"
-            )
-        run = (conn.execute(f"SELECT COALESCE(MAX(run), 0) + 1 FROM {RUNS_TABLE}").fetchone())[0]
-        backup = None
-        if existed and take_backup:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            backup = str(backups.take_backup(target, backups.backup_path(target, run)))
-        total = source.count()
-        result = ReplayResult(
-            source=str(source.path),
-            target=str(target),
-            command=command,
-            catalog=catalog.name,
-            from_position=checkpoint,
-            position=checkpoint,
-            total=total,
-            backup=backup,
-            created=not existed,
-        )
-        on_invalid = options.on_invalid or (state.on_invalid if state else "fail")
-        strict_keys = options.strict_keys
-        if strict_keys is None:
-            strict_keys = state.strict_keys if state else False
-        validator = Validator(catalog, strict_keys=strict_keys)
-        with db.atomic():
-            _begin(conn, state, source, catalog, on_invalid, run, result)
-            conn.execute(
-                f"UPDATE {STATE_TABLE} SET strictKeys = ? WHERE id = 1", (int(strict_keys),)
-            )
         log.info(
             "replay.start",
+            dry_run=dry_run,
             source=str(source.path),
             format=source.describe(),
-            target=str(target),
+            target=str(label),
             catalog=catalog.name,
             checkpoint=checkpoint,
-            total=total,
-            backup=backup,
+            total=result.total,
+            backup=result.backup,
         )
         if options.progress:
-            options.progress(checkpoint, total)
-        projection = Projection(conn, validator, on_invalid)
+            options.progress(checkpoint, result.total)
+        projection = Projection(conn, Validator(catalog, strict_keys=strict_keys), on_invalid)
         projection.where = source.path.name
-        digest, events = _after_checkpoint(source, state, checkpoint)
+        ctx = _Replay(db, projection, TrackingView(str(target)), digest, options, run, result)
+        ctx.begin = lambda c: _begin(
+            c, state, source, catalog, on_invalid, strict_keys, run, result
+        )
         try:
-            _apply_batches(_Replay(db, projection, tracking, digest, options, run, result), events)
-        except (ReplayError, Interrupted, CheckpointMismatch, EventsError) as exc:
-            # EventsError: the source broke mid-read (a corrupt page, a bad NDJSON line).
-            result.state = "interrupted" if isinstance(exc, Interrupted) else "failed"
-            _finish(db, run, result)
-            raise
-        except sqlite3.Error as exc:
-            result.state = "failed"
+            _apply_batches(ctx, events)
+            if not ctx.begun:  # a new target and a source without events
+                with db.atomic():
+                    ctx.begin(conn)
+                ctx.begun = True
+        except BaseException as exc:
+            if not ctx.begun:
+                conn.close()
+                _undo(target, result, file_existed)
+                if isinstance(exc, sqlite3.Error):
+                    raise ReplayError(
+                        f"{label}: write failed before the first batch was committed ({exc}); "
+                        "nothing was written"
+                    ) from None
+                raise
+            if isinstance(exc, sqlite3.Error):
+                result.state = "failed"
+                _finish(db, run, result, quiet=True)
+                raise ReplayError(
+                    f"{label}: write failed after #{result.position:,} ({exc}); the target "
+                    f"holds every batch up to #{result.position:,}; fix the cause, then run "
+                    f"`projector resume {label}`"
+                ) from None
+            # ReplayError (an event under "fail"), Interrupted, EventsError (the source
+            # broke mid-read), KeyboardInterrupt: the committed batches stay, resumable.
+            stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
+            result.state = "interrupted" if stopped else "failed"
             _finish(db, run, result, quiet=True)
-            raise ReplayError(
-                f"{target}: write failed after #{result.position} ({exc}); the target holds "
-                f"every batch up to #{result.position}; fix the cause, then run "
-                f"`projector resume {target}`"
-            ) from None
+            raise
         result.state = "complete"
         _finish(db, run, result)
         result.seconds = time.monotonic() - started
-        log.info("replay.done", **{k: v for k, v in result.as_dict().items() if k != "examples"})
+        _log_done(result)
         return result
     finally:
         conn.close()
-        source.close()
 
 
-def _check_same_store(
-    state: MigrationState | None, source: Source, catalog: Catalog, target: Path
-) -> None:
-    if state is None:
+def _undo(target: Path, result: ReplayResult, file_existed: bool) -> None:
+    """Take back what a run wrote before it failed with nothing committed: its backup, and
+    the target itself when the run created it."""
+    if result.backup:
+        backups.delete(Path(result.backup))
+        result.backup = None
+    if result.created and not file_existed:
+        backups.remove_database(target)
+
+
+def _warn_export(result: ReplayResult, source: Source, catalog: Catalog, limit: int) -> None:
+    """Say that a sync export cannot fill what only client-only events write."""
+    if source.kind != KIND_EXPORT or not catalog.client_only:
         return
-    if state.store_id and source.store_id and state.store_id != source.store_id:
-        raise CheckpointMismatch(
-            f"{target}: holds a migration of store {state.store_id!r}; "
-            f"{source.path} is store {source.store_id!r}"
-        )
-    if state.catalog != catalog.name:
-        raise CheckpointMismatch(
-            f"{target}: was migrated with catalog {state.catalog!r}, "
-            f"{source.path} needs {catalog.name!r}"
-        )
+    tables = client_only_tables(catalog)
+    empty = f": {', '.join(tables)} stay empty" if tables else ""
+    result.warn(
+        "no-client-only",
+        "a `livestore sync export` holds no client-only events "
+        f"({', '.join(sorted(catalog.client_only))}){empty}; migrate the store's eventlog "
+        "to keep them",
+        limit,
+    )
+
+
+def client_only_tables(catalog: Catalog) -> list[str]:
+    """The tables only CATALOG's client-only events write (empty when migrated from an export)."""
+    if not projects(catalog):
+        return []
+
+    def tables(names: Any) -> set[str]:
+        found = set()
+        for name in names:
+            handler = handler_for(name)
+            if handler is not None:
+                found.add(handler.table)
+        return found
+
+    shared = tables(n for n in catalog.schemas if n not in catalog.client_only)
+    return sorted(tables(catalog.client_only) - shared)
+
+
+def _log_done(result: ReplayResult) -> None:
+    log.info("replay.done", **{k: v for k, v in result.as_dict().items() if k != "examples"})
+    _log_attention(result)
+
+
+def _log_attention(result: ReplayResult) -> None:
+    """One warning line when the run parked events or warned (shown even under -q)."""
+    parts = []
+    if result.parked_total:
+        kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(result.parked.items()))
+        verb = "would park" if result.dry_run else "parked"
+        parts.append(f"{verb} {result.parked_total:,} event(s) ({kinds})")
+    if result.warnings:
+        kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(result.warnings.items()))
+        parts.append(f"{sum(result.warnings.values()):,} warning(s) ({kinds})")
+    if not parts:
+        return
+    message = " and ".join(parts)
+    if result.dry_run:
+        message = f"dry run: {message}"
+    elif result.parked_total:
+        message += f"; list them with `projector parked {result.target}`"
+    log.warning("replay.attention", message=message)
+
+
+def _record_noop(
+    target: Path, state: MigrationState | None, source: Source, run: int, result: ReplayResult
+) -> None:
+    """A run with nothing to apply: no backup; a run record (so that `rollback` undoes this
+    run, which changes nothing, and not the one before) and the source's path and count."""
+    assert state is not None
+    result.state = "complete"
+    db = open_target(target, create=True)
+    try:
+        with db.atomic():
+            db.conn.execute(
+                f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
+                "sourceTotal = ?, state = 'complete' WHERE id = 1",
+                (
+                    str(source.path.resolve()),
+                    source.kind,
+                    source.format_version,
+                    result.total,
+                ),
+            )
+            db.conn.execute(
+                f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, endedAt, fromPosition, "
+                "toPosition, state) VALUES (?, ?, ?, ?, ?, ?, 'complete')",
+                (run, result.command, _now(), _now(), result.position, result.position),
+            )
+    finally:
+        db.conn.close()
 
 
 def _begin(
@@ -611,14 +854,18 @@ def _begin(
     source: Source,
     catalog: Catalog,
     on_invalid: str,
+    strict_keys: bool,
     run: int,
     result: ReplayResult,
 ) -> None:
+    """Record the run (and, for a new target, the migration, with its policies): written in
+    the transaction of the run's first batch, so a run that commits nothing leaves no
+    trace."""
     if state is None:
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
-            "onInvalid, position, prefixDigest, sourceTotal, state) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
+            "onInvalid, strictKeys, position, prefixDigest, sourceTotal, state) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
             (
                 str(source.path.resolve()),
                 source.kind,
@@ -626,6 +873,7 @@ def _begin(
                 source.store_id,
                 catalog.name,
                 on_invalid,
+                int(strict_keys),
                 PrefixDigest().hexdigest(),
                 result.total,
             ),
@@ -633,14 +881,15 @@ def _begin(
     else:
         conn.execute(
             f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
-            "storeId = COALESCE(storeId, ?), onInvalid = ?, sourceTotal = ?, state = 'running' "
-            "WHERE id = 1",
+            "storeId = COALESCE(storeId, ?), onInvalid = ?, strictKeys = ?, sourceTotal = ?, "
+            "state = 'running' WHERE id = 1",
             (
                 str(source.path.resolve()),
                 source.kind,
                 source.format_version,
                 source.store_id,
                 on_invalid,
+                int(strict_keys),
                 result.total,
             ),
         )
@@ -652,10 +901,10 @@ def _begin(
 
 
 def _after_checkpoint(
-    source: Source, state: MigrationState | None, checkpoint: int
+    source: Source, state: MigrationState | None, checkpoint: int, label: Path
 ) -> tuple[PrefixDigest, Iterator[Event]]:
     """The digest so far and the source's events past CHECKPOINT, after proving the ones
-    before it unchanged."""
+    before it are the history migrated into the target (same store, not rewritten)."""
     digest = PrefixDigest()
     events = source.events()
     if checkpoint:
@@ -666,16 +915,24 @@ def _after_checkpoint(
             last = event
             if event.position == checkpoint:
                 break
+        where = f"#{checkpoint:,} ({state.last_event_id})"
         if last is None or last.position < checkpoint:
             seen = last.position if last else 0
             raise CheckpointMismatch(
-                f"{source.path} has {seen} events but the target's checkpoint is at "
-                f"#{checkpoint} ({state.last_event_id}): not the source that was migrated"
+                f"{source.path} has {seen:,} events but {label}'s checkpoint is at {where}: "
+                "not the history that was migrated (another store, or events removed since); "
+                "migrate it into a new target"
             )
         if digest.hexdigest() != state.prefix_digest or last.event_id != state.last_event_id:
+            why = (
+                "it was migrated from a `livestore sync export` (global events only), and "
+                "this source also holds client-only events"
+                if state.source_kind == KIND_EXPORT and source.kind != KIND_EXPORT
+                else "another store, or a history rewritten since (e.g. by a LiveStore rebase)"
+            )
             raise CheckpointMismatch(
-                f"{source.path}: the events up to the checkpoint #{checkpoint} "
-                f"({state.last_event_id}) differ from those migrated into the target"
+                f"{source.path}: the events up to the checkpoint {where} differ from those "
+                f"migrated into {label}: {why}; migrate it into a new target"
             )
     return digest, events
 
@@ -691,6 +948,9 @@ class _Replay:
     options: ReplayOptions
     run: int
     result: ReplayResult
+    #: Records the run; called in the transaction of its first batch.
+    begin: Callable[[sqlite3.Connection], None] = lambda conn: None
+    begun: bool = False
 
 
 def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
@@ -702,7 +962,7 @@ def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
             return
         if ctx.options.should_stop():
             raise Interrupted(
-                f"stopped at #{ctx.result.position} after a signal; continue with "
+                f"stopped at #{ctx.result.position:,} after a signal; continue with "
                 f"`projector resume {ctx.result.target}`"
             )
 
@@ -710,15 +970,16 @@ def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
 def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     """Read, validate and apply one batch to its rows in memory, then write it with its
     checkpoint in one transaction; return how many events it had."""
-    projection, db = ctx.projection, ctx.db
+    projection, db, result, progress = ctx.projection, ctx.db, ctx.result, ctx.options.progress
     chunk = list(itertools.islice(events, ctx.options.batch_size))
     if not chunk:
         return 0
     ctx.digest.update_many(chunk)
     digest = ctx.digest.hexdigest()
     held = set(projection.held_entities)
+    on_slice = (lambda position: progress(position, result.total)) if progress else None
     try:
-        outcomes = projection.apply_batch(chunk)
+        outcomes = projection.apply_batch(chunk, on_slice)
         with db.atomic():
             projection.write()
             _checkpoint(ctx, chunk, outcomes, digest)
@@ -735,24 +996,26 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     except BaseException:
         projection.clear()
         raise
-    result = ctx.result
+    ctx.begun = True
     _add_outcomes(result, chunk, outcomes, projection, ctx.options.max_examples)
     result.position = chunk[-1].position
     log.debug("replay.batch", position=result.position, read=result.read)
-    if ctx.options.progress:
-        ctx.options.progress(result.position, result.total)
+    if progress:
+        progress(result.position, result.total)
     return len(chunk)
 
 
 def _checkpoint(ctx: _Replay, events: list[Event], outcomes: list[str | None], digest: str) -> None:
     """Record the batch's last position, digest and counts, in the batch's transaction."""
     conn, result = ctx.db.conn, ctx.result
+    if not ctx.begun:
+        ctx.begin(conn)
     position = events[-1].position
     try:
         ctx.tracking.record(conn, position)
     except TrackingConflict as exc:
         raise ReplayError(
-            f"position #{position} is already recorded in the target's "
+            f"position #{position:,} is already recorded in the target's "
             f"tracking ({exc}); refusing to apply it twice"
         ) from None
     parked = sum(1 for outcome in outcomes if outcome is not None)
@@ -835,33 +1098,34 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
 
     Run it after the cause is fixed: a schema or handler added, or a parked event's
     argsJson repaired in place. An event that fails again stays parked with its new
-    reason, and so does every later event on the same row.
+    reason, and so does every later event on the same row. With nothing parked the run
+    takes no backup. Raises TargetError, Busy, CatalogError.
     """
     options = options or ReplayOptions()
     target = Path(target_path)
-    if not target.exists() or not is_target(target):
+    if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
+    check_writable(target)
     started = time.monotonic()
     with writer_lock(target):
+        state, _, run = _read_record(target, target)
+        if state is None:
+            raise TargetError(f"{target}: no migration recorded")
+        catalog = options.catalog or Catalog.bundled(state.catalog)
+        result = ReplayResult(
+            source=state.source,
+            target=str(target),
+            command="replay-parked",
+            catalog=catalog.name,
+            from_position=state.position,
+            position=state.position,
+            state="complete",
+        )
+        if state.parked:
+            result.backup = str(backups.take_backup(target, backups.backup_path(target, run)))
         db = open_target(target, create=False)
         conn = db.conn
         try:
-            state = MigrationState.read(conn)
-            if state is None:
-                raise TargetError(f"{target}: no migration recorded")
-            catalog = options.catalog or Catalog.bundled(state.catalog)
-            run = conn.execute(f"SELECT COALESCE(MAX(run), 0) + 1 FROM {RUNS_TABLE}").fetchone()[0]
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            backup = str(backups.take_backup(target, backups.backup_path(target, run)))
-            result = ReplayResult(
-                source=state.source,
-                target=str(target),
-                command="replay-parked",
-                catalog=catalog.name,
-                from_position=state.position,
-                position=state.position,
-                backup=backup,
-            )
             validator = Validator(catalog, strict_keys=state.strict_keys)
             projection = Projection(conn, validator, "park")
             projection.held_entities = set()
@@ -869,7 +1133,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                 conn.execute(
                     f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, fromPosition, state, "
                     "backup) VALUES (?, 'replay-parked', ?, ?, 'running', ?)",
-                    (run, _now(), state.position, backup),
+                    (run, _now(), state.position, result.backup),
                 )
                 rows = conn.execute(
                     f"SELECT position, name, argsJson, seqNumGlobal, seqNumClient, "
@@ -895,12 +1159,17 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                     "applied = ?, parked = ?, toPosition = ? WHERE run = ?",
                     (_now(), result.read, result.applied, result.parked_total, state.position, run),
                 )
-            result.state = "complete"
-            result.seconds = time.monotonic() - started
-            log.info("replay_parked.done", read=result.read, reapplied=result.reapplied)
-            return result
+        except BaseException:
+            if result.backup:  # the transaction rolled back: the target is as it was
+                conn.close()
+                backups.delete(Path(result.backup))
+            raise
         finally:
             conn.close()
+    result.seconds = time.monotonic() - started
+    log.info("replay_parked.done", read=result.read, reapplied=result.reapplied)
+    _log_attention(result)
+    return result
 
 
 __all__ = [

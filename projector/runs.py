@@ -1,4 +1,5 @@
-"""The target's run history: `status` reads it, `rollback` undoes the last run with it."""
+"""The target's records as a user reads them: `status`, `parked`, `backups`, and `rollback`,
+which undoes the last run with them."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
 from projector.lock import lock_path, writer_lock
-from projector.target import PARKED_TABLE, RUNS_TABLE, STATE_TABLE, is_target
+from projector.target import PARKED_TABLE, RUNS_TABLE, STATE_TABLE, check_writable, is_target
 
 
 def _writer_running(target: Path) -> bool:
     """Whether another process holds TARGET's writer lock right now."""
-    path = lock_path(target)
-    if not path.exists():
+    try:
+        fd = os.open(lock_path(target), os.O_RDONLY)
+    except OSError:  # no lock file: no writer (a writer removes it when it is done)
         return False
-    fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -61,6 +62,8 @@ def status(target: Path) -> dict[str, Any]:
             "state backup createdTarget"
         ).split()
         info["lastRun"] = dict(zip(run_keys, last, strict=True)) if last else None
+        if info["lastRun"] is not None:
+            info["lastRun"]["createdTarget"] = bool(info["lastRun"]["createdTarget"])
         info["backup"] = last[10] if last else None
         info["runs"] = conn.execute(f"SELECT COUNT(*) FROM {RUNS_TABLE}").fetchone()[0]
         info["parkedByKind"] = dict(
@@ -73,23 +76,32 @@ def status(target: Path) -> dict[str, Any]:
 
 
 def rollback(target: Path) -> dict[str, Any]:
-    """Return TARGET to its content before the last run (remove it if that run created it)."""
+    """Return TARGET to its content before the last run and forget that run.
+
+    The run's backup is restored and then deleted; a run that created TARGET is undone by
+    removing TARGET (with its WAL files and any backups beside it); a run that applied
+    nothing (no backup was taken) is only forgotten, and the migration's state is left as
+    it is. The writer lock is held throughout and its file removed afterwards.
+    Returns ``{"target", "run", "action": "restored"|"removed"|"forgotten", "message", ...}``.
+    Raises TargetError, Busy.
+    """
     if not target.exists():
         raise TargetError(f"{target}: no such target database")
-    if not is_target(target):
+    if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
+    check_writable(target)
     with writer_lock(target):
-        conn = sqlite3.connect(target)
+        conn = connect_readonly(target)
         try:
             last = conn.execute(
-                f"SELECT run, backup, createdTarget, state FROM {RUNS_TABLE} "
+                f"SELECT run, backup, createdTarget, state, read FROM {RUNS_TABLE} "
                 "ORDER BY run DESC LIMIT 1"
             ).fetchone()
         finally:
             conn.close()
         if last is None:
             raise TargetError(f"{target}: no run recorded; nothing to roll back")
-        run, backup, created, state = last
+        run, backup, created, state, read = last
         if created:
             removed = backups.remove_database(target)
             return {
@@ -99,21 +111,143 @@ def rollback(target: Path) -> dict[str, Any]:
                 "removed": [str(p) for p in removed],
                 "message": f"run {run} created {target}; rolled back by removing it",
             }
+        if not backup and not read:
+            conn = sqlite3.connect(target)
+            try:
+                with conn:
+                    conn.execute(f"DELETE FROM {RUNS_TABLE} WHERE run = ?", (run,))
+                position, now = conn.execute(
+                    f"SELECT position, state FROM {STATE_TABLE}"
+                ).fetchone()
+            finally:
+                conn.close()
+            return {
+                "target": str(target),
+                "run": run,
+                "action": "forgotten",
+                "position": position,
+                "message": f"run {run} applied nothing; {target} is unchanged ({now})",
+            }
         if not backup:
             raise TargetError(f"{target}: run {run} has no backup; cannot roll it back")
-        backups.restore_backup(Path(backup), target)
+        used = backups.locate(target, backup)
+        backups.restore_backup(used, target)
         conn = sqlite3.connect(target)
         try:
-            conn.execute(f"UPDATE {STATE_TABLE} SET state = 'rolled back' WHERE id = 1")
-            conn.commit()
+            with conn:
+                conn.execute(f"UPDATE {STATE_TABLE} SET state = 'rolled back' WHERE id = 1")
             position = conn.execute(f"SELECT position FROM {STATE_TABLE}").fetchone()
         finally:
             conn.close()
+        backups.delete(used)
         return {
             "target": str(target),
             "run": run,
             "action": "restored",
-            "backup": backup,
+            "backup": str(used),
             "position": position[0] if position else 0,
-            "message": f"run {run} ({state}) rolled back from {backup}",
+            "message": f"run {run} ({state}) rolled back from {used} (backup removed)",
         }
+
+
+def backups_of(target: Path, prune: int | None = None) -> dict[str, Any]:
+    """TARGET's backups (oldest first), each with the run that can be rolled back with it;
+    with PRUNE, all but the newest PRUNE are deleted first (under the writer lock).
+
+    Returns ``{"target", "backups": [{"path", "run", "takenAt", "bytes", "usedBy"}],
+    "bytes", "pruned": [...], "prunedBytes"}``. ``usedBy`` is the run whose rollback
+    restores it, or None for a backup no run refers to (a run killed before it
+    committed anything). Raises TargetError, Busy.
+    """
+    if not target.is_file() or not is_target(target):
+        raise TargetError(f"{target}: not a projector target")
+    pruned: list[dict[str, Any]] = []
+    if prune is not None:
+        if prune < 0:
+            raise TargetError(f"--prune {prune}: keep a number of backups >= 0")
+        check_writable(target)
+        with writer_lock(target):
+            found = list_backups_used(target)
+            doomed = found[: max(len(found) - prune, 0)]
+            for backup in doomed:
+                backups.delete(backup["path"])
+            pruned = doomed
+    found = list_backups_used(target)
+    as_text = [{**b, "path": str(b["path"])} for b in found]
+    return {
+        "target": str(target),
+        "backups": as_text,
+        "bytes": sum(b["bytes"] for b in found),
+        "pruned": [{**b, "path": str(b["path"])} for b in pruned],
+        "prunedBytes": sum(b["bytes"] for b in pruned),
+    }
+
+
+def list_backups_used(target: Path) -> list[dict[str, Any]]:
+    found = backups.list_backups(target)
+    conn = connect_readonly(target)
+    try:
+        recorded = {
+            Path(backup).name: run
+            for run, backup in conn.execute(
+                f"SELECT run, backup FROM {RUNS_TABLE} WHERE backup IS NOT NULL"
+            )
+        }
+    finally:
+        conn.close()
+    for backup in found:
+        backup["usedBy"] = recorded.get(backup["path"].name)
+    return found
+
+
+def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
+    """TARGET's parked events in position order (only those of KIND when given).
+
+    Returns ``{"target", "parked": total, "byKind", "events": [{"position", "eventId",
+    "name", "kind", "reason", "row", "waitsOn"}]}``: ``row`` is the row the event touches
+    (``table:key``, ``table:*`` when its args could not name one); a held event's
+    ``waitsOn`` is the earliest parked event it waits for (on its row or its whole table).
+    Raises TargetError.
+    """
+    if not target.is_file() or not is_target(target):
+        raise TargetError(f"{target}: not a projector target")
+    conn = connect_readonly(target)
+    try:
+        rows = conn.execute(
+            f"SELECT position, eventId, name, kind, reason, entity FROM {PARKED_TABLE} "
+            "ORDER BY position"
+        ).fetchall()
+    finally:
+        conn.close()
+    first: dict[str, tuple[int, str]] = {}  # row -> the first parked event on it
+    events = []
+    by_kind: dict[str, int] = {}
+    for position, event_id, name, what, reason, entity in rows:
+        by_kind[what] = by_kind.get(what, 0) + 1
+        waits_on = None
+        if what == "held" and entity is not None:
+            # Held by an earlier park on its row or on its whole table (args too broken to
+            # name a row): the earlier of the two is the cause (see Projection.apply).
+            causes = [first[k] for k in (entity, entity.split(":", 1)[0] + ":*") if k in first]
+            waits_on = min(causes)[1] if causes else None
+        if entity is not None and entity not in first:
+            first[entity] = (position, f"{event_id} (#{position:,})")
+        if kind is None or what == kind:
+            events.append(
+                {
+                    "position": position,
+                    "eventId": event_id,
+                    "name": name if isinstance(name, str) else repr(name),
+                    "kind": what,
+                    "reason": reason,
+                    "row": entity,
+                    "waitsOn": waits_on,
+                }
+            )
+    return {
+        "target": str(target),
+        "parked": len(rows),
+        "byKind": dict(sorted(by_kind.items())),
+        "kind": kind,
+        "events": events,
+    }

@@ -9,6 +9,7 @@ table hold the migration's own bookkeeping.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -180,19 +181,78 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _nearest_folder(path: Path) -> Path:
+    """The closest existing ancestor of PATH (the folder a new target would be made in)."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, with one line and before anything is written, a TARGET path that cannot be
+    written: a directory, a folder the user may not write or on a read-only file system,
+    a lock file that cannot be created, a read-only file, or a database that is not a
+    projector target. `--dry-run` runs the same check, so it fails the way a run would.
+
+    Raises TargetError. (os.access reports EROFS on a read-only mount even for root, who
+    is otherwise allowed everything: see access(2).)
+    """
+    try:
+        _check_writable(path)
+    except OSError as exc:  # a folder on the way the user may not even look into
+        raise TargetError(f"{path}: cannot use it ({exc.strerror or exc})") from None
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise TargetError(f"{path}: is a directory; TARGET is a database file (e.g. {path}/app.db)")
+    if path.exists() and not path.is_file():
+        raise TargetError(f"{path}: not a regular file; TARGET is a database file")
+    folder = _nearest_folder(path)
+    if not folder.is_dir():
+        raise TargetError(f"{path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only_fs(folder) else "permission denied"
+        raise TargetError(f"{path}: cannot write in {folder} ({why})")
+    lock = path.with_name(path.name + ".lock")
+    if lock.exists() and not lock.is_file():
+        raise TargetError(f"{path}: cannot create the lock file {lock} (something else is there)")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            why = "read-only file system" if _read_only_fs(path) else "permission denied"
+            raise TargetError(f"{path}: cannot write to it ({why})")
+        refuse_foreign(path)
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def refuse_foreign(path: Path) -> None:
     """Refuse, before writing a byte, a database that is not (or not yet) a projector target."""
-    with open(path, "rb") as fh:
-        head = fh.read(16)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise TargetError(f"{path}: cannot read it ({exc.strerror})") from None
     if not head:
         return
     if head != b"SQLite format 3\x00":
         raise TargetError(f"{path}: not a SQLite database; refusing to write to it")
-    conn = connect_readonly(path)
     try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    finally:
-        conn.close()
+        conn = connect_readonly(path)
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise TargetError(f"{path}: not a readable SQLite database ({exc})") from None
     if tables and STATE_TABLE not in tables:
         raise TargetError(
             f"{path}: holds tables ({', '.join(sorted(tables)[:3])}) but no migration record; "

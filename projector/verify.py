@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from events.encoding import utf8_text
-from events.errors import SourceError
-from events.sources import connect_readonly, open_source
+from events.errors import CatalogError, SourceError
+from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
+from events.validation import Catalog
 from projector import deviations
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
 from projector.handlers import any_row
+from projector.replay import client_only_tables
 from projector.target import (
     DEVIATIONS_TABLE,
     LIVESTORE_TABLES,
@@ -54,10 +56,13 @@ class Difference:
     #: The deliberate deviations from LiveStore that explain it, by name, with the event
     #: ids that caused them where the replay recorded them.
     deviations: dict[str, list[str]] = field(default_factory=dict)
+    #: Why the difference is expected when no parked event explains it (e.g. the source
+    #: is a sync export, which holds no client-only events).
+    explanation: str | None = None
 
     @property
     def explained(self) -> bool:
-        return bool(self.explained_by) or bool(self.deviations)
+        return bool(self.explained_by) or bool(self.deviations) or self.explanation is not None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +73,7 @@ class Difference:
             "explained": self.explained,
             "explainedBy": self.explained_by,
             "deviations": sorted(self.deviations),
+            "explanation": self.explanation,
         }
 
     def line(self) -> str:
@@ -76,12 +82,15 @@ class Difference:
             why.append(f"explained by deviation {name}" + (f" ({_ids(events)})" if events else ""))
         if self.explained_by:
             why.append(f"explained by parked {_ids(self.explained_by)}")
+        if self.explanation:
+            why.append(f"explained: {self.explanation}")
         reason = "; ".join(why) or "UNEXPLAINED"
         return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {reason}"
 
 
 def _ids(events: list[str]) -> str:
-    return ", ".join(events[:3]) + (f" (+{len(events) - 3})" if len(events) > 3 else "")
+    more = len(events) - 3
+    return ", ".join(events[:3]) + (f" (+{more:,})" if more > 0 else "")
 
 
 @dataclass
@@ -118,19 +127,226 @@ def _short(value: Any) -> str:
     return text if len(text) <= SAMPLE else text[: SAMPLE - 1] + "…"
 
 
-def verify(target: Path, against: Path | None = None) -> VerifyReport:
-    if not target.exists() or not is_target(target):
+def verify(target: Path, against: Path | None = None, *, source: bool = True) -> VerifyReport:
+    """Check TARGET; with AGAINST (LiveStore's state DB, or the store folder that holds it)
+    compare every row. SOURCE=False skips re-reading the recorded source (it was retired);
+    the "source" check then says so. Raises TargetError for a target or an AGAINST that
+    cannot be used (see `find_state_db`)."""
+    if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
-    report = VerifyReport(target=str(target), against=str(against) if against else None)
     conn = connect_readonly(target)
     try:
+        record = _record(conn)
+        state_db, picked = find_state_db(against, target, record) if against else (None, None)
+        report = VerifyReport(target=str(target), against=str(state_db) if state_db else None)
         _structural_checks(conn, report)
-        _accounting_checks(conn, report)
-        if against is not None:
-            _compare(conn, against, report)
+        _accounting_checks(conn, report, source)
+        if state_db is not None:
+            _compare(conn, state_db, report, record, picked)
     finally:
         conn.close()
     return report
+
+
+def _record(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    row = conn.execute(
+        f"SELECT source, sourceKind, catalog, position, lastEventId, prefixDigest "
+        f"FROM {STATE_TABLE} WHERE id = 1"
+    ).fetchone()
+    keys = ("source", "sourceKind", "catalog", "position", "lastEventId", "prefixDigest")
+    return dict(zip(keys, row, strict=True)) if row else None
+
+
+def _catalog(record: dict[str, Any] | None) -> Catalog | None:
+    try:
+        return Catalog.bundled(record["catalog"]) if record else None
+    except CatalogError:
+        return None
+
+
+def find_state_db(
+    against: Path, target: Path, record: dict[str, Any] | None
+) -> tuple[Path, str | None]:
+    """LiveStore's state DB to compare TARGET with: AGAINST itself, or the one in the store
+    folder AGAINST. Returns (path, how it was picked, or None when given).
+
+    A folder with several ``state<hash>@N.db`` (LiveStore leaves the old ones after a
+    table-schema change: FORMAT.md section 1) gives the one whose tables and columns match
+    the target's; if not exactly one does, the user is asked to name one. Refused with a
+    one-line TargetError: a missing path, a folder without a state DB, an eventlog, a
+    projector target, a file that is not LiveStore's state DB, and the state DB of another
+    app (its event names are not the target's catalog's) or of another store (the eventlog
+    beside it holds another history than the one migrated).
+    """
+    if not against.exists():
+        raise TargetError(f"{against}: no such file or directory")
+    picked = None
+    if against.is_dir():
+        candidates = sorted(p for p in against.glob("state*@*.db") if p.is_file())
+        if not candidates:
+            hint = " (is it the store folder? it holds eventlog, state<hash>@N.db files)"
+            raise TargetError(f"{against}: no LiveStore state DB (state<hash>@N.db) here{hint}")
+        if len(candidates) == 1:
+            path = candidates[0]
+            picked = f"{path.name}, the state DB in {against}"
+        else:
+            matching = [c for c in candidates if _tables_match(c, target)]
+            if len(matching) != 1:
+                names = ", ".join(c.name for c in candidates)
+                raise TargetError(
+                    f"{against}: holds {len(candidates):,} state DBs ({names}) and "
+                    f"{len(matching):,} match the target's tables; name one with --against"
+                )
+            path = matching[0]
+            picked = (
+                f"{path.name}, the one of {len(candidates):,} state DBs in {against} "
+                "whose tables match the target's"
+            )
+    else:
+        path = against
+    _refuse_not_state(path, target)
+    _refuse_other_app(path, _catalog(record))
+    if record is not None:
+        _refuse_other_store(path, record, target)
+    return path, picked
+
+
+def _tables_of(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return {n: [c[1] for c in conn.execute(f'PRAGMA table_info("{n}")')] for n in names}
+
+
+def _tables_match(state_db: Path, target: Path) -> bool:
+    try:
+        theirs, ours = connect_readonly(state_db), connect_readonly(target)
+        try:
+            a, b = _tables_of(theirs), _tables_of(ours)
+        finally:
+            theirs.close()
+            ours.close()
+    except sqlite3.DatabaseError:
+        return False
+    mine = {t: b.get(t) for t in LIVESTORE_TABLES}
+    return {t: a.get(t) for t in LIVESTORE_TABLES} == mine
+
+
+def _refuse_not_state(path: Path, target: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise TargetError(f"{path}: cannot read it ({exc.strerror})") from None
+    if head != SQLITE_MAGIC:
+        raise TargetError(f"{path}: not a SQLite database, so not LiveStore's state DB")
+    try:
+        conn = connect_readonly(path)
+        try:
+            tables = set(_tables_of(conn))
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise TargetError(f"{path}: not a readable SQLite state database ({exc})") from None
+    if "eventlog" in tables:
+        raise TargetError(
+            f"{path}: is an eventlog (the history), not LiveStore's state DB; pass the "
+            "state<hash>@N.db beside it, or the store folder"
+        )
+    if STATE_TABLE in tables:
+        raise TargetError(f"{path}: is a projector target, not LiveStore's state DB")
+    if "__livestore_schema" not in tables:
+        raise TargetError(f"{path}: not LiveStore's state DB (it has no __livestore_schema table)")
+
+
+def _refuse_other_app(path: Path, catalog: Catalog | None) -> None:
+    """LiveStore records the app's event names in ``__livestore_schema_event_defs``."""
+    if catalog is None:
+        return
+    conn = connect_readonly(path)
+    try:
+        names = {r[0] for r in conn.execute("SELECT eventName FROM __livestore_schema_event_defs")}
+    except sqlite3.DatabaseError:
+        return  # an older state DB without the table: the comparison will tell
+    finally:
+        conn.close()
+    unknown = sorted(names - catalog.schemas.keys())
+    if names and len(unknown) * 2 > len(names):
+        raise TargetError(
+            f"{path}: is the state of another app: {len(unknown):,} of its {len(names):,} "
+            f"events ({', '.join(unknown[:4])}) are not in the target's catalog "
+            f"{catalog.name!r}"
+        )
+
+
+def _refuse_other_store(path: Path, record: dict[str, Any], target: Path) -> None:
+    """Refuse the state DB of another store: the eventlog beside it (a store folder holds
+    both: FORMAT.md section 1) does not begin with the history migrated into the target,
+    and fewer than half of its rows have a key in the target. (A damaged copy of the same
+    store, or a target that has not caught up yet, keeps most keys; another store keeps
+    almost none, its ids being random.)"""
+    if _history_matches(path.parent, record) is not False:
+        return
+    matched, total = _key_overlap(path, target)
+    if total and matched * 2 < total:
+        raise TargetError(
+            f"{path}: is the state of another store: the eventlog beside it does not begin "
+            f"with the {record['position']:,} events migrated into the target, and only "
+            f"{matched:,} of its {total:,} rows have a key in the target"
+        )
+
+
+def _history_matches(folder: Path, record: dict[str, Any]) -> bool | None:
+    """Whether FOLDER's eventlog begins with the target's migrated events (None: no
+    eventlog there). An export's history is the eventlog's global events (FORMAT.md
+    section 2: client-only events are never pushed, so never exported)."""
+    try:
+        src = open_source(folder)
+    except SourceError:
+        return None
+    position = record["position"]
+    digest = PrefixDigest()
+    count = 0
+    last = None
+    try:
+        for event in src.events():
+            if record["sourceKind"] == KIND_EXPORT and event.client_only:
+                continue
+            if count == position:
+                break
+            digest.update(event)
+            count += 1
+            last = event.event_id
+    except SourceError:
+        return None
+    finally:
+        src.close()
+    return (
+        count == position
+        and digest.hexdigest() == record["prefixDigest"]
+        and (not position or last == record["lastEventId"])
+    )
+
+
+def _key_overlap(state_db: Path, target: Path) -> tuple[int, int]:
+    """(rows of LiveStore's tables in STATE_DB whose key is in TARGET, rows in all)."""
+    matched = total = 0
+    theirs, ours = connect_readonly(state_db), connect_readonly(target)
+    try:
+        present = set(_tables_of(theirs))
+        for table in LIVESTORE_TABLES:
+            if table not in present:
+                continue
+            key = _key_columns(theirs, table) or _key_columns(ours, table)
+            cols = ", ".join(f'"{k}"' for k in key)
+            mine = set(ours.execute(f'SELECT {cols} FROM "{table}"'))
+            for row in theirs.execute(f'SELECT {cols} FROM "{table}"'):
+                total += 1
+                matched += row in mine
+    except sqlite3.DatabaseError:
+        return 0, 0
+    finally:
+        theirs.close()
+        ours.close()
+    return matched, total
 
 
 def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
@@ -146,7 +362,8 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             not broken,
             "no broken references"
             if not broken
-            else f"{len(broken)} broken: " + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
+            else f"{len(broken):,} broken: "
+            + ", ".join(f"{t} rowid {r}" for t, r, *_ in broken[:5]),
         )
     )
     # Compared in Python: SQLite's json_each cuts a tag at U+0000 and returns a lone
@@ -166,12 +383,12 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
             stale == 0 and extra == 0,
             "in step with memories.tags"
             if stale == 0 and extra == 0
-            else f"{stale} tag(s) missing from memory_tags, {extra} extra",
+            else f"{stale:,} tag(s) missing from memory_tags, {extra:,} extra",
         )
     )
 
 
-def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport, reread: bool) -> None:
     row = conn.execute(
         f"SELECT source, position, lastEventId, prefixDigest, applied, parked, state "
         f"FROM {STATE_TABLE} WHERE id = 1"
@@ -193,14 +410,31 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
         Check(
             "accounting",
             ok,
-            f"position #{position} = {applied} applied + {parked} parked "
-            f"({in_table} in {PARKED_TABLE}; tracking at #{tracked}; state {state})",
+            f"position #{position:,} = {applied:,} applied + {parked:,} parked "
+            f"({in_table:,} in {PARKED_TABLE}; tracking at #{tracked:,}; state {state})",
         )
     )
+    if not reread:
+        report.checks.append(
+            Check(
+                "source",
+                True,
+                f"skipped (--no-source): {source} was not re-read, so the events up to "
+                "the checkpoint are not proven unchanged",
+            )
+        )
+        return
     try:
         src = open_source(source)
     except SourceError as exc:
-        report.checks.append(Check("source", False, f"cannot re-read the recorded source: {exc}"))
+        report.checks.append(
+            Check(
+                "source",
+                False,
+                f"cannot re-read the recorded source: {exc} "
+                "(retired? `--no-source` skips this check)",
+            )
+        )
         return
     try:
         digest = PrefixDigest()
@@ -215,20 +449,23 @@ def _accounting_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
     finally:
         src.close()
     if not matched:
-        detail = f"the source's first {min(count, position)} events differ from those migrated"
+        detail = (
+            f"the source's first {min(count, position):,} events differ from those migrated "
+            "(another store, or a history rewritten since, e.g. by a LiveStore rebase)"
+        )
         report.checks.append(Check("source", False, detail))
     elif count != position:
         report.checks.append(
             Check(
                 "source",
                 False,
-                f"source holds {count} events, {count - position} not migrated yet "
+                f"source holds {count:,} events, {count - position:,} not migrated yet "
                 "(run `projector replay` to catch up)",
             )
         )
     else:
         report.checks.append(
-            Check("source", True, f"all {count} source events accounted for ({source})")
+            Check("source", True, f"all {count:,} source events accounted for ({source})")
         )
 
 
@@ -263,9 +500,13 @@ def _key_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [name for _, name in keys]
 
 
-def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> None:
-    if not against.exists():
-        raise TargetError(f"{against}: no such state database")
+def _compare(
+    conn: sqlite3.Connection,
+    against: Path,
+    report: VerifyReport,
+    record: dict[str, Any] | None,
+    picked: str | None,
+) -> None:
     try:
         state = connect_readonly(against)
         state_tables = {
@@ -289,14 +530,28 @@ def _compare(conn: sqlite3.Connection, against: Path, report: VerifyReport) -> N
             _compare_table(conn, state, table, parked, recorded, report)
     finally:
         state.close()
+    _explain_export(report, record)
+    where = f" (from {picked})" if picked else ""
     report.checks.append(
         Check(
             "against",
             not report.unexplained,
-            f"{report.compared_rows} LiveStore rows compared; {len(report.differences)} "
-            f"difference(s), {len(report.unexplained)} unexplained",
+            f"{report.compared_rows:,} LiveStore rows compared{where}; "
+            f"{len(report.differences):,} difference(s), {len(report.unexplained):,} unexplained",
         )
     )
+
+
+def _explain_export(report: VerifyReport, record: dict[str, Any] | None) -> None:
+    """A target migrated from a sync export lacks the rows only client-only events write:
+    the export never had those events (FORMAT.md section 2, client-only events)."""
+    catalog = _catalog(record)
+    if record is None or record["sourceKind"] != KIND_EXPORT or catalog is None:
+        return
+    tables = set(client_only_tables(catalog))
+    for difference in report.differences:
+        if difference.table in tables and difference.what == "missing" and not difference.explained:
+            difference.explanation = "source is a sync export (no client-only events)"
 
 
 def _compare_table(

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from events.validation import Catalog
 from projector.digest import DIGEST_TABLES
 from projector.log import configure
 from projector.replay import ReplayOptions, replay
@@ -53,9 +54,9 @@ def dump(target: Path) -> dict[str, Any]:
 def run_case(case: str, spec: dict[str, Any], source: str, workdir: Path) -> Path:
     """Replay one source of CASE into a new target under WORKDIR; return the target."""
     target = workdir / f"{case}-{Path(source).name}.db"
-    replay(
-        FIXTURES / case / source, target, ReplayOptions(on_invalid=spec.get("onInvalid", "fail"))
-    )
+    catalog = Catalog.bundled(spec["catalog"]) if "catalog" in spec else None
+    options = ReplayOptions(on_invalid=spec.get("onInvalid", "fail"), catalog=catalog)
+    replay(FIXTURES / case / source, target, options)
     return target
 
 

@@ -842,6 +842,9 @@ def test_fail_names_the_event_and_keeps_only_the_batches_before_it(
         assert_one_line(message)
         assert re.search(rf"(^|\s){re.escape(order[failing - 1][1])} \(", message), message
         kept = (failing - 1) // batch_size * batch_size
+        if kept == 0:  # nothing committed: the run is undone, the target never created
+            assert not target.exists()
+            return
         assert_sound(target)
         with read_only(target) as conn:
             assert conn.execute(f"SELECT position FROM {STATE_TABLE}").fetchone() == (kept,)
@@ -980,7 +983,8 @@ def test_positions_that_are_not_integers_are_refused_with_one_line(
     with pytest.raises(SourceError, match="not an integer") as info:
         replay(loose, tmp_path / "t.db", ReplayOptions(on_invalid="park"))
     assert_one_line(str(info.value))
-    assert_sound(tmp_path / "t.db")
+    # Refused within the first batch: nothing was committed, so no target was left behind.
+    assert not (tmp_path / "t.db").exists()
 
 
 LINE_FAULTS = {
@@ -1025,6 +1029,9 @@ def test_broken_ndjson_lines_stop_the_run_with_one_line(
         assert f"line {at + 1}" in message, message
         if catalog is None:
             # Choosing the catalog reads every name first: refused before the target exists.
+            assert not target.exists()
+            return
+        if at < batch_size:  # no batch committed: the run is undone, the target never created
             assert not target.exists()
             return
         assert_sound(target)

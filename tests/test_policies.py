@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from events.upcast import UPCASTERS, upcast, upcaster
+from events.validation import Catalog
 from projector.cli import cli
 from projector.errors import ReplayError
 from projector.replay import ReplayOptions, replay
@@ -75,7 +76,9 @@ def test_dry_run_through_the_cli(runner, small_copy: Path, target: Path):
 )
 def test_accounting_identity_holds_on_every_fixture(source: Path, policy: str, target: Path):
     """read = applied + parked, and verify checks it against the source."""
-    result = replay(source, target, ReplayOptions(on_invalid=policy))
+    # The micro log is another app's (a todo app): replayed only with its catalog named.
+    catalog = Catalog.bundled("todo-0.3.1") if source == MICRO else None
+    result = replay(source, target, ReplayOptions(on_invalid=policy, catalog=catalog))
     assert result.read > 0 and result.read == result.applied + result.parked_total
     report = verify(target)
     assert {c.name: c.ok for c in report.checks}["accounting"]
@@ -158,6 +161,5 @@ def test_a_refused_row_under_fail_names_its_event_and_keeps_the_batch_out(tmp_pa
     target = tmp_path / "t.db"
     with pytest.raises(ReplayError, match=r"e3 \(v1.MemoryAdded\): cannot be stored"):
         replay(log, target, ReplayOptions(on_invalid="fail", batch_size=20000))
-    conn = sqlite3.connect(target)
-    assert conn.execute("SELECT COUNT(*) FROM memories").fetchone() == (0,)
-    assert conn.execute("SELECT position FROM _projector_migration").fetchone() == (0,)
+    # Nothing was committed, so the run is undone: the target it would have created is not.
+    assert not target.exists()

@@ -1,0 +1,696 @@
+"""A careful user's CLI: a refusal changes nothing, every error is one line, parked events
+in plain sight, backups that do not eat the disk, the usual command-line conventions.
+
+Each test drives `projector` through click's CliRunner (stdout and stderr apart) or a
+subprocess, the way a user would, and says what the user can rely on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from projector.cli import cli
+from tests.conftest import (
+    FIXTURES,
+    MICRO,
+    REBASE,
+    ROOT,
+    SHARED,
+    SMALL,
+    SMALL_STATE,
+    sha256,
+    write_ndjson,
+)
+
+CMD = [sys.executable, "-m", "projector"]
+PENDING = (
+    "INSERT INTO eventlog VALUES (?, 0, ?, ?, 0, 0, 'v1.ConfigSet', "
+    "'{\"key\":\"pending.key\",\"value\":1}', 'desktop-A', 'static', 1018277581, "
+    '\'{"_tag":"None"}\')'
+)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+
+
+def ok(*args: str) -> Result:
+    result = invoke(*args)
+    assert result.exit_code == 0, (args, result.stdout, result.stderr)
+    return result
+
+
+def one_error_line(result: Result, code: int = 1) -> str:
+    """The single `Error: ...` line of a failed command (and no traceback anywhere)."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def snapshot(target: Path) -> dict[str, Any]:
+    """Everything a user can observe of TARGET: its bytes, digest, status, verify report,
+    and the files beside it (SQLite's -wal/-shm aside: readers may create them)."""
+    status = json.loads(ok("status", target, "--json").stdout)
+    verify = invoke("verify", target, "--json")
+    files = sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(("-wal", "-shm")))
+    return {
+        "sha256": sha256(target),
+        "digest": json.loads(ok("digest", target, "--json").stdout),
+        "status": status,
+        "verify": (verify.exit_code, json.loads(verify.stdout)),
+        "files": files,
+    }
+
+
+def store_copy(tmp_path: Path, name: str, source: Path = SMALL) -> Path:
+    """A writable copy of a fixture's store folder, named NAME."""
+    dest = tmp_path / name / "ai-desk"
+    shutil.copytree(source, dest)
+    for p in dest.iterdir():
+        p.chmod(0o644)
+    return dest
+
+
+def edit(store: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    with contextlib.closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        for sql, params in statements:
+            conn.execute(sql, params)
+
+
+def hold_back(store: Path, after_global: int) -> list[tuple[Any, ...]]:
+    """Remove the events past AFTER_GLOBAL from STORE; return them (to append later)."""
+    with contextlib.closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        rows = conn.execute(
+            "SELECT * FROM eventlog WHERE seqNumGlobal > ?", (after_global,)
+        ).fetchall()
+        conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > ?", (after_global,))
+    return rows
+
+
+def append(store: Path, rows: list[tuple[Any, ...]]) -> None:
+    with contextlib.closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        conn.executemany(f"INSERT INTO eventlog VALUES ({','.join('?' * 12)})", rows)
+
+
+# ---------------------------------------------------------------- 1. a refusal changes nothing
+
+
+def _rebased(tmp_path: Path) -> tuple[Path, Path]:
+    """The rebase-after-migration case: a store whose pending local event e171 was migrated,
+    then rebased by LiveStore (remote e171..e173 arrive, the local event becomes e174r1)."""
+    live = store_copy(tmp_path, "live")
+    edit(
+        live,
+        ("DELETE FROM eventlog WHERE seqNumGlobal >= 171", ()),
+        (PENDING, (171, 0, 170)),
+    )
+    after = store_copy(tmp_path, "after")
+    edit(after, (PENDING, (174, 1, 173)))
+    return live, after
+
+
+REFUSALS = [
+    "rebased",
+    "another-store",
+    "shorter",
+    "export-after-eventlog",
+    "eventlog-after-export",
+    "failed-first-batch",
+]
+
+
+@pytest.mark.parametrize("kind", REFUSALS)
+def test_a_refused_or_failed_run_leaves_the_target_exactly_as_it_was(tmp_path: Path, kind: str):
+    """Whatever refuses the run (another history, another store, a shorter source, an
+    export of a store migrated from its eventlog or the other way round) or fails it
+    before its first commit, the target keeps its bytes, digest, status and verify report;
+    no backup, no run left open."""
+    target = tmp_path / "out" / "target.db"
+    target.parent.mkdir()
+    store = store_copy(tmp_path, "store")
+    if kind == "failed-first-batch":
+        tail = hold_back(store, 150)
+    if kind == "rebased":
+        store, after = _rebased(tmp_path)
+    first = store
+    if kind == "eventlog-after-export":
+        first = tmp_path / "export.json"
+        ok("export", store, first)
+    ok("-q", "replay", first, target)
+    if kind == "rebased":
+        shutil.copy(after / "eventlog@6.db", store / "eventlog@6.db")  # the app rebased
+        source, expect = store, "history rewritten since"
+    elif kind == "another-store":
+        source, expect = REBASE, "another store"
+    elif kind == "shorter":
+        edit(store, ("DELETE FROM eventlog WHERE seqNumGlobal > 100", ()))
+        source, expect = store, "not the history that was migrated"
+    elif kind == "export-after-eventlog":
+        source = tmp_path / "export.json"
+        ok("export", store, source)
+        expect = "holds no client-only events"
+    elif kind == "eventlog-after-export":
+        source, expect = store, "migrated from a `livestore sync export`"
+    else:
+        bad = list(tail[0])
+        bad[6] = "v1.Teleported"  # an unknown event, under the default --on-invalid fail
+        append(store, [tuple(bad), *tail[1:]])
+        source, expect = store, "unknown event name"
+    before = snapshot(target)
+    for args in (["replay", source, target], ["replay", source, target, "--dry-run"]):
+        assert expect in one_error_line(invoke("-q", *args))
+    if kind != "failed-first-batch":
+        assert expect in one_error_line(invoke("-q", "resume", target, "--source", source))
+    assert snapshot(target) == before
+    assert before["status"]["state"] == "complete" and before["status"]["lastRun"]["endedAt"]
+    assert not [p for p in target.parent.iterdir() if p.suffix in (".bak", ".lock")]
+
+
+def test_a_failed_first_run_leaves_no_target_behind(tmp_path: Path):
+    """A first run that fails before committing anything does not leave a half target."""
+    store = store_copy(tmp_path, "store")
+    edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 3", ()))
+    target = tmp_path / "t.db"
+    line = one_error_line(invoke("-q", "replay", store, target))
+    assert "v1.Teleported" in line
+    assert list(tmp_path.iterdir()) == [tmp_path / "store"]
+
+
+def test_a_run_that_fails_after_committing_stays_resumable(tmp_path: Path):
+    """A failure after some batches keeps them, says the run failed, and resume finishes."""
+    store = store_copy(tmp_path, "store")
+    edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 45", ()))
+    target = tmp_path / "t.db"
+    one_error_line(invoke("-q", "replay", store, target, "--batch-size", "20"))
+    info = json.loads(ok("status", target, "--json").stdout)
+    assert info["state"] == "interrupted" and info["lastRun"]["state"] == "failed"
+    assert info["position"] == 40 and info["applied"] == 40
+    edit(store, ("UPDATE eventlog SET name = 'v1.MemoryAdded' WHERE seqNumGlobal = 45", ()))
+    ok("-q", "resume", target)
+    assert json.loads(ok("status", target, "--json").stdout)["state"] == "complete"
+    assert ok("verify", target, "--against", SMALL_STATE).stdout.strip().endswith("verified")
+
+
+# ---------------------------------------------------------------- 2. no traceback from a path
+
+
+@contextlib.contextmanager
+def read_only_mount(path: Path) -> Iterator[None]:
+    """PATH (a directory) as a read-only file system; skips where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    bind = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip(f"cannot mount a read-only file system here ({bind.stderr.strip()!r})")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], capture_output=True)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only here ({remount.stderr.strip()!r})")
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def test_a_target_that_is_a_directory_is_one_line_and_dry_run_says_the_same(tmp_path: Path):
+    """TARGET a directory, or a directory where its lock file goes: one line, exit 1, the
+    same from --dry-run; nothing is created."""
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    real = one_error_line(invoke("replay", SMALL, folder))
+    assert "is a directory" in real
+    assert one_error_line(invoke("replay", SMALL, folder, "--dry-run")) == real
+    (tmp_path / "t.db.lock").mkdir()
+    line = one_error_line(invoke("replay", SMALL, tmp_path / "t.db"))
+    assert "lock file" in line
+    assert one_error_line(invoke("replay", SMALL, tmp_path / "t.db", "--dry-run")) == line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "t.db.lock"]
+
+
+def test_a_read_only_file_system_is_one_line_for_every_command(tmp_path: Path):
+    """On a read-only mount: writing commands fail with one line naming it (dry run too);
+    the reading ones (status, parked, digest, verify, backups) still work."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    ok("-q", "replay", SMALL, folder / "t.db")
+    with read_only_mount(folder):
+        new = one_error_line(invoke("replay", SMALL, folder / "new.db"))
+        assert "read-only file system" in new
+        assert one_error_line(invoke("replay", SMALL, folder / "new.db", "--dry-run")) == new
+        for args in (
+            ["replay", SMALL, folder / "t.db"],
+            ["replay", SMALL, folder / "t.db", "--dry-run"],
+            ["resume", folder / "t.db"],
+            ["rollback", folder / "t.db"],
+            ["replay-parked", folder / "t.db"],
+            ["backups", folder / "t.db", "--prune", "0"],
+            ["export", SMALL, folder / "x.ndjson"],
+        ):
+            assert "read-only file system" in one_error_line(invoke(*args)).lower(), args
+        for args in (
+            ["status", folder / "t.db"],
+            ["parked", folder / "t.db"],
+            ["digest", folder / "t.db"],
+            ["verify", folder / "t.db", "--against", SMALL],
+            ["backups", folder / "t.db"],
+        ):
+            ok(*args)
+
+
+def test_a_folder_the_user_cannot_write_is_one_line(request: pytest.FixtureRequest):
+    """As a user without write permission (root ignores chmod, so a real non-root user):
+    one line, exit 1, for the run and for its dry run."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run as another user")
+    # Under /tmp itself: pytest's own folders are private to root, not even traversable.
+    folder = Path(tempfile.mkdtemp(prefix="projector-theirs-", dir="/tmp"))
+    folder.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *CMD, "-q"]
+    probe = subprocess.run([*as_nobody, "--version"], capture_output=True, text=True, cwd=ROOT)
+    if probe.returncode != 0:
+        pytest.skip(f"the nobody user cannot run the projector here: {probe.stderr[-200:]}")
+    for extra in ([], ["--dry-run"]):
+        done = subprocess.run(
+            [*as_nobody, "replay", str(SMALL), str(folder / "t.db"), *extra],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("Error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert "permission denied" in done.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_verify_against_takes_a_store_folder_and_refuses_what_is_not_its_state(tmp_path: Path):
+    """--against a store folder finds its state DB and says which; a folder without one,
+    an eventlog, a projector target, another app's or another store's state: one line."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    found = ok("verify", target, "--against", SMALL)
+    assert "state-11367593325@6.db" in found.stdout and "verified" in found.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no LiveStore state DB" in one_error_line(invoke("verify", target, "--against", empty))
+    line = one_error_line(invoke("verify", target, "--against", SMALL / "eventlog@6.db"))
+    assert "is an eventlog" in line
+    assert "projector target" in one_error_line(invoke("verify", target, "--against", target))
+    other = REBASE / "state-11367593325@6.db"
+    assert "another store" in one_error_line(invoke("verify", target, "--against", other))
+    todo_state = tmp_path / "todo" / "state-1@6.db"
+    todo_state.parent.mkdir()
+    shutil.copy(SMALL_STATE, todo_state)
+    with contextlib.closing(sqlite3.connect(todo_state)) as conn, conn:
+        conn.execute("DELETE FROM __livestore_schema_event_defs")
+        conn.executemany(
+            "INSERT INTO __livestore_schema_event_defs VALUES (?, 1, '')",
+            [(n,) for n in ("v1.TodoCreated", "v1.TodoCompleted", "v1.TodoDeleted", "uiStateSet")],
+        )
+    assert "another app" in one_error_line(invoke("verify", target, "--against", todo_state))
+    second = tmp_path / "store"
+    shutil.copytree(SMALL, second)
+    shutil.copy(SMALL_STATE, second / "state-999@6.db")
+    with contextlib.closing(sqlite3.connect(second / "state-999@6.db")) as conn, conn:
+        conn.execute("ALTER TABLE config ADD COLUMN extra TEXT")
+    picked = ok("verify", target, "--against", second)
+    assert "state-11367593325@6.db, the one of 2 state DBs" in picked.stdout
+
+
+# ---------------------------------------------------------------- 3. identity from the history
+
+
+def test_a_copied_and_renamed_store_is_the_same_store(tmp_path: Path):
+    """A store folder copied under another name continues the migration (catch-up)."""
+    first = store_copy(tmp_path, "a")
+    tail = hold_back(first, 150)
+    target = tmp_path / "t.db"
+    ok("-q", "replay", first, target)
+    moved = tmp_path / "b" / "renamed-store"
+    shutil.copytree(first, moved)
+    append(moved, tail)
+    result = ok("-q", "replay", moved, target, "--json")
+    data = json.loads(result.stdout)
+    assert (data["read"], data["position"], data["state"]) == (len(tail), 200, "complete")
+    assert "renamed-store" in json.loads(ok("status", target, "--json").stdout)["source"]
+
+
+def test_resume_with_a_moved_source_and_verify_without_one(tmp_path: Path):
+    """resume --source takes a source that moved (same history only) and records it;
+    verify --no-source skips the re-read of a retired source and says so."""
+    store = store_copy(tmp_path, "old")
+    target = tmp_path / "t.db"
+    from projector.errors import Interrupted
+    from projector.replay import ReplayOptions, replay
+
+    with pytest.raises(Interrupted):
+        replay(store, target, ReplayOptions(batch_size=50, should_stop=lambda: True))
+    moved = tmp_path / "new" / "ai-desk"
+    shutil.move(store, moved)
+    assert "--source PATH" in one_error_line(invoke("-q", "resume", target))
+    other = one_error_line(invoke("-q", "resume", target, "--source", REBASE))
+    assert "another store" in other
+    ok("-q", "resume", target, "--source", moved)
+    info = json.loads(ok("status", target, "--json").stdout)
+    assert info["state"] == "complete" and info["source"].startswith(str(moved))
+    shutil.rmtree(moved)
+    assert invoke("verify", target).exit_code == 1
+    skipped = ok("verify", target, "--no-source", "--json")
+    check = {c["check"]: c for c in json.loads(skipped.stdout)["checks"]}["source"]
+    assert check["ok"] and "skipped (--no-source)" in check["detail"]
+
+
+# ---------------------------------------------------------------- 4. parked events in sight
+
+
+def test_parked_lists_every_parked_event_and_what_a_held_one_waits_on(tmp_path: Path):
+    """`projector parked` lists position, event, name, kind, row and reason; --kind filters;
+    each held event names the parked event it waits on."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", REBASE, target)
+    data = json.loads(ok("parked", target, "--json").stdout)
+    assert data["parked"] == 29 and data["byKind"] == {"held": 16, "integrity": 13}
+    assert [e["position"] for e in data["events"]] == sorted(e["position"] for e in data["events"])
+    held = json.loads(ok("parked", target, "--kind", "held", "--json").stdout)["events"]
+    assert len(held) == 16 and all(e["kind"] == "held" and e["waitsOn"] for e in held)
+    first = data["events"][0]
+    assert set(first) == {"position", "eventId", "name", "kind", "reason", "row", "waitsOn"}
+    text = ok("parked", target).stdout
+    assert text.startswith("29 parked (16 held, 13 integrity)") and "waits on e80r1 (#92)" in text
+
+
+def test_the_summary_says_how_many_more_and_quiet_still_warns_once(tmp_path: Path):
+    """The summary lists 10 parked events and says +N more; under -q stderr has exactly
+    one warning line for a run that parked events, and none for a clean one."""
+    result = invoke("-q", "replay", REBASE, tmp_path / "a.db")
+    assert result.exit_code == 0
+    assert "  +19 more parked: `projector parked" in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "parked 29 event(s)" in lines[0] and "warning" in lines[0]
+    strict = invoke("replay", REBASE, tmp_path / "b.db", "-q", "--strict", "--json")
+    assert strict.exit_code == 1
+    assert json.loads(strict.stdout)["strictFailure"] == "29 event(s) parked"
+    assert invoke("-q", "replay", SMALL, tmp_path / "c.db").stderr == ""
+
+
+# ---------------------------------------------------------------- 5. backups
+
+
+def test_a_run_that_applies_nothing_takes_no_backup_and_its_rollback_changes_nothing(
+    tmp_path: Path,
+):
+    """A catch-up with nothing new takes no backup; rolling it back leaves a complete
+    target complete (and the next rollback undoes the run before)."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    again = json.loads(ok("-q", "replay", SMALL, target, "--json").stdout)
+    assert again["read"] == 0 and again["backup"] is None
+    assert not list(tmp_path.glob("*.bak"))
+    before = digest_of(target)
+    message = ok("rollback", target).stdout
+    assert "applied nothing" in message
+    info = json.loads(ok("status", target, "--json").stdout)
+    assert info["state"] == "complete" and info["runs"] == 1
+    assert digest_of(target) == before
+    assert "removing it" in ok("rollback", target).stdout
+    assert list(tmp_path.iterdir()) == []  # no target, -wal, -shm, lock or backup left
+
+
+def digest_of(target: Path) -> str:
+    return str(json.loads(ok("digest", target, "--json").stdout)["overall"])
+
+
+def test_backups_are_listed_pruned_unique_and_removed_by_the_rollback_that_used_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`backups` lists one backup per run that applied events; two made in the same
+    second never share a name; --prune KEEP deletes the older; rollback deletes the one
+    it restored from."""
+    import projector.backup
+
+    store = store_copy(tmp_path, "store")
+    tails = [hold_back(store, 160), hold_back(store, 120)]
+    out = tmp_path / "out"
+    target = out / "t.db"
+    ok("-q", "replay", store, target)
+    frozen = 1_800_000_000.0
+    monkeypatch.setattr(projector.backup.time, "time", lambda: frozen)
+    stamp = "20270115T080000.000Z"
+    orphan = out / f"t.db.run2-{stamp}.bak"  # left by a run killed before its first commit
+    orphan.write_bytes(b"orphan")
+    digests = [digest_of(target)]
+    for tail in reversed(tails):
+        append(store, tail)
+        ok("-q", "replay", store, target)
+        digests.append(digest_of(target))
+    listed = json.loads(ok("backups", target, "--json").stdout)["backups"]
+    assert orphan.read_bytes() == b"orphan"
+    assert sorted(Path(b["path"]).name for b in listed) == sorted(
+        [orphan.name, f"t.db.run2-{stamp}-2.bak", f"t.db.run3-{stamp}.bak"]
+    )
+    assert {b["usedBy"] for b in listed} == {None, 2, 3}
+    ok("rollback", target)
+    assert digest_of(target) == digests[1] and not (out / f"t.db.run3-{stamp}.bak").exists()
+    pruned = json.loads(ok("backups", target, "--prune", "1", "--json").stdout)
+    assert [Path(b["path"]).name for b in pruned["pruned"]] == [orphan.name]
+    assert len(pruned["backups"]) == 1
+    assert "run 2" in ok("backups", target).stdout
+
+
+# ---------------------------------------------------------------- 6. conventions
+
+
+def test_global_options_after_the_command(tmp_path: Path):
+    """-q, -v and --log-format are accepted after the command as well as before it."""
+    result = invoke("replay", SMALL, tmp_path / "t.db", "-q")
+    assert result.exit_code == 0 and result.stderr == ""
+    logged = invoke("status", tmp_path / "t.db", "--log-format", "json", "-v")
+    assert logged.exit_code == 0
+
+
+def test_errors_under_json_and_json_logs(tmp_path: Path):
+    """Under --json an error is a JSON object on stdout (same exit code); under
+    --log-format json every stderr line is JSON, the error line too."""
+    missing = tmp_path / "none.db"
+    result = invoke("status", missing, "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)
+    assert error["exitCode"] == 1 and "not a projector target" in error["error"]
+    usage = invoke("replay", SMALL, "--json")
+    assert usage.exit_code == 2 and json.loads(usage.stdout)["exitCode"] == 2
+    logs = invoke("--log-format", "json", "replay", REBASE, tmp_path / "t.db")
+    assert logs.exit_code == 0 and logs.stderr
+    (tmp_path / "x").mkdir()
+    failed = invoke("replay", REBASE, tmp_path / "x", "--log-format", "json")
+    for output in (logs.stderr, failed.stderr):
+        assert [json.loads(line) for line in output.splitlines()]
+    error = json.loads(failed.stderr)
+    assert failed.exit_code == 1 and error["level"] == "error" and "directory" in error["message"]
+
+
+def test_a_closed_pipe_exits_quietly(tmp_path: Path):
+    """`projector inspect ... | head`: the reader closes the pipe early; the projector
+    exits with SIGPIPE's status (141) and says nothing, not 1 with nothing said."""
+    log = write_ndjson(tmp_path / "log.ndjson", [(f"v9.Name{i}", {}) for i in range(5000)])
+    for args in (
+        ["inspect", str(log)],  # a line per event name
+        ["export", str(REBASE), "-", "--format", "ndjson"],
+    ):
+        proc = subprocess.Popen(
+            [*CMD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(100)
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 128 + signal.SIGPIPE, (args, err)
+        assert err == b"", args
+
+
+def test_export_to_stdout_overwrite_format_and_exported_at(tmp_path: Path):
+    """export OUT: `-` is stdout, an existing OUT needs --force, the format comes from the
+    extension, --exported-at must be ISO 8601, and a JSON export says what it left out."""
+    stdout = invoke("export", SMALL, "-", "--format", "ndjson")
+    assert stdout.exit_code == 0
+    assert stdout.stdout == (FIXTURES / "small" / "events.ndjson").read_text("utf-8")
+    out = tmp_path / "small.json"
+    made = ok("export", SMALL, out, "--exported-at", "2026-01-01T00:00:00.000Z")
+    assert "27 client-only events left out" in made.stdout
+    assert json.loads(out.read_text())["eventCount"] == 173
+    assert "--force" in one_error_line(invoke("export", SMALL, out))
+    ok("export", SMALL, out, "--force")
+    bad = invoke("export", SMALL, tmp_path / "x.json", "--exported-at", "yesterday")
+    assert bad.exit_code == 2 and "ISO 8601" in bad.stderr
+    assert not (tmp_path / "x.json").exists()
+    ok("export", SMALL, tmp_path / "all.jsonl")
+    assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 200
+    unknown = invoke("export", SMALL, tmp_path / "x.txt")
+    assert unknown.exit_code == 2 and "--format" in unknown.stderr
+
+
+def test_dry_run_logs_say_dry_run_and_name_the_real_target(tmp_path: Path):
+    """A dry run's log lines say it is one and name the target the user gave."""
+    target = tmp_path / "t.db"
+    result = invoke("--log-format", "json", "replay", SMALL, target, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    start = next(json.loads(s) for s in result.stderr.splitlines() if "replay.start" in s)
+    assert start["dry_run"] is True and start["target"] == str(target)
+    assert not target.exists()
+
+
+def _thousand_events(path: Path, count: int) -> Path:
+    return write_ndjson(
+        path, [("v1.ConfigSet", {"key": f"k{i}", "value": i}) for i in range(count)]
+    )
+
+
+def test_numbers_have_thousands_separators_for_people_and_are_plain_in_json(tmp_path: Path):
+    """Human output writes 2,500; JSON writes 2500."""
+    log = _thousand_events(tmp_path / "log.ndjson", 2500)
+    target = tmp_path / "t.db"
+    text = ok("replay", log, target).stdout
+    assert "read 2,500 = applied 2,500" in text
+    checks = ok("verify", target).stdout
+    assert "position #2,500 = 2,500 applied + 0 parked" in checks
+    assert "all 2,500 source events" in checks
+    data = json.loads(ok("status", target, "--json").stdout)
+    assert data["position"] == 2500 and data["applied"] == 2500
+
+
+def test_the_progress_moves_within_a_batch(tmp_path: Path):
+    """Progress is reported between the slices of a batch, not only when it commits."""
+    from projector.replay import ReplayOptions, replay
+
+    seen: list[int] = []
+    log = _thousand_events(tmp_path / "log.ndjson", 2500)
+    replay(log, tmp_path / "t.db", ReplayOptions(progress=lambda p, _t: seen.append(p)))
+    assert seen == [0, 1000, 2000, 2500]
+
+
+def test_ctrl_c_ends_the_progress_bar_line(tmp_path: Path):
+    """On a terminal, Ctrl-C stops at a batch boundary and the message starts on a line
+    of its own, not glued to the progress bar."""
+    import pty
+
+    main, secondary = pty.openpty()
+    target = tmp_path / "t.db"
+    proc = subprocess.Popen(
+        [*CMD, "replay", str(REBASE), str(target), "--batch-size", "1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        cwd=ROOT,
+    )
+    os.close(secondary)
+    seen = b""
+
+    def read(timeout: float) -> bytes:
+        ready, _, _ = select.select([main], [], [], timeout)
+        with contextlib.suppress(OSError):  # EIO: the process closed the terminal
+            return os.read(main, 4096) if ready else b""
+        return b""
+
+    deadline = time.monotonic() + 60
+    while b"ev/s" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += read(1.0)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=60)
+    while chunk := read(0.5):
+        seen += chunk
+    os.close(main)
+    text = seen.decode(errors="replace")
+    if code == 0:
+        pytest.skip("the replay finished before SIGINT arrived")
+    assert code == 130, text
+    assert "\r\nInterrupted: stopped at #" in text or "\nInterrupted: stopped at #" in text
+    bar_line = text[text.rindex("\r[") :]
+    assert bar_line.index("\n") < bar_line.index("Interrupted")
+
+
+# ---------------------------------------------------------------- 7. another app's log
+
+
+def test_another_apps_log_is_refused_before_anything_is_written(tmp_path: Path):
+    """A log whose names the matched catalog has no handlers for is refused, naming the
+    catalog and the names, and suggesting --catalog; no target is created."""
+    target = tmp_path / "t.db"
+    for policy in ("fail", "park"):
+        line = one_error_line(invoke("replay", MICRO, target, "--on-invalid", policy))
+        assert "'todo-0.3.1'" in line and "v1.TodoCreated" in line and "--catalog" in line
+        assert not target.exists()
+    todomvc = SHARED.parent / "apps" / "todomvc" / "fixtures" / "small" / "todomvc"
+    if todomvc.exists():
+        line = one_error_line(invoke("replay", todomvc, target, "--on-invalid", "park"))
+        assert "v1.TodoCompleted" in line and not target.exists()
+
+
+def test_another_apps_client_document_is_never_merged_into_this_apps_table(tmp_path: Path):
+    """With the other app's catalog named, its events park; its uiStateSet is not merged
+    into this app's uiState table."""
+    target = tmp_path / "t.db"
+    result = ok("-q", "replay", MICRO, target, "--catalog", "todo-0.3.1", "--on-invalid", "park")
+    assert "read 5 = applied 0 + parked 5" in result.stdout
+    with contextlib.closing(sqlite3.connect(target)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM uiState").fetchone() == (0,)
+
+
+def test_an_event_livestore_marked_unknown_does_not_make_a_log_foreign(tmp_path: Path):
+    """A real ai-desk log with events LiveStore itself stored as unknown (schemaHash -1)
+    replays under --on-invalid park; they park as unknown, saying LiveStore skips them."""
+    store = store_copy(tmp_path, "store")
+    rows = [
+        (174 + i, 0, 0, 173 + i, 0, 0, f"v9.Future{i}", "{}", "desktop-A", "static", -1, "{}")
+        for i in range(20)  # more distinct unknown names than the log has known ones
+    ]
+    append(store, rows)
+    target = tmp_path / "t.db"
+    result = ok("-q", "replay", store, target, "--on-invalid", "park", "--json")
+    data = json.loads(result.stdout)
+    assert data["parkedByKind"] == {"unknown": 20} and data["applied"] == 200
+    assert "LiveStore skips it on replay" in data["examples"][0]["reason"]
+    # The same names written as known to their app (a real schemaHash) are another app's.
+    edit(store, ("UPDATE eventlog SET schemaHash = 5 WHERE name LIKE 'v9.Future%'", ()))
+    line = one_error_line(invoke("replay", store, tmp_path / "u.db", "--on-invalid", "park"))
+    assert "20 of its" in line and "v9.Future" in line
+
+
+def test_inspect_of_a_folder_that_holds_a_store_folder_suggests_it():
+    """`projector inspect fixtures/small` names fixtures/small/ai-desk."""
+    line = one_error_line(invoke("inspect", FIXTURES / "small"))
+    assert str(FIXTURES / "small" / "ai-desk") in line
+
+
+# ---------------------------------------------------------------- 8. help and README true
+
+
+def test_inspect_shows_rebase_generations():
+    """The human output of inspect shows the rebase generations the README promises."""
+    assert "generations: r0: 261, r1: 630" in ok("inspect", REBASE).stdout
+
+
+def test_created_target_is_a_boolean_in_every_json_output(tmp_path: Path):
+    """createdTarget is true/false wherever it appears (replay, status' last run)."""
+    target = tmp_path / "t.db"
+    replayed = json.loads(ok("-q", "replay", SMALL, target, "--json").stdout)
+    status = json.loads(ok("status", target, "--json").stdout)
+    assert replayed["createdTarget"] is True and status["lastRun"]["createdTarget"] is True
+    again = json.loads(ok("-q", "replay", SMALL, target, "--json").stdout)
+    status = json.loads(ok("status", target, "--json").stdout)
+    assert again["createdTarget"] is False and status["lastRun"]["createdTarget"] is False

@@ -7,7 +7,8 @@ DEMO_SOURCE := fixtures/small/ai-desk
 DEMO_TARGET := out/demo.db
 LARGE := ../shared/livestore/fixtures/large/ai-desk
 
-.PHONY: install consumer demo test lint golden bench verify-seed clean
+.PHONY: install consumer demo test lint golden bench verify-seed oracle-install oracle-deps oracle \
+	corpus clean
 
 # constraints.txt pins every package to the versions the suite was run with.
 $(STAMP): pyproject.toml constraints.txt
@@ -46,7 +47,7 @@ demo: $(STAMP) ## Migrate the bundled real LiveStore log and verify it against L
 	$(BIN)/projector verify $(DEMO_TARGET) --against $(DEMO_SOURCE)/state-11367593325@6.db
 	$(BIN)/projector digest $(DEMO_TARGET)
 
-test: $(STAMP) consumer ## Run the test suite (what CI runs)
+test: $(STAMP) consumer oracle-deps ## Run the test suite (what CI runs)
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy
@@ -73,5 +74,40 @@ verify-seed: $(STAMP) ## Make a new real log with LiveStore's generator (Node 20
 	$(BIN)/projector replay out/seed$(SEED)/ai-desk out/seed$(SEED).db
 	$(BIN)/projector verify out/seed$(SEED).db --against $$(ls out/seed$(SEED)/ai-desk/state-*@6.db)
 
+# The oracle: real LiveStore 0.4.0 (Node 20) rebuilding a state DB from an eventlog, with
+# the packages pinned in oracle/package-lock.json (npm ci, on demand, into oracle/).
+ORACLE_STAMP := oracle/node_modules/.installed
+NODE_CHECK = @command -v node >/dev/null 2>&1 || { echo "the oracle needs Node 20 and npm (node is not on PATH): skipped" >&2; exit 1; }
+$(ORACLE_STAMP): oracle/package.json oracle/package-lock.json
+	$(NODE_CHECK)
+	cd oracle && npm ci --no-audit --no-fund --loglevel=error
+	touch $(ORACLE_STAMP)
+
+oracle-install: $(ORACLE_STAMP) ## Install the oracle's pinned LiveStore packages (Node 20, npm)
+
+oracle-deps: ## The oracle's packages for `make test` (skipped, with a message, without Node)
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(ORACLE_STAMP); \
+	else \
+		echo "oracle: node/npm not found: the tests that run real LiveStore will be skipped"; \
+	fi
+
+STORE ?=
+SCHEMA ?=
+CATALOG ?=
+OUT ?= out/oracle-state.db
+# SCHEMA: the app's LiveStore schema module; CATALOG: a catalog whose [livestore]
+# schema_module names it (default: ai-desk's).
+oracle: $(STAMP) $(ORACLE_STAMP) ## make oracle STORE=DIR [CATALOG=name|SCHEMA=schema.mjs] [OUT=state.db]: LiveStore rebuilds DIR's state
+	@test -n "$(STORE)" || { echo "usage: make oracle STORE=DIR [CATALOG=name|dir | SCHEMA=path/to/schema.mjs] [OUT=state.db]" >&2; exit 2; }
+	@mkdir -p $(dir $(OUT))
+	node oracle/rebuild.mjs $(STORE) $(OUT) $(if $(SCHEMA),--schema $(SCHEMA),$(if $(CATALOG),--schema $$($(BIN)/python -m events.catalog schema-module $(CATALOG))))
+
+CORPUS_SEED ?= 1
+CORPUS_COUNT ?= 240
+corpus: $(STAMP) $(ORACLE_STAMP) ## Regenerate fixtures/differential/corpus.json with LiveStore (EXTEND=1 adds to it)
+	$(BIN)/python -m tests.differential --seed $(CORPUS_SEED) --count $(CORPUS_COUNT) $(if $(EXTEND),--extend)
+
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSUMER)/node_modules
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSUMER)/node_modules \
+		oracle/node_modules

@@ -34,6 +34,7 @@ from typing import Any
 import jsonschema
 
 from events.errors import CatalogError
+from events.regex import ecma_schema
 from events.upcast import Upcasters
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -135,6 +136,20 @@ class Catalog:
     @property
     def upcasters(self) -> Upcasters:
         return self.hooks.upcasters
+
+    @property
+    def schema_module(self) -> Path | None:
+        """The app's LiveStore schema module (``[livestore] schema_module``, relative to the
+        catalog folder), which the oracle rebuilds a log's state with; None if not given."""
+        module = self.spec.get("livestore", {}).get("schema_module")
+        return (self.directory / module).resolve() if module else None
+
+    @property
+    def client_documents(self) -> frozenset[str]:
+        """The `<table>Set` events of the catalog's client documents (LiveStore generates
+        them: client-document-def.ts)."""
+        tables = self.spec.get("tables", {})
+        return frozenset(f"{name}Set" for name, t in tables.items() if "client_document" in t)
 
     @classmethod
     def load(cls, directory: Path) -> Catalog:
@@ -266,6 +281,7 @@ def _load_schemas(directory: Path) -> dict[str, dict[str, Any]]:
         try:
             doc = json.loads(path.read_text("utf-8"))
             jsonschema.Draft202012Validator.check_schema(doc)
+            ecma_schema(doc)  # every pattern has a Python spelling (or ValueError)
         except (ValueError, jsonschema.SchemaError) as exc:
             raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
         name = doc.get("title") or path.stem
@@ -386,3 +402,25 @@ __all__ = [
     "load_recorded",
     "resolve_catalog",
 ]
+
+
+def main(argv: list[str]) -> int:
+    """``python -m events.catalog schema-module NAME|DIR``: print the catalog's LiveStore
+    schema module (for `make oracle CATALOG=...`); exit 1 with a one-line error."""
+    if len(argv) != 2 or argv[0] != "schema-module":
+        print("usage: python -m events.catalog schema-module NAME|DIR", file=sys.stderr)
+        return 2
+    try:
+        module = resolve_catalog(argv[1]).schema_module
+    except CatalogError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    if module is None:
+        print(f"Error: catalog {argv[1]} names no [livestore] schema_module", file=sys.stderr)
+        return 1
+    print(module)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

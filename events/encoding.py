@@ -11,7 +11,31 @@ import math
 import re
 from typing import Any
 
-_ISO = re.compile(r"^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z$")
+#: toISOString()'s shape, with the ranges of month, day, hour, minute and second. ASCII
+#: digits and the end of the text only: Python's \d would read Arabic-Indic digits and
+#: its $ would allow a final newline, which toISOString never writes.
+_ISO = re.compile(
+    r"^([+-][0-9]{6}|[0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])\.([0-9]{3})Z\Z"
+)
+#: A UTF-16 surrogate on its own: JSON's \ud83d escape decodes to one (a pair decodes to
+#: one astral character), and UTF-8 cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(text: str) -> str:
+    """TEXT as JavaScript's TextEncoder writes it to SQLite: each lone surrogate becomes
+    U+FFFD. That is what LiveStore's SQLite binding stores for a text column."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def json_escape_surrogates(text: str) -> str:
+    """JSON TEXT with each lone surrogate written as its escape (\\ud83d), as
+    JSON.stringify writes it (ECMA-262 25.5.2.3, QuoteJSONString): valid UTF-8, and the
+    same string when parsed. Every non-ASCII character of JSON text is inside a string."""
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _encode_str = json.encoder.encode_basestring  # what _encoder uses for str (ensure_ascii=False)
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
@@ -81,35 +105,79 @@ def _needs_js_floats(value: Any) -> bool:
     return False
 
 
-def _js_encode(value: Any) -> str:
+def _js_encode(value: Any, finite: bool) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError("NaN and Infinity are not JSON")
+            if finite or math.isnan(value):
+                raise ValueError("NaN and Infinity are not JSON")
+            return "null"  # JSON.stringify(Infinity) (JSON.parse reads 1e999 as Infinity)
         return js_number(value)
     if isinstance(value, dict):
         return (
-            "{" + ",".join(_compact(str(k)) + ":" + _js_encode(v) for k, v in value.items()) + "}"
+            "{"
+            + ",".join(_compact(str(k)) + ":" + _js_encode(v, finite) for k, v in value.items())
+            + "}"
         )
     if isinstance(value, list):
-        return "[" + ",".join(_js_encode(v) for v in value) + "]"
+        return "[" + ",".join(_js_encode(v, finite) for v in value) + "]"
     return _compact(value)
 
 
-def js_json(value: Any) -> str:
-    """JSON.stringify(value) for JSON-decoded Python values."""
-    if not _needs_js_floats(value):
-        return _compact(value)
-    return _js_encode(value)
+def js_json(value: Any, *, finite: bool = False) -> str:
+    """JSON.stringify(value) for JSON-decoded Python values: an infinite number is null
+    (ValueError when FINITE, and for NaN, which JSON.parse never yields), a lone surrogate
+    is its escape (\\ud83d), other non-ASCII text is kept as it is."""
+    text = _compact(value) if not _needs_js_floats(value) else _js_encode(value, finite)
+    if text.isascii() or _LONE_SURROGATE.search(text) is None:
+        return text
+    return json_escape_surrogates(text)
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:
     """Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's algorithm)."""
     year -= month <= 2
-    era = (year if year >= 0 else year - 399) // 400
+    era = year // 400  # Python floors; Hinnant's C (year - 399) / 400 emulates that
     yoe = year - era * 400
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
+
+
+#: new Date(x) is valid for |x| <= 8.64e15 ms (ECMA-262 21.4.1.1, Time Values).
+MAX_TIME_MS = 8_640_000_000_000_000
+
+
+def is_iso_date(text: Any) -> bool:
+    """TEXT is exactly what Date.prototype.toISOString() writes for some valid Date.
+
+    That is the only text LiveStore writes for a `Schema.Date` (FORMAT.md §2, argsJson
+    encoding). Other text that JavaScript's Date parser reads (no milliseconds, an
+    offset, "2024-02-30", which V8 rolls over to March 1st) LiveStore would store as a
+    different, normalised value; the projector does not reproduce V8's parser, so such
+    text is not accepted (docs/deviations.md, date-text). Checked: the calendar (leap
+    years included), the time range of a Date, and the year's spelling (four digits for
+    0..9999, else a sign and six digits; never -000000, ECMA-262 21.4.1.32).
+    """
+    if type(text) is not str:
+        return True  # not a string: the schema's type keyword speaks to it
+    match = _ISO.match(text)
+    if match is None:
+        return False
+    year_text, day_text = match.group(1), match.group(3)
+    if len(year_text) == 4 and day_text <= "28":
+        return True  # the common case: no month is shorter, no 4-digit year out of range
+    year, month, day = int(year_text), int(match.group(2)), int(day_text)
+    if len(year_text) == 7 and (0 <= year <= 9999 or year_text == "-000000"):
+        return False
+    if day > _days_in_month(year, month):
+        return False
+    return abs(iso_to_epoch_ms(text)) <= MAX_TIME_MS
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def iso_to_epoch_ms(text: str) -> int:

@@ -221,9 +221,10 @@ def _seq(value: Any, where: str) -> tuple[int, int, int | None]:
 
 
 def _json_text(value: Any) -> str:
-    """argsJson for a parsed args object: what JSON.stringify printed when LiveStore stored it."""
+    """argsJson for a parsed args object: what JSON.stringify printed when LiveStore stored it
+    (a NaN or Infinity the line spelled, which is not JSON, stays spelled so, and is refused)."""
     try:
-        return js_json(value)
+        return js_json(value, finite=True)
     except (ValueError, RecursionError):
         return json.dumps(value, ensure_ascii=False, default=repr)
 

@@ -3,17 +3,31 @@
 Schemas are Draft 2020-12 documents, one per event name, kept in the app's catalog
 (``schemas/<catalog>/``, see `events.catalog`). The hot path runs validators compiled by
 fastjsonschema; when one rejects an event, jsonschema (the reference implementation)
-explains why, so every error message comes from jsonschema and names the JSON path at fault.
+explains why, so every error message comes from jsonschema and names the JSON path at
+fault. Both run patterns as ECMA-262 (events/regex.py) and check the same formats, so
+they never disagree.
+
+The policy is LiveStore's, which decodes args with Effect Schema
+(common/rematerialize-from-eventlog.ts): a `Struct` ignores keys it does not declare, at
+every level, so an object schema with ``additionalProperties: false`` (a Struct) has
+such keys dropped before its handler sees the args, and each is reported as an
+`excess-key` warning (`Validator(strict_keys=True)` rejects them instead). A string
+holding a lone UTF-16 surrogate is accepted with a `lone-surrogate` warning (the target
+stores U+FFFD for it, as LiveStore's SQLite binding does), and text holding U+0000 with
+a `nul-in-text` warning (LiveStore's binding cuts the text there; the target keeps it
+whole: docs/deviations.md). Numbers are read as JSON.parse reads them: an integer
+beyond 2^53 is the nearest double. The raw argsJson is never changed.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import fastjsonschema
 import jsonschema
@@ -25,12 +39,15 @@ from events.catalog import (
     bundled_catalog_names,
     detect_catalog,
 )
+from events.encoding import is_iso_date
 from events.envelope import Event
 from events.history import HistoryCheck
+from events.regex import compile_pattern, ecma_schema
 
 __all__ = [
     "SCHEMAS_DIR",
     "Catalog",
+    "Note",
     "Problem",
     "ValidationReport",
     "Validator",
@@ -45,21 +62,41 @@ UNKNOWN = "unknown"
 INVALID = "invalid"
 UNPARSEABLE = "unparseable"
 
+#: Warning kinds: what LiveStore accepts but a migration should say (docs/deviations.md).
+EXCESS_KEY = "excess-key"
+LONE_SURROGATE = "lone-surrogate"
+NUL_IN_TEXT = "nul-in-text"
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _js_int(text: str) -> int | float:
+    """An integer as JSON.parse reads it: beyond 2^53 only the nearest double is kept
+    (Infinity beyond the largest double)."""
+    if len(text) < 16:
+        return int(text)
+    value = float(text)  # correctly rounded, as JavaScript's Number(text)
+    return int(value) if -(2**53) <= value <= 2**53 else value
+
+
 #: Built once: json.loads(..., parse_constant=...) builds a decoder and its scanner per call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_JS_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_js_int)
 
 
-def parse_args(args_json: str) -> Any:
-    """Parse argsJson as JavaScript's JSON.parse would: NaN and Infinity are not JSON."""
+def parse_args(args_json: str, *, js_numbers: bool = False) -> Any:
+    """Parse argsJson as JavaScript's JSON.parse would: NaN and Infinity are not JSON.
+
+    With JS_NUMBERS an integer beyond 2^53 is read as the double JavaScript reads (what
+    LiveStore's materializers saw); without, exactly (for exports of the text)."""
     if type(args_json) is str and not args_json.startswith("\ufeff"):
-        return _DECODER.decode(args_json)
+        return (_JS_DECODER if js_numbers else _DECODER).decode(args_json)
     # bytes, or a BOM: json.loads' own checks and messages.
-    return json.loads(args_json, parse_constant=_reject_constant)
+    return json.loads(
+        args_json, parse_constant=_reject_constant, parse_int=_js_int if js_numbers else None
+    )
 
 
 def sample(value: Any, limit: int = SAMPLE_CHARS) -> str:
@@ -123,103 +160,278 @@ class Problem:
         }
 
 
+class Note(NamedTuple):
+    """A warning about one event that is applied anyway: its kind, JSON path and detail."""
+
+    kind: str
+    path: str
+    detail: str
+
+
+NO_NOTES: tuple[Note, ...] = ()
+
+
+#: Why a `livestore-date` string is refused (docs/deviations.md, date-text).
+DATE_TEXT_REASON = "is not a date as Date.prototype.toISOString() writes it"
+#: The formats the catalogs' schemas may assert, checked alike by both validators; any
+#: other format is an annotation only (as jsonschema treats it by default).
+FORMATS: dict[str, Callable[[Any], bool]] = {"livestore-date": is_iso_date}
+#: fastjsonschema checks these itself unless overridden: each is overridden to pass.
+_FAST_BUILTIN_FORMATS = ("regex", *fastjsonschema.draft07.CodeGeneratorDraft07.FORMAT_REGEXS)
+
+
+def _always(_value: Any) -> bool:
+    return True
+
+
 @functools.lru_cache(maxsize=256)
 def _compile(schema_text: str) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(json.loads(schema_text))  # type: ignore[no-any-return]
+    formats = {**dict.fromkeys(_FAST_BUILTIN_FORMATS, _always), **FORMATS}
+    return fastjsonschema.compile(json.loads(schema_text), formats=formats)  # type: ignore[no-any-return]
 
 
 def _fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
     # The catalog's schemas use only keywords whose meaning is the same in Draft 7 and
     # 2020-12 (type, properties, required, additionalProperties, items, enum, pattern);
-    # fastjsonschema compiles Draft 7. tests/test_validation.py proves the two agree.
-    draft7 = {k: v for k, v in schema.items() if k != "$id"}  # only top-level keys change
+    # fastjsonschema compiles Draft 7. Its patterns run as Python regexes, so they are
+    # rewritten to behave as ECMA-262 ones (events/regex.py). tests/test_validation.py
+    # proves the two validators agree.
+    draft7 = {k: v for k, v in ecma_schema(schema).items() if k != "$id"}
     draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
     return _compile(json.dumps(draft7, sort_keys=True))
 
 
-def _lone_surrogate_path(value: Any, path: str = "$") -> str | None:
-    """JSON can escape a lone UTF-16 surrogate; SQLite text cannot hold one."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path
-        return None
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    """jsonschema's `pattern`, matched as ECMA-262 (the message shows the schema's pattern)."""
+    if validator.is_type(instance, "string") and not compile_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _ecma_pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
+) -> Iterator[Any]:
+    """jsonschema's `patternProperties`, with keys matched as ECMA-262."""
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        regex = compile_pattern(pattern)
+        for key, value in instance.items():
+            if regex.search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+#: Draft 2020-12 as jsonschema implements it, with ECMA-262 patterns (JSON Schema's own).
+ReferenceValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    {"pattern": _ecma_pattern, "patternProperties": _ecma_pattern_properties},
+)
+FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
+for _name, _check in FORMATS.items():
+    FORMAT_CHECKER.checks(_name)(_check)
+
+
+def reference_validator(schema: dict[str, Any]) -> Any:
+    """jsonschema's validator for SCHEMA as the project runs it: ECMA-262 patterns, FORMATS."""
+    return ReferenceValidator(schema, format_checker=FORMAT_CHECKER)
+
+
+def fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """fastjsonschema's validator for SCHEMA as the hot path runs it (raises
+    fastjsonschema.JsonSchemaException when ARGS break it)."""
+    return _fast_validator(schema)
+
+
+def _is_closed(schema: dict[str, Any]) -> bool:
+    return schema.get("additionalProperties") is False
+
+
+def strip_excess(schema: Any, value: Any, found: list[str], path: str = "$") -> Any:
+    """VALUE without the keys an object schema with ``additionalProperties: false`` does
+    not declare (in ``properties`` or ``patternProperties``), at every level: what
+    Effect's Struct decode keeps. Each dropped key's JSON path is appended to FOUND.
+    VALUE itself is not changed; a copy is returned where anything was dropped.
+    """
+    if not isinstance(schema, dict):
+        return value
     if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        patterns = schema.get("patternProperties") or {}
+        closed = _is_closed(schema)
+        extra = schema.get("additionalProperties")
+        out: dict[str, Any] | None = None
+        for index, (key, item) in enumerate(value.items()):
+            sub = props.get(key)
+            if sub is None and patterns:
+                sub = next((s for p, s in patterns.items() if compile_pattern(p).search(key)), None)
+            if sub is None and closed:
+                found.append(f"{path}.{key}")
+                if out is None:
+                    out = dict(itertools.islice(value.items(), index))
+                continue
+            if sub is None and isinstance(extra, dict):
+                sub = extra
+            new = strip_excess(sub, item, found, f"{path}.{key}") if sub is not None else item
+            if out is None and new is not item:
+                out = dict(itertools.islice(value.items(), index))
+            if out is not None:
+                out[key] = new
+        return value if out is None else out
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, dict):
+        new_items = [strip_excess(items, v, found, f"{path}[{i}]") for i, v in enumerate(value)]
+        if any(a is not b for a, b in zip(new_items, value, strict=True)):
+            return new_items
+    return value
+
+
+def _text_notes(value: Any, path: str, notes: list[Note]) -> None:
+    """Notes for strings holding a lone surrogate or U+0000 (keys included), in VALUE."""
+    if isinstance(value, str):
+        _text_note(value, path, notes)
+    elif isinstance(value, dict):
         for key, item in value.items():
-            found = _lone_surrogate_path(key, path) or _lone_surrogate_path(item, f"{path}.{key}")
-            if found:
-                return found
+            _text_note(key, f"{path} (a key)", notes)
+            _text_notes(item, f"{path}.{key}", notes)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _lone_surrogate_path(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
+            _text_notes(item, f"{path}[{index}]", notes)
+
+
+def _text_note(text: str, path: str, notes: list[Note]) -> None:
+    if text.isascii():
+        if "\x00" in text:
+            notes.append(Note(NUL_IN_TEXT, path, _NUL_DETAIL))
+        return
+    if "\x00" in text:
+        notes.append(Note(NUL_IN_TEXT, path, _NUL_DETAIL))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        notes.append(Note(LONE_SURROGATE, path, _LONE_DETAIL))
+
+
+_NUL_DETAIL = (
+    "text holds U+0000: kept whole (LiveStore's SQLite binding stores text columns cut there)"
+)
+_LONE_DETAIL = (
+    "text holds a lone UTF-16 surrogate: stored as LiveStore stores it "
+    "(U+FFFD in a text column, the escape in JSON)"
+)
 
 
 class Validator:
-    """Checks events against a catalog: returns the parsed args, or the problem."""
+    """Checks events against a catalog: the args as decoded, the problem, and notes.
 
-    def __init__(self, catalog: Catalog):
+    With STRICT_KEYS a key a Struct does not declare is a problem (invalid), as the
+    schemas' ``additionalProperties: false`` says; by default it is dropped with a note,
+    as LiveStore does.
+    """
+
+    def __init__(self, catalog: Catalog, *, strict_keys: bool = False):
         self.catalog = catalog
+        self.strict_keys = strict_keys
         self._fast = {name: _fast_validator(doc) for name, doc in catalog.schemas.items()}
-        self._reference = {
-            name: jsonschema.Draft202012Validator(doc) for name, doc in catalog.schemas.items()
-        }
+        self._reference = {name: reference_validator(doc) for name, doc in catalog.schemas.items()}
 
-    def check(self, event: Event) -> tuple[Any, Problem | None]:
+    def check(self, event: Event) -> tuple[Any, Problem | None, tuple[Note, ...]]:
+        """(args, problem or None, notes). ARGS are what the handler gets: decoded as
+        JSON.parse does, with excess keys dropped (unless strict_keys)."""
         name = event.name
         fast = self._fast.get(name) if isinstance(name, str) else None
         if fast is None:
-            return None, Problem(
-                UNKNOWN, event.position, event.event_id, str(name), "unknown event name"
+            return (
+                None,
+                Problem(UNKNOWN, event.position, event.event_id, str(name), "unknown event name"),
+                NO_NOTES,
             )
-        if not isinstance(event.args_json, str):
-            kind = type(event.args_json).__name__
-            return None, Problem(
-                UNPARSEABLE, event.position, event.event_id, name, f"argsJson is not text ({kind})"
+        text = event.args_json
+        if not isinstance(text, str):
+            kind = type(text).__name__
+            return (
+                None,
+                Problem(
+                    UNPARSEABLE,
+                    event.position,
+                    event.event_id,
+                    name,
+                    f"argsJson is not text ({kind})",
+                ),
+                NO_NOTES,
             )
         try:
-            args = parse_args(event.args_json)
+            args = parse_args(text, js_numbers=True)
         except (ValueError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            return None, Problem(
+            problem = Problem(
                 UNPARSEABLE,
                 event.position,
                 event.event_id,
                 name,
                 f"argsJson is not JSON ({reason[:120]})",
-                value=sample(event.args_json),
+                value=sample(text),
             )
+            return None, problem, NO_NOTES
+        notes: list[Note] = []
         try:
             fast(args)
-        except (fastjsonschema.JsonSchemaException, RecursionError):
-            return args, self.explain(event, args)
-        if "\\u" in event.args_json:
-            path = _lone_surrogate_path(args)
-            if path:
-                return args, Problem(
-                    INVALID,
-                    event.position,
-                    event.event_id,
-                    name,
-                    "string holds a lone UTF-16 surrogate (not valid Unicode text)",
-                    path,
-                )
-        return args, None
+        except (fastjsonschema.JsonSchemaException, RecursionError) as exc:
+            args, refused = self._retry_without_excess(event, args, exc, notes)
+            if refused is not None:
+                return args, refused, NO_NOTES
+        if "\\u" in text:  # JSON can spell U+0000 and a lone surrogate only so
+            _text_notes(args, "$", notes)
+        return args, None, tuple(notes) if notes else NO_NOTES
 
-    def explain(self, event: Event, args: Any) -> Problem:
-        """jsonschema's account of why ARGS break the schema of the event's name."""
+    def _retry_without_excess(
+        self, event: Event, args: Any, error: Exception, notes: list[Note]
+    ) -> tuple[Any, Problem | None]:
+        """ARGS rejected by the fast validator: drop excess keys (unless strict) and try
+        again; return the args to use and the problem, if one remains."""
+        if not self.strict_keys and not isinstance(error, RecursionError):
+            found: list[str] = []
+            try:
+                stripped = strip_excess(self.catalog.schemas[event.name], args, found)
+            except RecursionError:
+                found = []
+            if found:
+                try:
+                    self._fast[event.name](stripped)
+                except (fastjsonschema.JsonSchemaException, RecursionError) as again:
+                    return stripped, self.explain(event, stripped, again)
+                for path in found:
+                    detail = f"key {label(path.rsplit('.', 1)[-1])} is not in the schema: dropped"
+                    notes.append(Note(EXCESS_KEY, path, detail))
+                return stripped, None
+        return args, self.explain(event, args, error)
+
+    def explain(self, event: Event, args: Any, fast_error: Exception | None = None) -> Problem:
+        """jsonschema's account of why ARGS break the schema of the event's name (or, should
+        it find none, the fast validator's own: both reasons are true)."""
         try:
             error = best_match(self._reference[event.name].iter_errors(args))
         except RecursionError:
             error = None
+            fast_error = RecursionError()
         if error is None:
+            if isinstance(fast_error, fastjsonschema.JsonSchemaValueException):
+                path = "$" + str(fast_error.name or "data")[len("data") :]
+                reason = f"{fast_error.message} (fastjsonschema)"
+                return Problem(
+                    INVALID,
+                    event.position,
+                    event.event_id,
+                    event.name,
+                    reason[:160],
+                    path,
+                    sample(fast_error.value),
+                )
             return Problem(
                 INVALID, event.position, event.event_id, event.name, "nested too deeply", "$"
             )
         reason = error.message
+        if error.validator in ("pattern", "format") and isinstance(error.schema, dict):
+            if error.schema.get("format") == "livestore-date":
+                reason = f"{sample(error.instance)} {DATE_TEXT_REASON}"
         if len(reason) > 160:
             reason = reason[:159] + "…"
         return Problem(
@@ -276,18 +488,34 @@ def _generic(reason: str) -> str:
     return reason
 
 
+def note_where(event: Event, note: Note) -> dict[str, Any]:
+    """Where a note was found, for a warning example: position, event id, name, JSON path."""
+    name = event.name if isinstance(event.name, str) else str(event.name)
+    return {"position": event.position, "eventId": event.event_id, "name": name, "path": note.path}
+
+
+def note_detail(event: Event, note: Note) -> str:
+    """A note as one line naming its event: `e13 (#16, v1.MemoryUpdated) at $.pinned: ...`."""
+    return _one_line(
+        f"{event.event_id} (#{event.position}, {label(event.name)}) at {note.path}: {note.detail}"
+    )
+
+
 def validate_events(events: Iterable[Event], validator: Validator, **kw: Any) -> ValidationReport:
     """Check every event against its schema; holes in the history's shape (a missing
-    global seq num, a parent that is not in the log: `events.history`) are warnings."""
+    global seq num, a parent that is not in the log: `events.history`) and the
+    validator's notes (excess keys dropped, lone surrogates, U+0000) are warnings."""
     report = ValidationReport(**kw)
     history = HistoryCheck()
     for event in events:
         report.total += 1
         for kind, detail, position, event_id in history.check((event,)):
             report.warn(kind, detail, position=position, eventId=event_id)
-        _, problem = validator.check(event)
+        _, problem, notes = validator.check(event)
         if problem is None:
             report.valid += 1
         else:
             report.add(problem)
+        for note in notes:
+            report.warn(note.kind, note_detail(event, note), **note_where(event, note))
     return report

@@ -298,6 +298,12 @@ def _print_warnings(warnings: list[dict[str, Any]]) -> None:
         click.echo(f"  warning {warning['kind']}{where}: {warning['detail']}")
 
 
+_strict_keys_option = click.option(
+    "--strict-keys",
+    is_flag=True,
+    help="Reject args holding a key their schema does not declare. By default such a key "
+    "is dropped with an excess-key warning, as LiveStore does (Effect's Struct ignores it).",
+)
 _batch_option = click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
@@ -404,6 +410,7 @@ def inspect(source: Path, lock_timeout: float, format_version: str | None, as_js
 @_catalog_option
 @click.option("--examples", default=10, show_default=True, help="How many problems to show.")
 @_source_options
+@_strict_keys_option
 @json_option
 def validate(
     source: Path,
@@ -411,9 +418,14 @@ def validate(
     examples: int,
     lock_timeout: float,
     format_version: str | None,
+    strict_keys: bool,
     as_json: bool,
 ) -> None:
     """Check every event of SOURCE against its JSON Schema; exit 1 if any is invalid or unknown.
+
+    What LiveStore accepts but a migration should know of is listed as warnings: keys a
+    schema does not declare (dropped), text with a lone surrogate (stored as U+FFFD) or
+    with U+0000 (kept whole; LiveStore cuts it there). See docs/deviations.md.
 
     \b
     Example:
@@ -426,7 +438,8 @@ def validate(
         src = _open(source, lock_timeout, format_version)
         try:
             cat = _load_catalog(catalog) or detect_catalog(src.event_names())
-            report = validate_events(src.events(), Validator(cat), max_examples=examples)
+            validator = Validator(cat, strict_keys=strict_keys)
+            report = validate_events(src.events(), validator, max_examples=examples)
         finally:
             src.close()
     where = src.path.name
@@ -538,6 +551,7 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
 @_catalog_option
 @_strict_option
 @_source_options
+@_strict_keys_option
 @json_option
 @click.pass_context
 def replay(
@@ -551,6 +565,7 @@ def replay(
     strict: bool,
     lock_timeout: float,
     format_version: str | None,
+    strict_keys: bool,
     as_json: bool,
 ) -> None:
     """Replay SOURCE into the relational tables of TARGET (created if missing).
@@ -581,6 +596,7 @@ def replay(
                 strict=strict,
                 lock_timeout=lock_timeout,
                 format_version=int(format_version) if format_version else None,
+                strict_keys=strict_keys,
             )
             result = run_replay(source, target, options, dry_run=dry_run)
     finally:
@@ -639,7 +655,8 @@ def resume(
     try:
         with _errors():
             options = ReplayOptions(
-                on_invalid=None,  # the policy recorded by the interrupted run
+                on_invalid=None,  # the policies recorded by the interrupted run
+                strict_keys=None,
                 batch_size=batch_size,
                 should_stop=_Signals.install(),
                 progress=progress,
@@ -875,7 +892,8 @@ def verify(
 ) -> None:
     """Check TARGET: integrity, foreign keys, event accounting, and LiveStore's own state.
 
-    Exit 1 on a failed check or on any difference not explained by a parked event.
+    Exit 1 on a failed check or on any difference explained neither by a parked event nor
+    by a deliberate deviation from LiveStore (named, e.g. nul-truncation: docs/deviations.md).
 
     \b
     Example:

@@ -486,7 +486,9 @@ def _client_document(table: Table) -> Handler:
         value: Args = args["value"]
         row = store.get(name, args["id"])
         if row is None:
-            store.put(name, args["id"], {"id": args["id"], "value": js_json({**default, **value})})
+            # mergeDefaultValues: `value[k] ?? default[k]`, so a null takes the default.
+            inserted = {**default, **{k: v for k, v in value.items() if v is not None}}
+            store.put(name, args["id"], {"id": args["id"], "value": js_json(inserted)})
         elif value:
             merged = json.loads(row["value"])
             merged.update(value)

@@ -30,16 +30,22 @@ from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, KIND_SQLITE, Source, connect_readonly, open_source
 from events.validation import (
     INVALID,
+    LONE_SURROGATE,
+    NUL_IN_TEXT,
     UNKNOWN,
     Catalog,
+    Note,
     Problem,
     Validator,
     detect_catalog,
     escape_surrogates,
     label,
+    note_detail,
+    note_where,
     sample,
 )
 from projector import backup as backups
+from projector import deviations
 from projector.checkpoint import APPLICATION_NAME, PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CheckpointMismatch,
@@ -64,8 +70,9 @@ from projector.target import (
 log = structlog.get_logger("projector")
 
 ON_INVALID = ("fail", "park")
-#: An event made ready to apply: its handler, its args (upcast when valid), its problem.
-Prepared = tuple[Handler | None, Any, Problem | None]
+#: An event made ready to apply: its handler, its args (upcast when valid), its problem,
+#: and the validator's notes (warnings) about it.
+Prepared = tuple[Handler | None, Any, Problem | None, tuple[Note, ...]]
 #: Events per transaction. Fewer, larger transactions write each hot index page to the
 #: WAL once per batch instead of once per small batch; the digest is the same at any size.
 DEFAULT_BATCH = 20000
@@ -98,6 +105,9 @@ class ReplayOptions:
     lock_timeout: float | None = None
     #: Which ``eventlog@N.db`` of a store directory to read (None: the newest known).
     format_version: int | None = None
+    #: Reject args holding a key their schema does not declare, instead of dropping it
+    #: as LiveStore does; None means the policy the target recorded (or False).
+    strict_keys: bool | None = False
 
 
 @dataclass
@@ -195,19 +205,27 @@ class MigrationState:
     reapplied: int
     state: str
     catalog_digest: str | None = None
+    strict_keys: bool = False
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
         columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
-        # A target made before catalogs has no catalogDigest: open_target refuses it, with
-        # the reason, once its record has been read.
+        # A target made before catalogs has no catalogDigest (open_target refuses it, with
+        # the reason, once its record has been read); strictKeys came with m006: a target
+        # an older version made has none until a writer migrates it, and its runs were all
+        # without --strict-keys.
         digest = "catalogDigest" if "catalogDigest" in columns else "NULL"
+        strict = "strictKeys" if "strictKeys" in columns else "0"
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
             f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
-            f"{digest} FROM {STATE_TABLE} WHERE id = 1"
+            f"{digest}, {strict} FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
-        return cls(*row) if row else None
+        if row is None:
+            return None
+        state = cls(*row[:-1])
+        state.strict_keys = bool(row[-1])
+        return state
 
 
 class Projection:
@@ -240,6 +258,8 @@ class Projection:
         self._handlers: dict[str, Handler | None] = {}
         #: Why each event of the batch was parked, by position (for a run's examples).
         self.reasons: dict[int, str] = {}
+        #: The validator's notes on the batch's events, by position (the run's warnings).
+        self.notes: dict[int, tuple[Event, tuple[Note, ...]]] = {}
 
     def apply_batch(
         self, events: list[Event], on_slice: Callable[[int], None] | None = None
@@ -272,14 +292,15 @@ class Projection:
         self.store.flush()
 
     def clear(self) -> None:
-        """Forget the batch's unwritten rows and parked events."""
+        """Forget the batch's unwritten rows, parked events and notes."""
         self.store.clear()
         self.reasons.clear()
+        self.notes.clear()
 
     def _prefetch(self, prepared: list[Prepared]) -> None:
         """Read every row the batch's handlers will look at, a table at a time."""
         keys: dict[str, set[Any]] = {}
-        for handler, args, problem in prepared:
+        for handler, args, problem, _ in prepared:
             if problem is None and handler is not None:
                 for table, get in handler.reads:
                     value = get(args)
@@ -317,7 +338,7 @@ class Projection:
 
     def _entities(self, event: Event) -> list[str]:
         """The rows a valid event touches (worked out again only when its rows are refused)."""
-        handler, args, _ = self.prepare(event)
+        handler, args, _, _ = self.prepare(event)
         return handler.entities(args) if handler else []
 
     def _handler(self, name: str) -> Handler | None:
@@ -328,8 +349,9 @@ class Projection:
             return found
 
     def prepare(self, event: Event) -> Prepared:
-        """Validate EVENT and find its handler: (handler, args as current, problem or None)."""
-        args, problem = self.validator.check(event)
+        """Validate EVENT and find its handler: (handler, args as current, problem or None,
+        the validator's notes)."""
+        args, problem, notes = self.validator.check(event)
         handler = self._handler(event.name) if isinstance(event.name, str) else None
         if problem is None:
             if handler is None:
@@ -344,11 +366,13 @@ class Projection:
                 reason=f"{problem.reason}; the app that wrote it did not know it either "
                 "(schemaHash -1) and LiveStore skips it on replay",
             )
-        return handler, args, problem
+        return handler, args, problem, notes
 
     def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
         """Apply EVENT; return None when applied, or the kind under which it was parked."""
-        handler, current, problem = prepared or self.prepare(event)
+        handler, current, problem, notes = prepared or self.prepare(event)
+        if notes:
+            self.notes[event.position] = (event, notes)
         if problem is not None:
             if self.on_invalid == "fail":
                 raise ReplayError(problem.message(self.where))
@@ -368,6 +392,8 @@ class Projection:
                 reason = f"held back: an earlier event on {label(row)} is parked"
                 self.park(event, HELD, reason, handler.entities(current))
                 return HELD
+        if notes and any(n.kind == LONE_SURROGATE for n in notes):
+            self.store.lossy = True  # this batch's rows are written as LiveStore writes them
         try:
             handler.apply(self.store, current)
         except IntegrityBreak as exc:
@@ -378,7 +404,22 @@ class Projection:
             # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
             # later, when the batch is written: see RowError).
             return self._refused(event, str(exc), handler.entities(current))
+        if notes:
+            self._record_deviations(event, handler, current, notes)
         return None
+
+    def _record_deviations(
+        self, event: Event, handler: Handler, args: Any, notes: tuple[Note, ...]
+    ) -> None:
+        """Record the rows an applied event changed unlike LiveStore (for `verify`)."""
+        nul = [n for n in notes if n.kind == NUL_IN_TEXT]
+        if not nul:
+            return
+        detail = _storable(f"U+0000 at {', '.join(dict.fromkeys(n.path for n in nul))}")
+        name = deviations.NUL_TRUNCATION.name
+        for entity in handler.entities(args):
+            for row in deviations.nul_entities(entity):
+                self.store.deviate((event.position, event.event_id, name, _storable(row), detail))
 
     def _held(self, handler: Handler, args: Any) -> str | None:
         """The parked entity the event must wait behind, or None."""
@@ -601,8 +642,9 @@ def resume(
 ) -> ReplayResult:
     """Continue TARGET's migration from its checkpoint, reading the source it recorded
     (or SOURCE_PATH: a source that moved, accepted only if its history up to the
-    checkpoint is the one migrated; its path is then recorded). Raises as `replay`."""
-    options = options or ReplayOptions()
+    checkpoint is the one migrated; its path is then recorded), with the policies it
+    recorded unless OPTIONS name others. Raises as `replay`."""
+    options = options or ReplayOptions(on_invalid=None, strict_keys=None)
     target = Path(target_path)
     if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target; nothing to resume")
@@ -716,6 +758,9 @@ def _run(
         dry_run=dry_run,
     )
     on_invalid = options.on_invalid or (state.on_invalid if state else "fail")
+    strict_keys = options.strict_keys
+    if strict_keys is None:
+        strict_keys = state.strict_keys if state else False
     _warn_export(result, source, catalog, options.max_examples)
     if first is None and not created:
         _record_noop(target, state, source, catalog, run, result)
@@ -748,12 +793,14 @@ def _run(
         )
         if options.progress:
             options.progress(checkpoint, result.total)
-        projection = Projection(conn, Validator(catalog), on_invalid)
+        projection = Projection(conn, Validator(catalog, strict_keys=strict_keys), on_invalid)
         projection.where = source.path.name
         ctx = _Replay(
             db, projection, TrackingView(str(target)), digest, options, run, result, history=history
         )
-        ctx.begin = lambda c: _begin(c, state, source, catalog, on_invalid, run, result)
+        ctx.begin = lambda c: _begin(
+            c, state, source, catalog, on_invalid, strict_keys, run, result
+        )
         try:
             _apply_batches(ctx, events)
             if not ctx.begun:  # a new target and a source without events
@@ -901,16 +948,18 @@ def _begin(
     source: Source,
     catalog: Catalog,
     on_invalid: str,
+    strict_keys: bool,
     run: int,
     result: ReplayResult,
 ) -> None:
-    """Record the run (and, for a new target, the migration): written in the transaction of
-    the run's first batch, so a run that commits nothing leaves no trace."""
+    """Record the run (and, for a new target, the migration, with its policies): written in
+    the transaction of the run's first batch, so a run that commits nothing leaves no
+    trace."""
     if state is None:
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
-            "catalogDigest, tables, onInvalid, position, prefixDigest, sourceTotal, state) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
+            "catalogDigest, tables, onInvalid, strictKeys, position, prefixDigest, sourceTotal, "
+            "state) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
             (
                 str(source.path.resolve()),
                 source.kind,
@@ -920,6 +969,7 @@ def _begin(
                 catalog.digest,
                 json.dumps(list(catalog.spec["tables"]), ensure_ascii=False),
                 on_invalid,
+                int(strict_keys),
                 PrefixDigest().hexdigest(),
                 result.total,
             ),
@@ -927,14 +977,15 @@ def _begin(
     else:
         conn.execute(
             f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
-            "storeId = COALESCE(storeId, ?), onInvalid = ?, sourceTotal = ?, state = 'running' "
-            "WHERE id = 1",
+            "storeId = COALESCE(storeId, ?), onInvalid = ?, strictKeys = ?, sourceTotal = ?, "
+            "state = 'running' WHERE id = 1",
             (
                 str(source.path.resolve()),
                 source.kind,
                 source.format_version,
                 source.store_id,
                 on_invalid,
+                int(strict_keys),
                 result.total,
             ),
         )
@@ -1052,7 +1103,7 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
         projection.clear()
         raise
     ctx.begun = True
-    _add_outcomes(result, chunk, outcomes, projection.reasons, ctx.options.max_examples)
+    _add_outcomes(result, chunk, outcomes, projection, ctx.options.max_examples)
     for kind, detail, position, event_id in holes:
         result.warn(kind, detail, ctx.options.max_examples, position=position, eventId=event_id)
     result.position = chunk[-1].position
@@ -1098,18 +1149,29 @@ def _add_outcomes(
     result: ReplayResult,
     events: list[Event],
     outcomes: list[str | None],
-    reasons: dict[int, str],
+    projection: Projection,
     max_examples: int,
 ) -> None:
-    """Count committed EVENTS into RESULT by outcome, keeping the first parked as examples."""
+    """Count committed EVENTS into RESULT by outcome, keeping the first parked as examples,
+    and the notes on the applied ones as warnings."""
+    reasons = projection.reasons
+    parked_positions = set()
     for event, outcome in zip(events, outcomes, strict=True):
         if outcome is None:
             result.applied += 1
         else:
+            parked_positions.add(event.position)
             result.parked[outcome] += 1
             if len(result.examples) < max_examples:
                 result.examples.append(_example(event, outcome, reasons))
+    for event, notes in projection.notes.values():
+        if event.position in parked_positions:
+            continue  # a note on a parked event speaks of a row it did not write
+        for note in notes:
+            where = note_where(event, note)
+            result.warn(note.kind, note_detail(event, note), max_examples, **where)
     reasons.clear()
+    projection.notes.clear()
     result.read += len(events)
 
 
@@ -1172,7 +1234,8 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
         db = open_target(target, create=False)
         conn = db.conn
         try:
-            projection = Projection(conn, Validator(catalog), "park")
+            validator = Validator(catalog, strict_keys=state.strict_keys)
+            projection = Projection(conn, validator, "park")
             projection.set_held(set())
             with db.atomic():
                 conn.execute(
@@ -1192,7 +1255,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                 # Each is taken out of the parked table and applied (or parked again).
                 conn.execute(f"DELETE FROM {PARKED_TABLE}")
                 outcomes = projection.apply_one_by_one(events)
-                _add_outcomes(result, events, outcomes, projection.reasons, options.max_examples)
+                _add_outcomes(result, events, outcomes, projection, options.max_examples)
                 result.reapplied = result.applied  # every event applied here is a re-applied one
                 conn.execute(
                     f"UPDATE {STATE_TABLE} SET applied = applied + ?, parked = parked - ?, "

@@ -381,6 +381,7 @@ def infer_schema(shape: Shape, key: str | None = None, *, nested: bool = False) 
     if "string" in kinds and shape.iso:
         out["description"] = "a date as Date.toISOString() writes it (Schema.Date)"
         out["pattern"] = ISO_DATE_PATTERN
+        out["format"] = "livestore-date"  # real calendar days, as toISOString() writes them
     if "number" in kinds and shape.integers and shape.epoch_ms:
         out["description"] = "epoch milliseconds? (every value looks like one)"
     if "array" in kinds and shape.items is not None and shape.items.seen:

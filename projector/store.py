@@ -10,7 +10,13 @@ transaction, so the rows still commit together with the checkpoint.
 
 A derived table (one row per element of a parent's JSON-array column, like ai-desk's
 ``memory_tags``) is kept here: only the elements a parent row lost or gained are written.
-The batch's parked events are written by the same `flush`.
+The batch's parked events and deviation records are written by the same `flush`.
+
+A batch in which an event's text holds a lone UTF-16 surrogate is marked `lossy`: its
+rows are written as LiveStore writes them, each lone surrogate as U+FFFD in text columns
+and keys (JavaScript's TextEncoder, which LiveStore's SQLite binding uses); other batches
+pay nothing for it. JSON columns hold such a surrogate as JSON.stringify writes it, an
+escape (`events.encoding.js_json`), and a derived table holds U+FFFD for it.
 
 A value SQLite refuses (a CHECK, an integer beyond 64 bits, text that is not Unicode)
 surfaces only at `flush`; it is raised as `RowError` so the replay can redo the batch
@@ -26,7 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from projector.target import PARKED_TABLE, Table
+from events.encoding import utf8_text
+from projector.target import DEVIATIONS_TABLE, PARKED_TABLE, Table
 
 Row = dict[str, Any]
 Key = Any  # a row's key value: text, or an integer for an INTEGER key
@@ -34,6 +41,10 @@ PARK_SQL = (
     f"INSERT INTO {PARKED_TABLE} (position, eventId, name, argsJson, kind, reason, entity, "
     "seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+DEVIATION_SQL = (
+    f"INSERT INTO {DEVIATIONS_TABLE} (position, eventId, deviation, entity, detail) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
 #: The original of a row written without being read first: it may or may not exist.
 UNKNOWN: Any = object()
@@ -125,14 +136,28 @@ class RowStore:
         self._original: dict[str, dict[Key, Any]] = {t: {} for t in self.keys}
         self._dirty: dict[str, set[Key]] = {t: set() for t in self.keys}
         self._parked: list[tuple[Any, ...]] = []
+        self._deviations: list[tuple[Any, ...]] = []
+        #: An event of the batch holds a lone surrogate: write rows as LiveStore does.
+        self.lossy = False
         self._journal = None
 
     def park(self, values: tuple[Any, ...]) -> None:
         """Add a parked event's row (the `_projector_parked` columns, in order)."""
         self._parked.append(values)
 
+    def deviate(self, values: tuple[Any, ...]) -> None:
+        """Record that an applied event changed a row unlike LiveStore, on purpose
+        (position, eventId, deviation, entity, detail: see projector.deviations)."""
+        self._deviations.append(values)
+
+    def _key(self, key: Key) -> Key:
+        # Only a lossy batch can hold a key with a lone surrogate (see the module doc).
+        return utf8_text(key) if type(key) is str and not key.isascii() else key
+
     def get(self, table: str, key: Key) -> Row | None:
         """The row of TABLE with KEY as the batch sees it, or None. Do not mutate it: `put`."""
+        if self.lossy:
+            key = self._key(key)
         rows = self._rows[table]
         if key in rows:
             return rows[key]
@@ -222,6 +247,8 @@ class RowStore:
                 outer.extend(journal)
 
     def _set(self, table: str, key: Key, row: Row | None) -> None:
+        if self.lossy:
+            key = self._key(key)
         if self._journal is not None:
             self._journal.append(
                 (
@@ -241,6 +268,8 @@ class RowStore:
         """Write the batch's parked events and changed rows to the target, then forget them."""
         if self._parked:
             self.conn.executemany(PARK_SQL, self._parked)
+        if self._deviations:
+            self.conn.executemany(DEVIATION_SQL, self._deviations)
         try:
             for table in self.keys:
                 if self._dirty[table]:
@@ -278,6 +307,10 @@ class RowStore:
                 updates.append([*(row[c] for c in others), key])
             for (column, _), (every, removed, added) in zip(derived, changes, strict=True):
                 _element_changes(column, key, before, row, every, removed, added)
+        if self.lossy:
+            updates = [_as_livestore(r) for r in updates]
+            inserts = [_as_livestore(r) for r in inserts]
+            upserts = [_as_livestore(r) for r in upserts]
         conn = self.conn
         if deletes:
             conn.executemany(sql["delete"], deletes)
@@ -300,6 +333,17 @@ class RowStore:
 _ABSENT: Any = object()
 
 
+def _as_livestore(values: list[Any]) -> list[Any]:
+    """VALUES of a row as LiveStore's binding writes them: a lone surrogate as U+FFFD.
+    (JSON text holds none: js_json writes it as JSON.stringify does, an escape.)"""
+    return [utf8_text(v) if isinstance(v, str) and not v.isascii() else v for v in values]
+
+
+def _element(element: Any) -> Any:
+    """An element as a derived table's TEXT column holds it: a lone surrogate is U+FFFD."""
+    return element if not isinstance(element, str) or element.isascii() else utf8_text(element)
+
+
 def _element_changes(
     column: str,
     key: Key,
@@ -320,11 +364,11 @@ def _element_changes(
     if old_text is None or row is None:  # old elements unknown, or the parent is gone
         if old_text != EMPTY_ARRAY:
             every.append((key,))
-        added.extend((key, tag) for tag in new)
+        added.extend((key, _element(tag)) for tag in new)
         return
     old = set(json.loads(old_text))
-    removed.extend((key, tag) for tag in sorted(old.difference(new)))
-    added.extend((key, tag) for tag in new if tag not in old)
+    removed.extend((key, _element(tag)) for tag in sorted(old.difference(new)))
+    added.extend((key, _element(tag)) for tag in new if tag not in old)
 
 
 __all__ = ["RowError", "RowStore"]

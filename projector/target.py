@@ -34,13 +34,22 @@ migrations = Migrations(MIGRATION_SET)
 LEGACY_MIGRATIONS = {"m001_app_tables", "m004_memories_kind_check_as_ors"}
 
 PARKED_TABLE = "_projector_parked"
+DEVIATIONS_TABLE = "_projector_deviations"
 STATE_TABLE = "_projector_migration"
 RUNS_TABLE = "_projector_runs"
 #: The hand-off record of a sidecar (`projector.finalize`): a sidecar is never a target.
 HANDOFF_TABLE = "_projector_handoff"
 #: Tables that are the projector's, not the app's (sqlite_* are SQLite's own).
 BOOKKEEPING_TABLES = frozenset(
-    {PARKED_TABLE, STATE_TABLE, RUNS_TABLE, HANDOFF_TABLE, "tracking", Migrations.migrations_table}
+    {
+        PARKED_TABLE,
+        DEVIATIONS_TABLE,
+        STATE_TABLE,
+        RUNS_TABLE,
+        HANDOFF_TABLE,
+        "tracking",
+        Migrations.migrations_table,
+    }
 )
 #: The target connection's page cache, in KiB.
 CACHE_KIB = 16 * 1024
@@ -236,8 +245,9 @@ def refuse_sidecar(path: Path) -> None:
 
 
 def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> Database:
-    """Open TARGET as a sqlite-utils Database; when CREATE, create or upgrade it: the
-    projector's bookkeeping migrations, then CATALOG's, in one transaction.
+    """Open TARGET as a sqlite-utils Database; when CREATE (or when the projector's own
+    tables are behind this version), create or upgrade it: the projector's bookkeeping
+    migrations, then CATALOG's, in one transaction.
 
     Raises TargetError when TARGET is missing (and not CREATE), is not a projector
     target, was made before catalogs, or cannot be opened or migrated.
@@ -256,7 +266,7 @@ def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> 
             raise TargetError(f"{path}: not a projector target (no migration record)")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        if create:
+        if create or migrations.pending(db):
             _refuse_legacy(db, path)
             # Foreign keys off while migrating: a table rebuild must not cascade.
             conn.execute("PRAGMA foreign_keys = OFF")
@@ -306,6 +316,29 @@ def m005_catalog_record(db: Database) -> None:
     # tables in the catalog's order (what `digest` walks, without needing the catalog).
     db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN catalogDigest TEXT")
     db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN tables TEXT")
+
+
+@migrations()
+def m006_deviations_and_strict_keys(db: Database) -> None:
+    # Rows an applied event changed unlike LiveStore, on purpose (projector/deviations.py),
+    # so that `verify --against` can name the deviation that explains a difference; and
+    # the run's key policy (--strict-keys), which `resume` reuses like onInvalid.
+    run_script(
+        db,
+        f"""
+        CREATE TABLE {DEVIATIONS_TABLE} (
+            position INTEGER NOT NULL,
+            eventId TEXT NOT NULL,
+            deviation TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            PRIMARY KEY (position, deviation, entity)
+        ) STRICT;
+        CREATE INDEX idx_projector_deviations_entity ON {DEVIATIONS_TABLE} (entity);
+        ALTER TABLE {STATE_TABLE} ADD COLUMN strictKeys INTEGER NOT NULL DEFAULT 0
+            CHECK (strictKeys IN (0, 1));
+        """,
+    )
 
 
 # ---------------------------------------------------------------- the app's tables

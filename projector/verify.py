@@ -5,26 +5,36 @@ column (e.g. ai-desk's `memory_tags` with `memories.tags`), the event accounting
 + parked = position, against the source when it is still there), and, given LiveStore's
 state DB, a row-for-row comparison of every table the catalog says mirrors a LiveStore
 state table (under the catalog's table and column names), in which every difference is
-either explained by a parked event on the same row (or on a row it references) or
-reported.
+either explained by a parked event on the same row (or on a row it references), or by
+a deliberate deviation from LiveStore (projector/deviations.py, by name), or reported.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from events.catalog import Catalog, load_recorded
+from events.encoding import utf8_text
 from events.errors import CatalogError, SourceBusy, SourceError
 from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
+from projector import deviations
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
 from projector.handlers import any_row, entity_list
 from projector.replay import client_only_tables
-from projector.target import PARKED_TABLE, STATE_TABLE, Table, is_target, read_tables
+from projector.target import (
+    DEVIATIONS_TABLE,
+    PARKED_TABLE,
+    STATE_TABLE,
+    Table,
+    is_target,
+    read_tables,
+)
 
 SAMPLE = 60
 SHOWN_WARNINGS = 10
@@ -46,7 +56,11 @@ class Difference:
     key: str
     what: str  # missing | extra | differs
     detail: str
+    #: The parked events on the row (event ids).
     explained_by: list[str] = field(default_factory=list)
+    #: The deliberate deviations from LiveStore that explain it, by name, with the event
+    #: ids that caused them where the replay recorded them.
+    deviations: dict[str, list[str]] = field(default_factory=dict)
     #: Why the difference is expected when no parked event explains it (e.g. the source
     #: is a sync export, which holds no client-only events).
     explanation: str | None = None
@@ -55,7 +69,7 @@ class Difference:
 
     @property
     def explained(self) -> bool:
-        return bool(self.explained_by) or self.explanation is not None
+        return bool(self.explained_by) or bool(self.deviations) or self.explanation is not None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,20 +79,25 @@ class Difference:
             "detail": self.detail,
             "explained": self.explained,
             "explainedBy": self.explained_by,
+            "deviations": sorted(self.deviations),
             "explanation": self.explanation,
         }
 
     def line(self) -> str:
-        more = len(self.explained_by) - 3
-        why = (
-            f"explained by parked {', '.join(self.explained_by[:3])}"
-            + (f" (+{more:,})" if more > 0 else "")
-            if self.explained_by
-            else f"explained: {self.explanation}"
-            if self.explanation
-            else "UNEXPLAINED"
-        )
-        return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {why}"
+        why = []
+        for name, events in sorted(self.deviations.items()):
+            why.append(f"explained by deviation {name}" + (f" ({_ids(events)})" if events else ""))
+        if self.explained_by:
+            why.append(f"explained by parked {_ids(self.explained_by)}")
+        if self.explanation:
+            why.append(f"explained: {self.explanation}")
+        reason = "; ".join(why) or "UNEXPLAINED"
+        return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {reason}"
+
+
+def _ids(events: list[str]) -> str:
+    more = len(events) - 3
+    return ", ".join(events[:3]) + (f" (+{more:,})" if more > 0 else "")
 
 
 @dataclass
@@ -412,18 +431,23 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
 def _derived_checks(
     conn: sqlite3.Connection, tables: dict[str, Table], report: VerifyReport
 ) -> None:
-    """Each derived table holds exactly the elements of its parent's JSON-array column."""
+    """Each derived table holds exactly the elements of its parent's JSON-array column.
+
+    Compared in Python: SQLite's json_each cuts text at U+0000 and returns a lone
+    surrogate's escape as bytes that are not UTF-8, where the derived table holds the
+    element whole (with U+FFFD for a lone surrogate, as every text column)."""
     for table in tables.values():
         d = table.derived
         if d is None:
             continue
         parent_key = tables[d.parent].row_key
-        from_parent = (
-            f'SELECT p."{parent_key}", j.value FROM "{d.parent}" p, json_each(p."{d.column}") j'
-        )
-        ours = f'SELECT "{d.key}", "{d.element}" FROM "{table.name}"'
-        stale = conn.execute(f"SELECT COUNT(*) FROM ({from_parent} EXCEPT {ours})").fetchone()[0]
-        extra = conn.execute(f"SELECT COUNT(*) FROM ({ours} EXCEPT {from_parent})").fetchone()[0]
+        expected = {
+            (key, utf8_text(element) if isinstance(element, str) else element)
+            for key, array in conn.execute(f'SELECT "{parent_key}", "{d.column}" FROM "{d.parent}"')
+            for element in json.loads(array)
+        }
+        actual = set(conn.execute(f'SELECT "{d.key}", "{d.element}" FROM "{table.name}"'))
+        stale, extra = len(expected - actual), len(actual - expected)
         ok = stale == 0 and extra == 0
         report.checks.append(
             Check(
@@ -532,13 +556,29 @@ def _accounting_checks(
         )
 
 
+def _deviations_by_entity(conn: sqlite3.Connection) -> dict[str, dict[str, list[str]]]:
+    """{entity: {deviation: [event ids]}} recorded by the replay (none in an older target)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (DEVIATIONS_TABLE,)
+    ).fetchone():
+        return found
+    for entity, deviation, event_id in conn.execute(
+        f"SELECT entity, deviation, eventId FROM {DEVIATIONS_TABLE} ORDER BY position"
+    ):
+        found.setdefault(entity, {}).setdefault(deviation, []).append(event_id)
+    return found
+
+
 def _parked_by_entity(conn: sqlite3.Connection) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for text, event_id in conn.execute(
         f"SELECT entity, eventId FROM {PARKED_TABLE} WHERE entity IS NOT NULL ORDER BY position"
     ):
         for entity in entity_list(text):
-            found.setdefault(entity, []).append(event_id)
+            # A key holding U+0000 names, in LiveStore's state, the row cut there.
+            for row in deviations.nul_entities(entity):
+                found.setdefault(row, []).append(event_id)
     return found
 
 
@@ -568,6 +608,7 @@ def _compare(
         raise TargetError(f"{against}: not a readable SQLite state database ({exc})") from None
     parked = _parked_by_entity(conn)
     mirrored = _mirrored(tables)
+    recorded = _deviations_by_entity(conn)
     try:
         unknown = state_tables - set(mirrored)
         for name in sorted(unknown):
@@ -577,7 +618,7 @@ def _compare(
         for name, table in mirrored.items():
             if name not in state_tables:
                 continue
-            _compare_table(conn, state, name, table, parked, report)
+            _compare_table(conn, state, name, table, parked, recorded, report)
     finally:
         state.close()
     _explain_export(report, record, catalog)
@@ -609,6 +650,7 @@ def _compare_table(
     livestore: str,
     table: Table,
     parked: dict[str, list[str]],
+    recorded: dict[str, dict[str, list[str]]],
     report: VerifyReport,
 ) -> None:
     """Compare LiveStore's state table LIVESTORE with the target's TABLE, row by row,
@@ -645,27 +687,43 @@ def _compare_table(
                 why += parked.get(f"{ref_table}:{row[column]}", [])
         return why
 
+    def deviated(pk: tuple[Any, ...]) -> dict[str, list[str]]:
+        return {d: list(ids) for d, ids in recorded.get(f"{name}:{pk[0]}", {}).items()}
+
     for pk in sorted(theirs.keys() | ours.keys(), key=repr):
         a, b = theirs.get(pk), ours.get(pk)
         label = "/".join(str(k) for k in pk)
         if b is None:
             report.differences.append(
                 Difference(
-                    name, label, "missing", "row is in LiveStore's state only", explain(pk, a)
+                    name,
+                    label,
+                    "missing",
+                    "row is in LiveStore's state only",
+                    explain(pk, a),
+                    deviated(pk),
                 )
             )
         elif a is None:
             report.differences.append(
-                Difference(name, label, "extra", "row is in the target only", explain(pk, b))
+                Difference(
+                    name, label, "extra", "row is in the target only", explain(pk, b), deviated(pk)
+                )
             )
         else:
             changed = [
-                (c, f"{c}: LiveStore {_short(x)}, target {_short(y)}")
+                (c, x, y)
                 for c, x, y in zip(theirs_cols, a, b, strict=True)
                 if x != y or type(x) is not type(y)
             ]
             if changed:
-                detail = "; ".join(text for _, text in changed)
+                why = deviated(pk)
+                by_value = {deviations.explain_values(x, y) for _, x, y in changed}
+                if len(by_value) == 1 and None not in by_value:
+                    why.setdefault(by_value.pop() or "", [])
+                detail = "; ".join(
+                    f"{c}: LiveStore {_short(x)}, target {_short(y)}" for c, x, y in changed
+                )
                 report.differences.append(
                     Difference(
                         name,
@@ -673,7 +731,8 @@ def _compare_table(
                         "differs",
                         detail,
                         explain(pk, a),
-                        columns=[c for c, _ in changed],
+                        why,
+                        columns=[c for c, _, _ in changed],
                     )
                 )
 

@@ -44,12 +44,15 @@ def catalog_tables(name: str = "ai-desk") -> tuple[dict[str, Table], Handlers]:
     return tables, Handlers(catalog, tables)
 
 
-def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any]]]) -> Path:
-    """Write EVENTS (name, args) as an NDJSON log at PATH, numbered from 1."""
+def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any] | str]]) -> Path:
+    """Write EVENTS (name, args) as an NDJSON log at PATH, numbered from 1 (args given as
+    text are written as the line's argsJson, verbatim)."""
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
         for seq, (name, args) in enumerate(events, start=1):
-            fh.write(json.dumps({"name": name, "args": args, "seqNum": seq}) + "\n")
+            key = "argsJson" if isinstance(args, str) else "args"
+            fh.write(json.dumps({"name": name, key: args, "seqNum": seq}) + "\n")
     return path
 
 
@@ -104,6 +107,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=12.0,
         help="How long each concurrent-writer test writes while reading (CI: 12).",
+    )
+    parser.addoption(
+        "--differential-live",
+        type=int,
+        default=0,
+        help="Draw N more mutated logs and let LiveStore rebuild them now (Node 20, "
+        "`make oracle-install`); CI runs the committed corpus only.",
+    )
+    parser.addoption(
+        "--differential-seed",
+        type=int,
+        default=2,
+        help="The seed --differential-live draws from (the committed corpus used 1).",
     )
 
 

@@ -127,8 +127,13 @@ REFUSED_LOG = [
         },
     ),
     _memory("a", 0.5),
-    _memory("b", 2**64),  # valid JSON and schema, but SQLite cannot store it
-    ("v1.MemoryUpdated", {"id": "b", "content": "later", "updatedAt": "2024-01-17T00:00:00.000Z"}),
+    # Valid JSON and schema, but SQLite cannot store it: NDJSON's argsJson text holds a raw
+    # lone surrogate (only a JSON source can: JSON.stringify and SQLite text escape it).
+    (
+        "v1.MemoryAdded",
+        json.dumps(_memory("b", 0.5)[1]).replace('"content": "b"', '"content": "\ud800"'),
+    ),
+    ("v1.MemoryUpdated", {"id": "b", "importance": 0.1, "updatedAt": "2024-01-17T00:00:00.000Z"}),
     _memory("c", 0.75),
 ]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fastjsonschema
-import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,15 +16,20 @@ from hypothesis import strategies as st
 from events.envelope import Event
 from events.sources import open_source
 from events.validation import (
+    EXCESS_KEY,
     INVALID,
+    LONE_SURROGATE,
+    NUL_IN_TEXT,
     UNKNOWN,
     UNPARSEABLE,
     Catalog,
     Validator,
-    _fast_validator,
     detect_catalog,
+    fast_validator,
+    reference_validator,
     validate_events,
 )
+from tests import differential
 from tests.conftest import FIXTURES, MICRO, REBASE, SHARED, SMALL
 
 GEN_SCHEMA = SHARED.parent / "gen" / "schema.mjs"
@@ -107,8 +113,19 @@ CORRUPTIONS = {
         "'kind' is a required property",
     ),
     "bad enum": ({**MEMORY, "kind": "gossip"}, INVALID, "$.kind", "is not one of"),
-    "unexpected key": ({**MEMORY, "mood": 1}, INVALID, "$", "Additional properties"),
-    "bad date": ({**MEMORY, "createdAt": "yesterday"}, INVALID, "$.createdAt", "does not match"),
+    "bad date": ({**MEMORY, "createdAt": "yesterday"}, INVALID, "$.createdAt", "toISOString()"),
+    "no such day": (
+        {**MEMORY, "createdAt": "2024-02-30T00:00:00.000Z"},
+        INVALID,
+        "$.createdAt",
+        '"2024-02-30T00:00:00.000Z" is not a date as Date.prototype.toISOString() writes it',
+    ),
+    "date with a final newline": (
+        {**MEMORY, "createdAt": "2024-01-16T08:56:04.715Z\n"},
+        INVALID,
+        "$.createdAt",
+        "toISOString()",
+    ),
     "item type": ({**MEMORY, "tags": ["a", 7]}, INVALID, "$.tags[1]", "is not of type 'string'"),
 }
 
@@ -117,7 +134,7 @@ CORRUPTIONS = {
 def test_invalid_args_are_reported_with_position_name_and_path(case: str):
     """The message names the event id (e1230.1), its ordinal, its name and the JSON path."""
     args, kind, path, reason = CORRUPTIONS[case]
-    _, problem = Validator(AI_DESK).check(_event("v1.MemoryAdded", args))
+    _, problem, _ = Validator(AI_DESK).check(_event("v1.MemoryAdded", args))
     assert problem is not None
     assert (problem.kind, problem.path) == (kind, path)
     message = problem.message("eventlog@6.db")
@@ -126,14 +143,14 @@ def test_invalid_args_are_reported_with_position_name_and_path(case: str):
 
 
 def test_long_offending_values_are_cut_short():
-    _, problem = Validator(AI_DESK).check(
+    _, problem, _ = Validator(AI_DESK).check(
         _event("v1.MemoryAdded", {**MEMORY, "importance": "x" * 5000})
     )
     assert problem is not None and len(problem.message()) < 400 and "…" in problem.message()
 
 
 def test_unknown_names_are_unknown_not_invalid():
-    _, problem = Validator(AI_DESK).check(_event("v9.Teleported", {"id": 1}))
+    _, problem, _ = Validator(AI_DESK).check(_event("v9.Teleported", {"id": 1}))
     assert (
         problem is not None and problem.kind == UNKNOWN and "unknown event name" in problem.reason
     )
@@ -141,7 +158,7 @@ def test_unknown_names_are_unknown_not_invalid():
 
 @pytest.mark.parametrize("text", ["{not json", "", "NaN", '{"id": Infinity}', "[" * 100_000])
 def test_args_that_are_not_json_are_unparseable(text: str):
-    _, problem = Validator(AI_DESK).check(_event("v1.MemoryDeleted", text))
+    _, problem, _ = Validator(AI_DESK).check(_event("v1.MemoryDeleted", text))
     assert problem is not None and problem.kind == UNPARSEABLE
     assert "argsJson is not JSON" in problem.message()
 
@@ -159,16 +176,76 @@ def test_optional_keys_may_be_omitted_and_nullor_may_be_null():
     assert v.check(_event("v2.PersonaCreated", v2))[1] is None
 
 
-def test_client_document_values_are_partial_but_closed():
+def test_client_document_values_are_partial_and_unknown_keys_are_dropped():
+    """A set names only the keys it changes; a key the document does not know is dropped
+    (LiveStore decodes the value with Schema.partial of the document's Struct)."""
     v = Validator(AI_DESK)
     ok = {"id": "default", "value": {"theme": "dark"}}
     assert v.check(_event("userPreferencesSet", ok))[1] is None
     bad = {"id": "default", "value": {"theme": "sepia"}}
     assert v.check(_event("userPreferencesSet", bad))[1].path == "$.value.theme"
-    extra = {"id": "static", "value": {"zoom": 2}}
-    assert v.check(_event("uiStateSet", extra))[1] is not None
+    extra = {"id": "static", "value": {"zoom": 2, "scrollTop": 5}}
+    args, problem, notes = v.check(_event("uiStateSet", extra))
+    assert problem is None and args == {"id": "static", "value": {"scrollTop": 5}}
+    assert [(n.kind, n.path) for n in notes] == [(EXCESS_KEY, "$.value.zoom")]
     nested = {"id": "default", "value": {"notifications": {"enabled": True}}}
     assert v.check(_event("userPreferencesSet", nested))[1].path == "$.value.notifications"
+
+
+def test_keys_a_struct_does_not_declare_are_dropped_at_every_level_with_a_warning():
+    """Like Effect's Struct decode: the event applies without the key; each is named."""
+    manifest = {
+        "name": "n", "version": "1", "description": "d", "author": {"name": "a", "x": 1},
+        "entry": "e", "permissions": [], "minAppVersion": "0", "settings": {"kept": {"y": 2}},
+        "removed": True,
+    }  # fmt: skip
+    args = {"id": "p", "name": "n", "version": "1", "manifest": manifest}
+    args |= {"installedAt": "2024-01-16T08:56:04.715Z", "pinned": 1}
+    decoded, problem, notes = Validator(AI_DESK).check(_event("v1.PluginInstalled", args))
+    assert problem is None
+    assert [n.path for n in notes] == ["$.manifest.author.x", "$.manifest.removed", "$.pinned"]
+    assert {n.kind for n in notes} == {EXCESS_KEY}
+    assert "pinned" not in decoded and "removed" not in decoded["manifest"]
+    assert decoded["manifest"]["author"] == {"name": "a"}
+    assert decoded["manifest"]["settings"] == {"kept": {"y": 2}}  # a Record keeps every key
+
+
+def test_strict_keys_rejects_a_key_the_schema_does_not_declare():
+    """--strict-keys: the schema's additionalProperties: false is enforced as written."""
+    _, problem, _ = Validator(AI_DESK, strict_keys=True).check(
+        _event("v1.MemoryAdded", {**MEMORY, "mood": 1})
+    )
+    assert problem is not None and problem.kind == INVALID
+    assert "Additional properties are not allowed ('mood' was unexpected)" in problem.reason
+
+
+def test_an_excess_key_beside_a_real_problem_reports_the_real_problem():
+    """Dropping the key does not hide what LiveStore would refuse: a wrong type stays invalid."""
+    _, problem, notes = Validator(AI_DESK).check(
+        _event("v1.MemoryAdded", {**MEMORY, "mood": 1, "importance": "high"})
+    )
+    assert problem is not None and problem.path == "$.importance" and not notes
+
+
+def test_lone_surrogates_and_nul_are_accepted_with_warnings():
+    """Text cut mid-emoji and U+0000 are valid JSON that LiveStore stores: warned, applied."""
+    text = (
+        '{"id":"m","content":"cut \\ud83d and \\u0000 nul","updatedAt":"2024-01-16T08:56:04.715Z"}'
+    )
+    args, problem, notes = Validator(AI_DESK).check(_event("v1.MemoryUpdated", text))
+    assert problem is None and args["content"] == "cut \ud83d and \x00 nul"
+    assert sorted((n.kind, n.path) for n in notes) == [
+        (LONE_SURROGATE, "$.content"),
+        (NUL_IN_TEXT, "$.content"),
+    ]
+
+
+def test_numbers_are_read_as_javascript_reads_them():
+    """An integer beyond 2^53 is the nearest double, as JSON.parse gives LiveStore."""
+    text = '{"key":"k","value":[9007199254740993,12,1e21,-0]}'
+    args, problem, _ = Validator(AI_DESK).check(_event("v1.ConfigSet", text))
+    assert problem is None and args["value"] == [9007199254740992.0, 12, 1e21, 0]
+    assert type(args["value"][1]) is int
 
 
 def test_corrupted_copy_of_a_real_log_reports_each_event(small_copy: Path):
@@ -193,10 +270,54 @@ def test_corrupted_copy_of_a_real_log_reports_each_event(small_copy: Path):
     assert by_id["e2.1"].kind == UNPARSEABLE and by_id["e2.1"].name == "uiStateSet"
 
 
-# ---------------------------------------------------------------- fast path agrees with jsonschema
+# ---------------------------------------------------------------- the validators agree
 
+
+def _fast_accepts(doc: dict[str, Any]) -> Callable[[Any], bool]:
+    fast = fast_validator(doc)
+
+    def accepts(args: Any) -> bool:
+        try:
+            fast(args)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    return accepts
+
+
+#: Every hot-path validator the project runs, checked against the explaining one
+#: (jsonschema, with ECMA-262 patterns): a compiled validator added later joins here.
+HOT_PATH: dict[str, Callable[[dict[str, Any]], Callable[[Any], bool]]] = {
+    "fastjsonschema": _fast_accepts,
+}
+#: Strings on which Python's regex dialect, JavaScript's Date and the schemas part ways.
+TRICKY = [
+    "2024-01-16T08:56:04.715Z",
+    "2024-01-16T08:56:04.715Z\n",
+    "\u0662\u0660\u0662\u0664-01-16T08:56:04.715Z",
+    "2024-01-16T08:56:04.715\uff3a",
+    "2024-02-30T00:00:00.000Z",
+    "2024-02-29T00:00:00.000Z",
+    "2023-02-29T00:00:00.000Z",
+    "+002024-01-16T08:56:04.715Z",
+    "+275760-09-13T00:00:00.001Z",
+    "-271821-04-20T00:00:00.000Z",
+    "2024-01-16t08:56:04.715z",
+    "2024-01-16T08:56:04Z",
+    "\n",
+    "\r",
+    "\u2028",
+    "a\x00b",
+    "\ud83d",
+    "fact",
+    "fact\n",
+    "system",
+    "",
+]
+tricky_text = st.sampled_from(TRICKY) | st.text(alphabet="0123456789-:.TZ\n٣\u2028x", max_size=26)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | tricky_text,
     lambda children: (
         st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
     ),
@@ -204,32 +325,68 @@ json_values = st.recursive(
 )
 
 
-def _mutations(doc: dict) -> st.SearchStrategy:
-    """Args near the schema: real-looking objects with keys dropped, added or retyped."""
+def _near(doc: dict[str, Any], depth: int = 0) -> st.SearchStrategy:
+    """Args near the schema: objects with its keys (some dropped, added or retyped), nested."""
     props = doc.get("properties", {})
-    fields = {k: json_values for k in props}
+    if not props or depth > 2:
+        return json_values
+    fields = {k: _near(sub, depth + 1) | json_values for k, sub in props.items()}
     return st.fixed_dictionaries({}, optional={**fields, "extra": json_values}) | json_values
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data())
-def test_fast_validators_agree_with_jsonschema(data):
-    """fastjsonschema (hot path) and jsonschema (reference) accept exactly the same args."""
-    name = data.draw(st.sampled_from(sorted(AI_DESK.schemas)))
+def _assert_agree(name: str, args: Any) -> None:
+    """Every hot-path validator accepts ARGS exactly when jsonschema does, and a rejected
+    event gets a true reason from jsonschema (never the 'nested too deeply' fallback)."""
     doc = AI_DESK.schemas[name]
-    args = data.draw(_mutations(doc))
-    fast = _fast_validator(doc)
-    try:
-        fast(args)
-        fast_ok = True
-    except fastjsonschema.JsonSchemaException:
-        fast_ok = False
-    assert fast_ok == jsonschema.Draft202012Validator(doc).is_valid(args), (name, args)
+    reference = reference_validator(doc).is_valid(args)
+    for label, make in HOT_PATH.items():
+        assert make(doc)(args) == reference, (label, name, args)
+    if not reference:
+        problem = Validator(AI_DESK, strict_keys=True).explain(_event(name, "{}"), args)
+        assert problem.reason != "nested too deeply" and "fastjsonschema" not in problem.reason
 
 
-def test_fast_validators_agree_on_every_real_event():
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_the_validators_agree_on_generated_args(data):
+    """Generated args near each schema: the fast and the explaining validator agree."""
+    name = data.draw(st.sampled_from(sorted(AI_DESK.schemas)))
+    _assert_agree(name, data.draw(_near(AI_DESK.schemas[name])))
+
+
+REAL_EVENTS = [
+    (e.name, json.loads(e.args_json))
+    for source in (SMALL, REBASE)
+    for e in open_source(source).events()
+]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_the_validators_agree_on_mutated_real_events(data):
+    """A real event with one value replaced (dates, enums, text, numbers, containers)."""
+    name, args = data.draw(st.sampled_from(REAL_EVENTS))
+    places = [f.path for f in differential.fields(AI_DESK.schemas[name], args) if f.present]
+    if places:
+        path = data.draw(st.sampled_from(places))
+        args = differential._set(args, path, data.draw(json_values))
+    _assert_agree(name, args)
+
+
+def test_the_validators_agree_on_every_real_event():
+    """Every real event is valid to both (and to the Validator, with no notes)."""
     v = Validator(AI_DESK)
-    for event in open_source(REBASE).events():
-        args = json.loads(event.args_json)
-        assert jsonschema.Draft202012Validator(AI_DESK.schemas[event.name]).is_valid(args)
-        assert v.check(event)[1] is None
+    for source in (SMALL, REBASE):
+        for event in open_source(source).events():
+            _assert_agree(event.name, json.loads(event.args_json))
+            assert v.check(event)[1:] == (None, ())
+
+
+def test_a_date_with_a_final_newline_gets_a_true_reason():
+    """The case that once fell back to 'nested too deeply': now both reject it, and why."""
+    args = {**MEMORY, "createdAt": "2024-01-01T00:00:00.000Z\n"}
+    _, problem, _ = Validator(AI_DESK).check(_event("v1.MemoryAdded", args))
+    assert problem is not None and problem.path == "$.createdAt"
+    assert problem.reason == (
+        '"2024-01-01T00:00:00.000Z\\n" is not a date as Date.prototype.toISOString() writes it'
+    )

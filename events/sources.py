@@ -164,12 +164,13 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     created (https://sqlite.org/wal.html#readonly), and nothing can change it there anyway.
     """
     uri = path.resolve().as_uri() + "?mode=ro"
-    if _read_only_fs(path):
+    if read_only_fs(path):
         uri += "&immutable=1"
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 
-def _read_only_fs(path: Path) -> bool:
+def read_only_fs(path: Path) -> bool:
+    """Whether PATH is on a file system mounted read-only (statvfs ST_RDONLY)."""
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:

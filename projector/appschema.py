@@ -24,16 +24,13 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlite_utils import Database
-
 from events.catalog import Catalog
 from events.errors import CatalogError
 from projector.target import (
     BOOKKEEPING_TABLES,
     Table,
-    catalog_migrations,
-    migrations,
     read_tables,
+    scratch_database,
 )
 
 
@@ -135,17 +132,7 @@ def app_schema(catalog: Catalog) -> AppSchema:
     refuses, a view whose name is taken, or anything `projector.target.read_tables` refuses.
     """
     where = f"{catalog.directory}/catalog.toml"
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        db = Database(conn)
-        with db.atomic():
-            migrations.apply(db)
-            try:
-                catalog_migrations(catalog).apply(db)
-            except sqlite3.DatabaseError as exc:
-                raise CatalogError(
-                    f"{catalog.directory}/migrations: SQLite refuses a migration ({exc})"
-                ) from None
+    with scratch_database(catalog) as conn:
         tables = read_tables(conn, catalog)
         statements = _migration_statements(conn, tables)
         for table in tables.values():
@@ -165,8 +152,6 @@ def app_schema(catalog: Catalog) -> AppSchema:
             name: _view_relation(conn, name, spec, relations)
             for name, spec in declared_views.items()
         }
-    finally:
-        conn.close()
     for view in views.values():
         for column in view.columns:
             agreed = {

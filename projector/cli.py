@@ -1150,7 +1150,7 @@ def export(
         click.echo(line, err=True)
 
 
-@cli.command(context_settings=CONTEXT)
+@_command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option(

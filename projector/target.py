@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from sqlite_utils.migrations import Migrations
 
 from events.catalog import Catalog
 from events.errors import CatalogError
-from events.sources import connect_readonly
+from events.sources import connect_readonly, read_only_fs
 from projector.errors import TargetError
 
 MIGRATION_SET = "livestore-projector"
@@ -180,23 +182,16 @@ def _check_writable(path: Path) -> None:
     if not folder.is_dir():
         raise TargetError(f"{path}: {folder} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):
-        why = "read-only file system" if _read_only_fs(folder) else "permission denied"
+        why = "read-only file system" if read_only_fs(folder) else "permission denied"
         raise TargetError(f"{path}: cannot write in {folder} ({why})")
     lock = path.with_name(path.name + ".lock")
     if lock.exists() and not lock.is_file():
         raise TargetError(f"{path}: cannot create the lock file {lock} (something else is there)")
     if path.exists():
         if not os.access(path, os.R_OK | os.W_OK):
-            why = "read-only file system" if _read_only_fs(path) else "permission denied"
+            why = "read-only file system" if read_only_fs(path) else "permission denied"
             raise TargetError(f"{path}: cannot write to it ({why})")
         refuse_foreign(path)
-
-
-def _read_only_fs(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
 
 
 def refuse_foreign(path: Path) -> None:
@@ -476,12 +471,12 @@ def _evaluate_default(conn: sqlite3.Connection, expression: str | None) -> Any:
     return conn.execute(f"SELECT {expression}").fetchone()[0]
 
 
-def catalog_tables(catalog: Catalog) -> dict[str, Table]:
-    """CATALOG's tables as its migrations create them, worked out in a scratch in-memory
-    database (so a catalog is checked whole before any target is touched).
+@contextmanager
+def scratch_database(catalog: Catalog) -> Iterator[sqlite3.Connection]:
+    """An in-memory database holding what a new target holds before its first run: the
+    projector's tables and CATALOG's, created by their migrations.
 
-    Raises CatalogError for a migration SQLite refuses, or a catalog.toml that does not
-    match the tables (see `read_tables`).
+    Raises CatalogError for a migration SQLite refuses.
     """
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
@@ -494,9 +489,20 @@ def catalog_tables(catalog: Catalog) -> dict[str, Table]:
                 raise CatalogError(
                     f"{catalog.directory}/migrations: SQLite refuses a migration ({exc})"
                 ) from None
-        return read_tables(conn, catalog)
+        yield conn
     finally:
         conn.close()
+
+
+def catalog_tables(catalog: Catalog) -> dict[str, Table]:
+    """CATALOG's tables as its migrations create them, worked out in a scratch database
+    (so a catalog is checked whole before any target is touched).
+
+    Raises CatalogError for a migration SQLite refuses, or a catalog.toml that does not
+    match the tables (see `read_tables`).
+    """
+    with scratch_database(catalog) as conn:
+        return read_tables(conn, catalog)
 
 
 def catalog_migrations(catalog: Catalog) -> Migrations:

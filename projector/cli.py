@@ -408,7 +408,13 @@ def inspect(source: Path, lock_timeout: float, format_version: str | None, as_js
 @_command()
 @click.argument("source", type=click.Path(path_type=Path))
 @_catalog_option
-@click.option("--examples", default=10, show_default=True, help="How many problems to show.")
+@click.option(
+    "--examples",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many problems to show.",
+)
 @_source_options
 @_strict_keys_option
 @json_option
@@ -467,9 +473,16 @@ def validate(
             click.echo("by reason:")
             for reason, count in report.by_reason.most_common(20):
                 click.echo(f"  {count:>7,}  {reason}")
-            click.echo("first examples:")
+            if report.examples:
+                click.echo("first examples:")
             for problem in report.examples:
                 click.echo(f"  {problem.message(where)}")
+            if report.by_kind.get("unknown", 0) * 2 > report.total:
+                click.echo(
+                    f"hint: most events are unknown to the {cat.name} catalog: is this another "
+                    "app's log? pass --catalog NAME|DIR with its catalog (`projector scaffold` "
+                    "drafts one)"
+                )
         if report.warnings:
             kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(report.warnings.items()))
             click.echo(f"warnings: {kinds}")
@@ -696,7 +709,11 @@ def replay_parked(target: Path, catalog: str | None, as_json: bool) -> None:
 
 @_command()
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--kind", help="Only events parked as KIND (unknown, invalid, integrity, held, ...).")
+@click.option(
+    "--kind",
+    type=click.Choice(["unknown", "invalid", "unparseable", "integrity", "held"]),
+    help="Only events parked as KIND.",
+)
 @json_option
 def parked(target: Path, kind: str | None, as_json: bool) -> None:
     """List TARGET's parked events: position, event, name, kind, row and reason.
@@ -960,6 +977,7 @@ def verify(
     help="Replace APP_DB even if it was not handed over by finalize or the app has changed "
     "it since (that data is lost).",
 )
+@_lock_timeout_option
 @json_option
 def finalize(
     target: Path,
@@ -969,6 +987,7 @@ def finalize(
     journal_mode: str,
     drizzle_dir: Path | None,
     force: bool,
+    lock_timeout: float,
     as_json: bool,
 ) -> None:
     """Verify TARGET, then hand its data over to the new app as APP_DB.
@@ -993,6 +1012,7 @@ def finalize(
             journal_mode=journal_mode,
             drizzle=drizzle_dir,
             force=force,
+            lock_timeout=lock_timeout,
         )
         result = run_finalize(target, options)
     if as_json:
@@ -1025,8 +1045,13 @@ def finalize(
 @_command()
 @click.argument("paths", nargs=-1, required=True, metavar="[TARGET] OUT_DIR")
 @_catalog_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace schema.ts, relations.ts and drizzle.config.ts even where they were edited.",
+)
 @json_option
-def drizzle(paths: tuple[str, ...], catalog: str | None, as_json: bool) -> None:
+def drizzle(paths: tuple[str, ...], catalog: str | None, force: bool, as_json: bool) -> None:
     """Write Drizzle ORM files for the app database into OUT_DIR, from the catalog.
 
     schema.ts and relations.ts (column modes that round-trip the stored encodings,
@@ -1052,7 +1077,7 @@ def drizzle(paths: tuple[str, ...], catalog: str | None, as_json: bool) -> None:
             cat = recorded_catalog(Path(paths[0]))
         else:
             raise TargetError("name the catalog: a TARGET before OUT_DIR, or --catalog NAME|DIR")
-        files = write_drizzle(cat, Path(paths[-1]))
+        files = write_drizzle(cat, Path(paths[-1]), force=force)
     if as_json:
         _emit({"catalog": cat.name} | files.as_dict())
         return

@@ -566,14 +566,16 @@ def find_migrations(folder: Path) -> Path | None:
 
 
 def write_drizzle(
-    catalog: Catalog, out_dir: Path, *, schema: AppSchema | None = None
+    catalog: Catalog, out_dir: Path, *, schema: AppSchema | None = None, force: bool = False
 ) -> DrizzleFiles:
     """Write schema.ts, relations.ts, drizzle.config.ts and migrations/ into OUT_DIR.
 
     A migration folder already there that begins with this catalog's 0000 migration, byte
     for byte, is kept (its ``when`` too), so regenerating is idempotent. Raises
     HandoffError when OUT_DIR's migrations begin with another 0000, or hold the app's
-    own later migrations (then schema.ts is the app's, and is not overwritten).
+    own later migrations (then schema.ts is the app's, and is not overwritten), or when a
+    schema.ts, relations.ts or drizzle.config.ts there differs from what would be written
+    (the app's edits: FORCE replaces them).
     """
     schema = schema or app_schema(catalog)
     schema_ts, relations_ts, snapshot = render(schema)
@@ -613,6 +615,21 @@ def write_drizzle(
         migrations / "meta" / "0000_snapshot.json": json.dumps(ordered, indent=2) + "\n",
         journal_path: json.dumps(journal, indent=2) + "\n",
     }
+    if not force:
+        edited = [
+            path.name
+            for path in (
+                out_dir / "schema.ts",
+                out_dir / "relations.ts",
+                out_dir / "drizzle.config.ts",
+            )
+            if path.is_file() and path.read_text("utf-8") != files[path]
+        ]
+        if edited:
+            raise HandoffError(
+                f"{out_dir}: {', '.join(edited)} differ from what the {catalog.name} catalog "
+                "gives (edited by hand?); refusing to overwrite them (--force replaces them)"
+            )
     for path, text in files.items():
         path.write_text(text, "utf-8")
     return DrizzleFiles(

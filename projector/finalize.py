@@ -97,6 +97,9 @@ class FinalizeOptions:
     #: 0000 migration is recorded as applied in APP_DB.
     drizzle: Path | None = None
     force: bool = False
+    #: Seconds the target's source may stay locked while verify re-reads it (None: the
+    #: default of `events.sqlite_source`).
+    lock_timeout: float | None = None
 
 
 @dataclass
@@ -164,7 +167,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         raise HandoffError(f"{app_db}: is the target itself; hand over into another file")
     with writer_lock(target):
         catalog = options.catalog or recorded_catalog(target)
-        report = verify(target, options.against, catalog=catalog)
+        report = verify(target, options.against, catalog=catalog, lock_timeout=options.lock_timeout)
         if not report.ok:
             failed = [c for c in report.checks if not c.ok]
             why = f"{failed[0].name}: {failed[0].detail}" if failed else "unexplained differences"
@@ -194,6 +197,20 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 "hash": drizzle_row[0],
                 "when": drizzle_row[1],
             }
+        elif replaced and sidecar.exists():
+            # Catching up an app database handed over with its Drizzle migration recorded
+            # as applied: the new one keeps that record, or the app's migrate() would run
+            # the 0000 migration again over existing tables.
+            previous = last_handoff(sidecar)
+            if previous is not None and previous.get("drizzleHash"):
+                kept = Path(previous["drizzleMigrations"])
+                drizzle_row = (previous["drizzleHash"], previous["drizzleCreatedAt"], kept)
+                drizzle_info = {
+                    "migrations": str(kept),
+                    "migration": "(kept from the last hand-off)",
+                    "hash": previous["drizzleHash"],
+                    "when": previous["drizzleCreatedAt"],
+                }
         state = _state(target)
         tmp_app = app_db.with_name(f".{app_db.name}.tmp{os.getpid()}")
         tmp_side = app_db.with_name(f".{sidecar.name}.tmp{os.getpid()}")

@@ -505,23 +505,29 @@ def _uncovered(counts: dict[str, tuple[int, int]], catalog: Catalog) -> tuple[li
 
 
 def _refuse_another_app(
-    source: Source, counts: dict[str, tuple[int, int]], catalog: Catalog
+    source: Source, counts: dict[str, tuple[int, int]], catalog: Catalog, *, named: bool
 ) -> None:
-    """Refuse a log that is not the picked catalog's app: fewer than half of its event names
-    (not counting those LiveStore marked unknown) have a handler there.
+    """Refuse a log that is not the catalog's app (the one NAMED with --catalog, or the one
+    picked): fewer than half of its event names (not counting those LiveStore marked
+    unknown) have a handler there.
 
     A log of this app with a few names its handlers do not know (a newer event version, a
     corrupt name) is still replayed: those events fail the run or are parked (see README,
     "Another app's log").
     """
-    missing, named = _uncovered(counts, catalog)
-    if named and len(missing) * 2 > named:
+    missing, counted = _uncovered(counts, catalog)
+    if counted and len(missing) * 2 > counted:
         shown = ", ".join(label(n) for n in missing[:6])
         more = f" and {len(missing) - 6:,} more" if len(missing) > 6 else ""
+        hint = (
+            f"is --catalog {catalog.name} this app's catalog?"
+            if named
+            else "pass --catalog NAME|DIR with this app's catalog"
+        )
         raise ReplayError(
-            f"{source.path}: not a log of the {catalog.name!r} catalog: "
-            f"{len(missing):,} of its {named:,} event names have no handler there ({shown}{more}); "
-            "pass --catalog NAME|DIR with this app's catalog (`projector scaffold` drafts one)"
+            f"{source.path}: not a log of the {catalog.name!r} catalog: {len(missing):,} of "
+            f"its {counted:,} event names have no handler there ({shown}{more}); {hint} "
+            "(`projector scaffold` drafts one)"
         )
 
 
@@ -541,7 +547,7 @@ def _catalog_for(
         counts = source.name_counts()  # one pass gives the names and LiveStore's unknowns
         catalog = options.catalog or detect_catalog(counts)
         _require_projection(catalog)
-        _refuse_another_app(source, counts, catalog)
+        _refuse_another_app(source, counts, catalog, named=options.catalog is not None)
     elif options.catalog is not None:
         catalog = options.catalog
     else:
@@ -655,7 +661,9 @@ def resume(
     try:
         source = _open(source_path or state.source, options)
     except EventsError as exc:
-        if source_path is not None:
+        # Only a source that is no longer where it was may have moved: a locked one
+        # (SourceBusy, exit 75) or a damaged one is reported as it is.
+        if source_path is not None or Path(state.source).exists():
             raise
         raise SourceError(
             f"{exc}; if the source moved, pass its new path: "

@@ -534,6 +534,25 @@ class StateDB:
             raise ScaffoldError(f"{path}: holds no app tables; is it LiveStore's state DB?")
         self._stats: dict[tuple[str, str], ColumnStats] = {}
 
+    def refuse_another_app(self, names: set[str]) -> None:
+        """Refuse the state DB of another app: LiveStore records the event names of the
+        app that wrote it (``__livestore_schema_event_defs``), and fewer than half of the
+        log's names are among them (what verify --against checks, the other way round)."""
+        try:
+            defined = {
+                r[0]
+                for r in self.conn.execute("SELECT eventName FROM __livestore_schema_event_defs")
+            }
+        except sqlite3.DatabaseError:
+            return  # an older state DB without the table: the comparison will tell
+        unknown = sorted(names - defined)
+        if defined and len(unknown) * 2 > len(names):
+            self.conn.close()
+            raise ScaffoldError(
+                f"{self.path}: is the state of another app: {len(unknown):,} of the log's "
+                f"{len(names):,} event names ({', '.join(unknown[:4])}) are not its events"
+            )
+
     def _table(self, name: str, without_rowid: bool, strict: bool) -> TableDraft:
         columns = []
         for _, column, decl, notnull, default, pk in self.conn.execute(
@@ -1735,6 +1754,8 @@ def scaffold(
     state_path = Path(state) if state is not None else None
     log = read_log(Path(source))
     state_db = StateDB(state_path) if state_path is not None else None
+    if state_db is not None:
+        state_db.refuse_another_app(set(log.events))
     try:
         _prepare_out_dir(out, force, [Path(log.source), *([state_path] if state_path else [])])
         return _scaffold(log, out, state_path, state_db)

@@ -525,8 +525,8 @@ def _accounting_checks(
             Check(
                 "source",
                 False,
-                f"cannot re-read the recorded source: {exc} "
-                "(retired? `--no-source` skips this check)",
+                f"cannot re-read the recorded source: {exc}"
+                + ("" if Path(source).exists() else " (retired? `--no-source` skips this check)"),
             )
         )
         return

@@ -702,3 +702,16 @@ def test_created_target_is_a_boolean_in_every_json_output(tmp_path: Path):
     again = json.loads(ok("-q", "replay", SMALL, target, "--json").stdout)
     status = json.loads(ok("status", target, "--json").stdout)
     assert again["createdTarget"] is False and status["lastRun"]["createdTarget"] is False
+
+
+def test_validate_of_another_apps_log_says_so(tmp_path: Path):
+    """validate, like replay, points at --catalog and scaffold when most events are unknown."""
+    result = invoke("validate", FIXTURES / "readinglist-small" / "readinglist")
+    assert result.exit_code == 1
+    assert "is this another app's log?" in result.stdout and "projector scaffold" in result.stdout
+
+
+def test_parked_kind_and_validate_examples_are_checked():
+    """A --kind that is no parked kind, or a negative --examples, is a usage error (2)."""
+    assert invoke("parked", "x.db", "--kind", "bogus").exit_code == 2
+    assert invoke("validate", SMALL, "--examples", "-1").exit_code == 2

@@ -211,3 +211,18 @@ def test_cli_drizzle_needs_a_catalog_and_writes_the_files(runner, tmp_path):
     data = json.loads(result.stdout)
     assert data["catalog"] == "todomvc" and data["migration"] == "0000_todomvc_from_livestore.sql"
     assert (tmp_path / "db" / "schema.ts").exists() and (tmp_path / "db" / "relations.ts").exists()
+
+
+def test_an_edited_schema_ts_is_not_overwritten_without_force(tmp_path: Path):
+    """Regenerating over the app's own edits refuses (one line); --force replaces them."""
+    catalog = Catalog.bundled("todomvc")
+    out = tmp_path / "db"
+    write_drizzle(catalog, out)
+    write_drizzle(catalog, out)  # unchanged files: idempotent
+    edited = (out / "schema.ts").read_text("utf-8") + "\nexport const mine = 1;\n"
+    (out / "schema.ts").write_text(edited, "utf-8")
+    with pytest.raises(HandoffError, match="schema.ts differ"):
+        write_drizzle(catalog, out)
+    assert (out / "schema.ts").read_text("utf-8") == edited
+    write_drizzle(catalog, out, force=True)
+    assert "export const mine" not in (out / "schema.ts").read_text("utf-8")

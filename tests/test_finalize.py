@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,33 @@ def test_catch_up_then_finalize_again(small_copy, tmp_path):
         200,
     ]
     conn.close()
+
+
+def test_a_catch_up_finalize_keeps_the_drizzle_migration_recorded(small_copy, tmp_path):
+    """Finalized with --drizzle, then caught up and finalized again without it: the new
+    app database still records the 0000 migration as applied (else the app's migrate()
+    would run it again over the existing tables)."""
+    eventlog = small_copy / "eventlog@6.db"
+    full = tmp_path / "full.db"
+    shutil.copy(eventlog, full)
+    conn = sqlite3.connect(eventlog)
+    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 120")
+    conn.commit()
+    conn.close()
+    target, app_db, drizzle_dir = tmp_path / "target.db", tmp_path / "app.db", tmp_path / "db"
+    replay(small_copy, target, ReplayOptions())
+    finalize(target, FinalizeOptions(out=app_db, drizzle=drizzle_dir))
+    with closing(sqlite3.connect(app_db)) as conn:
+        recorded = conn.execute("SELECT hash, created_at FROM __drizzle_migrations").fetchall()
+    shutil.copy(full, eventlog)
+    replay(small_copy, target, ReplayOptions())
+    second = finalize(target, FinalizeOptions(out=app_db))
+    assert second.replaced and second.drizzle is not None
+    with closing(sqlite3.connect(app_db)) as conn:
+        assert conn.execute("SELECT hash, created_at FROM __drizzle_migrations").fetchall() == (
+            recorded
+        )
+    assert len(recorded) == 1
 
 
 def test_an_app_database_the_app_has_written_to_is_not_replaced(migrated, tmp_path, runner):

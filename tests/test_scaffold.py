@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from events.catalog import Catalog
 from projector.cli import cli
-from projector.errors import ReplayError
+from projector.errors import ReplayError, ScaffoldError
 from projector.scaffold import Shape, infer_schema, scaffold
 from tests.conftest import FIXTURES, SMALL, SMALL_STATE, write_ndjson
 
@@ -558,3 +558,16 @@ def test_any_log_gets_a_draft_that_loads_and_replays(tmp_path_factory, events):
     assert not result.verified
     if result.replayed:
         assert result.applied + result.parked == len(events)
+
+
+def test_another_apps_state_db_is_refused(tmp_path: Path):
+    """--state of another app (its event names are not the log's) is a one-line refusal
+    before anything is written."""
+    out = tmp_path / "draft"
+    with pytest.raises(ScaffoldError, match="is the state of another app"):
+        scaffold(
+            FIXTURES / "todomvc-small" / "todomvc",
+            out,
+            state=FIXTURES / "small" / "ai-desk" / "state-11367593325@6.db",
+        )
+    assert not out.exists()

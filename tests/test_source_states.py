@@ -28,6 +28,7 @@ from events import sqlite_source
 from events.errors import SourceBusy, SourceError
 from events.sources import open_source
 from projector.cli import cli
+from projector.errors import Interrupted
 from projector.replay import ReplayOptions, replay
 from projector.verify import verify
 from tests.conftest import MICRO, ROOT, SMALL, untouched
@@ -430,3 +431,15 @@ def test_verify_of_a_target_whose_source_is_locked_exits_75(store: Path, target:
     with untouched(store), _locked(store / "eventlog@6.db", 1.5):
         result = runner.invoke(cli, ["verify", str(target), "--lock-timeout", "0.2"])
     assert result.exit_code == 75 and "locked by another process" in result.stderr
+
+
+def test_resume_of_a_target_whose_source_is_locked_exits_75(store: Path, target: Path):
+    """resume reads the recorded source: locked past the timeout, exit 75 (try again
+    later), not a hint that the source moved."""
+    with pytest.raises(Interrupted):
+        replay(store, target, ReplayOptions(batch_size=50, should_stop=lambda: True))
+    runner = CliRunner()
+    with untouched(store), _locked(store / "eventlog@6.db", 1.5):
+        result = runner.invoke(cli, ["resume", str(target), "--lock-timeout", "0.2"])
+    assert result.exit_code == 75 and "locked by another process" in result.stderr
+    assert "moved" not in result.stderr

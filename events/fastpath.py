@@ -30,12 +30,18 @@ mutated and generated events, for every bundled catalog.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jsonschema_rs
 import msgspec
+
+from events.envelope import Event
+
+#: Called with a phase's name when it ends (`projector.profile.Phases.lap`).
+Lap = Callable[[str], None]
 
 #: What `FastPath.accept` returns for an event the explaining path must decide.
 DECLINED: Any = object()
@@ -178,6 +184,18 @@ def strict_copy(schema: Any, where: str = "$") -> Any:
     return copy
 
 
+_DECODE = msgspec.json.Decoder().decode
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``, parsed by msgspec whenever msgspec can (the same value, see
+    above); otherwise by ``json`` itself, which then also raises what it raises."""
+    try:
+        return _DECODE(text)
+    except Exception:
+        return json.loads(text)
+
+
 class FastPath:
     """msgspec + jsonschema_rs over a catalog's schemas (by event name).
 
@@ -199,25 +217,57 @@ class FastPath:
 
     def accept(self, name: Any, args_json: Any) -> Any:
         """The args of an event the explaining path would accept unchanged, or DECLINED."""
-        if type(name) is not str or type(args_json) is not str:
-            return DECLINED
-        valid = self._valid.get(name)
-        if valid is None or args_json.count("[") + args_json.count("{") > MAX_BRACKETS:
+        args = self.parse(name, args_json)
+        return args if args is DECLINED or self.valid(name, args) else DECLINED
+
+    def parse(self, name: Any, args_json: Any) -> Any:
+        """ARGS_JSON parsed, or DECLINED (not JSON, out of the fast path's reach, or an
+        event whose schema has no fast path)."""
+        if (
+            type(name) is not str
+            or type(args_json) is not str
+            or name not in self._valid
+            or args_json.count("[") + args_json.count("{") > MAX_BRACKETS
+        ):
             return DECLINED
         try:
-            args = self._decode(args_json)
+            return self._decode(args_json)
         except Exception:  # whatever it is, the explaining path decides
             return DECLINED
+
+    def valid(self, name: str, args: Any) -> bool:
+        """Whether ARGS (parsed by `parse` for NAME) are valid for NAME's schema."""
         try:
-            ok = valid(args)
+            return self._valid[name](args)
         except Exception:
-            return DECLINED
-        return args if ok else DECLINED
+            return False
 
-    def accept_many(self, names: Iterable[Any], texts: Iterable[Any]) -> list[Any]:
-        """`accept` of each (name, argsJson) pair, in order."""
-        accept = self.accept
-        return [accept(n, t) for n, t in zip(names, texts, strict=True)]
+    def accept_many(self, events: Sequence[Event], lap: Lap | None = None) -> list[Any]:
+        """`accept` of each event, in order: its args or DECLINED. LAP, when given, is
+        called with "parse" after parsing all of them and "validate" after validating."""
+        parse, valid = self.parse, self._valid
+        found = [parse(e.name, e.args_json) for e in events]
+        if lap is not None:
+            lap("parse")
+        for index, (event, args) in enumerate(zip(events, found, strict=True)):
+            if args is not DECLINED:
+                try:
+                    ok = valid[event.name](args)
+                except Exception:
+                    ok = False
+                if not ok:
+                    found[index] = DECLINED
+        if lap is not None:
+            lap("validate")
+        return found
 
 
-__all__ = ["DECLINED", "FastPath", "KEYWORDS", "MAX_BRACKETS", "Unsupported", "strict_copy"]
+__all__ = [
+    "DECLINED",
+    "FastPath",
+    "KEYWORDS",
+    "MAX_BRACKETS",
+    "Unsupported",
+    "loads",
+    "strict_copy",
+]

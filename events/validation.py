@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,6 +219,27 @@ class Validator:
                     path,
                 )
         return args, None
+
+    def check_many(
+        self, events: Sequence[Event], lap: Callable[[str], None] | None = None
+    ) -> list[tuple[Any, Problem | None]]:
+        """``[check(e) for e in events]``, with the fast path's parsing and validation each
+        run over the whole list; LAP, when given, is called with "parse" and "validate"
+        as each ends (`projector.profile`)."""
+        if self.fastpath is None:
+            checked = [self.check(e) for e in events]
+            if lap is not None:
+                lap("validate")
+            return checked
+        accepted = self.fastpath.accept_many(events, lap)
+        check = self.check
+        checked = [
+            (args, None) if args is not DECLINED else check(event)
+            for event, args in zip(events, accepted, strict=True)
+        ]
+        if lap is not None:
+            lap("validate")
+        return checked
 
     def explain(self, event: Event, args: Any) -> Problem:
         """jsonschema's account of why ARGS break the schema of the event's name."""

@@ -51,6 +51,7 @@ from projector.errors import (
 )
 from projector.handlers import Handler, compile_catalog, entity_list, entity_text
 from projector.lock import writer_lock
+from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
 from projector.target import (
     PARKED_TABLE,
@@ -98,6 +99,8 @@ class ReplayOptions:
     lock_timeout: float | None = None
     #: Which ``eventlog@N.db`` of a store directory to read (None: the newest known).
     format_version: int | None = None
+    #: Where the batch loop's time goes, filled when given (`make bench`'s profile).
+    phases: Phases | None = None
 
 
 @dataclass
@@ -242,24 +245,30 @@ class Projection:
         self.reasons: dict[int, str] = {}
 
     def apply_batch(
-        self, events: list[Event], on_slice: Callable[[int], None] | None = None
+        self,
+        events: list[Event],
+        on_slice: Callable[[int], None] | None = None,
+        lap: Lap = no_lap,
     ) -> list[str | None]:
         """Apply EVENTS to the batch's rows in memory; return each one's outcome (see `apply`).
 
         Events are validated and their rows read a slice at a time (`PREPARE_SLICE`), so
         parsed args never pile up for a whole batch; ON_SLICE gets the position of each
-        slice's last event (a progress bar moves within a batch). Nothing is written:
-        `write` does that, in the batch's transaction; should the target refuse a row
-        there, `clear` and redo the batch with `apply_one_by_one`.
+        slice's last event (a progress bar moves within a batch); LAP the end of each
+        phase (`projector.profile`). Nothing is written: `write` does that, in the
+        batch's transaction; should the target refuse a row there, `clear` and redo the
+        batch with `apply_one_by_one`.
         """
-        apply, prepare = self.apply, self.prepare
+        apply = self.apply
         outcomes: list[str | None] = []
         try:
             for start in range(0, len(events), PREPARE_SLICE):
                 part = events[start : start + PREPARE_SLICE]
-                prepared = [prepare(event) for event in part]
+                prepared = self.prepare_many(part, lap)
                 self._prefetch(prepared)
+                lap("prefetch")
                 outcomes.extend([apply(e, p) for e, p in zip(part, prepared, strict=True)])
+                lap("handlers")
                 if on_slice is not None and start + PREPARE_SLICE < len(events):
                     on_slice(part[-1].position)
         except BaseException:
@@ -329,7 +338,28 @@ class Projection:
 
     def prepare(self, event: Event) -> Prepared:
         """Validate EVENT and find its handler: (handler, args as current, problem or None)."""
-        args, problem = self.validator.check(event)
+        return self._prepared(event, *self.validator.check(event))
+
+    def prepare_many(self, events: list[Event], lap: Lap = no_lap) -> list[Prepared]:
+        """``[prepare(e) for e in events]``, validated as a list (`Validator.check_many`)."""
+        steps = self.upcasters.steps
+        prepared: list[Prepared] = []
+        for event, (args, problem) in zip(
+            events, self.validator.check_many(events, lap), strict=True
+        ):
+            name = event.name
+            handler = self._handler(name) if problem is None else None
+            if handler is None:
+                prepared.append(self._prepared(event, args, problem))
+            elif name in steps:
+                prepared.append((handler, self.upcasters.upcast(name, args)[1], None))
+            else:
+                prepared.append((handler, args, None))
+        lap("validate")
+        return prepared
+
+    def _prepared(self, event: Event, args: Any, problem: Problem | None) -> Prepared:
+        """(handler, args as current, problem or None) of EVENT checked as ARGS, PROBLEM."""
         handler = self._handler(event.name) if isinstance(event.name, str) else None
         if problem is None:
             if handler is None:
@@ -754,6 +784,8 @@ def _run(
             db, projection, TrackingView(str(target)), digest, options, run, result, history=history
         )
         ctx.begin = lambda c: _begin(c, state, source, catalog, on_invalid, run, result)
+        if options.phases:
+            options.phases.start()
         try:
             _apply_batches(ctx, events)
             if not ctx.begun:  # a new target and a source without events
@@ -786,6 +818,8 @@ def _run(
             raise
         result.state = "complete"
         _finish(db, run, result)
+        if options.phases:
+            options.phases.lap("other")
         result.seconds = time.monotonic() - started
         _log_done(result)
         return result
@@ -1025,19 +1059,25 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     """Read, validate and apply one batch to its rows in memory, then write it with its
     checkpoint in one transaction; return how many events it had."""
     projection, db, result, progress = ctx.projection, ctx.db, ctx.result, ctx.options.progress
+    lap = ctx.options.phases.lap if ctx.options.phases else no_lap
+    lap("other")
     chunk = list(itertools.islice(events, ctx.options.batch_size))
+    lap("read")
     if not chunk:
         return 0
     ctx.digest.update_many(chunk)
     digest = ctx.digest.hexdigest()
     holes = ctx.history.check(chunk)
+    lap("digest")
     held = set(projection.held_entities)
     on_slice = (lambda position: progress(position, result.total)) if progress else None
     try:
-        outcomes = projection.apply_batch(chunk, on_slice)
+        outcomes = projection.apply_batch(chunk, on_slice, lap)
         with db.atomic():
             projection.write()
+            lap("write")
             _checkpoint(ctx, chunk, outcomes, digest)
+        lap("commit")
     except (RowError, ReplayError):
         # The target refused a row on write, or (under "fail") an event is at fault: an
         # earlier event's row may be refused only on write. Redo the batch an event at a

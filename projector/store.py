@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from events.fastpath import loads
 from projector.target import PARKED_TABLE, Table
 
 Row = dict[str, Any]
@@ -314,13 +315,13 @@ def _element_changes(
     new_text = EMPTY_ARRAY if row is None else row[column]
     if old_text == new_text:
         return
-    new = json.loads(new_text) if new_text != EMPTY_ARRAY else []
+    new = loads(new_text) if new_text != EMPTY_ARRAY else []
     if old_text is None or row is None:  # old elements unknown, or the parent is gone
         if old_text != EMPTY_ARRAY:
             every.append((key,))
         added.extend((key, tag) for tag in new)
         return
-    old = set(json.loads(old_text))
+    old = set(loads(old_text))
     removed.extend((key, tag) for tag in sorted(old.difference(new)))
     added.extend((key, tag) for tag in new if tag not in old)
 

@@ -747,6 +747,11 @@ def status(target: Path, as_json: bool) -> None:
     else:
         backup = "(none)"
     click.echo(f"backup:     {backup}")
+    if info["deferredIndexes"]:
+        click.echo(
+            f"indexes:    {info['deferredIndexes']:,} secondary index(es) not built yet: the "
+            "first run builds them at its end (resume it)"
+        )
 
 
 @_command()

@@ -80,7 +80,9 @@ class Handler:
 
     ``rows`` are the (table, getter) pairs naming the rows the event touches one by one
     (its entities); ``bulk`` the tables it touches by a condition (every row of them is
-    its entity); ``reads`` the (table, getter) pairs of rows it looks at, fetched in bulk.
+    its entity); ``reads`` the (table, getter) pairs of rows it looks at, fetched in bulk;
+    ``queries`` the (table, column) pairs it finds rows by other than their key (a bulk
+    condition, a reference to a row being deleted): an index on those pays during replay.
     """
 
     name: str
@@ -89,6 +91,7 @@ class Handler:
     rows: tuple[tuple[str, Getter], ...] = ()
     bulk: tuple[str, ...] = ()
     reads: tuple[tuple[str, Getter], ...] = ()
+    queries: tuple[tuple[str, str], ...] = ()
 
     def entities(self, args: Any) -> list[str]:
         """``table:key`` of each row the event touches, when the args name it, and
@@ -295,6 +298,7 @@ class _Op:
     table: str
     row: Getter | None = None  # names the one row it touches (None: a bulk op)
     reads: tuple[tuple[str, Getter], ...] = ()
+    queries: tuple[tuple[str, str], ...] = ()  # see Handler.queries
 
 
 def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
@@ -376,7 +380,7 @@ def _update(table: Table, spec: dict[str, Any], where: str) -> _Op:
             for row_key, row in store.matching(name, conditions.values(args)):
                 store.put(name, row_key, {**row, **values})
 
-        return _Op(update_where, name, None, tuple(reads))
+        return _Op(update_where, name, None, tuple(reads), _queries(name, conditions))
 
     def update(store: RowStore, args: Args) -> None:
         values = changes.values(args)
@@ -407,7 +411,7 @@ def _delete(
             for row_key, _ in found:
                 store.delete(name, row_key)
 
-        return _Op(delete_where, name)
+        return _Op(delete_where, name, queries=(*_queries(name, conditions), *referrers))
 
     if not conditions.from_args and not conditions.constants and not referrers:
 
@@ -424,7 +428,14 @@ def _delete(
             _check_unreferenced(store, table, row_key, referrers)
             store.delete(name, row_key)
 
-    return _Op(delete_if, name, key_get, ((name, key_get),))
+    return _Op(delete_if, name, key_get, ((name, key_get),), tuple(referrers))
+
+
+def _queries(table: str, conditions: _Columns) -> tuple[tuple[str, str], ...]:
+    """(TABLE, column) of each column a bulk operation finds rows by."""
+    return tuple(
+        (table, c) for c in (*(c for c, _, _ in conditions.from_args), *conditions.constants)
+    )
 
 
 _OPS = {"insert": _insert, "update": _update}
@@ -466,6 +477,7 @@ def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table
         rows=tuple((op.table, op.row) for op in ops if op.row is not None),
         bulk=tuple(dict.fromkeys(op.table for op in ops if op.row is None)),
         reads=tuple(read for op in ops for read in op.reads),
+        queries=tuple(dict.fromkeys(query for op in ops for query in op.queries)),
     )
 
 
@@ -561,6 +573,13 @@ class Handlers:
                 "(catalog.toml, a client document or hooks.py)"
             )
         self.by_name[handler.name] = handler
+
+    def queried(self) -> set[tuple[str, str]] | None:
+        """Every (table, column) some handler finds rows by other than their key, or None
+        when a Python handler (hooks.py) may query anything."""
+        if self.catalog.hooks.handlers:
+            return None
+        return {query for handler in self.by_name.values() for query in handler.queries}
 
     def for_name(self, name: str) -> Handler | None:
         """The handler that applies NAME, following the catalog's upcast chain."""

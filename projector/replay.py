@@ -58,6 +58,7 @@ from projector.target import (
     RUNS_TABLE,
     STATE_TABLE,
     check_writable,
+    deferrable_indexes,
     is_target,
     open_target,
 )
@@ -101,6 +102,9 @@ class ReplayOptions:
     format_version: int | None = None
     #: Where the batch loop's time goes, filled when given (`make bench`'s profile).
     phases: Phases | None = None
+    #: A first run into an empty target builds the secondary indexes it does not query
+    #: at its end, once, instead of row by row (`projector.target.deferrable_indexes`).
+    defer_indexes: bool = True
 
 
 @dataclass
@@ -198,17 +202,21 @@ class MigrationState:
     reapplied: int
     state: str
     catalog_digest: str | None = None
+    #: JSON list of the DDL of the indexes a first run defers to its end (`bulk load`).
+    deferred_indexes: str | None = None
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
         columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
         # A target made before catalogs has no catalogDigest: open_target refuses it, with
-        # the reason, once its record has been read.
+        # the reason, once its record has been read. Older targets lack deferredIndexes
+        # until open_target migrates them (they have deferred nothing).
         digest = "catalogDigest" if "catalogDigest" in columns else "NULL"
+        deferred = "deferredIndexes" if "deferredIndexes" in columns else "NULL"
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
             f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
-            f"{digest} FROM {STATE_TABLE} WHERE id = 1"
+            f"{digest}, {deferred} FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
         return cls(*row) if row else None
 
@@ -783,7 +791,9 @@ def _run(
         ctx = _Replay(
             db, projection, TrackingView(str(target)), digest, options, run, result, history=history
         )
-        ctx.begin = lambda c: _begin(c, state, source, catalog, on_invalid, run, result)
+        ctx.begin = lambda c: _begin(
+            c, state, source, catalog, on_invalid, run, result, options.defer_indexes
+        )
         if options.phases:
             options.phases.start()
         try:
@@ -792,6 +802,10 @@ def _run(
                 with db.atomic():
                     ctx.begin(conn)
                 ctx.begun = True
+            with db.atomic():
+                _build_deferred_indexes(conn)
+            if options.phases:
+                options.phases.lap("commit")
         except BaseException as exc:
             if not ctx.begun:
                 conn.close()
@@ -910,6 +924,7 @@ def _record_noop(
     db = open_target(target, create=True, catalog=catalog)
     try:
         with db.atomic():
+            _build_deferred_indexes(db.conn)  # a bulk load killed at its very end
             db.conn.execute(
                 f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
                 "sourceTotal = ?, state = 'complete' WHERE id = 1",
@@ -937,14 +952,17 @@ def _begin(
     on_invalid: str,
     run: int,
     result: ReplayResult,
+    defer_indexes: bool = True,
 ) -> None:
     """Record the run (and, for a new target, the migration): written in the transaction of
-    the run's first batch, so a run that commits nothing leaves no trace."""
+    the run's first batch, so a run that commits nothing leaves no trace. A new migration
+    (an empty target) with DEFER_INDEXES drops the indexes it may build at its end."""
     if state is None:
+        deferred = _defer_indexes(conn, catalog) if defer_indexes else []
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
-            "catalogDigest, tables, onInvalid, position, prefixDigest, sourceTotal, state) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
+            "catalogDigest, tables, onInvalid, position, prefixDigest, sourceTotal, state, "
+            "deferredIndexes) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running', ?)",
             (
                 str(source.path.resolve()),
                 source.kind,
@@ -956,6 +974,7 @@ def _begin(
                 on_invalid,
                 PrefixDigest().hexdigest(),
                 result.total,
+                json.dumps(deferred) if deferred else None,
             ),
         )
     else:
@@ -977,6 +996,29 @@ def _begin(
         "createdTarget) VALUES (?, ?, ?, ?, 'running', ?, ?)",
         (run, result.command, _now(), result.from_position, result.backup, int(result.created)),
     )
+
+
+def _defer_indexes(conn: sqlite3.Connection, catalog: Catalog) -> list[str]:
+    """Drop the empty target's deferrable indexes (`deferrable_indexes`); their DDL."""
+    tables, handlers = compile_catalog(catalog)
+    deferred = deferrable_indexes(conn, tables, handlers.queried())
+    for name, _ in deferred:
+        conn.execute(f'DROP INDEX "{name}"')
+    return [sql for _, sql in deferred]
+
+
+def _build_deferred_indexes(conn: sqlite3.Connection) -> None:
+    """Build the indexes a first run deferred (in the caller's transaction, with the
+    record that they are built): the end of a bulk load, whichever run reaches it."""
+    found = conn.execute(f"SELECT deferredIndexes FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    if not found or not found[0]:
+        return
+    started = time.monotonic()
+    ddl = json.loads(found[0])
+    for sql in ddl:
+        conn.execute(sql)
+    conn.execute(f"UPDATE {STATE_TABLE} SET deferredIndexes = NULL WHERE id = 1")
+    log.info("replay.indexes_built", indexes=len(ddl), seconds=round(time.monotonic() - started, 3))
 
 
 def _after_checkpoint(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from events.catalog import Catalog, HandlerHook
@@ -92,6 +92,14 @@ class Handler:
     bulk: tuple[str, ...] = ()
     reads: tuple[tuple[str, Getter], ...] = ()
     queries: tuple[tuple[str, str], ...] = ()
+    #: ``collect(args, keys)`` adds the key of each row in ``reads`` to ``keys[table]``
+    #: (a set for every table the handlers read), when it is text or an integer.
+    collect: Callable[[Any, dict[str, set[Any]]], None] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "collect", _collect_function(self.reads))
 
     def entities(self, args: Any) -> list[str]:
         """``table:key`` of each row the event touches, when the args name it, and
@@ -113,6 +121,10 @@ class Handler:
 # ---------------------------------------------------------------- values
 
 
+#: The args path each getter reads (`_getter`), for the code `_compiled` writes.
+_PATHS: dict[Getter, tuple[str, ...]] = {}
+
+
 def _getter(path: tuple[str, ...]) -> Getter:
     """A function reading ARGS at PATH (MISSING where a step is absent)."""
     if len(path) == 1:
@@ -121,6 +133,7 @@ def _getter(path: tuple[str, ...]) -> Getter:
         def get_one(args: Any) -> Any:
             return args.get(name, MISSING) if type(args) is dict else MISSING
 
+        _PATHS[get_one] = path
         return get_one
 
     def get_path(args: Any) -> Any:
@@ -130,7 +143,31 @@ def _getter(path: tuple[str, ...]) -> Getter:
             args = args[step]
         return args
 
+    _PATHS[get_path] = path
     return get_path
+
+
+def _compiled(name: str, lines: list[str], namespace: dict[str, Any]) -> Callable[..., Any]:
+    """The function NAME defined by LINES of Python, with NAMESPACE as its globals.
+
+    The hot closures of a catalog's projection are written out as straight-line Python
+    (as fastjsonschema does for schemas): no loop over the columns, no call per getter
+    or per identity codec. Only repr() of text (column and arg names) goes into the
+    code, so a catalog cannot inject any.
+    """
+    code = compile("\n".join(lines) + "\n", f"<projection {name}>", "exec")
+    exec(code, namespace)
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+def _read_code(get: Getter, slot: str, namespace: dict[str, Any]) -> str:
+    """An expression reading ARGS (a dict) as GET does: ``args.get(name, MISSING)`` for a
+    one-step path, else a call of GET (bound to SLOT in NAMESPACE)."""
+    path = _PATHS.get(get)
+    if path is not None and len(path) == 1:
+        return f"args.get({path[0]!r}, MISSING)"
+    namespace[slot] = get
+    return f"{slot}(args)"
 
 
 def _reference(value: Any, where: str) -> tuple[Getter | None, Any]:
@@ -193,32 +230,65 @@ def encoder(table: Table, column: str) -> Callable[[Any], Any]:
 
 @dataclass(frozen=True)
 class _Columns:
-    """A compiled column mapping: values read from the args, and constants."""
+    """A compiled column mapping: values read from the args, and constants.
+
+    ``values(args)``: the mapped columns' stored values (a new dict); an absent arg
+    leaves its column out. Raises ValueError naming the column when a value does not
+    fit its codec. Written out as code by `_values_function`.
+    """
 
     table: str
     from_args: tuple[tuple[str, Getter, Callable[[Any], Any]], ...]
     constants: dict[str, Any]
+    values: Callable[[Any], dict[str, Any]] = field(init=False, repr=False, compare=False)
 
-    def values(self, args: Any) -> dict[str, Any]:
-        """The mapped columns' stored values; an absent arg leaves its column out.
-
-        Raises ValueError naming the column when a value does not fit its codec.
-        """
-        row = dict(self.constants)
-        for column, get, encode in self.from_args:
-            value = get(args)
-            if value is not MISSING:
-                try:
-                    row[column] = encode(value)
-                except (TypeError, ValueError, OverflowError) as exc:
-                    raise ValueError(f"{self.table}.{column}: {exc}") from None
-        return row
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", _values_function(self))
 
     def getter(self, column: str) -> Getter | None:
         for name, get, _ in self.from_args:
             if name == column:
                 return get
         return None
+
+
+def _values_function(columns: _Columns) -> Callable[[Any], dict[str, Any]]:
+    """`_Columns.values` as straight-line code: for each mapped column, read its arg,
+    and when present store it encoded (identity codecs inlined)."""
+    namespace: dict[str, Any] = {"MISSING": MISSING, "_constants": columns.constants}
+    lines = ["def values(args):", "    row = dict(_constants)"]
+    if columns.from_args:
+        lines.append("    if type(args) is not dict:")
+        lines.append("        args = {}")  # every getter reads MISSING from a non-object
+    for index, (column, get, encode) in enumerate(columns.from_args):
+        lines.append(f"    value = {_read_code(get, f'_get{index}', namespace)}")
+        lines.append("    if value is not MISSING:")
+        if encode is _identity:
+            lines.append(f"        row[{column!r}] = value")
+            continue
+        namespace[f"_encode{index}"] = encode
+        namespace[f"_where{index}"] = f"{columns.table}.{column}: "
+        lines += [
+            "        try:",
+            f"            row[{column!r}] = _encode{index}(value)",
+            "        except (TypeError, ValueError, OverflowError) as exc:",
+            f"            raise ValueError(_where{index} + str(exc)) from None",
+        ]
+    lines.append("    return row")
+    return _compiled("values", lines, namespace)
+
+
+def _collect_function(reads: tuple[tuple[str, Getter], ...]) -> Callable[..., None]:
+    """`Handler.collect` as straight-line code, one read after the other."""
+    namespace: dict[str, Any] = {"MISSING": MISSING}
+    lines = ["def collect(args, keys):", "    if type(args) is not dict:", "        return"]
+    for index, (table, get) in enumerate(reads):
+        lines += [
+            f"    value = {_read_code(get, f'_get{index}', namespace)}",
+            "    if type(value) is str or type(value) is int:",
+            f"        keys[{table!r}].add(value)",
+        ]
+    return _compiled("collect", lines, namespace)
 
 
 def _columns(table: Table, mapping: dict[str, Any], where: str) -> _Columns:

@@ -249,6 +249,10 @@ class Projection:
             for entity in entity_list(text):
                 self.hold(entity)
         self._handlers: dict[str, Handler | None] = {}
+        #: Every table some handler reads rows of (`Handler.collect`'s keys).
+        self._read_tables = sorted(
+            {table for h in self.handlers.by_name.values() for table, _ in h.reads}
+        )
         #: Why each event of the batch was parked, by position (for a run's examples).
         self.reasons: dict[int, str] = {}
 
@@ -295,15 +299,13 @@ class Projection:
 
     def _prefetch(self, prepared: list[Prepared]) -> None:
         """Read every row the batch's handlers will look at, a table at a time."""
-        keys: dict[str, set[Any]] = {}
+        keys: dict[str, set[Any]] = {table: set() for table in self._read_tables}
         for handler, args, problem in prepared:
             if problem is None and handler is not None:
-                for table, get in handler.reads:
-                    value = get(args)
-                    if type(value) is str or type(value) is int:
-                        keys.setdefault(table, set()).add(value)
+                handler.collect(args, keys)
         for table, wanted in keys.items():
-            self.store.prefetch(table, wanted)
+            if wanted:
+                self.store.prefetch(table, wanted)
 
     def apply_one_by_one(self, events: list[Event]) -> list[str | None]:
         """Apply and write EVENTS one at a time, each in a savepoint, in the caller's

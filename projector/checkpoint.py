@@ -38,6 +38,14 @@ class TrackingView(SQLiteTrackingRecorder):
         """Record POSITION as applied; raises `TrackingConflict` if it is not beyond the last."""
         self._insert_tracking(SQLiteCursor(conn.cursor()), Tracking(APPLICATION_NAME, position))
 
+    def insert_statement(self, position: int) -> tuple[str, dict[str, object]]:
+        """The SQL and parameters `record` runs for POSITION: an insert that returns no
+        row when POSITION is not beyond the one recorded (for `projector.writer`)."""
+        return self.insert_tracking_statement, {
+            "application_name": APPLICATION_NAME,
+            "notification_id": position,
+        }
+
     def position(self, conn: sqlite3.Connection) -> int:
         return self._max_tracking_id(APPLICATION_NAME, SQLiteCursor(conn.cursor())) or 0
 

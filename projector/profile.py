@@ -15,7 +15,9 @@ from collections.abc import Callable
 #: check), parse (argsJson to values), validate (schemas, upcasting, finding handlers),
 #: prefetch (reading the target rows a slice touches), handlers (applying events to the
 #: rows in memory), write (the changed rows and parked events, SQL), commit (checkpoint,
-#: counters and COMMIT), other (what falls between: progress, accounting, the end).
+#: counters and COMMIT; with a writer process, sending it the batch), wait (for the writer
+#: process to commit the batch before), other (what falls between: progress,
+#: accounting, the end).
 PHASES = (
     "read",
     "digest",
@@ -25,6 +27,7 @@ PHASES = (
     "handlers",
     "write",
     "commit",
+    "wait",
     "other",
 )
 Lap = Callable[[str], None]

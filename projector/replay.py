@@ -9,10 +9,13 @@ of a batch or none of it, and a later run starts after the last committed positi
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
+import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -50,10 +53,11 @@ from projector.errors import (
     TargetError,
 )
 from projector.handlers import Handler, compile_catalog, entity_list, entity_text
-from projector.lock import writer_lock
+from projector.lock import held_lock_fd, writer_lock
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
 from projector.target import (
+    CACHE_KIB,
     PARKED_TABLE,
     RUNS_TABLE,
     STATE_TABLE,
@@ -61,6 +65,14 @@ from projector.target import (
     deferrable_indexes,
     is_target,
     open_target,
+)
+from projector.writer import (
+    BatchWriter,
+    Op,
+    RowRefused,
+    TrackingRefused,
+    WriterError,
+    execute_ops,
 )
 
 log = structlog.get_logger("projector")
@@ -105,6 +117,9 @@ class ReplayOptions:
     #: A first run into an empty target builds the secondary indexes it does not query
     #: at its end, once, instead of row by row (`projector.target.deferrable_indexes`).
     defer_indexes: bool = True
+    #: Write batches from a second process (`projector.writer`) while this one reads the
+    #: next; None: when the machine has a second core and the run more than one batch.
+    writer: bool | None = None
 
 
 @dataclass
@@ -131,6 +146,8 @@ class ReplayResult:
     created: bool = False
     dry_run: bool = False
     seconds: float = 0.0
+    #: The writer process's peak RSS in MiB, when batches were written by one (Linux).
+    writer_peak_mb: float | None = None
 
     @property
     def parked_total(self) -> int:
@@ -261,22 +278,27 @@ class Projection:
         events: list[Event],
         on_slice: Callable[[int], None] | None = None,
         lap: Lap = no_lap,
+        prepared_batch: list[Prepared] | None = None,
     ) -> list[str | None]:
         """Apply EVENTS to the batch's rows in memory; return each one's outcome (see `apply`).
 
         Events are validated and their rows read a slice at a time (`PREPARE_SLICE`), so
-        parsed args never pile up for a whole batch; ON_SLICE gets the position of each
-        slice's last event (a progress bar moves within a batch); LAP the end of each
-        phase (`projector.profile`). Nothing is written: `write` does that, in the
-        batch's transaction; should the target refuse a row there, `clear` and redo the
-        batch with `apply_one_by_one`.
+        parsed args never pile up for a whole batch, unless PREPARED_BATCH already holds
+        them all (`prepare_many`: validated while the writer process wrote the batch
+        before); ON_SLICE gets the position of each slice's last event (a progress bar
+        moves within a batch); LAP the end of each phase (`projector.profile`). Nothing
+        is written: `write` does that, in the batch's transaction; should the target
+        refuse a row there, `clear` and redo the batch with `apply_one_by_one`.
         """
         apply = self.apply
         outcomes: list[str | None] = []
         try:
             for start in range(0, len(events), PREPARE_SLICE):
                 part = events[start : start + PREPARE_SLICE]
-                prepared = self.prepare_many(part, lap)
+                if prepared_batch is None:
+                    prepared = self.prepare_many(part, lap)
+                else:
+                    prepared = prepared_batch[start : start + PREPARE_SLICE]
                 self._prefetch(prepared)
                 lap("prefetch")
                 outcomes.extend([apply(e, p) for e, p in zip(part, prepared, strict=True)])
@@ -288,9 +310,10 @@ class Projection:
             raise
         return outcomes
 
-    def write(self) -> None:
-        """Write the batch's parked events and rows (raises `RowError` if a row is refused)."""
-        self.store.flush()
+    def write(self, into: list[Op] | None = None) -> None:
+        """Write the batch's parked events and rows (raises `RowError` if a row is refused);
+        with INTO, append their statements to it instead (`projector.writer`)."""
+        self.store.flush(into)
 
     def clear(self) -> None:
         """Forget the batch's unwritten rows and parked events."""
@@ -793,13 +816,22 @@ def _run(
         ctx = _Replay(
             db, projection, TrackingView(str(target)), digest, options, run, result, history=history
         )
-        ctx.begin = lambda c: _begin(
-            c, state, source, catalog, on_invalid, run, result, options.defer_indexes
-        )
+        deferred = _deferrable(conn, catalog) if created and options.defer_indexes else []
+        ctx.begin = lambda c: _begin(c, state, source, catalog, on_invalid, run, result, deferred)
+        if _use_writer(options, result):
+            ctx.writer = _start_writer(target, options)
+            conn.execute("PRAGMA cache_size = -2048")  # the writer's connection writes
         if options.phases:
             options.phases.start()
+        # The loop allocates hundreds of thousands of short-lived containers (parsed args,
+        # rows, statements) that reference counting frees; the cyclic collector would
+        # re-scan every live one (a whole batch) again and again. It is paused for the
+        # loop; what a batch leaves in a cycle is collected at its end (`_apply_batches`).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             _apply_batches(ctx, events)
+            _stop_writer(ctx)
             if not ctx.begun:  # a new target and a source without events
                 with db.atomic():
                     ctx.begin(conn)
@@ -809,9 +841,14 @@ def _run(
             if options.phases:
                 options.phases.lap("commit")
         except BaseException as exc:
+            if collecting:
+                gc.enable()
+            _stop_writer(ctx, failing=True)
             if not ctx.begun:
                 conn.close()
                 _undo(target, result, file_existed)
+                if isinstance(exc, WriterError):
+                    raise ReplayError(f"{label}: {exc}; nothing was written") from None
                 if isinstance(exc, sqlite3.Error):
                     raise ReplayError(
                         f"{label}: write failed before the first batch was committed ({exc}); "
@@ -826,12 +863,25 @@ def _run(
                     f"holds every batch up to #{result.position:,}; fix the cause, then run "
                     f"`projector resume {label}`"
                 ) from None
+            if isinstance(exc, WriterError):
+                result.state = "failed"
+                _finish(db, run, result, quiet=True)
+                # The writer may have committed the batch it was killed after: ask the target.
+                position = conn.execute(
+                    f"SELECT position FROM {STATE_TABLE} WHERE id = 1"
+                ).fetchone()[0]
+                raise ReplayError(
+                    f"{label}: {exc}; the target holds every batch up to #{position:,}; "
+                    f"run `projector resume {label}`"
+                ) from None
             # ReplayError (an event under "fail"), Interrupted, EventsError (the source
             # broke mid-read), KeyboardInterrupt: the committed batches stay, resumable.
             stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
             result.state = "interrupted" if stopped else "failed"
             _finish(db, run, result, quiet=True)
             raise
+        if collecting:
+            gc.enable()
         result.state = "complete"
         _finish(db, run, result)
         if options.phases:
@@ -954,13 +1004,15 @@ def _begin(
     on_invalid: str,
     run: int,
     result: ReplayResult,
-    defer_indexes: bool = True,
+    deferred: list[tuple[str, str]] | None = None,
 ) -> None:
     """Record the run (and, for a new target, the migration): written in the transaction of
-    the run's first batch, so a run that commits nothing leaves no trace. A new migration
-    (an empty target) with DEFER_INDEXES drops the indexes it may build at its end."""
+    the run's first batch, so a run that commits nothing leaves no trace. CONN may be a
+    `_Recorder`. A new migration (an empty target) drops the DEFERRED indexes ((name,
+    DDL): `_deferrable`), which the run builds at its end."""
     if state is None:
-        deferred = _defer_indexes(conn, catalog) if defer_indexes else []
+        for name, _ in deferred or ():
+            conn.execute(f'DROP INDEX "{name}"')
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
             "catalogDigest, tables, onInvalid, position, prefixDigest, sourceTotal, state, "
@@ -976,7 +1028,7 @@ def _begin(
                 on_invalid,
                 PrefixDigest().hexdigest(),
                 result.total,
-                json.dumps(deferred) if deferred else None,
+                json.dumps([sql for _, sql in deferred]) if deferred else None,
             ),
         )
     else:
@@ -1000,13 +1052,10 @@ def _begin(
     )
 
 
-def _defer_indexes(conn: sqlite3.Connection, catalog: Catalog) -> list[str]:
-    """Drop the empty target's deferrable indexes (`deferrable_indexes`); their DDL."""
+def _deferrable(conn: sqlite3.Connection, catalog: Catalog) -> list[tuple[str, str]]:
+    """The empty target's indexes a first run builds at its end (`deferrable_indexes`)."""
     tables, handlers = compile_catalog(catalog)
-    deferred = deferrable_indexes(conn, tables, handlers.queried())
-    for name, _ in deferred:
-        conn.execute(f'DROP INDEX "{name}"')
-    return [sql for _, sql in deferred]
+    return deferrable_indexes(conn, tables, handlers.queried())
 
 
 def _build_deferred_indexes(conn: sqlite3.Connection) -> None:
@@ -1083,6 +1132,36 @@ class _Replay:
     begun: bool = False
     #: Holes in the history (`events.history`), warned about as the batches read them.
     history: HistoryCheck = field(default_factory=HistoryCheck)
+    #: The writer process, when batches are written by one, and its batch in flight.
+    writer: BatchWriter | None = None
+    pending: _Pending | None = None
+
+
+@dataclass
+class _Pending:
+    """A batch sent to the writer process, kept until it is committed (or redone here)."""
+
+    events: list[Event]
+    outcomes: list[str | None]
+    digest: str
+    #: The held entities before the batch: a redo starts from them.
+    held: set[str]
+    holes: list[Any]
+
+
+class _Recorder:
+    """Stands in for the target connection in a batch's bookkeeping when a writer process
+    writes it: each statement is appended to OPS (`projector.writer.Op`)."""
+
+    def __init__(self, ops: list[Op]):
+        self.ops = ops
+
+    def execute(self, sql: str, params: Any = ()) -> None:
+        self.ops.append(("one", sql, params, False))
+
+    def track(self, tracking: TrackingView, position: int) -> None:
+        sql, params = tracking.insert_statement(position)
+        self.ops.append(("track", sql, params, False))
 
 
 def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
@@ -1090,9 +1169,12 @@ def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
     while True:
         # One batch per call, so nothing of it is still referenced while the next is read.
         count = _apply_batch(ctx, events)
+        gc.collect(1)  # what a batch left in a reference cycle (see `_run`)
         if count < ctx.options.batch_size:
+            _settle(ctx)
             return
         if ctx.options.should_stop():
+            _settle(ctx)
             raise Interrupted(
                 f"stopped at #{ctx.result.position:,} after a signal; continue with "
                 f"`projector resume {ctx.result.target}`"
@@ -1113,16 +1195,34 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     digest = ctx.digest.hexdigest()
     holes = ctx.history.check(chunk)
     lap("digest")
+    # With a writer process, the batch is validated while the writer still writes the one
+    # before; its rows are read only once that one is committed.
+    prepared = projection.prepare_many(chunk, lap) if ctx.writer is not None else None
+    _settle(ctx)
+    lap("wait")
     held = set(projection.held_entities)
     on_slice = (lambda position: progress(position, result.total)) if progress else None
     try:
-        outcomes = projection.apply_batch(chunk, on_slice, lap)
-        with db.atomic():
-            projection.write()
+        outcomes = projection.apply_batch(chunk, on_slice, lap, prepared)
+        del prepared  # the parsed args: not held while the batch is written
+        ops: list[Op] = []
+        if ctx.writer is not None:
+            projection.write(ops)
             lap("write")
-            _checkpoint(ctx, chunk, outcomes, digest)
+            _checkpoint(ctx, chunk, outcomes, digest, _Recorder(ops))
+            if ctx.writer.submit(ops):
+                ctx.pending = _Pending(chunk, outcomes, digest, held, holes)
+                lap("commit")
+                return len(chunk)
+        with db.atomic():
+            if ops:  # a batch the writer process could not be sent: written here
+                execute_ops(db.conn, ops)
+            else:
+                projection.write()
+                lap("write")
+                _checkpoint(ctx, chunk, outcomes, digest)
         lap("commit")
-    except (RowError, ReplayError):
+    except (RowError, ReplayError, RowRefused, TrackingRefused):
         # The target refused a row on write, or (under "fail") an event is at fault: an
         # earlier event's row may be refused only on write. Redo the batch an event at a
         # time, each written in a savepoint, so that exactly the event at fault is parked,
@@ -1135,30 +1235,110 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     except BaseException:
         projection.clear()
         raise
+    _committed(ctx, chunk, outcomes, holes)
+    return len(chunk)
+
+
+def _committed(ctx: _Replay, chunk: list[Event], outcomes: list[str | None], holes: Any) -> None:
+    """Account for a batch once it is committed: outcomes, warnings, position, progress."""
+    result, progress = ctx.result, ctx.options.progress
     ctx.begun = True
-    _add_outcomes(result, chunk, outcomes, projection.reasons, ctx.options.max_examples)
+    _add_outcomes(result, chunk, outcomes, ctx.projection.reasons, ctx.options.max_examples)
     for kind, detail, position, event_id in holes:
         result.warn(kind, detail, ctx.options.max_examples, position=position, eventId=event_id)
     result.position = chunk[-1].position
     log.debug("replay.batch", position=result.position, read=result.read)
     if progress:
         progress(result.position, result.total)
-    return len(chunk)
 
 
-def _checkpoint(ctx: _Replay, events: list[Event], outcomes: list[str | None], digest: str) -> None:
-    """Record the batch's last position, digest and counts, in the batch's transaction."""
-    conn, result = ctx.db.conn, ctx.result
+def _settle(ctx: _Replay) -> None:
+    """Wait for the writer's batch in flight and account for it; a batch it could not
+    commit because of a row the target refused (or a tracking conflict) is redone here,
+    one event at a time, exactly as a batch written in this process would be."""
+    pending, writer = ctx.pending, ctx.writer
+    if pending is None or writer is None:
+        return
+    ctx.pending = None
+    try:
+        writer.wait()
+        outcomes = pending.outcomes
+    except (RowRefused, TrackingRefused):
+        projection = ctx.projection
+        projection.clear()
+        projection.set_held(pending.held)
+        with ctx.db.atomic():
+            outcomes = projection.apply_one_by_one(pending.events)
+            _checkpoint(ctx, pending.events, outcomes, pending.digest)
+    _committed(ctx, pending.events, outcomes, pending.holes)
+
+
+def _use_writer(options: ReplayOptions, result: ReplayResult) -> bool:
+    """Whether to write from a second process: asked for, or (None) worth it: a second
+    core, and more than one batch to apply (the next batch is read while one is written)."""
+    if options.writer is not None:
+        return options.writer
+    remaining = None if result.total is None else result.total - result.position
+    many = remaining is None or remaining > options.batch_size
+    return many and (os.cpu_count() or 1) > 1 and bool(sys.executable)
+
+
+def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter:
+    """A writer process on TARGET, its connection set up as `open_target`'s and the
+    projection's (foreign keys checked by the handlers; see `Projection`)."""
+    pragmas = [
+        "PRAGMA foreign_keys = OFF",
+        "PRAGMA busy_timeout = 5000",
+        f"PRAGMA cache_size = -{CACHE_KIB}",
+        "PRAGMA synchronous = NORMAL",
+    ]
+    if options.max_page_count:
+        pragmas.append(f"PRAGMA max_page_count = {int(options.max_page_count)}")
+    fd = held_lock_fd(target)
+    return BatchWriter(target, pragmas, keep_fds=(fd,) if fd is not None else ())
+
+
+def _stop_writer(ctx: _Replay, *, failing: bool = False) -> None:
+    """Settle the batch in flight and end the writer process. FAILING: the run is failing
+    for another reason, which wins; what the writer committed is still accounted for
+    (and a target whose first batch it committed is not taken for an untouched one)."""
+    writer = ctx.writer
+    if writer is None:
+        return
+    try:
+        _settle(ctx)
+    except BaseException:
+        if not failing:
+            raise
+        if not ctx.begun:  # did the writer commit the first batch before it failed?
+            found = ctx.db.conn.execute(
+                f"SELECT 1 FROM {RUNS_TABLE} WHERE run = ?", (ctx.run,)
+            ).fetchone()
+            ctx.begun = found is not None
+    finally:
+        ctx.writer = None
+        writer.close()
+        if writer.peak_rss_kib is not None:
+            ctx.result.writer_peak_mb = round(writer.peak_rss_kib / 1024, 1)
+
+
+def _checkpoint(
+    ctx: _Replay,
+    events: list[Event],
+    outcomes: list[str | None],
+    digest: str,
+    conn: Any = None,
+) -> None:
+    """Record the batch's last position, digest and counts, in the batch's transaction
+    (on CONN: the target's connection, or a `_Recorder` of the writer's statements)."""
+    conn, result = conn or ctx.db.conn, ctx.result
     if not ctx.begun:
         ctx.begin(conn)
     position = events[-1].position
-    try:
-        ctx.tracking.record(conn, position)
-    except TrackingConflict as exc:
-        raise ReplayError(
-            f"position #{position:,} is already recorded in the target's "
-            f"tracking ({exc}); refusing to apply it twice"
-        ) from None
+    if isinstance(conn, _Recorder):
+        conn.track(ctx.tracking, position)
+    else:
+        _record_tracking(ctx, conn, position)
     parked = sum(1 for outcome in outcomes if outcome is not None)
     applied = len(events) - parked
     conn.execute(
@@ -1176,6 +1356,16 @@ def _checkpoint(ctx: _Replay, events: list[Event], outcomes: list[str | None], d
             ctx.run,
         ),
     )
+
+
+def _record_tracking(ctx: _Replay, conn: sqlite3.Connection, position: int) -> None:
+    try:
+        ctx.tracking.record(conn, position)
+    except TrackingConflict as exc:
+        raise ReplayError(
+            f"position #{position:,} is already recorded in the target's "
+            f"tracking ({exc}); refusing to apply it twice"
+        ) from None
 
 
 def _add_outcomes(

@@ -28,6 +28,7 @@ from typing import Any
 
 from events.fastpath import loads
 from projector.target import PARKED_TABLE, Table
+from projector.writer import ROW_ERRORS, Op
 
 Row = dict[str, Any]
 Key = Any  # a row's key value: text, or an integer for an INTEGER key
@@ -236,20 +237,39 @@ class RowStore:
         self._rows[table][key] = row
         self._dirty[table].add(key)
 
-    def flush(self) -> None:
-        """Write the batch's parked events and changed rows to the target, then forget them."""
+    def flush(self, into: list[Op] | None = None) -> None:
+        """Write the batch's parked events and changed rows to the target, then forget them.
+
+        With INTO, the statements are appended to it instead, for `projector.writer` to
+        run (in order, in one transaction; the rows' statements marked as such).
+        """
+        statements = self._row_statements()
+        if into is not None:
+            if self._parked:
+                into.append(("many", PARK_SQL, self._parked, False))
+            into.extend(("many", sql, rows, True) for sql, rows in statements)
+            self.clear()
+            return
         if self._parked:
             self.conn.executemany(PARK_SQL, self._parked)
         try:
-            for table in self.keys:
-                if self._dirty[table]:
-                    self._flush_table(table)
-        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError) as exc:
+            for sql, rows in statements:
+                self.conn.executemany(sql, rows)
+        except ROW_ERRORS as exc:
             # ValueError covers UnicodeEncodeError (a lone surrogate in text).
             raise RowError(str(exc)) from exc
         self.clear()
 
-    def _flush_table(self, table: str) -> None:
+    def _row_statements(self) -> list[tuple[str, list[Any]]]:
+        """(sql, rows for executemany) writing every changed row, table by table in the
+        catalog's order, each table's derived rows after it."""
+        statements: list[tuple[str, list[Any]]] = []
+        for table in self.keys:
+            if self._dirty[table]:
+                self._table_statements(table, statements)
+        return statements
+
+    def _table_statements(self, table: str, statements: list[tuple[str, list[Any]]]) -> None:
         sql = self._sql[table]
         others = self._others[table]
         columns = self._columns[table]
@@ -277,22 +297,22 @@ class RowStore:
                 updates.append([*(row[c] for c in others), key])
             for (column, _), (every, removed, added) in zip(derived, changes, strict=True):
                 _element_changes(column, key, before, row, every, removed, added)
-        conn = self.conn
-        if deletes:
-            conn.executemany(sql["delete"], deletes)
-        if updates:
-            conn.executemany(sql["update"], updates)
-        if upserts:
-            conn.executemany(sql["upsert"], upserts)
-        if inserts:
-            conn.executemany(sql["insert"], inserts)
-        for (_, sql), (every, removed, added) in zip(derived, changes, strict=True):
-            if every:
-                conn.executemany(sql["delete_all"], every)
-            if removed:
-                conn.executemany(sql["delete"], removed)
-            if added:
-                conn.executemany(sql["insert"], added)
+        written: list[tuple[str, list[Any]]] = [
+            ("delete", deletes),
+            ("update", updates),
+            ("upsert", upserts),
+            ("insert", inserts),
+        ]
+        statements.extend((sql[verb], values) for verb, values in written if values)
+        for (_, derived_sql), (every, removed, added) in zip(derived, changes, strict=True):
+            derived_written: list[tuple[str, list[Any]]] = [
+                ("delete_all", every),
+                ("delete", removed),
+                ("insert", added),
+            ]
+            statements.extend(
+                (derived_sql[verb], values) for verb, values in derived_written if values
+            )
 
 
 #: The journal's mark for a row the batch had not seen before the savepoint.

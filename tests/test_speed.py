@@ -178,17 +178,17 @@ def test_a_catch_up_run_keeps_its_indexes(tmp_path: Path, small_copy: Path, row_
     conn.commit()
     conn.close()
     seen: list[int] = []
-    original = replay_module._defer_indexes
+    original = replay_module._deferrable
 
-    def spy(conn: sqlite3.Connection, catalog: object) -> list[str]:
+    def spy(conn: sqlite3.Connection, catalog: object) -> list[tuple[str, str]]:
         seen.append(1)
         return original(conn, catalog)  # type: ignore[arg-type]
 
-    replay_module._defer_indexes = spy  # type: ignore[assignment]
+    replay_module._deferrable = spy  # type: ignore[assignment]
     try:
         result = replay(small_copy, target)
     finally:
-        replay_module._defer_indexes = original
+        replay_module._deferrable = original
     assert result.read > 0 and not seen
     assert index_names(target) >= {"idx_memories_personaId", "idx_memory_tags_tag"}
 

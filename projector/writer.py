@@ -20,10 +20,12 @@ projector can start writing the target before this process is gone.
 
 Messages are tuples in `marshal`'s format (the same interpreter on both sides; about
 three times cheaper than pickle for a batch's rows) behind an 8-byte length, on the
-child's stdin and stdout: ``("open", path, pragmas)``, ``("batch", ops)``, ``("close",)``;
-answers ``("ok",)`` or ``(kind, ...)`` for a failure (`BatchWriter.wait` raises it again
-in the main process). A batch holding a value marshal cannot carry (a Python handler's
-own object) is not sent: `BatchWriter.submit` says so and the main process writes it.
+child's stdin and stdout: ``("open", path, pragmas)``; a batch as ``("begin",)``, then
+``("ops", ops)`` parts of at most `PART_ROWS` rows each (so the child never holds more
+than a part of a batch) and ``("commit",)``; ``("close",)``. Answers: ``("ok",)``, or
+``(kind, ...)`` for a failure (`BatchWriter.wait` raises it again in the main process).
+A batch holding a value marshal cannot carry (a Python handler's own object) is not
+sent: `BatchWriter.submit` says so and the main process writes it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from pathlib import Path
 from typing import IO, Any
 
 _LENGTH = struct.Struct(">Q")
+#: Rows of a batch sent to the writer in one message (an executemany is split in parts).
+PART_ROWS = 2000
 #: A statement of a batch: (verb, sql, params, rows). Verb "many" runs executemany, "one"
 #: execute, "track" an insert that must return a row (eventsourcing's single-row tracking
 #: insert returns none when the position is not beyond the recorded one). ROWS marks the
@@ -111,21 +115,46 @@ def execute_ops(conn: sqlite3.Connection, ops: list[Op]) -> None:
             raise RowRefused(str(exc)) from exc
 
 
-def _run_batch(conn: sqlite3.Connection, ops: list[Op]) -> tuple[Any, ...]:
-    """Run OPS in one transaction: ("ok",) once committed, else the failure, rolled back."""
-    conn.execute("BEGIN")
-    try:
-        execute_ops(conn, ops)
-        conn.execute("COMMIT")
-    except (RowRefused, TrackingRefused, sqlite3.Error) as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        if isinstance(exc, RowRefused):
-            return ("row", str(exc))
-        if isinstance(exc, TrackingRefused):
-            return ("tracking", str(exc))
-        return ("sqlite", type(exc).__name__, str(exc), getattr(exc, "sqlite_errorcode", None))
-    return ("ok",)
+def _failure(exc: Exception) -> tuple[Any, ...]:
+    """The answer saying how a batch failed."""
+    if isinstance(exc, RowRefused):
+        return ("row", str(exc))
+    if isinstance(exc, TrackingRefused):
+        return ("tracking", str(exc))
+    return ("sqlite", type(exc).__name__, str(exc), getattr(exc, "sqlite_errorcode", None))
+
+
+class _Batch:
+    """The child's batch in progress: begun, fed parts, then committed (or, once a part
+    failed, rolled back and its later parts only read)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.failed: tuple[Any, ...] | None = None
+        conn.execute("BEGIN")
+
+    def feed(self, ops: list[Op]) -> None:
+        if self.failed is not None:
+            return
+        try:
+            execute_ops(self.conn, ops)
+        except (RowRefused, TrackingRefused, sqlite3.Error) as exc:
+            self.failed = _failure(exc)
+            self._rollback()
+
+    def commit(self) -> tuple[Any, ...]:
+        if self.failed is not None:
+            return self.failed
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            return _failure(exc)
+        return ("ok",)
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
 
 def _peak_rss_kib() -> int | None:
@@ -147,26 +176,38 @@ def serve(parent: int) -> int:
     _die_with_parent(parent)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     conn: sqlite3.Connection | None = None
+    batch: _Batch | None = None
     while True:
         message = _receive(stdin)
         if message is None:
             break
-        if message[0] == "close":
+        kind = message[0]
+        if kind == "close":
             _send(stdout, ("closed", _peak_rss_kib()))
             break
+        answer: tuple[Any, ...] | None = None
         try:
-            if message[0] == "open":
+            if kind == "ops":
+                assert batch is not None
+                batch.feed(message[1])
+            elif kind == "begin":
+                assert conn is not None
+                batch = _Batch(conn)
+            elif kind == "commit":
+                assert batch is not None
+                answer, batch = batch.commit(), None
+            else:  # "open"
                 _, path, pragmas = message
                 conn = sqlite3.connect(path, isolation_level=None)
                 for pragma in pragmas:
                     conn.execute(pragma)
-                answer: tuple[Any, ...] = ("ok",)
-            else:
-                assert conn is not None
-                answer = _run_batch(conn, message[1])
+                answer = ("ok",)
         except Exception as exc:  # a bug: said, not hidden
-            answer = ("bug", f"{type(exc).__name__}: {exc}")
-        _send(stdout, answer)
+            answer, batch = ("bug", f"{type(exc).__name__}: {exc}"), None
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        if answer is not None:
+            _send(stdout, answer)
     if conn is not None:
         conn.close()
     return 0
@@ -197,13 +238,14 @@ class BatchWriter:
         self._call(("open", str(target), pragmas))
 
     def _call(self, message: Any) -> None:
-        self._submit(marshal.dumps(message))
+        self._submit([marshal.dumps(message)])
         self.wait()
 
-    def _submit(self, data: bytes) -> None:
+    def _submit(self, messages: list[bytes]) -> None:
         assert not self.pending and self.proc.stdin is not None
         try:
-            _send_data(self.proc.stdin, data)
+            for data in messages:
+                _send_data(self.proc.stdin, data)
         except (BrokenPipeError, OSError) as exc:
             raise WriterError(self._gone(f"could not be sent a batch ({exc})")) from None
         self.pending = True
@@ -212,10 +254,12 @@ class BatchWriter:
         """Send a batch's statements, which the writer runs in one transaction; False (and
         nothing sent) when they hold a value marshal cannot carry."""
         try:
-            data = marshal.dumps(("batch", ops))
+            messages = [marshal.dumps(("begin",))]
+            messages.extend(marshal.dumps(("ops", part)) for part in _parts(ops))
+            messages.append(marshal.dumps(("commit",)))
         except ValueError:
             return False
-        self._submit(data)
+        self._submit(messages)
         return True
 
     def wait(self) -> None:
@@ -269,6 +313,25 @@ class BatchWriter:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def _parts(ops: list[Op]) -> list[list[Op]]:
+    """OPS in order, cut into lists of at most about `PART_ROWS` rows: an executemany of
+    more rows is split into several (the same statements, in the same order)."""
+    parts: list[list[Op]] = [[]]
+    size = 0
+    for verb, sql, params, rows in ops:
+        if verb != "many":
+            parts[-1].append((verb, sql, params, rows))
+            continue
+        for start in range(0, len(params), PART_ROWS):
+            piece = params[start : start + PART_ROWS]
+            if size and size + len(piece) > PART_ROWS:
+                parts.append([])
+                size = 0
+            parts[-1].append((verb, sql, piece, rows))
+            size += len(piece)
+    return [part for part in parts if part]
 
 
 class RowRefused(Exception):

@@ -247,3 +247,20 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_batch_is_sent_in_parts_of_bounded_size():
+    """The writer never holds a whole batch: an executemany of many rows is cut into
+    parts of at most PART_ROWS rows, in order, each statement whole otherwise."""
+    rows = [(i,) for i in range(5 * writer_module.PART_ROWS + 3)]
+    ops = [("one", "A", (), False), ("many", "B", rows, True), ("many", "C", rows[:5], True)]
+    parts = writer_module._parts(ops)  # type: ignore[arg-type]
+    assert all(
+        sum(len(p) for v, _, p, _ in part if v == "many") <= writer_module.PART_ROWS
+        for part in parts
+    )
+    flat = [(v, s, tuple(p) if v == "many" else p) for part in parts for v, s, p, _ in part]
+    assert [op for op in flat if op[1] == "A"] == [("one", "A", ())]
+    assert [row for v, s, p in flat if s == "B" for row in p] == rows
+    assert [row for v, s, p in flat if s == "C" for row in p] == rows[:5]
+    assert [s for _, s, _ in flat] == sorted(s for _, s, _ in flat)  # order kept

@@ -20,9 +20,11 @@ projector can start writing the target before this process is gone.
 
 Messages are tuples in `marshal`'s format (the same interpreter on both sides; about
 three times cheaper than pickle for a batch's rows) behind an 8-byte length, on the
-child's stdin and stdout: ``("open", path, pragmas)``; a batch as ``("begin",)``, then
-``("ops", ops)`` parts of at most `PART_ROWS` rows each (so the child never holds more
-than a part of a batch) and ``("commit",)``; ``("close",)``. Answers: ``("ok",)``, or
+child's stdin and stdout: ``("open", path, pragmas)``; ``("batch", parts)``, where each
+part is a list of statements of at most `PART_ROWS` rows, itself marshalled (so the
+child holds a batch as bytes, and only one part of it as objects at a time: a quarter
+of the memory; and it reads a whole batch before it runs any, so the main process
+never waits on a full pipe while SQLite works); ``("close",)``. Answers: ``("ok",)``, or
 ``(kind, ...)`` for a failure (`BatchWriter.wait` raises it again in the main process).
 A batch holding a value marshal cannot carry (a Python handler's own object) is not
 sent: `BatchWriter.submit` says so and the main process writes it.
@@ -185,16 +187,13 @@ def serve(parent: int) -> int:
         if kind == "close":
             _send(stdout, ("closed", _peak_rss_kib()))
             break
-        answer: tuple[Any, ...] | None = None
         try:
-            if kind == "ops":
-                assert batch is not None
-                batch.feed(message[1])
-            elif kind == "begin":
+            if kind == "batch":
                 assert conn is not None
                 batch = _Batch(conn)
-            elif kind == "commit":
-                assert batch is not None
+                parts: list[bytes] = message[1]
+                while parts:
+                    batch.feed(marshal.loads(parts.pop(0)))  # each part freed once run
                 answer, batch = batch.commit(), None
             else:  # "open"
                 _, path, pragmas = message
@@ -206,8 +205,7 @@ def serve(parent: int) -> int:
             answer, batch = ("bug", f"{type(exc).__name__}: {exc}"), None
             if conn is not None and conn.in_transaction:
                 conn.execute("ROLLBACK")
-        if answer is not None:
-            _send(stdout, answer)
+        _send(stdout, answer)
     if conn is not None:
         conn.close()
     return 0
@@ -238,14 +236,13 @@ class BatchWriter:
         self._call(("open", str(target), pragmas))
 
     def _call(self, message: Any) -> None:
-        self._submit([marshal.dumps(message)])
+        self._submit(marshal.dumps(message))
         self.wait()
 
-    def _submit(self, messages: list[bytes]) -> None:
+    def _submit(self, data: bytes) -> None:
         assert not self.pending and self.proc.stdin is not None
         try:
-            for data in messages:
-                _send_data(self.proc.stdin, data)
+            _send_data(self.proc.stdin, data)
         except (BrokenPipeError, OSError) as exc:
             raise WriterError(self._gone(f"could not be sent a batch ({exc})")) from None
         self.pending = True
@@ -254,12 +251,10 @@ class BatchWriter:
         """Send a batch's statements, which the writer runs in one transaction; False (and
         nothing sent) when they hold a value marshal cannot carry."""
         try:
-            messages = [marshal.dumps(("begin",))]
-            messages.extend(marshal.dumps(("ops", part)) for part in _parts(ops))
-            messages.append(marshal.dumps(("commit",)))
+            data = marshal.dumps(("batch", [marshal.dumps(part) for part in _parts(ops)]))
         except ValueError:
             return False
-        self._submit(messages)
+        self._submit(data)
         return True
 
     def wait(self) -> None:

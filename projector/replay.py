@@ -292,18 +292,20 @@ class Projection:
         is written: `write` does that, in the batch's transaction; should the target
         refuse a row there, `clear` and redo the batch with `apply_one_by_one`.
         """
-        apply = self.apply
         outcomes: list[str | None] = []
         try:
+            if prepared_batch is not None:  # the rows of the whole batch in one read a table
+                self._prefetch(prepared_batch)
+                lap("prefetch")
             for start in range(0, len(events), PREPARE_SLICE):
                 part = events[start : start + PREPARE_SLICE]
                 if prepared_batch is None:
                     prepared = self.prepare_many(part, lap)
+                    self._prefetch(prepared)
+                    lap("prefetch")
                 else:
                     prepared = prepared_batch[start : start + PREPARE_SLICE]
-                self._prefetch(prepared)
-                lap("prefetch")
-                outcomes.extend([apply(e, p) for e, p in zip(part, prepared, strict=True)])
+                self._apply_slice(part, prepared, outcomes)
                 lap("handlers")
                 if on_slice is not None and start + PREPARE_SLICE < len(events):
                     on_slice(part[-1].position)
@@ -311,6 +313,26 @@ class Projection:
             self.clear()
             raise
         return outcomes
+
+    def _apply_slice(
+        self, events: list[Event], prepared: list[Prepared], outcomes: list[str | None]
+    ) -> None:
+        """`apply` each event, appending its outcome: the common case (valid, nothing held)
+        inlined, everything else through `apply` itself."""
+        store, apply, append = self.store, self.apply, outcomes.append
+        for event, ready in zip(events, prepared, strict=True):
+            handler, current, problem = ready
+            if problem is not None or self.held_entities or handler is None:
+                append(apply(event, ready))
+                continue
+            try:
+                handler.apply(store, current)
+            except IntegrityBreak as exc:
+                append(self._broken(event, handler, current, exc))
+            except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
+                append(self._refused(event, str(exc), handler.entities(current)))
+            else:
+                append(None)
 
     def write(self, into: list[Op] | None = None) -> None:
         """Write the batch's parked events and rows (raises `RowError` if a row is refused);
@@ -436,14 +458,18 @@ class Projection:
         try:
             handler.apply(self.store, current)
         except IntegrityBreak as exc:
-            entities = handler.entities(current)
-            self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entities)
-            return INTEGRITY
+            return self._broken(event, handler, current, exc)
         except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
             # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
-            # later, when the batch is written: see RowError).
+            # later, when the batch is written: see RowError). `_apply_slice` does the same.
             return self._refused(event, str(exc), handler.entities(current))
         return None
+
+    def _broken(self, event: Event, handler: Handler, args: Any, exc: IntegrityBreak) -> str:
+        """Park an event whose rows would break the target's integrity."""
+        entities = handler.entities(args)
+        self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entities)
+        return INTEGRITY
 
     def _held(self, handler: Handler, args: Any) -> str | None:
         """The parked entity the event must wait behind, or None."""

@@ -16,8 +16,8 @@ from collections.abc import Callable
 #: prefetch (reading the target rows a slice touches), handlers (applying events to the
 #: rows in memory), write (the changed rows and parked events, SQL), commit (checkpoint,
 #: counters and COMMIT; with a writer process, sending it the batch), wait (for the writer
-#: process to commit the batch before), other (what falls between: progress,
-#: accounting, the end).
+#: process to commit the batch before), indexes (building the indexes a first run
+#: deferred), other (what falls between: progress, accounting, the end).
 PHASES = (
     "read",
     "digest",
@@ -28,6 +28,7 @@ PHASES = (
     "write",
     "commit",
     "wait",
+    "indexes",
     "other",
 )
 Lap = Callable[[str], None]

@@ -860,6 +860,8 @@ def _run(
         try:
             _apply_batches(ctx, events)
             _stop_writer(ctx)
+            if options.phases:
+                options.phases.lap("wait")
             if not ctx.begun:  # a new target and a source without events
                 with db.atomic():
                     ctx.begin(conn)
@@ -867,7 +869,7 @@ def _run(
             with db.atomic():
                 _build_deferred_indexes(conn)
             if options.phases:
-                options.phases.lap("commit")
+                options.phases.lap("indexes")
         except BaseException as exc:
             if collecting:
                 gc.enable()

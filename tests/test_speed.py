@@ -15,6 +15,7 @@ from events.sources import connect_readonly, open_source
 from projector.checkpoint import PrefixDigest
 from projector.digest import digest
 from projector.errors import Interrupted, ReplayError
+from projector.profile import PHASES, Phases
 from projector.replay import ReplayOptions, replay, resume
 from projector.runs import status
 from projector.target import deferrable_indexes, open_target
@@ -231,3 +232,19 @@ def test_which_indexes_a_bundled_catalog_defers(catalog: str, deferred: set[str]
         finally:
             db.conn.close()
     assert {name for name, _ in found} == deferred
+
+
+def test_a_profiled_replay_times_every_phase_and_changes_nothing(tmp_path: Path):
+    """make bench's phase profile: each phase of the loop gets its seconds, together
+    no more than the run took, and the tables are the same as without a profile."""
+    phases = Phases()
+    profiled, plain = tmp_path / "p.db", tmp_path / "q.db"
+    options = ReplayOptions(on_invalid="park", batch_size=50, phases=phases)
+    result = replay(REBASE, profiled, options)
+    replay(REBASE, plain, ReplayOptions(on_invalid="park", batch_size=50))
+    assert set(phases.seconds) == set(PHASES)
+    for phase in ("read", "digest", "parse", "validate", "prefetch", "handlers", "write", "commit"):
+        assert phases.seconds[phase] > 0, phase
+    assert sum(phases.seconds.values()) <= result.seconds
+    assert abs(sum(phases.shares().values()) - 1) < 1e-9
+    assert digest(profiled) == digest(plain)

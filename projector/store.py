@@ -176,6 +176,11 @@ class RowStore:
             key = found[index]
             if key not in rows:
                 rows[key] = original[key] = dict(zip(columns, found, strict=True))
+        if len(where) == 1:  # the common case ("clear completed"), without a generator a row
+            ((column, value),) = where.items()
+            return [
+                (key, row) for key, row in rows.items() if row is not None and row[column] == value
+            ]
         items = where.items()
         return [
             (key, row)

@@ -859,7 +859,9 @@ def _run(
         gc.disable()
         try:
             _apply_batches(ctx, events)
-            _stop_writer(ctx)
+            if ctx.writer is not None:
+                _stop_writer(ctx)
+                conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # for the indexes, now
             if options.phases:
                 options.phases.lap("wait")
             if not ctx.begun:  # a new target and a source without events

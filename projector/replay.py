@@ -399,13 +399,15 @@ class Projection:
 
     def prepare_many(self, events: list[Event], lap: Lap = no_lap) -> list[Prepared]:
         """``[prepare(e) for e in events]``, validated as a list (`Validator.check_many`)."""
-        steps = self.upcasters.steps
+        steps, handlers, find = self.upcasters.steps, self._handlers, self._handler
         prepared: list[Prepared] = []
         for event, (args, problem) in zip(
             events, self.validator.check_many(events, lap), strict=True
         ):
             name = event.name
-            handler = self._handler(name) if problem is None else None
+            handler = None
+            if problem is None:
+                handler = handlers[name] if name in handlers else find(name)
             if handler is None:
                 prepared.append(self._prepared(event, args, problem))
             elif name in steps:
@@ -1371,8 +1373,8 @@ def _checkpoint(
         conn.track(ctx.tracking, position)
     else:
         _record_tracking(ctx, conn, position)
-    parked = sum(1 for outcome in outcomes if outcome is not None)
-    applied = len(events) - parked
+    applied = outcomes.count(None)
+    parked = len(events) - applied
     conn.execute(
         f"UPDATE {STATE_TABLE} SET position = ?, lastEventId = ?, prefixDigest = ?, "
         "applied = applied + ?, parked = parked + ? WHERE id = 1",
@@ -1408,13 +1410,14 @@ def _add_outcomes(
     max_examples: int,
 ) -> None:
     """Count committed EVENTS into RESULT by outcome, keeping the first parked as examples."""
-    for event, outcome in zip(events, outcomes, strict=True):
-        if outcome is None:
-            result.applied += 1
-        else:
-            result.parked[outcome] += 1
-            if len(result.examples) < max_examples:
-                result.examples.append(_example(event, outcome, reasons))
+    applied = outcomes.count(None)
+    result.applied += applied
+    if applied < len(outcomes):  # only a batch with parked events is walked
+        for event, outcome in zip(events, outcomes, strict=True):
+            if outcome is not None:
+                result.parked[outcome] += 1
+                if len(result.examples) < max_examples:
+                    result.examples.append(_example(event, outcome, reasons))
     reasons.clear()
     result.read += len(events)
 

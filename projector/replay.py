@@ -861,9 +861,7 @@ def _run(
         gc.disable()
         try:
             _apply_batches(ctx, events)
-            if ctx.writer is not None:
-                _stop_writer(ctx)
-                conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # for the indexes, now
+            _stop_writer(ctx)
             if options.phases:
                 options.phases.lap("wait")
             if not ctx.begun:  # a new target and a source without events

@@ -850,7 +850,8 @@ def _run(
         ctx.begin = lambda c: _begin(c, state, source, catalog, on_invalid, run, result, deferred)
         if _use_writer(options, result):
             ctx.writer = _start_writer(target, options)
-            conn.execute("PRAGMA cache_size = -2048")  # the writer's connection writes
+            if ctx.writer is not None:
+                conn.execute("PRAGMA cache_size = -2048")  # the writer's connection writes
         if options.phases:
             options.phases.start()
         # The loop allocates hundreds of thousands of short-lived containers (parsed args,
@@ -1315,9 +1316,10 @@ def _use_writer(options: ReplayOptions, result: ReplayResult) -> bool:
     return many and (os.cpu_count() or 1) > 1 and bool(sys.executable)
 
 
-def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter:
+def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter | None:
     """A writer process on TARGET, its connection set up as `open_target`'s and the
-    projection's (foreign keys checked by the handlers; see `Projection`)."""
+    projection's (foreign keys checked by the handlers; see `Projection`); None when it
+    cannot be started (the run then writes its batches itself, as on one core)."""
     pragmas = [
         "PRAGMA foreign_keys = OFF",
         "PRAGMA busy_timeout = 5000",
@@ -1327,7 +1329,11 @@ def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter:
     if options.max_page_count:
         pragmas.append(f"PRAGMA max_page_count = {int(options.max_page_count)}")
     fd = held_lock_fd(target)
-    return BatchWriter(target, pragmas, keep_fds=(fd,) if fd is not None else ())
+    try:
+        return BatchWriter(target, pragmas, keep_fds=(fd,) if fd is not None else ())
+    except (OSError, WriterError, sqlite3.Error) as exc:
+        log.debug("replay.writer_unavailable", target=str(target), detail=str(exc))
+        return None
 
 
 def _stop_writer(ctx: _Replay, *, failing: bool = False) -> None:

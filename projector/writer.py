@@ -233,7 +233,11 @@ class BatchWriter:
         self.pending = False
         #: The writer process's peak RSS in KiB, known once it is closed (Linux).
         self.peak_rss_kib: int | None = None
-        self._call(("open", str(target), pragmas))
+        try:
+            self._call(("open", str(target), pragmas))
+        except BaseException:
+            self.close()
+            raise
 
     def _call(self, message: Any) -> None:
         self._submit(marshal.dumps(message))

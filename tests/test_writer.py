@@ -264,3 +264,19 @@ def test_a_batch_is_sent_in_parts_of_bounded_size():
     assert [row for v, s, p in flat if s == "B" for row in p] == rows
     assert [row for v, s, p in flat if s == "C" for row in p] == rows[:5]
     assert [s for _, s, _ in flat] == sorted(s for _, s, _ in flat)  # order kept
+
+
+def test_a_writer_that_cannot_start_leaves_the_run_to_write_its_batches_itself(
+    tmp_path: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No process to be had (a sandbox, a limit on processes): the run writes each batch
+    itself, as on one core, with the same result."""
+
+    def no_process(*args: object, **kw: object) -> None:
+        raise OSError("fork: resource temporarily unavailable")
+
+    monkeypatch.setattr(writer_module.subprocess, "Popen", no_process)
+    target = tmp_path / "t.db"
+    result = replay(REBASE, target, options(writer=True))
+    assert result.writer_peak_mb is None and result.state == "complete"
+    assert digest(target) == digest(one_process) and parked(target) == parked(one_process)

@@ -77,6 +77,15 @@ class HistoryCheck:
                     self._clients.append(g << 32 | c)
                 else:
                     self._odd_clients.add((g, c))
+            if (
+                pc == 0
+                and type(pg) is int
+                and type(pc) is int
+                and 1 <= pg <= self.last_global
+                and (pg < g or (pg == g and c > 0))
+                and not self._gap_starts
+            ):
+                continue  # `_seen`'s answer for most events: a global parent, no gap below
             if (pg or pc) and not self._seen(pg, pc, g, c):
                 self._add(
                     found,

@@ -100,6 +100,8 @@ _SELECT = (
 )
 
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+#: Builds an `Event` from a tuple of its fields without the NamedTuple's Python __new__.
+_new_tuple = tuple.__new__
 _SQLITE_READONLY_ROLLBACK = 776  # a hot journal that a read-only connection cannot roll back
 
 
@@ -328,6 +330,10 @@ def _probe(conn: sqlite3.Connection) -> dict[str, Any]:
     found["columns"] = {
         row[1]: (row[2].lower(), row[5]) for row in conn.execute("PRAGMA table_info(eventlog)")
     }
+    # A STRICT table (LiveStore's) holds only integers in its integer columns.
+    found["strict"] = any(
+        row[5] for row in conn.execute("PRAGMA table_list") if row[1] == "eventlog"
+    )
     if not {"seqNumGlobal", "seqNumClient"} <= found["columns"].keys():
         return found
     found["duplicate"] = conn.execute(
@@ -410,6 +416,7 @@ class SqliteEventlog(Source):
             raise SourceError(f"{self.path}: is storage format {version}, not {wanted}")
         self.format_version = version
         self._select = ", ".join(c if c in columns else "NULL" for c in _SELECT)
+        self._strict = bool(found.get("strict"))
         dup = found["duplicate"]
         if dup:
             raise SourceError(
@@ -464,19 +471,45 @@ class SqliteEventlog(Source):
                         "is gone or changed (a LiveStore rebase?); run the command again"
                     )
                 start = 1
-            for index in range(start, len(rows)):
-                g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash = rows[index]
-                position += 1
-                if type(g) is not int or type(c) is not int or not (r is None or type(r) is int):
-                    # Only a hand-made (non-STRICT) or damaged table can hold these; an event
-                    # without an integer position can be neither checkpointed nor parked.
-                    raise SourceError(
-                        f"{self.path}: event #{position} has a position that is not an integer "
-                        f"(seqNum {repr(g)[:40]}, {repr(c)[:40]}, {repr(r)[:40]})"
+            if self._strict:  # positions are integers: no row needs looking at
+                page = [
+                    _new_tuple(Event, (number, *rows[index]))
+                    for number, index in enumerate(range(start, len(rows)), position + 1)
+                ]
+                position += len(page)
+                yield from page
+                del page
+            else:
+                for index in range(start, len(rows)):
+                    g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash = rows[
+                        index
+                    ]
+                    position += 1
+                    if (
+                        type(g) is not int
+                        or type(c) is not int
+                        or not (r is None or type(r) is int)
+                    ):
+                        # Only a hand-made (non-STRICT) or damaged table can hold these; an
+                        # event without an integer position can be neither checkpointed nor
+                        # parked.
+                        raise SourceError(
+                            f"{self.path}: event #{position} has a position that is not an "
+                            f"integer (seqNum {repr(g)[:40]}, {repr(c)[:40]}, {repr(r)[:40]})"
+                        )
+                    yield Event(
+                        position,
+                        g,
+                        c,
+                        r,
+                        pg,
+                        pc,
+                        name,
+                        args_json,
+                        client_id,
+                        session_id,
+                        schema_hash,
                     )
-                yield Event(
-                    position, g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash
-                )
             if len(rows) - start < PAGE_ROWS:
                 return
             anchor = tuple(rows[-1])

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from events.catalog import Catalog, HandlerHook
@@ -80,7 +80,9 @@ class Handler:
 
     ``rows`` are the (table, getter) pairs naming the rows the event touches one by one
     (its entities); ``bulk`` the tables it touches by a condition (every row of them is
-    its entity); ``reads`` the (table, getter) pairs of rows it looks at, fetched in bulk.
+    its entity); ``reads`` the (table, getter) pairs of rows it looks at, fetched in bulk;
+    ``queries`` the (table, column) pairs it finds rows by other than their key (a bulk
+    condition, a reference to a row being deleted): an index on those pays during replay.
     """
 
     name: str
@@ -89,6 +91,15 @@ class Handler:
     rows: tuple[tuple[str, Getter], ...] = ()
     bulk: tuple[str, ...] = ()
     reads: tuple[tuple[str, Getter], ...] = ()
+    queries: tuple[tuple[str, str], ...] = ()
+    #: ``collect(args, keys)`` adds the key of each row in ``reads`` to ``keys[table]``
+    #: (a set for every table the handlers read), when it is text or an integer.
+    collect: Callable[[Any, dict[str, set[Any]]], None] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "collect", _collect_function(self.reads))
 
     def entities(self, args: Any) -> list[str]:
         """``table:key`` of each row the event touches, when the args name it, and
@@ -110,6 +121,10 @@ class Handler:
 # ---------------------------------------------------------------- values
 
 
+#: The args path each getter reads (`_getter`), for the code `_compiled` writes.
+_PATHS: dict[Getter, tuple[str, ...]] = {}
+
+
 def _getter(path: tuple[str, ...]) -> Getter:
     """A function reading ARGS at PATH (MISSING where a step is absent)."""
     if len(path) == 1:
@@ -118,6 +133,7 @@ def _getter(path: tuple[str, ...]) -> Getter:
         def get_one(args: Any) -> Any:
             return args.get(name, MISSING) if type(args) is dict else MISSING
 
+        _PATHS[get_one] = path
         return get_one
 
     def get_path(args: Any) -> Any:
@@ -127,7 +143,31 @@ def _getter(path: tuple[str, ...]) -> Getter:
             args = args[step]
         return args
 
+    _PATHS[get_path] = path
     return get_path
+
+
+def _compiled(name: str, lines: list[str], namespace: dict[str, Any]) -> Callable[..., Any]:
+    """The function NAME defined by LINES of Python, with NAMESPACE as its globals.
+
+    The hot closures of a catalog's projection are written out as straight-line Python
+    (as fastjsonschema does for schemas): no loop over the columns, no call per getter
+    or per identity codec. Only repr() of text (column and arg names) goes into the
+    code, so a catalog cannot inject any.
+    """
+    code = compile("\n".join(lines) + "\n", f"<projection {name}>", "exec")
+    exec(code, namespace)
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+def _read_code(get: Getter, slot: str, namespace: dict[str, Any]) -> str:
+    """An expression reading ARGS (a dict) as GET does: ``args.get(name, MISSING)`` for a
+    one-step path, else a call of GET (bound to SLOT in NAMESPACE)."""
+    path = _PATHS.get(get)
+    if path is not None and len(path) == 1:
+        return f"args.get({path[0]!r}, MISSING)"
+    namespace[slot] = get
+    return f"{slot}(args)"
 
 
 def _reference(value: Any, where: str) -> tuple[Getter | None, Any]:
@@ -190,32 +230,65 @@ def encoder(table: Table, column: str) -> Callable[[Any], Any]:
 
 @dataclass(frozen=True)
 class _Columns:
-    """A compiled column mapping: values read from the args, and constants."""
+    """A compiled column mapping: values read from the args, and constants.
+
+    ``values(args)``: the mapped columns' stored values (a new dict); an absent arg
+    leaves its column out. Raises ValueError naming the column when a value does not
+    fit its codec. Written out as code by `_values_function`.
+    """
 
     table: str
     from_args: tuple[tuple[str, Getter, Callable[[Any], Any]], ...]
     constants: dict[str, Any]
+    values: Callable[[Any], dict[str, Any]] = field(init=False, repr=False, compare=False)
 
-    def values(self, args: Any) -> dict[str, Any]:
-        """The mapped columns' stored values; an absent arg leaves its column out.
-
-        Raises ValueError naming the column when a value does not fit its codec.
-        """
-        row = dict(self.constants)
-        for column, get, encode in self.from_args:
-            value = get(args)
-            if value is not MISSING:
-                try:
-                    row[column] = encode(value)
-                except (TypeError, ValueError, OverflowError) as exc:
-                    raise ValueError(f"{self.table}.{column}: {exc}") from None
-        return row
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", _values_function(self))
 
     def getter(self, column: str) -> Getter | None:
         for name, get, _ in self.from_args:
             if name == column:
                 return get
         return None
+
+
+def _values_function(columns: _Columns) -> Callable[[Any], dict[str, Any]]:
+    """`_Columns.values` as straight-line code: for each mapped column, read its arg,
+    and when present store it encoded (identity codecs inlined)."""
+    namespace: dict[str, Any] = {"MISSING": MISSING, "_constants": columns.constants}
+    lines = ["def values(args):", "    row = dict(_constants)"]
+    if columns.from_args:
+        lines.append("    if type(args) is not dict:")
+        lines.append("        args = {}")  # every getter reads MISSING from a non-object
+    for index, (column, get, encode) in enumerate(columns.from_args):
+        lines.append(f"    value = {_read_code(get, f'_get{index}', namespace)}")
+        lines.append("    if value is not MISSING:")
+        if encode is _identity:
+            lines.append(f"        row[{column!r}] = value")
+            continue
+        namespace[f"_encode{index}"] = encode
+        namespace[f"_where{index}"] = f"{columns.table}.{column}: "
+        lines += [
+            "        try:",
+            f"            row[{column!r}] = _encode{index}(value)",
+            "        except (TypeError, ValueError, OverflowError) as exc:",
+            f"            raise ValueError(_where{index} + str(exc)) from None",
+        ]
+    lines.append("    return row")
+    return _compiled("values", lines, namespace)
+
+
+def _collect_function(reads: tuple[tuple[str, Getter], ...]) -> Callable[..., None]:
+    """`Handler.collect` as straight-line code, one read after the other."""
+    namespace: dict[str, Any] = {"MISSING": MISSING}
+    lines = ["def collect(args, keys):", "    if type(args) is not dict:", "        return"]
+    for index, (table, get) in enumerate(reads):
+        lines += [
+            f"    value = {_read_code(get, f'_get{index}', namespace)}",
+            "    if type(value) is str or type(value) is int:",
+            f"        keys[{table!r}].add(value)",
+        ]
+    return _compiled("collect", lines, namespace)
 
 
 def _columns(table: Table, mapping: dict[str, Any], where: str) -> _Columns:
@@ -295,6 +368,7 @@ class _Op:
     table: str
     row: Getter | None = None  # names the one row it touches (None: a bulk op)
     reads: tuple[tuple[str, Getter], ...] = ()
+    queries: tuple[tuple[str, str], ...] = ()  # see Handler.queries
 
 
 def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
@@ -376,7 +450,7 @@ def _update(table: Table, spec: dict[str, Any], where: str) -> _Op:
             for row_key, row in store.matching(name, conditions.values(args)):
                 store.put(name, row_key, {**row, **values})
 
-        return _Op(update_where, name, None, tuple(reads))
+        return _Op(update_where, name, None, tuple(reads), _queries(name, conditions))
 
     def update(store: RowStore, args: Args) -> None:
         values = changes.values(args)
@@ -407,7 +481,7 @@ def _delete(
             for row_key, _ in found:
                 store.delete(name, row_key)
 
-        return _Op(delete_where, name)
+        return _Op(delete_where, name, queries=(*_queries(name, conditions), *referrers))
 
     if not conditions.from_args and not conditions.constants and not referrers:
 
@@ -424,7 +498,14 @@ def _delete(
             _check_unreferenced(store, table, row_key, referrers)
             store.delete(name, row_key)
 
-    return _Op(delete_if, name, key_get, ((name, key_get),))
+    return _Op(delete_if, name, key_get, ((name, key_get),), tuple(referrers))
+
+
+def _queries(table: str, conditions: _Columns) -> tuple[tuple[str, str], ...]:
+    """(TABLE, column) of each column a bulk operation finds rows by."""
+    return tuple(
+        (table, c) for c in (*(c for c, _, _ in conditions.from_args), *conditions.constants)
+    )
 
 
 _OPS = {"insert": _insert, "update": _update}
@@ -466,6 +547,7 @@ def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table
         rows=tuple((op.table, op.row) for op in ops if op.row is not None),
         bulk=tuple(dict.fromkeys(op.table for op in ops if op.row is None)),
         reads=tuple(read for op in ops for read in op.reads),
+        queries=tuple(dict.fromkeys(query for op in ops for query in op.queries)),
     )
 
 
@@ -563,6 +645,13 @@ class Handlers:
                 "(catalog.toml, a client document or hooks.py)"
             )
         self.by_name[handler.name] = handler
+
+    def queried(self) -> set[tuple[str, str]] | None:
+        """Every (table, column) some handler finds rows by other than their key, or None
+        when a Python handler (hooks.py) may query anything."""
+        if self.catalog.hooks.handlers:
+            return None
+        return {query for handler in self.by_name.values() for query in handler.queries}
 
     def for_name(self, name: str) -> Handler | None:
         """The handler that applies NAME, following the catalog's upcast chain."""

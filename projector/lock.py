@@ -16,9 +16,18 @@ from pathlib import Path
 
 from projector.errors import Busy, TargetError
 
+#: The descriptor of each lock this process holds, by lock file (`held_lock_fd`).
+_HELD: dict[str, int] = {}
+
 
 def lock_path(target: Path) -> Path:
     return target.with_name(target.name + ".lock")
+
+
+def held_lock_fd(target: Path) -> int | None:
+    """The descriptor of TARGET's lock while this process holds it: a child process that
+    inherits it holds the lock as long as it lives (`projector.writer`)."""
+    return _HELD.get(str(lock_path(target).absolute()))
 
 
 def _open_lock(target: Path, path: Path) -> int:
@@ -66,11 +75,14 @@ def writer_lock(target: Path) -> Iterator[None]:
         if _still_linked(fd, path):
             break
         os.close(fd)  # locked a file its last holder had just removed: lock the new one
+    key = str(path.absolute())
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _HELD[key] = fd
         yield
     finally:
+        _HELD.pop(key, None)
         # Unlinked before it is unlocked: a process that opened it meanwhile starts over.
         try:
             path.unlink()

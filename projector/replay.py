@@ -9,10 +9,13 @@ of a batch or none of it, and a later run starts after the last committed positi
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
+import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -31,6 +34,7 @@ from events.sources import KIND_EXPORT, KIND_SQLITE, Source, connect_readonly, o
 from events.validation import (
     INVALID,
     LONE_SURROGATE,
+    NO_NOTES,
     NUL_IN_TEXT,
     UNKNOWN,
     Catalog,
@@ -56,15 +60,26 @@ from projector.errors import (
     TargetError,
 )
 from projector.handlers import Handler, compile_catalog, entity_list, entity_text
-from projector.lock import writer_lock
+from projector.lock import held_lock_fd, writer_lock
+from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
 from projector.target import (
+    CACHE_KIB,
     PARKED_TABLE,
     RUNS_TABLE,
     STATE_TABLE,
     check_writable,
+    deferrable_indexes,
     is_target,
     open_target,
+)
+from projector.writer import (
+    BatchWriter,
+    Op,
+    RowRefused,
+    TrackingRefused,
+    WriterError,
+    execute_ops,
 )
 
 log = structlog.get_logger("projector")
@@ -75,7 +90,9 @@ ON_INVALID = ("fail", "park")
 Prepared = tuple[Handler | None, Any, Problem | None, tuple[Note, ...]]
 #: Events per transaction. Fewer, larger transactions write each hot index page to the
 #: WAL once per batch instead of once per small batch; the digest is the same at any size.
-DEFAULT_BATCH = 20000
+#: 10,000 keeps a replay and its writer process within 150 MB together (about 95 + 40 MB
+#: on large); 20,000 was no faster and needed 140 + 40 MB.
+DEFAULT_BATCH = 10000
 #: Events validated (and their rows read) at a time within a batch: parsed args are
 #: held only for a slice, so memory does not grow with the batch size.
 PREPARE_SLICE = 1000
@@ -108,6 +125,14 @@ class ReplayOptions:
     #: Reject args holding a key their schema does not declare, instead of dropping it
     #: as LiveStore does; None means the policy the target recorded (or False).
     strict_keys: bool | None = False
+    #: Where the batch loop's time goes, filled when given (`make bench`'s profile).
+    phases: Phases | None = None
+    #: A first run into an empty target builds the secondary indexes it does not query
+    #: at its end, once, instead of row by row (`projector.target.deferrable_indexes`).
+    defer_indexes: bool = True
+    #: Write batches from a second process (`projector.writer`) while this one reads the
+    #: next; None: when the machine has a second core and the run more than one batch.
+    writer: bool | None = None
 
 
 @dataclass
@@ -134,6 +159,8 @@ class ReplayResult:
     created: bool = False
     dry_run: bool = False
     seconds: float = 0.0
+    #: The writer process's peak RSS in MiB, when batches were written by one (Linux).
+    writer_peak_mb: float | None = None
 
     @property
     def parked_total(self) -> int:
@@ -206,25 +233,28 @@ class MigrationState:
     state: str
     catalog_digest: str | None = None
     strict_keys: bool = False
+    #: JSON list of the DDL of the indexes a first run defers to its end (`bulk load`).
+    deferred_indexes: str | None = None
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
         columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
         # A target made before catalogs has no catalogDigest (open_target refuses it, with
-        # the reason, once its record has been read); strictKeys came with m006: a target
-        # an older version made has none until a writer migrates it, and its runs were all
-        # without --strict-keys.
+        # the reason, once its record has been read); strictKeys came with m006 and
+        # deferredIndexes with m007: a target an older version made has none until a writer
+        # migrates it, and its runs were all without --strict-keys and deferred nothing.
         digest = "catalogDigest" if "catalogDigest" in columns else "NULL"
         strict = "strictKeys" if "strictKeys" in columns else "0"
+        deferred = "deferredIndexes" if "deferredIndexes" in columns else "NULL"
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
             f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
-            f"{digest}, {strict} FROM {STATE_TABLE} WHERE id = 1"
+            f"{digest}, {strict}, {deferred} FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
         if row is None:
             return None
-        state = cls(*row[:-1])
-        state.strict_keys = bool(row[-1])
+        state = cls(*row)
+        state.strict_keys = bool(state.strict_keys)
         return state
 
 
@@ -256,30 +286,47 @@ class Projection:
             for entity in entity_list(text):
                 self.hold(entity)
         self._handlers: dict[str, Handler | None] = {}
+        #: Every table some handler reads rows of (`Handler.collect`'s keys).
+        self._read_tables = sorted(
+            {table for h in self.handlers.by_name.values() for table, _ in h.reads}
+        )
         #: Why each event of the batch was parked, by position (for a run's examples).
         self.reasons: dict[int, str] = {}
         #: The validator's notes on the batch's events, by position (the run's warnings).
         self.notes: dict[int, tuple[Event, tuple[Note, ...]]] = {}
 
     def apply_batch(
-        self, events: list[Event], on_slice: Callable[[int], None] | None = None
+        self,
+        events: list[Event],
+        on_slice: Callable[[int], None] | None = None,
+        lap: Lap = no_lap,
+        prepared_batch: list[Prepared] | None = None,
     ) -> list[str | None]:
         """Apply EVENTS to the batch's rows in memory; return each one's outcome (see `apply`).
 
         Events are validated and their rows read a slice at a time (`PREPARE_SLICE`), so
-        parsed args never pile up for a whole batch; ON_SLICE gets the position of each
-        slice's last event (a progress bar moves within a batch). Nothing is written:
-        `write` does that, in the batch's transaction; should the target refuse a row
-        there, `clear` and redo the batch with `apply_one_by_one`.
+        parsed args never pile up for a whole batch, unless PREPARED_BATCH already holds
+        them all (`prepare_many`: validated while the writer process wrote the batch
+        before); ON_SLICE gets the position of each slice's last event (a progress bar
+        moves within a batch); LAP the end of each phase (`projector.profile`). Nothing
+        is written: `write` does that, in the batch's transaction; should the target
+        refuse a row there, `clear` and redo the batch with `apply_one_by_one`.
         """
-        apply, prepare = self.apply, self.prepare
         outcomes: list[str | None] = []
         try:
+            if prepared_batch is not None:  # the rows of the whole batch in one read a table
+                self._prefetch(prepared_batch)
+                lap("prefetch")
             for start in range(0, len(events), PREPARE_SLICE):
                 part = events[start : start + PREPARE_SLICE]
-                prepared = [prepare(event) for event in part]
-                self._prefetch(prepared)
-                outcomes.extend([apply(e, p) for e, p in zip(part, prepared, strict=True)])
+                if prepared_batch is None:
+                    prepared = self.prepare_many(part, lap)
+                    self._prefetch(prepared)
+                    lap("prefetch")
+                else:
+                    prepared = prepared_batch[start : start + PREPARE_SLICE]
+                self._apply_slice(part, prepared, outcomes)
+                lap("handlers")
                 if on_slice is not None and start + PREPARE_SLICE < len(events):
                     on_slice(part[-1].position)
         except BaseException:
@@ -287,9 +334,30 @@ class Projection:
             raise
         return outcomes
 
-    def write(self) -> None:
-        """Write the batch's parked events and rows (raises `RowError` if a row is refused)."""
-        self.store.flush()
+    def _apply_slice(
+        self, events: list[Event], prepared: list[Prepared], outcomes: list[str | None]
+    ) -> None:
+        """`apply` each event, appending its outcome: the common case (valid, nothing held)
+        inlined, everything else through `apply` itself."""
+        store, apply, append = self.store, self.apply, outcomes.append
+        for event, ready in zip(events, prepared, strict=True):
+            handler, current, problem, notes = ready
+            if problem is not None or notes or self.held_entities or handler is None:
+                append(apply(event, ready))
+                continue
+            try:
+                handler.apply(store, current)
+            except IntegrityBreak as exc:
+                append(self._broken(event, handler, current, exc))
+            except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
+                append(self._refused(event, str(exc), handler.entities(current)))
+            else:
+                append(None)
+
+    def write(self, into: list[Op] | None = None) -> None:
+        """Write the batch's parked events and rows (raises `RowError` if a row is refused);
+        with INTO, append their statements to it instead (`projector.writer`)."""
+        self.store.flush(into)
 
     def clear(self) -> None:
         """Forget the batch's unwritten rows, parked events and notes."""
@@ -299,15 +367,13 @@ class Projection:
 
     def _prefetch(self, prepared: list[Prepared]) -> None:
         """Read every row the batch's handlers will look at, a table at a time."""
-        keys: dict[str, set[Any]] = {}
+        keys: dict[str, set[Any]] = {table: set() for table in self._read_tables}
         for handler, args, problem, _ in prepared:
             if problem is None and handler is not None:
-                for table, get in handler.reads:
-                    value = get(args)
-                    if type(value) is str or type(value) is int:
-                        keys.setdefault(table, set()).add(value)
+                handler.collect(args, keys)
         for table, wanted in keys.items():
-            self.store.prefetch(table, wanted)
+            if wanted:
+                self.store.prefetch(table, wanted)
 
     def apply_one_by_one(self, events: list[Event]) -> list[str | None]:
         """Apply and write EVENTS one at a time, each in a savepoint, in the caller's
@@ -351,7 +417,33 @@ class Projection:
     def prepare(self, event: Event) -> Prepared:
         """Validate EVENT and find its handler: (handler, args as current, problem or None,
         the validator's notes)."""
-        args, problem, notes = self.validator.check(event)
+        return self._prepared(event, *self.validator.check(event))
+
+    def prepare_many(self, events: list[Event], lap: Lap = no_lap) -> list[Prepared]:
+        """``[prepare(e) for e in events]``, validated as a list (`Validator.check_many`)."""
+        steps, handlers, find = self.upcasters.steps, self._handlers, self._handler
+        prepared: list[Prepared] = []
+        for event, (args, problem, notes) in zip(
+            events, self.validator.check_many(events, lap), strict=True
+        ):
+            name = event.name
+            handler = None
+            if problem is None:
+                handler = handlers[name] if name in handlers else find(name)
+            if handler is None or notes:
+                prepared.append(self._prepared(event, args, problem, notes))
+            elif name in steps:
+                prepared.append((handler, self.upcasters.upcast(name, args)[1], None, NO_NOTES))
+            else:
+                prepared.append((handler, args, None, NO_NOTES))
+        lap("validate")
+        return prepared
+
+    def _prepared(
+        self, event: Event, args: Any, problem: Problem | None, notes: tuple[Note, ...]
+    ) -> Prepared:
+        """(handler, args as current, problem or None, notes) of EVENT checked as ARGS,
+        PROBLEM, NOTES."""
         handler = self._handler(event.name) if isinstance(event.name, str) else None
         if problem is None:
             if handler is None:
@@ -397,12 +489,10 @@ class Projection:
         try:
             handler.apply(self.store, current)
         except IntegrityBreak as exc:
-            entities = handler.entities(current)
-            self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entities)
-            return INTEGRITY
+            return self._broken(event, handler, current, exc)
         except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
             # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
-            # later, when the batch is written: see RowError).
+            # later, when the batch is written: see RowError). `_apply_slice` does the same.
             return self._refused(event, str(exc), handler.entities(current))
         if notes:
             self._record_deviations(event, handler, current, notes)
@@ -420,6 +510,12 @@ class Projection:
         for entity in handler.entities(args):
             for row in deviations.nul_entities(entity):
                 self.store.deviate((event.position, event.event_id, name, _storable(row), detail))
+
+    def _broken(self, event: Event, handler: Handler, args: Any, exc: IntegrityBreak) -> str:
+        """Park an event whose rows would break the target's integrity."""
+        entities = handler.entities(args)
+        self.park(event, INTEGRITY, f"{event.event_id} ({event.name}): {exc}", entities)
+        return INTEGRITY
 
     def _held(self, handler: Handler, args: Any) -> str | None:
         """The parked entity the event must wait behind, or None."""
@@ -806,19 +902,44 @@ def _run(
         ctx = _Replay(
             db, projection, TrackingView(str(target)), digest, options, run, result, history=history
         )
+        deferred = _deferrable(conn, catalog) if created and options.defer_indexes else []
         ctx.begin = lambda c: _begin(
-            c, state, source, catalog, on_invalid, strict_keys, run, result
+            c, state, source, catalog, on_invalid, strict_keys, run, result, deferred
         )
+        if _use_writer(options, result):
+            ctx.writer = _start_writer(target, options)
+            if ctx.writer is not None:
+                conn.execute("PRAGMA cache_size = -2048")  # the writer's connection writes
+        if options.phases:
+            options.phases.start()
+        # The loop allocates hundreds of thousands of short-lived containers (parsed args,
+        # rows, statements) that reference counting frees; the cyclic collector would
+        # re-scan every live one (a whole batch) again and again. It is paused for the
+        # loop; what a batch leaves in a cycle is collected at its end (`_apply_batches`).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             _apply_batches(ctx, events)
+            _stop_writer(ctx)
+            if options.phases:
+                options.phases.lap("wait")
             if not ctx.begun:  # a new target and a source without events
                 with db.atomic():
                     ctx.begin(conn)
                 ctx.begun = True
+            with db.atomic():
+                _build_deferred_indexes(conn)
+            if options.phases:
+                options.phases.lap("indexes")
         except BaseException as exc:
+            if collecting:
+                gc.enable()
+            _stop_writer(ctx, failing=True)
             if not ctx.begun:
                 conn.close()
                 _undo(target, result, file_existed)
+                if isinstance(exc, WriterError):
+                    raise ReplayError(f"{label}: {exc}; nothing was written") from None
                 if isinstance(exc, sqlite3.Error):
                     raise ReplayError(
                         f"{label}: write failed before the first batch was committed ({exc}); "
@@ -833,14 +954,29 @@ def _run(
                     f"holds every batch up to #{result.position:,}; fix the cause, then run "
                     f"`projector resume {label}`"
                 ) from None
+            if isinstance(exc, WriterError):
+                result.state = "failed"
+                _finish(db, run, result, quiet=True)
+                # The writer may have committed the batch it was killed after: ask the target.
+                position = conn.execute(
+                    f"SELECT position FROM {STATE_TABLE} WHERE id = 1"
+                ).fetchone()[0]
+                raise ReplayError(
+                    f"{label}: {exc}; the target holds every batch up to #{position:,}; "
+                    f"run `projector resume {label}`"
+                ) from None
             # ReplayError (an event under "fail"), Interrupted, EventsError (the source
             # broke mid-read), KeyboardInterrupt: the committed batches stay, resumable.
             stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
             result.state = "interrupted" if stopped else "failed"
             _finish(db, run, result, quiet=True)
             raise
+        if collecting:
+            gc.enable()
         result.state = "complete"
         _finish(db, run, result)
+        if options.phases:
+            options.phases.lap("other")
         result.seconds = time.monotonic() - started
         _log_done(result)
         return result
@@ -931,6 +1067,7 @@ def _record_noop(
     db = open_target(target, create=True, catalog=catalog)
     try:
         with db.atomic():
+            _build_deferred_indexes(db.conn)  # a bulk load killed at its very end
             db.conn.execute(
                 f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
                 "sourceTotal = ?, state = 'complete' WHERE id = 1",
@@ -959,15 +1096,19 @@ def _begin(
     strict_keys: bool,
     run: int,
     result: ReplayResult,
+    deferred: list[tuple[str, str]] | None = None,
 ) -> None:
     """Record the run (and, for a new target, the migration, with its policies): written in
     the transaction of the run's first batch, so a run that commits nothing leaves no
-    trace."""
+    trace. CONN may be a `_Recorder`. A new migration (an empty target) drops the
+    DEFERRED indexes ((name, DDL): `_deferrable`), which the run builds at its end."""
     if state is None:
+        for name, _ in deferred or ():
+            conn.execute(f'DROP INDEX "{name}"')
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
             "catalogDigest, tables, onInvalid, strictKeys, position, prefixDigest, sourceTotal, "
-            "state) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running')",
+            "state, deferredIndexes) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running', ?)",
             (
                 str(source.path.resolve()),
                 source.kind,
@@ -980,6 +1121,7 @@ def _begin(
                 int(strict_keys),
                 PrefixDigest().hexdigest(),
                 result.total,
+                json.dumps([sql for _, sql in deferred]) if deferred else None,
             ),
         )
     else:
@@ -1002,6 +1144,26 @@ def _begin(
         "createdTarget) VALUES (?, ?, ?, ?, 'running', ?, ?)",
         (run, result.command, _now(), result.from_position, result.backup, int(result.created)),
     )
+
+
+def _deferrable(conn: sqlite3.Connection, catalog: Catalog) -> list[tuple[str, str]]:
+    """The empty target's indexes a first run builds at its end (`deferrable_indexes`)."""
+    tables, handlers = compile_catalog(catalog)
+    return deferrable_indexes(conn, tables, handlers.queried())
+
+
+def _build_deferred_indexes(conn: sqlite3.Connection) -> None:
+    """Build the indexes a first run deferred (in the caller's transaction, with the
+    record that they are built): the end of a bulk load, whichever run reaches it."""
+    found = conn.execute(f"SELECT deferredIndexes FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    if not found or not found[0]:
+        return
+    started = time.monotonic()
+    ddl = json.loads(found[0])
+    for sql in ddl:
+        conn.execute(sql)
+    conn.execute(f"UPDATE {STATE_TABLE} SET deferredIndexes = NULL WHERE id = 1")
+    log.info("replay.indexes_built", indexes=len(ddl), seconds=round(time.monotonic() - started, 3))
 
 
 def _after_checkpoint(
@@ -1064,6 +1226,36 @@ class _Replay:
     begun: bool = False
     #: Holes in the history (`events.history`), warned about as the batches read them.
     history: HistoryCheck = field(default_factory=HistoryCheck)
+    #: The writer process, when batches are written by one, and its batch in flight.
+    writer: BatchWriter | None = None
+    pending: _Pending | None = None
+
+
+@dataclass
+class _Pending:
+    """A batch sent to the writer process, kept until it is committed (or redone here)."""
+
+    events: list[Event]
+    outcomes: list[str | None]
+    digest: str
+    #: The held entities before the batch: a redo starts from them.
+    held: set[str]
+    holes: list[Any]
+
+
+class _Recorder:
+    """Stands in for the target connection in a batch's bookkeeping when a writer process
+    writes it: each statement is appended to OPS (`projector.writer.Op`)."""
+
+    def __init__(self, ops: list[Op]):
+        self.ops = ops
+
+    def execute(self, sql: str, params: Any = ()) -> None:
+        self.ops.append(("one", sql, params, False))
+
+    def track(self, tracking: TrackingView, position: int) -> None:
+        sql, params = tracking.insert_statement(position)
+        self.ops.append(("track", sql, params, False))
 
 
 def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
@@ -1071,9 +1263,12 @@ def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
     while True:
         # One batch per call, so nothing of it is still referenced while the next is read.
         count = _apply_batch(ctx, events)
+        gc.collect(1)  # what a batch left in a reference cycle (see `_run`)
         if count < ctx.options.batch_size:
+            _settle(ctx)
             return
         if ctx.options.should_stop():
+            _settle(ctx)
             raise Interrupted(
                 f"stopped at #{ctx.result.position:,} after a signal; continue with "
                 f"`projector resume {ctx.result.target}`"
@@ -1084,20 +1279,44 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     """Read, validate and apply one batch to its rows in memory, then write it with its
     checkpoint in one transaction; return how many events it had."""
     projection, db, result, progress = ctx.projection, ctx.db, ctx.result, ctx.options.progress
+    lap = ctx.options.phases.lap if ctx.options.phases else no_lap
+    lap("other")
     chunk = list(itertools.islice(events, ctx.options.batch_size))
+    lap("read")
     if not chunk:
         return 0
     ctx.digest.update_many(chunk)
     digest = ctx.digest.hexdigest()
     holes = ctx.history.check(chunk)
+    lap("digest")
+    # With a writer process, the batch is validated while the writer still writes the one
+    # before; its rows are read only once that one is committed.
+    prepared = projection.prepare_many(chunk, lap) if ctx.writer is not None else None
+    _settle(ctx)
+    lap("wait")
     held = set(projection.held_entities)
     on_slice = (lambda position: progress(position, result.total)) if progress else None
     try:
-        outcomes = projection.apply_batch(chunk, on_slice)
+        outcomes = projection.apply_batch(chunk, on_slice, lap, prepared)
+        del prepared  # the parsed args: not held while the batch is written
+        ops: list[Op] = []
+        if ctx.writer is not None:
+            projection.write(ops)
+            lap("write")
+            _checkpoint(ctx, chunk, outcomes, digest, _Recorder(ops))
+            if ctx.writer.submit(ops):
+                ctx.pending = _Pending(chunk, outcomes, digest, held, holes)
+                lap("commit")
+                return len(chunk)
         with db.atomic():
-            projection.write()
-            _checkpoint(ctx, chunk, outcomes, digest)
-    except (RowError, ReplayError):
+            if ops:  # a batch the writer process could not be sent: written here
+                execute_ops(db.conn, ops)
+            else:
+                projection.write()
+                lap("write")
+                _checkpoint(ctx, chunk, outcomes, digest)
+        lap("commit")
+    except (RowError, ReplayError, RowRefused, TrackingRefused):
         # The target refused a row on write, or (under "fail") an event is at fault: an
         # earlier event's row may be refused only on write. Redo the batch an event at a
         # time, each written in a savepoint, so that exactly the event at fault is parked,
@@ -1110,32 +1329,117 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     except BaseException:
         projection.clear()
         raise
+    _committed(ctx, chunk, outcomes, holes)
+    return len(chunk)
+
+
+def _committed(ctx: _Replay, chunk: list[Event], outcomes: list[str | None], holes: Any) -> None:
+    """Account for a batch once it is committed: outcomes, warnings, position, progress."""
+    result, progress = ctx.result, ctx.options.progress
     ctx.begun = True
-    _add_outcomes(result, chunk, outcomes, projection, ctx.options.max_examples)
+    _add_outcomes(result, chunk, outcomes, ctx.projection, ctx.options.max_examples)
     for kind, detail, position, event_id in holes:
         result.warn(kind, detail, ctx.options.max_examples, position=position, eventId=event_id)
     result.position = chunk[-1].position
     log.debug("replay.batch", position=result.position, read=result.read)
     if progress:
         progress(result.position, result.total)
-    return len(chunk)
 
 
-def _checkpoint(ctx: _Replay, events: list[Event], outcomes: list[str | None], digest: str) -> None:
-    """Record the batch's last position, digest and counts, in the batch's transaction."""
-    conn, result = ctx.db.conn, ctx.result
+def _settle(ctx: _Replay) -> None:
+    """Wait for the writer's batch in flight and account for it; a batch it could not
+    commit because of a row the target refused (or a tracking conflict) is redone here,
+    one event at a time, exactly as a batch written in this process would be."""
+    pending, writer = ctx.pending, ctx.writer
+    if pending is None or writer is None:
+        return
+    ctx.pending = None
+    try:
+        writer.wait()
+        outcomes = pending.outcomes
+    except (RowRefused, TrackingRefused):
+        projection = ctx.projection
+        projection.clear()
+        projection.set_held(pending.held)
+        with ctx.db.atomic():
+            outcomes = projection.apply_one_by_one(pending.events)
+            _checkpoint(ctx, pending.events, outcomes, pending.digest)
+    _committed(ctx, pending.events, outcomes, pending.holes)
+
+
+def _use_writer(options: ReplayOptions, result: ReplayResult) -> bool:
+    """Whether to write from a second process: asked for, or (None) worth it: a second
+    core, and more than one batch to apply (the next batch is read while one is written)."""
+    if options.writer is not None:
+        return options.writer
+    remaining = None if result.total is None else result.total - result.position
+    many = remaining is None or remaining > options.batch_size
+    return many and (os.cpu_count() or 1) > 1 and bool(sys.executable)
+
+
+def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter | None:
+    """A writer process on TARGET, its connection set up as `open_target`'s and the
+    projection's (foreign keys checked by the handlers; see `Projection`); None when it
+    cannot be started (the run then writes its batches itself, as on one core)."""
+    pragmas = [
+        "PRAGMA foreign_keys = OFF",
+        "PRAGMA busy_timeout = 5000",
+        f"PRAGMA cache_size = -{CACHE_KIB}",
+        "PRAGMA synchronous = NORMAL",
+    ]
+    if options.max_page_count:
+        pragmas.append(f"PRAGMA max_page_count = {int(options.max_page_count)}")
+    fd = held_lock_fd(target)
+    try:
+        return BatchWriter(target, pragmas, keep_fds=(fd,) if fd is not None else ())
+    except (OSError, WriterError, sqlite3.Error) as exc:
+        log.debug("replay.writer_unavailable", target=str(target), detail=str(exc))
+        return None
+
+
+def _stop_writer(ctx: _Replay, *, failing: bool = False) -> None:
+    """Settle the batch in flight and end the writer process. FAILING: the run is failing
+    for another reason, which wins; what the writer committed is still accounted for
+    (and a target whose first batch it committed is not taken for an untouched one)."""
+    writer = ctx.writer
+    if writer is None:
+        return
+    try:
+        _settle(ctx)
+    except BaseException:
+        if not failing:
+            raise
+        if not ctx.begun:  # did the writer commit the first batch before it failed?
+            found = ctx.db.conn.execute(
+                f"SELECT 1 FROM {RUNS_TABLE} WHERE run = ?", (ctx.run,)
+            ).fetchone()
+            ctx.begun = found is not None
+    finally:
+        ctx.writer = None
+        writer.close()
+        if writer.peak_rss_kib is not None:
+            ctx.result.writer_peak_mb = round(writer.peak_rss_kib / 1024, 1)
+
+
+def _checkpoint(
+    ctx: _Replay,
+    events: list[Event],
+    outcomes: list[str | None],
+    digest: str,
+    conn: Any = None,
+) -> None:
+    """Record the batch's last position, digest and counts, in the batch's transaction
+    (on CONN: the target's connection, or a `_Recorder` of the writer's statements)."""
+    conn, result = conn or ctx.db.conn, ctx.result
     if not ctx.begun:
         ctx.begin(conn)
     position = events[-1].position
-    try:
-        ctx.tracking.record(conn, position)
-    except TrackingConflict as exc:
-        raise ReplayError(
-            f"position #{position:,} is already recorded in the target's "
-            f"tracking ({exc}); refusing to apply it twice"
-        ) from None
-    parked = sum(1 for outcome in outcomes if outcome is not None)
-    applied = len(events) - parked
+    if isinstance(conn, _Recorder):
+        conn.track(ctx.tracking, position)
+    else:
+        _record_tracking(ctx, conn, position)
+    applied = outcomes.count(None)
+    parked = len(events) - applied
     conn.execute(
         f"UPDATE {STATE_TABLE} SET position = ?, lastEventId = ?, prefixDigest = ?, "
         "applied = applied + ?, parked = parked + ? WHERE id = 1",
@@ -1153,6 +1457,16 @@ def _checkpoint(ctx: _Replay, events: list[Event], outcomes: list[str | None], d
     )
 
 
+def _record_tracking(ctx: _Replay, conn: sqlite3.Connection, position: int) -> None:
+    try:
+        ctx.tracking.record(conn, position)
+    except TrackingConflict as exc:
+        raise ReplayError(
+            f"position #{position:,} is already recorded in the target's "
+            f"tracking ({exc}); refusing to apply it twice"
+        ) from None
+
+
 def _add_outcomes(
     result: ReplayResult,
     events: list[Event],
@@ -1163,15 +1477,16 @@ def _add_outcomes(
     """Count committed EVENTS into RESULT by outcome, keeping the first parked as examples,
     and the notes on the applied ones as warnings."""
     reasons = projection.reasons
+    applied = outcomes.count(None)
+    result.applied += applied
     parked_positions = set()
-    for event, outcome in zip(events, outcomes, strict=True):
-        if outcome is None:
-            result.applied += 1
-        else:
-            parked_positions.add(event.position)
-            result.parked[outcome] += 1
-            if len(result.examples) < max_examples:
-                result.examples.append(_example(event, outcome, reasons))
+    if applied < len(outcomes):  # only a batch with parked events is walked
+        for event, outcome in zip(events, outcomes, strict=True):
+            if outcome is not None:
+                parked_positions.add(event.position)
+                result.parked[outcome] += 1
+                if len(result.examples) < max_examples:
+                    result.examples.append(_example(event, outcome, reasons))
     for event, notes in projection.notes.values():
         if event.position in parked_positions:
             continue  # a note on a parked event speaks of a row it did not write

@@ -4,6 +4,7 @@ which undoes the last run with them."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -76,6 +77,14 @@ def status(target: Path) -> dict[str, Any]:
         info["parkedByKind"] = dict(
             conn.execute(f"SELECT kind, COUNT(*) FROM {PARKED_TABLE} GROUP BY kind ORDER BY kind")
         )
+        # A first run not finished yet builds these indexes at its end (bulk load).
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
+        deferred = (
+            conn.execute(f"SELECT deferredIndexes FROM {STATE_TABLE} WHERE id = 1").fetchone()[0]
+            if "deferredIndexes" in columns
+            else None
+        )
+        info["deferredIndexes"] = len(json.loads(deferred)) if deferred else 0
     finally:
         conn.close()
     info["target"] = str(target)

@@ -33,7 +33,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from events.encoding import utf8_text
+from events.fastpath import loads
 from projector.target import DEVIATIONS_TABLE, PARKED_TABLE, Table
+from projector.writer import ROW_ERRORS, Op
 
 Row = dict[str, Any]
 Key = Any  # a row's key value: text, or an integer for an INTEGER key
@@ -201,6 +203,11 @@ class RowStore:
             key = found[index]
             if key not in rows:
                 rows[key] = original[key] = dict(zip(columns, found, strict=True))
+        if len(where) == 1:  # the common case ("clear completed"), without a generator a row
+            ((column, value),) = where.items()
+            return [
+                (key, row) for key, row in rows.items() if row is not None and row[column] == value
+            ]
         items = where.items()
         return [
             (key, row)
@@ -264,22 +271,43 @@ class RowStore:
         self._rows[table][key] = row
         self._dirty[table].add(key)
 
-    def flush(self) -> None:
-        """Write the batch's parked events and changed rows to the target, then forget them."""
+    def flush(self, into: list[Op] | None = None) -> None:
+        """Write the batch's parked events and changed rows to the target, then forget them.
+
+        With INTO, the statements are appended to it instead, for `projector.writer` to
+        run (in order, in one transaction; the rows' statements marked as such).
+        """
+        statements = self._row_statements()
+        if into is not None:
+            if self._parked:
+                into.append(("many", PARK_SQL, self._parked, False))
+            if self._deviations:
+                into.append(("many", DEVIATION_SQL, self._deviations, False))
+            into.extend(("many", sql, rows, True) for sql, rows in statements)
+            self.clear()
+            return
         if self._parked:
             self.conn.executemany(PARK_SQL, self._parked)
         if self._deviations:
             self.conn.executemany(DEVIATION_SQL, self._deviations)
         try:
-            for table in self.keys:
-                if self._dirty[table]:
-                    self._flush_table(table)
-        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError) as exc:
+            for sql, rows in statements:
+                self.conn.executemany(sql, rows)
+        except ROW_ERRORS as exc:
             # ValueError covers UnicodeEncodeError (a lone surrogate in text).
             raise RowError(str(exc)) from exc
         self.clear()
 
-    def _flush_table(self, table: str) -> None:
+    def _row_statements(self) -> list[tuple[str, list[Any]]]:
+        """(sql, rows for executemany) writing every changed row, table by table in the
+        catalog's order, each table's derived rows after it."""
+        statements: list[tuple[str, list[Any]]] = []
+        for table in self.keys:
+            if self._dirty[table]:
+                self._table_statements(table, statements)
+        return statements
+
+    def _table_statements(self, table: str, statements: list[tuple[str, list[Any]]]) -> None:
         sql = self._sql[table]
         others = self._others[table]
         columns = self._columns[table]
@@ -311,22 +339,22 @@ class RowStore:
             updates = [_as_livestore(r) for r in updates]
             inserts = [_as_livestore(r) for r in inserts]
             upserts = [_as_livestore(r) for r in upserts]
-        conn = self.conn
-        if deletes:
-            conn.executemany(sql["delete"], deletes)
-        if updates:
-            conn.executemany(sql["update"], updates)
-        if upserts:
-            conn.executemany(sql["upsert"], upserts)
-        if inserts:
-            conn.executemany(sql["insert"], inserts)
-        for (_, sql), (every, removed, added) in zip(derived, changes, strict=True):
-            if every:
-                conn.executemany(sql["delete_all"], every)
-            if removed:
-                conn.executemany(sql["delete"], removed)
-            if added:
-                conn.executemany(sql["insert"], added)
+        written: list[tuple[str, list[Any]]] = [
+            ("delete", deletes),
+            ("update", updates),
+            ("upsert", upserts),
+            ("insert", inserts),
+        ]
+        statements.extend((sql[verb], values) for verb, values in written if values)
+        for (_, derived_sql), (every, removed, added) in zip(derived, changes, strict=True):
+            derived_written: list[tuple[str, list[Any]]] = [
+                ("delete_all", every),
+                ("delete", removed),
+                ("insert", added),
+            ]
+            statements.extend(
+                (derived_sql[verb], values) for verb, values in derived_written if values
+            )
 
 
 #: The journal's mark for a row the batch had not seen before the savepoint.
@@ -360,13 +388,13 @@ def _element_changes(
     new_text = EMPTY_ARRAY if row is None else row[column]
     if old_text == new_text:
         return
-    new = json.loads(new_text) if new_text != EMPTY_ARRAY else []
+    new = loads(new_text) if new_text != EMPTY_ARRAY else []
     if old_text is None or row is None:  # old elements unknown, or the parent is gone
         if old_text != EMPTY_ARRAY:
             every.append((key,))
         added.extend((key, _element(tag)) for tag in new)
         return
-    old = set(json.loads(old_text))
+    old = set(loads(old_text))
     removed.extend((key, _element(tag)) for tag in sorted(old.difference(new)))
     added.extend((key, _element(tag)) for tag in new if tag not in old)
 

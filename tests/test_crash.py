@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from events.sources import connect_readonly
 from projector.digest import digest
 from projector.replay import replay
 from projector.runs import status
@@ -32,21 +33,32 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+def schema(path: Path) -> list[str]:
+    """Every table's and index's DDL: a first run builds some indexes only at its end."""
+    conn = connect_readonly(path)
+    try:
+        return sorted(sql for (sql,) in conn.execute("SELECT sql FROM sqlite_master") if sql)
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory) -> tuple[str, float]:
-    """The uninterrupted run's digest, and how long a CLI replay takes."""
+def baseline(tmp_path_factory) -> tuple[str, list[str], float]:
+    """The uninterrupted run's digest and schema, and how long a CLI replay takes."""
     target = tmp_path_factory.mktemp("baseline") / "t.db"
     started = time.monotonic()
     done = _run("replay", str(REBASE), str(target), "--batch-size", BATCH)
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
-    return digest(target)["overall"], elapsed
+    return digest(target)["overall"], schema(target), elapsed
 
 
 def test_sigkill_at_random_points_then_resume_gives_the_same_digest(
-    tmp_path: Path, baseline: tuple[str, float], request: pytest.FixtureRequest
+    tmp_path: Path, baseline: tuple[str, list[str], float], request: pytest.FixtureRequest
 ):
-    expected, elapsed = baseline
+    """Killed anywhere (a batch, the first commit, the indexes built at the end of the
+    first run), resume ends with the same rows and the same tables and indexes."""
+    expected, expected_schema, elapsed = baseline
     runs = request.config.getoption("--crash-runs")
     rng = random.Random(20261127)
     before = tree_sha256(REBASE)
@@ -73,6 +85,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_digest(
         assert again.returncode == 0, (i, again.stderr)
         assert "Traceback" not in again.stderr
         assert digest(target)["overall"] == expected, f"run {i}: digest differs after resume"
+        assert schema(target) == expected_schema, f"run {i}: schema differs after resume"
         assert verify(target).ok
     assert outcomes["killed"] >= runs // 2, outcomes
     assert tree_sha256(REBASE) == before

@@ -1,0 +1,317 @@
+"""Parsing and validation of argsJson in compiled code: a filter in front of `events.validation`.
+
+`FastPath.accept` parses an event's argsJson with msgspec and validates it with the Rust
+validator jsonschema_rs, about four times cheaper than ``json`` + fastjsonschema. It
+answers only "valid, and these are its args" or `DECLINED`; on DECLINED the caller runs
+the explaining path (`events.validation.Validator.check`), which decides and explains.
+So verdicts are the explaining path's by construction, provided an accepted event is one
+the explaining path accepts with equal args. What makes that hold:
+
+* **Parsing.** msgspec's decoder refuses whatever ``json`` refuses (invalid JSON, NaN,
+  Infinity, a BOM, raw control characters, trailing data) and builds the same objects
+  for the rest (dicts in key order, the last of duplicate keys, Python ints of any size,
+  correctly rounded floats). Where the two differ, msgspec refuses and the event is
+  declined: numbers beyond the float range (``json`` reads infinity) and lone UTF-16
+  surrogates (``json`` keeps them; the explaining path reports them). msgspec's nesting
+  limit is a few levels deeper than ``json``'s, which also depends on the caller's
+  stack, so text with more than `MAX_BRACKETS` opening brackets is declined unparsed.
+  Text with a ``\\u`` escape is declined too: JSON spells U+0000 and a lone surrogate
+  only so, and the explaining path notes both (`events.validation`). So is text with an
+  integer of 16 digits or more: JSON.parse reads an integer beyond 2^53 as the nearest
+  double (`events.validation.parse_args`), msgspec exactly.
+* **Validation.** jsonschema_rs gets a copy of each schema that accepts no more than
+  fastjsonschema does with the original (`strict_copy`): only the keywords listed in
+  `KEYWORDS` are allowed (a schema with any other gets no fast path: its events always
+  take the explaining path), ``enum`` values must be text, booleans or null (JSON and
+  Python equality agree on those), and each ``pattern`` must be in a plain subset of
+  regular expressions, rewritten so it matches no more than Python's ``re`` (and
+  ECMA-262) would: ``\\d`` becomes ``[0-9]`` (Rust's ``\\d`` knows newer Unicode digits
+  than Python's) and ``.`` excludes every line terminator.
+
+tests/test_fastpath.py checks the agreement on every real event of every fixture, on
+mutated and generated events, for every bundled catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jsonschema_rs
+import msgspec
+
+from events.envelope import Event
+
+#: Called with a phase's name when it ends (`projector.profile.Phases.lap`).
+Lap = Callable[[str], None]
+
+#: What `FastPath.accept` returns for an event the explaining path must decide.
+DECLINED: Any = object()
+#: Text with more opening brackets than this is declined before parsing: ``json`` counts
+#: nesting against Python's recursion limit (what is left of it at the caller's depth),
+#: msgspec against a fixed limit of its own.
+MAX_BRACKETS = 64
+#: The schema keywords whose meaning jsonschema_rs and fastjsonschema share on parsed
+#: JSON (with the restrictions of `strict_copy`).
+KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "title",
+        "description",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "pattern",
+        "format",
+    }
+)
+_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+#: ``.`` as ECMA-262 means it: anything but a line terminator (Python's and Rust's ``.``
+#: exclude only ``\n``).
+_ANY = "[^\\n\\r\\u2028\\u2029]"
+#: Escapes of one punctuation character: the character itself in every dialect.
+_PUNCTUATION = set("\\.-+*?()[]{}|^$/")
+
+
+class Unsupported(ValueError):
+    """A schema (or a pattern in it) outside what the fast path can decide."""
+
+
+def _pattern(pattern: str) -> str:
+    """PATTERN rewritten to match no more than Python's ``re.search`` or ECMA-262 would.
+
+    The subset: ASCII literals, ``\\d``, escaped punctuation, ``.``, bracket classes of
+    those (with ranges, maybe negated), groups ``(...)`` and ``(?:...)``, ``|``, the
+    anchors ``^`` and ``$``, and the quantifiers ``? * + {n} {n,} {n,m}`` (maybe lazy).
+    Raises Unsupported for anything else (lookaround, backreferences, flags, ``\\w``,
+    ``\\s``, ``\\b``, ``\\p{..}``, non-ASCII).
+    """
+    if not pattern.isascii():
+        raise Unsupported(f"pattern {pattern!r}: not ASCII")
+    out: list[str] = []
+    index = 0
+    in_class = False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            escaped = pattern[index + 1 : index + 2]
+            if escaped == "d":
+                out.append("0-9" if in_class else "[0-9]")
+            elif escaped in _PUNCTUATION:
+                out.append("\\" + escaped)
+            else:
+                raise Unsupported(f"pattern {pattern!r}: escape \\{escaped}")
+            index += 2
+            continue
+        if in_class:
+            if char == "[":
+                raise Unsupported(f"pattern {pattern!r}: '[' inside a class")
+            if char == "]":
+                in_class = False
+            out.append(char)
+        elif char == "[":
+            in_class = True
+            out.append(char)
+            if pattern.startswith("^", index + 1):
+                out.append("^")
+                index += 1
+            if pattern.startswith("]", index + 1):
+                raise Unsupported(f"pattern {pattern!r}: ']' first in a class")
+        elif char == "(":
+            if pattern.startswith("?", index + 1) and not pattern.startswith("?:", index + 1):
+                raise Unsupported(f"pattern {pattern!r}: group (?{pattern[index + 2]}")
+            out.append(char)
+        elif char == ".":
+            out.append(_ANY)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            raise Unsupported(f"pattern {pattern!r}: character {char!r}")
+        index += 1
+    if in_class:
+        raise Unsupported(f"pattern {pattern!r}: unclosed class")
+    rewritten = "".join(out)
+    try:
+        re.compile(rewritten)
+    except re.error as exc:
+        raise Unsupported(f"pattern {pattern!r}: {exc}") from None
+    return rewritten
+
+
+def strict_copy(schema: Any, where: str = "$", formats: frozenset[str] = frozenset()) -> Any:
+    """SCHEMA for jsonschema_rs, accepting no more than fastjsonschema accepts SCHEMA.
+
+    A ``format`` named in FORMATS is kept (the caller gives jsonschema_rs the same check
+    the explaining path runs); any other is dropped, as it is an annotation only to the
+    explaining path (`events.validation.FORMATS`). Raises Unsupported (naming the place)
+    for a keyword outside `KEYWORDS`, an ``enum`` with numbers, arrays or objects, or a
+    pattern outside `_pattern`'s subset.
+    """
+    if type(schema) is bool:
+        return schema
+    if type(schema) is not dict:
+        raise Unsupported(f"{where}: a schema is an object or a boolean")
+    unknown = set(schema) - KEYWORDS
+    if unknown:
+        raise Unsupported(f"{where}: keyword(s) {sorted(unknown)}")
+    copy: dict[str, Any] = {}
+    for keyword, value in schema.items():
+        if keyword == "properties":
+            if type(value) is not dict:
+                raise Unsupported(f"{where}.properties: not an object")
+            copy[keyword] = {
+                k: strict_copy(v, f"{where}.{k}", formats) for k, v in value.items()
+            }
+        elif keyword in ("items", "additionalProperties"):
+            copy[keyword] = strict_copy(value, f"{where}.{keyword}", formats)
+        elif keyword == "format":
+            if value in formats:
+                copy[keyword] = value
+        elif keyword == "enum":
+            if type(value) is not list or not all(
+                v is None or type(v) in (str, bool) for v in value
+            ):
+                raise Unsupported(f"{where}.enum: only text, booleans and null")
+            copy[keyword] = value
+        elif keyword == "pattern":
+            if type(value) is not str:
+                raise Unsupported(f"{where}.pattern: not text")
+            copy[keyword] = _pattern(value)
+        elif keyword == "type":
+            names = value if type(value) is list else [value]
+            if not names or not all(type(n) is str and n in _TYPES for n in names):
+                raise Unsupported(f"{where}.type: {value!r}")
+            copy[keyword] = value
+        elif keyword == "required":
+            if type(value) is not list or not all(type(n) is str for n in value):
+                raise Unsupported(f"{where}.required: not a list of names")
+            copy[keyword] = value
+        else:  # $schema, $id, title, description: no effect on what is accepted
+            copy[keyword] = value
+    return copy
+
+
+_DECODE = msgspec.json.Decoder().decode
+#: Finds what may be an integer beyond 2^53 (9007199254740992 has 16 digits): a run of 16
+#: digits or more that is neither a fraction's nor an exponent's nor followed by either.
+_LONG_NUMBER = re.compile("(?<![0-9.eE+])[0-9]{16,}(?![0-9.eE])").search
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``, parsed by msgspec whenever msgspec can (the same value, see
+    above); otherwise by ``json`` itself, which then also raises what it raises."""
+    try:
+        return _DECODE(text)
+    except Exception:
+        return json.loads(text)
+
+
+class FastPath:
+    """msgspec + jsonschema_rs over a catalog's schemas (by event name).
+
+    SCHEMAS maps each event name to its JSON Schema; names whose schema is outside the
+    supported subset are left out (`unsupported` says why), so their events are always
+    declined. FORMATS maps a format's name to the check the explaining path runs for it
+    (`events.validation.FORMATS`); jsonschema_rs calls the same function.
+    """
+
+    def __init__(
+        self,
+        schemas: Mapping[str, Any],
+        formats: Mapping[str, Callable[[Any], bool]] | None = None,
+    ):
+        formats = dict(formats or {})
+        names = frozenset(formats)
+        self._decode: Callable[[str], Any] = msgspec.json.Decoder().decode
+        self._valid: dict[str, Callable[[Any], bool]] = {}
+        #: Event name -> why its schema has no fast path.
+        self.unsupported: dict[str, str] = {}
+        for name, schema in schemas.items():
+            try:
+                self._valid[name] = jsonschema_rs.validator_for(
+                    strict_copy(schema, formats=names), formats=formats, validate_formats=True
+                ).is_valid
+            except (Unsupported, ValueError) as exc:
+                self.unsupported[name] = str(exc)
+
+    def accept(self, name: Any, args_json: Any) -> Any:
+        """The args of an event the explaining path would accept unchanged, or DECLINED."""
+        args = self.parse(name, args_json)
+        return args if args is DECLINED or self.valid(name, args) else DECLINED
+
+    def parse(self, name: Any, args_json: Any) -> Any:
+        """ARGS_JSON parsed, or DECLINED (not JSON, out of the fast path's reach, or an
+        event whose schema has no fast path)."""
+        if (
+            type(name) is not str
+            or type(args_json) is not str
+            or name not in self._valid
+            or args_json.count("[") + args_json.count("{") > MAX_BRACKETS
+            or "\\u" in args_json
+            or _LONG_NUMBER(args_json)
+        ):
+            return DECLINED
+        try:
+            return self._decode(args_json)
+        except Exception:  # whatever it is, the explaining path decides
+            return DECLINED
+
+    def valid(self, name: str, args: Any) -> bool:
+        """Whether ARGS (parsed by `parse` for NAME) are valid for NAME's schema."""
+        try:
+            return self._valid[name](args)
+        except Exception:
+            return False
+
+    def accept_many(self, events: Sequence[Event], lap: Lap | None = None) -> list[Any]:
+        """`accept` of each event, in order: its args or DECLINED. LAP, when given, is
+        called with "parse" after parsing all of them and "validate" after validating."""
+        decode, valid, long_number = self._decode, self._valid, _LONG_NUMBER
+        found: list[Any] = []
+        append = found.append
+        for event in events:  # `parse`, inlined: this loop runs for every event replayed
+            name, text = event.name, event.args_json
+            if (
+                type(name) is str
+                and type(text) is str
+                and name in valid
+                and text.count("[") + text.count("{") <= MAX_BRACKETS
+                and "\\u" not in text
+                and not long_number(text)
+            ):
+                try:
+                    append(decode(text))
+                except Exception:
+                    append(DECLINED)
+            else:
+                append(DECLINED)
+        if lap is not None:
+            lap("parse")
+        for index, (event, args) in enumerate(zip(events, found, strict=True)):
+            if args is not DECLINED:
+                try:
+                    ok = valid[event.name](args)
+                except Exception:
+                    ok = False
+                if not ok:
+                    found[index] = DECLINED
+        if lap is not None:
+            lap("validate")
+        return found
+
+
+__all__ = [
+    "DECLINED",
+    "FastPath",
+    "KEYWORDS",
+    "MAX_BRACKETS",
+    "Unsupported",
+    "loads",
+    "strict_copy",
+]

@@ -1,0 +1,345 @@
+"""The batch writer: a second process that writes a batch while the main one reads the next.
+
+A replay's main process reads, validates and applies a batch to its rows in memory;
+what SQLite then does with them (the rows' ``executemany``, the parked events, the
+tracking record, the counters, COMMIT) is a list of statements, and this process runs
+them on its own connection, on the second core, while the main process reads and
+digests the next batch. Exactly-once is unchanged: a batch's statements, its tracking
+record included, run in one transaction here, committed or rolled back whole; the main
+process waits for the answer (`BatchWriter.wait`) before it reads the target again, so
+it never sees a batch half-written, and redoes a refused batch itself, one event at a
+time (`projector.replay`).
+
+This file runs as a script in a bare interpreter (``python -I -S``: no site-packages, the
+standard library only, about 10 MB), so the two processes stay within the memory the
+projector may use. The child ignores SIGINT and SIGTERM (the main process decides when
+to stop, at a batch boundary), dies with the main process (Linux ``PR_SET_PDEATHSIG``: an
+unfinished transaction is then rolled back by SQLite, as after any kill), and holds the
+target's writer lock with it (the lock file's descriptor is inherited), so no other
+projector can start writing the target before this process is gone.
+
+Messages are tuples in `marshal`'s format (the same interpreter on both sides; about
+three times cheaper than pickle for a batch's rows) behind an 8-byte length, on the
+child's stdin and stdout: ``("open", path, pragmas)``; ``("batch", parts)``, where each
+part is a list of statements of at most `PART_ROWS` rows, itself marshalled (so the
+child holds a batch as bytes, and only one part of it as objects at a time: a quarter
+of the memory; and it reads a whole batch before it runs any, so the main process
+never waits on a full pipe while SQLite works); ``("close",)``. Answers: ``("ok",)``, or
+``(kind, ...)`` for a failure (`BatchWriter.wait` raises it again in the main process).
+A batch holding a value marshal cannot carry (a Python handler's own object) is not
+sent: `BatchWriter.submit` says so and the main process writes it.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+_LENGTH = struct.Struct(">Q")
+#: Rows of a batch sent to the writer in one message (an executemany is split in parts).
+PART_ROWS = 2000
+#: A statement of a batch: (verb, sql, params, rows). Verb "many" runs executemany, "one"
+#: execute, "track" an insert that must return a row (eventsourcing's single-row tracking
+#: insert returns none when the position is not beyond the recorded one). ROWS marks the
+#: statements writing the batch's app rows: what SQLite refuses there is the events'
+#: fault (a CHECK, an integer beyond 64 bits, text that is not Unicode) and is answered
+#: as "row", so the main process redoes the batch one event at a time.
+Op = tuple[str, str, Any, bool]
+#: The exceptions a row statement raises for a value the target refuses (see
+#: `projector.store.RowError`).
+ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError)
+
+
+class WriterError(Exception):
+    """The batch writer process failed in a way that is nobody's data (it died, or hit a
+    bug); the batch in flight is not committed."""
+
+
+def _send(stream: IO[bytes], message: Any) -> None:
+    _send_data(stream, marshal.dumps(message))
+
+
+def _send_data(stream: IO[bytes], data: bytes) -> None:
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None  # the other side is gone
+    (length,) = _LENGTH.unpack(head)
+    data = stream.read(length)
+    if len(data) < length:
+        return None
+    return marshal.loads(data)
+
+
+# ---------------------------------------------------------------- the child
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when the main process ends (before it can commit
+    anything more); elsewhere the closed pipe ends it at the next message."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it ended before the request was made
+        os._exit(1)
+
+
+def execute_ops(conn: sqlite3.Connection, ops: list[Op]) -> None:
+    """Run OPS in the caller's transaction. Raises `RowRefused` for a value a row
+    statement's target refuses, `TrackingRefused` when the tracking insert records
+    nothing, and any other `sqlite3.Error` as it is."""
+    for verb, sql, params, rows in ops:
+        try:
+            if verb == "many":
+                conn.executemany(sql, params)
+            elif verb == "one":
+                conn.execute(sql, params)
+            elif conn.execute(sql, params).fetchone() is None:  # "track"
+                raise TrackingRefused(f"position {params['notification_id']} not beyond")
+        except ROW_ERRORS as exc:
+            if not rows:
+                raise
+            raise RowRefused(str(exc)) from exc
+
+
+def _failure(exc: Exception) -> tuple[Any, ...]:
+    """The answer saying how a batch failed."""
+    if isinstance(exc, RowRefused):
+        return ("row", str(exc))
+    if isinstance(exc, TrackingRefused):
+        return ("tracking", str(exc))
+    return ("sqlite", type(exc).__name__, str(exc), getattr(exc, "sqlite_errorcode", None))
+
+
+class _Batch:
+    """The child's batch in progress: begun, fed parts, then committed (or, once a part
+    failed, rolled back and its later parts only read)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.failed: tuple[Any, ...] | None = None
+        conn.execute("BEGIN")
+
+    def feed(self, ops: list[Op]) -> None:
+        if self.failed is not None:
+            return
+        try:
+            execute_ops(self.conn, ops)
+        except (RowRefused, TrackingRefused, sqlite3.Error) as exc:
+            self.failed = _failure(exc)
+            self._rollback()
+
+    def commit(self) -> tuple[Any, ...]:
+        if self.failed is not None:
+            return self.failed
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            return _failure(exc)
+        return ("ok",)
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+def _peak_rss_kib() -> int | None:
+    """This process's peak resident set size (Linux VmHWM), in KiB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def serve(parent: int) -> int:
+    """The child's loop: open the target, then run batches until told to close."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent(parent)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    conn: sqlite3.Connection | None = None
+    batch: _Batch | None = None
+    while True:
+        message = _receive(stdin)
+        if message is None:
+            break
+        kind = message[0]
+        if kind == "close":
+            _send(stdout, ("closed", _peak_rss_kib()))
+            break
+        try:
+            if kind == "batch":
+                assert conn is not None
+                batch = _Batch(conn)
+                parts: list[bytes] = message[1]
+                while parts:
+                    batch.feed(marshal.loads(parts.pop(0)))  # each part freed once run
+                answer, batch = batch.commit(), None
+            else:  # "open"
+                _, path, pragmas = message
+                conn = sqlite3.connect(path, isolation_level=None)
+                for pragma in pragmas:
+                    conn.execute(pragma)
+                answer = ("ok",)
+        except Exception as exc:  # a bug: said, not hidden
+            answer, batch = ("bug", f"{type(exc).__name__}: {exc}"), None
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        _send(stdout, answer)
+    if conn is not None:
+        conn.close()
+    return 0
+
+
+# ---------------------------------------------------------------- the main process's side
+
+
+class BatchWriter:
+    """The main process's handle on a writer process for TARGET.
+
+    ``submit`` sends a batch and returns at once; ``wait`` returns when it is committed
+    and raises, in this process, what went wrong otherwise: `RowRefused` (redo the batch
+    one event at a time), `TrackingRefused`, the `sqlite3.Error` (a full disk, an I/O
+    error), or `WriterError` (the process died). At most one batch is in flight.
+    """
+
+    def __init__(self, target: Path, pragmas: list[str], keep_fds: tuple[int, ...] = ()):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(Path(__file__).resolve()), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=keep_fds,
+        )
+        self.pending = False
+        #: The writer process's peak RSS in KiB, known once it is closed (Linux).
+        self.peak_rss_kib: int | None = None
+        try:
+            self._call(("open", str(target), pragmas))
+        except BaseException:
+            self.close()
+            raise
+
+    def _call(self, message: Any) -> None:
+        self._submit(marshal.dumps(message))
+        self.wait()
+
+    def _submit(self, data: bytes) -> None:
+        assert not self.pending and self.proc.stdin is not None
+        try:
+            _send_data(self.proc.stdin, data)
+        except (BrokenPipeError, OSError) as exc:
+            raise WriterError(self._gone(f"could not be sent a batch ({exc})")) from None
+        self.pending = True
+
+    def submit(self, ops: list[Op]) -> bool:
+        """Send a batch's statements, which the writer runs in one transaction; False (and
+        nothing sent) when they hold a value marshal cannot carry."""
+        try:
+            data = marshal.dumps(("batch", [marshal.dumps(part) for part in _parts(ops)]))
+        except ValueError:
+            return False
+        self._submit(data)
+        return True
+
+    def wait(self) -> None:
+        """Wait for the batch in flight (if any) to be committed; raise its failure."""
+        if not self.pending:
+            return
+        self.pending = False
+        assert self.proc.stdout is not None
+        answer = _receive(self.proc.stdout)
+        if answer is None:
+            raise WriterError(self._gone("stopped"))
+        kind = answer[0]
+        if kind == "ok":
+            return
+        if kind == "row":
+            raise RowRefused(answer[1])
+        if kind == "tracking":
+            raise TrackingRefused(answer[1])
+        if kind == "sqlite":
+            _, name, text, code = answer
+            error = getattr(sqlite3, name, sqlite3.DatabaseError)(text)
+            error.sqlite_errorcode = code
+            raise error
+        raise WriterError(f"the batch writer process failed: {answer[1]}")
+
+    def _gone(self, what: str) -> str:
+        code = self.proc.poll()
+        how = f"exit code {code}" if code is not None else "still running"
+        return f"the batch writer process (pid {self.proc.pid}) {what} ({how})"
+
+    def close(self) -> None:
+        """Let the writer finish the batch in flight (its answer is dropped: call `wait`
+        first to know it) and end it."""
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            try:
+                assert self.proc.stdout is not None
+                if self.pending:
+                    self.pending = False
+                    _receive(self.proc.stdout)
+                _send(self.proc.stdin, ("close",))
+                self.proc.stdin.close()
+                answer = _receive(self.proc.stdout)
+                if answer is not None and answer[0] == "closed":
+                    self.peak_rss_kib = answer[1]
+            except (BrokenPipeError, OSError):
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _parts(ops: list[Op]) -> list[list[Op]]:
+    """OPS in order, cut into lists of at most about `PART_ROWS` rows: an executemany of
+    more rows is split into several (the same statements, in the same order)."""
+    parts: list[list[Op]] = [[]]
+    size = 0
+    for verb, sql, params, rows in ops:
+        if verb != "many":
+            parts[-1].append((verb, sql, params, rows))
+            continue
+        for start in range(0, len(params), PART_ROWS):
+            piece = params[start : start + PART_ROWS]
+            if size and size + len(piece) > PART_ROWS:
+                parts.append([])
+                size = 0
+            parts[-1].append((verb, sql, piece, rows))
+            size += len(piece)
+    return [part for part in parts if part]
+
+
+class RowRefused(Exception):
+    """The target refused a value of the batch's rows (`projector.store.RowError`)."""
+
+
+class TrackingRefused(Exception):
+    """The batch's position is not beyond the one recorded in the target's tracking."""
+
+
+if __name__ == "__main__":
+    sys.exit(serve(int(sys.argv[1])))

@@ -1,0 +1,282 @@
+"""The writer process: the same tables, the same exactly-once, the same failures as one process.
+
+`projector.writer` writes a batch on the second core while the main process reads the
+next. Everything a user can rely on must hold either way: the digest, the parked
+events and their reasons, a refused row redone one event at a time, a full disk, a
+kill of either process, and the writer lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import projector.writer as writer_module
+from events.sources import connect_readonly
+from projector.digest import digest
+from projector.errors import ReplayError
+from projector.replay import ReplayOptions, replay, resume
+from projector.runs import status
+from projector.verify import verify
+from projector.writer import BatchWriter
+from tests.conftest import REBASE, ROOT, write_ndjson
+from tests.test_policies import REFUSED_LOG
+
+PARK = ReplayOptions(on_invalid="park", batch_size=50)
+
+
+def options(writer: bool, **kw: object) -> ReplayOptions:
+    values = {"on_invalid": "park", "batch_size": 50, "writer": writer, **kw}
+    return ReplayOptions(**values)  # type: ignore[arg-type]
+
+
+def parked(path: Path) -> list[tuple[object, ...]]:
+    conn = connect_readonly(path)
+    try:
+        return conn.execute(
+            "SELECT position, kind, reason, entity FROM _projector_parked ORDER BY position"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """synced-rebase (891 events, 29 parked) replayed by one process, 50 events a batch."""
+    target = tmp_path_factory.mktemp("one") / "t.db"
+    replay(REBASE, target, options(writer=False))
+    return target
+
+
+def test_a_writer_process_gives_the_same_tables_and_parked_events(
+    tmp_path: Path, one_process: Path
+):
+    """18 batches written by the writer process: the same digest, parked events, reasons
+    and counts as one process writing them."""
+    target = tmp_path / "t.db"
+    result = replay(REBASE, target, options(writer=True))
+    assert digest(target) == digest(one_process)
+    assert parked(target) == parked(one_process)
+    assert (result.read, result.applied, result.parked_total) == (891, 862, 29)
+    assert status(target)["state"] == "complete" and verify(target).ok
+
+
+def test_the_writer_is_used_when_there_is_more_than_one_batch(monkeypatch: pytest.MonkeyPatch):
+    """By default a run of one batch writes it itself; a longer run on a machine with a
+    second core hands its batches to a writer process."""
+    from projector import replay as replay_module
+    from projector.replay import ReplayResult
+
+    result = ReplayResult("s", "t", "replay", "ai-desk", 0, total=100)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert replay_module._use_writer(ReplayOptions(batch_size=50), result)
+    assert not replay_module._use_writer(ReplayOptions(batch_size=100), result)
+    assert not replay_module._use_writer(ReplayOptions(batch_size=50, writer=False), result)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not replay_module._use_writer(ReplayOptions(batch_size=50), result)
+
+
+def test_a_row_the_target_refuses_in_the_writer_is_redone_one_event_at_a_time(tmp_path: Path):
+    """The writer rolls the batch back; the main process redoes it one event at a time:
+    exactly the event at fault is parked, its row's follower held, the rest applied."""
+    log = write_ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
+    by_writer, by_one = tmp_path / "w.db", tmp_path / "o.db"
+    result = replay(log, by_writer, options(writer=True, batch_size=2))
+    replay(log, by_one, options(writer=False, batch_size=2))
+    assert (result.read, result.applied, dict(result.parked)) == (5, 3, {"invalid": 1, "held": 1})
+    assert "cannot be stored" in result.examples[0]["reason"]
+    assert digest(by_writer) == digest(by_one) and parked(by_writer) == parked(by_one)
+    assert verify(by_writer).ok
+
+
+def test_a_refused_row_under_fail_names_its_event_and_keeps_the_batches_before(tmp_path: Path):
+    """Under --on-invalid fail the redo names the event; the batch before it, committed
+    by the writer, stays, and the run is resumable."""
+    log = write_ndjson(tmp_path / "log.ndjson", REFUSED_LOG)
+    target = tmp_path / "t.db"
+    with pytest.raises(ReplayError, match=r"e3 \(v1.MemoryAdded\): cannot be stored"):
+        replay(log, target, options(writer=True, batch_size=2, on_invalid="fail"))
+    info = status(target)
+    assert (info["position"], info["state"]) == (2, "interrupted")
+
+
+def test_a_batch_the_writer_cannot_be_sent_is_written_by_the_main_process(
+    tmp_path: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A value marshal cannot carry (a Python handler's own object) keeps that batch in
+    the main process; the result is the same."""
+
+    def refuse(value: object) -> bytes:
+        if isinstance(value, tuple) and value and value[0] == "batch":
+            raise ValueError("unmarshallable object")
+        return original(value)
+
+    original = writer_module.marshal.dumps
+    monkeypatch.setattr(writer_module.marshal, "dumps", refuse)
+    target = tmp_path / "t.db"
+    replay(REBASE, target, options(writer=True))
+    assert digest(target) == digest(one_process) and parked(target) == parked(one_process)
+
+
+def test_submit_says_when_a_batch_holds_a_value_marshal_cannot_carry(tmp_path: Path):
+    target = tmp_path / "t.db"
+    sqlite3.connect(target).close()
+    writer = BatchWriter(target, [])
+    try:
+        assert writer.submit([("one", "SELECT ?", (object(),), True)]) is False
+        assert writer.submit([("one", "SELECT ?", (1,), True)]) is True
+        writer.wait()
+    finally:
+        writer.close()
+
+
+def test_a_full_disk_in_the_writer_fails_with_one_line_and_resume_completes(
+    tmp_path: Path, one_process: Path
+):
+    """SQLITE_FULL in the writer's transaction: raised in the main process as the same
+    one-line error, the batches before it kept; resume (space back) completes."""
+    target = tmp_path / "t.db"
+    replay(REBASE, tmp_path / "probe.db", options(writer=False, defer_indexes=False))
+    conn = sqlite3.connect(tmp_path / "probe.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    with pytest.raises(ReplayError) as info:
+        replay(REBASE, target, options(writer=True, max_page_count=pages // 2))
+    message = str(info.value)
+    assert "full" in message and "projector resume" in message and "\n" not in message
+    position = status(target)["position"]
+    assert 0 < position < 891 and position % 50 == 0
+    resume(target)
+    assert digest(target) == digest(one_process)
+
+
+def test_a_writer_killed_mid_run_fails_with_one_line_and_resume_completes(
+    tmp_path: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The writer process dies (an OOM kill, say): the run stops with one line naming
+    it, the target holds whole batches only, and resume completes."""
+    sent = {"n": 0}
+    original = BatchWriter.submit
+
+    def submit_then_die(self: BatchWriter, ops: list) -> bool:  # type: ignore[type-arg]
+        done = original(self, ops)
+        sent["n"] += 1
+        if sent["n"] == 5:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        return done
+
+    monkeypatch.setattr(BatchWriter, "submit", submit_then_die)
+    target = tmp_path / "t.db"
+    with pytest.raises(ReplayError) as info:
+        replay(REBASE, target, options(writer=True))
+    message = str(info.value)
+    assert "writer process" in message and "projector resume" in message
+    assert "\n" not in message
+    assert status(target)["position"] in (200, 250)  # 4 batches committed, the 5th maybe
+    monkeypatch.undo()
+    resume(target)
+    assert digest(target) == digest(one_process) and parked(target) == parked(one_process)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_the_writer_dies_with_a_killed_main_process_and_holds_no_lock_after(
+    tmp_path: Path, one_process: Path
+):
+    """SIGKILL of `projector replay` takes its writer process with it (no orphan keeps
+    writing, nothing half-committed); resume completes to the same digest."""
+    target = tmp_path / "t.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "projector", "-q", "replay", str(REBASE), str(target)]
+        + ["--batch-size", "7", "--on-invalid", "park"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    children: list[int] = []
+    while not children and time.monotonic() < deadline and proc.poll() is None:
+        children = _children(proc.pid)
+        time.sleep(0.005)
+    if not children:
+        proc.wait()
+        pytest.skip("the replay finished before its writer process was seen")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for child in children:
+        for _ in range(200):
+            if not Path(f"/proc/{child}").exists() or "Z" in _state(child):
+                break
+            time.sleep(0.01)
+        assert not Path(f"/proc/{child}").exists() or "Z" in _state(child), child
+    again = subprocess.run(
+        [sys.executable, "-m", "projector", "-q", "resume", str(target)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if again.returncode != 0:  # killed before the run recorded itself: start again
+        assert "no migration recorded" in again.stderr or "not a projector" in again.stderr
+        replay(REBASE, target, options(writer=False))
+    assert digest(target) == digest(one_process)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_a_batch_is_sent_in_parts_of_bounded_size():
+    """The writer never holds a whole batch: an executemany of many rows is cut into
+    parts of at most PART_ROWS rows, in order, each statement whole otherwise."""
+    rows = [(i,) for i in range(5 * writer_module.PART_ROWS + 3)]
+    ops = [("one", "A", (), False), ("many", "B", rows, True), ("many", "C", rows[:5], True)]
+    parts = writer_module._parts(ops)  # type: ignore[arg-type]
+    assert all(
+        sum(len(p) for v, _, p, _ in part if v == "many") <= writer_module.PART_ROWS
+        for part in parts
+    )
+    flat = [(v, s, tuple(p) if v == "many" else p) for part in parts for v, s, p, _ in part]
+    assert [op for op in flat if op[1] == "A"] == [("one", "A", ())]
+    assert [row for v, s, p in flat if s == "B" for row in p] == rows
+    assert [row for v, s, p in flat if s == "C" for row in p] == rows[:5]
+    assert [s for _, s, _ in flat] == sorted(s for _, s, _ in flat)  # order kept
+
+
+def test_a_writer_that_cannot_start_leaves_the_run_to_write_its_batches_itself(
+    tmp_path: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No process to be had (a sandbox, a limit on processes): the run writes each batch
+    itself, as on one core, with the same result."""
+
+    def no_process(*args: object, **kw: object) -> None:
+        raise OSError("fork: resource temporarily unavailable")
+
+    monkeypatch.setattr(writer_module.subprocess, "Popen", no_process)
+    target = tmp_path / "t.db"
+    result = replay(REBASE, target, options(writer=True))
+    assert result.writer_peak_mb is None and result.state == "complete"
+    assert digest(target) == digest(one_process) and parked(target) == parked(one_process)

@@ -165,9 +165,7 @@ def strict_copy(schema: Any, where: str = "$", formats: frozenset[str] = frozens
         if keyword == "properties":
             if type(value) is not dict:
                 raise Unsupported(f"{where}.properties: not an object")
-            copy[keyword] = {
-                k: strict_copy(v, f"{where}.{k}", formats) for k, v in value.items()
-            }
+            copy[keyword] = {k: strict_copy(v, f"{where}.{k}", formats) for k, v in value.items()}
         elif keyword in ("items", "additionalProperties"):
             copy[keyword] = strict_copy(value, f"{where}.{keyword}", formats)
         elif keyword == "format":

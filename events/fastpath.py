@@ -16,9 +16,12 @@ the explaining path accepts with equal args. What makes that hold:
   limit is a few levels deeper than ``json``'s, which also depends on the caller's
   stack, so text with more than `MAX_BRACKETS` opening brackets is declined unparsed.
   Text with a ``\\u`` escape is declined too: JSON spells U+0000 and a lone surrogate
-  only so, and the explaining path notes both (`events.validation`). So is text with an
-  integer of 16 digits or more: JSON.parse reads an integer beyond 2^53 as the nearest
-  double (`events.validation.parse_args`), msgspec exactly.
+  only so, and the explaining path notes both (`events.validation`).
+* **Numbers.** JSON.parse reads an integer beyond 2^53 as the nearest double
+  (`events.validation.parse_args`), msgspec exactly; so the schema copy bounds every
+  number to [-2^53, 2^53] (where the two read alike), and events whose schema lets a
+  number through unchecked (a value of any type) are accepted only when their text holds
+  no integer of 16 digits or more.
 * **Validation.** jsonschema_rs gets a copy of each schema that accepts no more than
   fastjsonschema does with the original (`strict_copy`): only the keywords listed in
   `KEYWORDS` are allowed (a schema with any other gets no fast path: its events always
@@ -144,11 +147,15 @@ def _pattern(pattern: str) -> str:
     return rewritten
 
 
-def strict_copy(schema: Any, where: str = "$", formats: frozenset[str] = frozenset()) -> Any:
+def strict_copy(
+    schema: Any,
+    where: str = "$",
+    formats: frozenset[str] = frozenset(),
+) -> Any:
     """SCHEMA for jsonschema_rs, accepting no more than fastjsonschema accepts SCHEMA.
 
-    A ``format`` named in FORMATS is kept (the caller gives jsonschema_rs the same check
-    the explaining path runs); any other is dropped, as it is an annotation only to the
+    A ``format`` named in FORMATS is kept (the caller gives jsonschema_rs the same check the
+    explaining path runs); any other is dropped, as it is an annotation only to the
     explaining path (`events.validation.FORMATS`). Raises Unsupported (naming the place)
     for a keyword outside `KEYWORDS`, an ``enum`` with numbers, arrays or objects, or a
     pattern outside `_pattern`'s subset.
@@ -186,6 +193,8 @@ def strict_copy(schema: Any, where: str = "$", formats: frozenset[str] = frozens
             if not names or not all(type(n) is str and n in _TYPES for n in names):
                 raise Unsupported(f"{where}.type: {value!r}")
             copy[keyword] = value
+            if "number" in names or "integer" in names:
+                copy["minimum"], copy["maximum"] = -SAFE_INTEGER, SAFE_INTEGER
         elif keyword == "required":
             if type(value) is not list or not all(type(n) is str for n in value):
                 raise Unsupported(f"{where}.required: not a list of names")
@@ -195,9 +204,32 @@ def strict_copy(schema: Any, where: str = "$", formats: frozenset[str] = frozens
     return copy
 
 
+def leaves_numbers_unchecked(schema: Any) -> bool:
+    """Whether SCHEMA lets a number through somewhere without a ``type`` that names it
+    (so `strict_copy`'s bounds do not reach it): a schema of any value, an object that
+    allows undeclared keys, an array without ``items``."""
+    if type(schema) is not dict:
+        return schema is not False
+    if "type" not in schema:
+        return "enum" not in schema
+    names = schema["type"] if type(schema["type"]) is list else [schema["type"]]
+    if "object" in names:
+        extra = schema.get("additionalProperties", True)
+        if extra is not False and leaves_numbers_unchecked(extra):
+            return True
+        if any(leaves_numbers_unchecked(v) for v in schema.get("properties", {}).values()):
+            return True
+    if "array" in names and leaves_numbers_unchecked(schema.get("items", True)):
+        return True
+    return False
+
+
 _DECODE = msgspec.json.Decoder().decode
+#: Numbers at most this far from 0 are read alike by JSON.parse and msgspec.
+SAFE_INTEGER = 2**53
 #: Finds what may be an integer beyond 2^53 (9007199254740992 has 16 digits): a run of 16
 #: digits or more that is neither a fraction's nor an exponent's nor followed by either.
+#: Costs about 3 us per event, so it runs only for schemas that leave a number unchecked.
 _LONG_NUMBER = re.compile("(?<![0-9.eE+])[0-9]{16,}(?![0-9.eE])").search
 
 
@@ -216,7 +248,8 @@ class FastPath:
     SCHEMAS maps each event name to its JSON Schema; names whose schema is outside the
     supported subset are left out (`unsupported` says why), so their events are always
     declined. FORMATS maps a format's name to the check the explaining path runs for it
-    (`events.validation.FORMATS`); jsonschema_rs calls the same function.
+    (`events.validation.FORMATS`); jsonschema_rs calls the same function (a pattern
+    run in Rust instead measured no faster).
     """
 
     def __init__(
@@ -228,12 +261,16 @@ class FastPath:
         names = frozenset(formats)
         self._decode: Callable[[str], Any] = msgspec.json.Decoder().decode
         self._valid: dict[str, Callable[[Any], bool]] = {}
+        #: Event names whose text is scanned for long integers (`leaves_numbers_unchecked`).
+        self._scan = {name for name, schema in schemas.items() if leaves_numbers_unchecked(schema)}
         #: Event name -> why its schema has no fast path.
         self.unsupported: dict[str, str] = {}
         for name, schema in schemas.items():
             try:
                 self._valid[name] = jsonschema_rs.validator_for(
-                    strict_copy(schema, formats=names), formats=formats, validate_formats=True
+                    strict_copy(schema, formats=names),
+                    formats=formats,
+                    validate_formats=True,
                 ).is_valid
             except (Unsupported, ValueError) as exc:
                 self.unsupported[name] = str(exc)
@@ -252,7 +289,7 @@ class FastPath:
             or name not in self._valid
             or args_json.count("[") + args_json.count("{") > MAX_BRACKETS
             or "\\u" in args_json
-            or _LONG_NUMBER(args_json)
+            or (name in self._scan and _LONG_NUMBER(args_json))
         ):
             return DECLINED
         try:
@@ -270,7 +307,7 @@ class FastPath:
     def accept_many(self, events: Sequence[Event], lap: Lap | None = None) -> list[Any]:
         """`accept` of each event, in order: its args or DECLINED. LAP, when given, is
         called with "parse" after parsing all of them and "validate" after validating."""
-        decode, valid, long_number = self._decode, self._valid, _LONG_NUMBER
+        decode, valid, scan, long_number = self._decode, self._valid, self._scan, _LONG_NUMBER
         found: list[Any] = []
         append = found.append
         for event in events:  # `parse`, inlined: this loop runs for every event replayed
@@ -281,7 +318,7 @@ class FastPath:
                 and name in valid
                 and text.count("[") + text.count("{") <= MAX_BRACKETS
                 and "\\u" not in text
-                and not long_number(text)
+                and not (name in scan and long_number(text))
             ):
                 try:
                     append(decode(text))

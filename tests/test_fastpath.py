@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 
 from events.catalog import Catalog
 from events.envelope import Event
-from events.fastpath import DECLINED, FastPath, Unsupported, strict_copy
+from events.fastpath import (
+    _LONG_NUMBER_RE,
+    DECLINED,
+    FastPath,
+    Unsupported,
+    _long_number,
+    strict_copy,
+)
 from events.sources import open_source
 from events.validation import FORMATS, Validator
 from tests.conftest import FIXTURES, ROOT, SHARED
@@ -449,3 +456,19 @@ def test_a_catalog_with_an_unchecked_keyword_still_validates_its_events(tmp_path
     events = [_event("v1.Counted", '{"n": 1}'), _event("v1.Counted", '{"n": -1}')]
     assert agree(events, fast, reference) == (2, 0)
     assert fast.check(events[0])[1] is None and fast.check(events[1])[1] is not None
+
+
+#: Text around long digit runs: digits, the characters the pattern looks at on either
+#: side of a run (., e, E, +), and non-ASCII digits and letters (which must never count).
+long_number_text = st.text(
+    alphabet=st.sampled_from(list('0123456789.eE+-"{}[]:, a') + ["é", "٣", "\U0001d7d9", "\ud83d"]),
+    max_size=60,
+).map(lambda s: s.replace("a", "1234567890123456"))
+
+
+@SLOW
+@given(text=long_number_text)
+def test_the_long_number_screen_declines_exactly_what_the_pattern_finds(text: str):
+    """Screening text for a run of 16 ASCII digits before the pattern leaves the verdict
+    the pattern alone gives (an integer JSON.parse may round is still declined)."""
+    assert _long_number(text) == (_LONG_NUMBER_RE(text) is not None)

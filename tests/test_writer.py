@@ -9,6 +9,7 @@ kill of either process, and the writer lock.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,7 +27,7 @@ from projector.replay import ReplayOptions, replay, resume
 from projector.runs import status
 from projector.verify import verify
 from projector.writer import BatchWriter
-from tests.conftest import REBASE, ROOT, write_ndjson
+from tests.conftest import REBASE, ROOT, SMALL, write_ndjson
 from tests.test_policies import REFUSED_LOG
 
 PARK = ReplayOptions(on_invalid="park", batch_size=50)
@@ -280,3 +281,45 @@ def test_a_writer_that_cannot_start_leaves_the_run_to_write_its_batches_itself(
     result = replay(REBASE, target, options(writer=True))
     assert result.writer_peak_mb is None and result.state == "complete"
     assert digest(target) == digest(one_process) and parked(target) == parked(one_process)
+
+
+def _deviations(path: Path) -> list[tuple[object, ...]]:
+    conn = connect_readonly(path)
+    try:
+        return conn.execute(
+            "SELECT position, deviation, entity, detail FROM _projector_deviations "
+            "ORDER BY position, entity"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_writer_process_writes_noted_rows_as_one_process_does(tmp_path: Path):
+    """Text holding U+0000 (a deviation recorded for verify) and a lone surrogate (a batch
+    written as LiveStore writes it) in a log of several batches: the writer process gives
+    the same rows, deviations and warnings as one process."""
+    source = tmp_path / "ai-desk"
+    source.mkdir()
+    shutil.copy(SMALL / "eventlog@6.db", source / "eventlog@6.db")
+    conn = sqlite3.connect(source / "eventlog@6.db")
+    with conn:
+        added = conn.execute(
+            "SELECT seqNumGlobal, seqNumClient FROM eventlog WHERE name = 'v1.MemoryAdded' "
+            "ORDER BY seqNumGlobal, seqNumClient"
+        ).fetchall()
+        for (g, c), text in zip(added[2::20], ["a\\u0000b", "cut \\ud83d here"], strict=False):
+            conn.execute(
+                'UPDATE eventlog SET argsJson = replace(argsJson, \'"content":"\', '
+                '\'"content":"\' || ?) WHERE seqNumGlobal = ? AND seqNumClient = ?',
+                (text, g, c),
+            )
+    conn.close()
+    targets, results = {}, {}
+    for writer in (False, True):
+        targets[writer] = tmp_path / f"writer-{writer}.db"
+        results[writer] = replay(source, targets[writer], options(writer=writer, batch_size=20))
+    assert digest(targets[True]) == digest(targets[False])
+    assert _deviations(targets[True]) == _deviations(targets[False]) != []
+    kinds = {w: dict(r.warnings) for w, r in results.items()}
+    assert kinds[True] == kinds[False]
+    assert {"nul-in-text", "lone-surrogate"} <= set(kinds[True])

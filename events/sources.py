@@ -162,11 +162,40 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     On a read-only file system the file is opened ``immutable=1``: a WAL-mode database
     (a projector target) cannot otherwise be read there, since its ``-shm`` file cannot be
     created (https://sqlite.org/wal.html#readonly), and nothing can change it there anyway.
+
+    A WAL-mode database with no ``-wal`` or ``-shm`` beside it, in a folder that can be
+    written, is opened read-write with ``PRAGMA query_only``: a read-only connection
+    would create both files and, unable to remove them, leave them behind; a read-write
+    one, as the last to close, removes them (https://sqlite.org/wal.html#the_wal_file),
+    and query_only refuses every statement that would write.
     """
-    uri = path.resolve().as_uri() + "?mode=ro"
     if read_only_fs(path):
-        uri += "&immutable=1"
+        return _connect(path.resolve().as_uri() + "?mode=ro&immutable=1")
+    if _wal_without_files(path):
+        conn = _connect(path.resolve().as_uri() + "?mode=rw")
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+    return _connect(path.resolve().as_uri() + "?mode=ro")
+
+
+def _connect(uri: str) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _wal_without_files(path: Path) -> bool:
+    """Whether PATH is a WAL-mode database (header bytes 18-19 are 2: sqlite.org/fileformat2.html)
+    with neither ``-wal`` nor ``-shm`` beside it, that this process may write, in a folder
+    it may write."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    if len(header) < 20 or header[18:20] != b"\x02\x02":
+        return False
+    if any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")):
+        return False
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def read_only_fs(path: Path) -> bool:

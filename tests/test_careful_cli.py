@@ -66,10 +66,10 @@ def one_error_line(result: Result, code: int = 1) -> str:
 
 def snapshot(target: Path) -> dict[str, Any]:
     """Everything a user can observe of TARGET: its bytes, digest, status, verify report,
-    and the files beside it (SQLite's -wal/-shm aside: readers may create them)."""
+    and the files beside it (SQLite's -wal/-shm included: no reader leaves them)."""
     status = json.loads(ok("status", target, "--json").stdout)
     verify = invoke("verify", target, "--json")
-    files = sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(("-wal", "-shm")))
+    files = sorted(p.name for p in target.parent.iterdir())
     return {
         "sha256": sha256(target),
         "digest": json.loads(ok("digest", target, "--json").stdout),
@@ -715,3 +715,23 @@ def test_parked_kind_and_validate_examples_are_checked():
     """A --kind that is no parked kind, or a negative --examples, is a usage error (2)."""
     assert invoke("parked", "x.db", "--kind", "bogus").exit_code == 2
     assert invoke("validate", SMALL, "--examples", "-1").exit_code == 2
+
+
+def test_reading_a_target_leaves_no_wal_or_shm_beside_it(tmp_path: Path):
+    """status, digest, verify, parked, backups and a dry run read a finished target (WAL
+    mode) without leaving SQLite's -wal and -shm files beside it, or changing a byte."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.db"]
+    before = sha256(target)
+    for args in (
+        ("status", target),
+        ("digest", target),
+        ("verify", target),
+        ("parked", target),
+        ("backups", target),
+        ("replay", "--dry-run", SMALL, target),
+    ):
+        ok(*args)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["t.db"], args
+    assert sha256(target) == before

@@ -13,6 +13,10 @@ class SourceBusy(SourceError):
     """The source stayed locked by another process, or kept changing, past the lock timeout."""
 
 
+class UnreadableDatabase(EventsError):
+    """A SQLite file cannot be read as it stands (`events.sources.connect_readonly`)."""
+
+
 class CatalogError(EventsError):
     """A schema catalog is missing, malformed or ambiguous."""
 

@@ -22,7 +22,7 @@ import structlog
 
 from events.encoding import js_json
 from events.envelope import Event, format_event_id
-from events.errors import SourceError
+from events.errors import SourceError, UnreadableDatabase
 
 log = structlog.get_logger("projector")
 
@@ -161,7 +161,9 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     through `events.sqlite_source`, which also copes with the app writing it.
     On a read-only file system the file is opened ``immutable=1``: a WAL-mode database
     (a projector target) cannot otherwise be read there, since its ``-shm`` file cannot be
-    created (https://sqlite.org/wal.html#readonly), and nothing can change it there anyway.
+    created (https://sqlite.org/wal.html#readonly), and nothing can change it there anyway;
+    unless a ``-wal`` with frames is beside it (a writer killed before its checkpoint),
+    which immutable would ignore: then it is read through the ``-shm`` beside it.
 
     A WAL-mode database with no ``-wal`` or ``-shm`` beside it, in a folder that can be
     written, is opened read-write with ``PRAGMA query_only``: a read-only connection
@@ -170,6 +172,17 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     and query_only refuses every statement that would write.
     """
     if read_only_fs(path):
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size:
+            # Committed frames an immutable open would not see (a writer killed before
+            # its checkpoint): read them through the -shm beside it.
+            if not Path(f"{path}-shm").exists():
+                raise UnreadableDatabase(
+                    f"{path}: its {wal.name} holds changes that cannot be read on a "
+                    f"read-only file system without {path.name}-shm; copy the files to a "
+                    "writable folder and read them there"
+                )
+            return _connect(path.resolve().as_uri() + "?mode=ro")
         return _connect(path.resolve().as_uri() + "?mode=ro&immutable=1")
     if _wal_without_files(path):
         conn = _connect(path.resolve().as_uri() + "?mode=rw")

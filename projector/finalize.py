@@ -25,11 +25,14 @@ differs from the recorded one), which is refused: that data would be lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,7 +168,8 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     sidecar = sidecar_path(app_db)
     if {app_db.resolve(), sidecar.resolve()} & {target.resolve()}:
         raise HandoffError(f"{app_db}: is the target itself; hand over into another file")
-    with writer_lock(target):
+    _refuse_out(app_db, sidecar, target)
+    with writer_lock(target), _last_reader(target):
         catalog = options.catalog or recorded_catalog(target)
         report = verify(target, options.against, catalog=catalog, lock_timeout=options.lock_timeout)
         if not report.ok:
@@ -178,6 +182,12 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         replaced = _check_replaceable(app_db, sidecar, options.force)
         schema = app_schema(catalog)
         _check_same_tables(target, schema)
+        try:  # as replay creates its target's folder
+            app_db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HandoffError(
+                f"{app_db.parent}: cannot create the folder ({exc.strerror})"
+            ) from None
         drizzle_row = None
         drizzle_info = None
         if options.drizzle is not None:
@@ -309,6 +319,47 @@ def _state(target: Path) -> dict[str, Any]:
             f"{target}: its last run is {state}; finish it (`projector resume`) first"
         )
     return {"position": position, "lastEventId": last, "parked": parked}
+
+
+@contextlib.contextmanager
+def _last_reader(target: Path) -> Iterator[None]:
+    """Hold a reader of TARGET open while finalize reads it: `connect_readonly` opens a
+    WAL target with no -wal/-shm read-write (query_only), so that, closing last, it
+    removes the -wal/-shm the read-only ATTACHes create and cannot remove."""
+    conn = connect_readonly(target)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        yield
+    finally:
+        conn.close()
+
+
+def _refuse_out(app_db: Path, sidecar: Path, target: Path) -> None:
+    """Refuse, even with --force, an APP_DB that would overwrite what is not an app
+    database: the migration's source, any file in the source's store folder (LiveStore's
+    eventlog or state DB: no command writes there), a file named as LiveStore names its
+    own, a sidecar, or a projector target. Raises HandoffError."""
+    if app_db.name.endswith(SIDECAR_SUFFIX):
+        raise HandoffError(
+            f"{app_db}: is named as a hand-off sidecar ({SIDECAR_SUFFIX}); hand over into "
+            "another file"
+        )
+    if re.match(r"^(eventlog@\d+|state-?\d*@\d+)\.db$", app_db.name):
+        raise HandoffError(
+            f"{app_db}: is named as LiveStore's own files (eventlog@N.db, state-<hash>@N.db); "
+            "hand over into another file"
+        )
+    source = target_status(target).get("source")
+    if source:
+        store = Path(source).resolve().parent
+        for path in (app_db, sidecar):
+            if path.resolve().parent == store:
+                raise HandoffError(
+                    f"{app_db}: is in the folder of the migration's source ({store}); no "
+                    "command writes there: hand over into another folder"
+                )
+    if app_db.exists() and app_db.stat().st_size and is_target(app_db):
+        raise HandoffError(f"{app_db}: is a projector target; hand over into another file")
 
 
 def _check_replaceable(app_db: Path, sidecar: Path, force: bool) -> bool:

@@ -735,3 +735,35 @@ def test_reading_a_target_leaves_no_wal_or_shm_beside_it(tmp_path: Path):
         ok(*args)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["t.db"], args
     assert sha256(target) == before
+
+
+def test_a_target_left_with_its_wal_is_read_whole_on_a_read_only_file_system(tmp_path: Path):
+    """A writer killed before its checkpoint leaves committed batches in -wal: on a
+    read-only mount, status and digest still see them (an immutable open would not); a
+    -wal without its -shm, which cannot be read there, is one line naming both."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    target = folder / "t.db"
+    ok("-q", "replay", SMALL, target)
+    conn = sqlite3.connect(target)  # a committed change still in the -wal, as after kill -9
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("UPDATE personas SET name = name || '!'")
+    conn.commit()
+    expected = ok("digest", target, "--json").stdout
+    assert (folder / "t.db-wal").stat().st_size > 0
+    with read_only_mount(folder):
+        assert ok("digest", target, "--json").stdout == expected
+    conn.close()  # checkpoints and removes the -wal: make one again, without its -shm
+    conn = sqlite3.connect(target)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("UPDATE personas SET name = name || '!'")
+    conn.commit()
+    shutil.copy(folder / "t.db-wal", tmp_path / "wal")
+    shutil.copy(target, tmp_path / "db")
+    conn.close()
+    shutil.copy(tmp_path / "db", target)
+    shutil.copy(tmp_path / "wal", folder / "t.db-wal")
+    assert not (folder / "t.db-shm").exists()
+    with read_only_mount(folder):
+        line = one_error_line(invoke("status", target))
+    assert "t.db-wal" in line and "t.db-shm" in line

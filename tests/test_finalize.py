@@ -331,3 +331,39 @@ def test_finalize_errors_are_one_line(tmp_path, runner):
     assert len(missing.stderr.strip().splitlines()) == 1
     bad_mode = runner.invoke(cli, ["finalize", str(tmp_path / "x.db"), "--journal-mode", "off"])
     assert bad_mode.exit_code == 2
+
+
+def test_what_is_not_an_app_database_is_never_overwritten_even_with_force(tmp_path):
+    """--out naming the migration's source or anything in its store folder, a file named as
+    LiveStore names its own, a sidecar or a projector target: refused with --force too,
+    and nothing is written."""
+    store = tmp_path / "store" / "ai-desk"
+    shutil.copytree(SMALL, store)
+    target = tmp_path / "t.db"
+    replay(store, target, ReplayOptions())
+    other = tmp_path / "other.db"
+    replay(store, other, ReplayOptions())
+    before = {p: p.read_bytes() for p in [*store.iterdir(), other]}
+    for out, why in [
+        (store / "eventlog@6.db", "LiveStore's own files"),
+        (store / "app.db", "folder of the migration's source"),
+        (tmp_path / "elsewhere" / "state-11367593325@6.db", "LiveStore's own files"),
+        (tmp_path / "x.db.projector.db", "sidecar"),
+        (other, "is a projector target"),
+    ]:
+        with pytest.raises(HandoffError, match=why):
+            finalize(target, FinalizeOptions(out=out, force=True))
+    assert {p: p.read_bytes() for p in [*store.iterdir(), other]} == before
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_finalize_creates_the_app_databases_folder_and_leaves_nothing_beside_target(
+    migrated, tmp_path
+):
+    """--out in a folder that does not exist yet: created, as replay creates its target's;
+    TARGET is only read, and no -wal/-shm is left beside it."""
+    before = sorted(p.name for p in migrated.parent.iterdir())
+    out = tmp_path / "new" / "deeper" / "app.db"
+    finalize(migrated, FinalizeOptions(out=out))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["app.db", "app.db.projector.db"]
+    assert sorted(p.name for p in migrated.parent.iterdir()) == sorted([*before, "new"])

@@ -172,23 +172,34 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     and query_only refuses every statement that would write.
     """
     if read_only_fs(path):
-        wal = Path(f"{path}-wal")
-        if wal.exists() and wal.stat().st_size:
-            # Committed frames an immutable open would not see (a writer killed before
-            # its checkpoint): read them through the -shm beside it.
-            if not Path(f"{path}-shm").exists():
-                raise UnreadableDatabase(
-                    f"{path}: its {wal.name} holds changes that cannot be read on a "
-                    f"read-only file system without {path.name}-shm; copy the files to a "
-                    "writable folder and read them there"
-                )
-            return _connect(path.resolve().as_uri() + "?mode=ro")
-        return _connect(path.resolve().as_uri() + "?mode=ro&immutable=1")
+        return _connect(readonly_uri(path))
     if _wal_without_files(path):
         conn = _connect(path.resolve().as_uri() + "?mode=rw")
         conn.execute("PRAGMA query_only = ON")
         return conn
     return _connect(path.resolve().as_uri() + "?mode=ro")
+
+
+def readonly_uri(path: Path) -> str:
+    """The URI that opens PATH read-only (for ``sqlite3.connect(uri=True)`` or ATTACH): on a
+    read-only file system ``immutable=1``, unless a ``-wal`` with frames is beside it (see
+    `connect_readonly`). Raises `UnreadableDatabase` for such a ``-wal`` without its
+    ``-shm`` there."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    if not read_only_fs(path):
+        return uri
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size:
+        # Committed frames an immutable open would not see (a writer killed before its
+        # checkpoint): read them through the -shm beside it.
+        if not Path(f"{path}-shm").exists():
+            raise UnreadableDatabase(
+                f"{path}: its {wal.name} holds changes that cannot be read on a read-only "
+                f"file system without {path.name}-shm; copy the files to a writable folder "
+                "and read them there"
+            )
+        return uri
+    return uri + "&immutable=1"
 
 
 def _connect(uri: str) -> sqlite3.Connection:

@@ -748,7 +748,8 @@ def parked(target: Path, kind: str | None, as_json: bool) -> None:
 @click.argument("target", type=click.Path(path_type=Path))
 @json_option
 def status(target: Path, as_json: bool) -> None:
-    """Show TARGET's migration: source, store, checkpoint, state, counts, last backup.
+    """Show TARGET's migration: source, store, checkpoint, state, counts, last backup, and
+    the secondary indexes an unfinished first run has yet to build.
 
     TARGET may also be an app database `finalize` wrote: the migration is read from its
     sidecar, with the hand-off and whether the app has changed the database since.
@@ -1186,8 +1187,8 @@ def export(
 @click.option(
     "--state",
     type=click.Path(path_type=Path),
-    help="LiveStore's state DB (state-<hash>@6.db beside the eventlog): its tables become "
-    "the draft's, and the draft's replay is compared with it.",
+    help="LiveStore's state DB (state-<hash>@6.db beside the eventlog, or the store folder "
+    "that holds it): its tables become the draft's, and the draft's replay is compared with it.",
 )
 @click.option(
     "--force",

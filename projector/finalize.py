@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from events.catalog import Catalog, load_recorded
-from events.sources import connect_readonly
+from events.sources import connect_readonly, read_only_fs, readonly_uri
 from projector import drizzle as drizzle_files
 from projector.appschema import AppSchema, app_schema
 from projector.digest import digest as target_digest
@@ -169,7 +169,10 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     if {app_db.resolve(), sidecar.resolve()} & {target.resolve()}:
         raise HandoffError(f"{app_db}: is the target itself; hand over into another file")
     _refuse_out(app_db, sidecar, target)
-    with writer_lock(target), _last_reader(target):
+    # On a read-only file system no projector can write TARGET, and its lock file cannot
+    # be created: finalize only reads it there.
+    lock = contextlib.nullcontext() if read_only_fs(target) else writer_lock(target)
+    with lock, _last_reader(target):
         catalog = options.catalog or recorded_catalog(target)
         report = verify(target, options.against, catalog=catalog, lock_timeout=options.lock_timeout)
         if not report.ok:
@@ -422,7 +425,7 @@ def _write_app(
     try:
         conn.execute("PRAGMA journal_mode = DELETE")
         conn.execute("PRAGMA foreign_keys = OFF")  # rows are copied parents-after-children
-        conn.execute("ATTACH DATABASE ? AS src", (target.resolve().as_uri() + "?mode=ro",))
+        conn.execute("ATTACH DATABASE ? AS src", (readonly_uri(target),))
         rows: dict[str, int] = {}
         conn.execute("BEGIN")
         before = [s for s in schema.statements if s.kind in ("table", "index")]
@@ -487,7 +490,7 @@ def _write_sidecar(path: Path, target: Path, old_sidecar: Path, record: dict[str
         path.with_name(path.name + suffix).unlink(missing_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None)
     try:
-        conn.execute("ATTACH DATABASE ? AS src", (target.resolve().as_uri() + "?mode=ro",))
+        conn.execute("ATTACH DATABASE ? AS src", (readonly_uri(target),))
         conn.execute("BEGIN")
         entries = conn.execute(
             "SELECT type, name, tbl_name, sql FROM src.sqlite_master "

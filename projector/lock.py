@@ -49,6 +49,35 @@ def _still_linked(fd: int, path: Path) -> bool:
     return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
 
+def writer_holder(target: Path) -> str | None:
+    """The pid (as its lock file says) of another process holding TARGET's writer lock
+    right now, or None; neither takes the lock nor creates a file."""
+    try:
+        fd = os.open(lock_path(target), os.O_RDONLY)
+    except OSError:  # no lock file: no writer (a writer removes it when it is done)
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def refuse_if_busy(target: Path) -> None:
+    """Raise `Busy` as `writer_lock` would when another process holds TARGET's lock,
+    without taking it (a dry run is refused when the real run would be)."""
+    holder = writer_holder(target)
+    if holder is not None:
+        raise Busy(
+            f"{target}: another projector (pid {holder}) is writing this target; "
+            "wait for it to finish"
+        )
+
+
 @contextmanager
 def writer_lock(target: Path) -> Iterator[None]:
     """Hold TARGET's writer lock, or raise `Busy` at once if another process holds it.

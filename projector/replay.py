@@ -60,7 +60,7 @@ from projector.errors import (
     TargetError,
 )
 from projector.handlers import Handler, compile_catalog, entity_list, entity_text
-from projector.lock import held_lock_fd, writer_lock
+from projector.lock import held_lock_fd, refuse_if_busy, writer_lock
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
 from projector.target import (
@@ -700,8 +700,16 @@ def replay(
     try:
         if target.exists() and target.resolve() == source.path.resolve():
             raise TargetError(f"{target}: is the source; refusing to write to it")
+        if source.kind == KIND_SQLITE and target.absolute().parent.resolve() == (
+            source.path.resolve().parent
+        ):
+            raise TargetError(
+                f"{target}: is in the source's store folder ({source.path.resolve().parent}); "
+                "no command writes there: choose another folder"
+            )
         check_writable(target)
         if dry_run:
+            refuse_if_busy(target)
             return _dry_run(source, target, options)
         with writer_lock(target):
             return _run(source, target, options, command="replay")

@@ -3,9 +3,7 @@ which undoes the last run with them."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,7 @@ from typing import Any
 from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
-from projector.lock import lock_path, writer_lock
+from projector.lock import writer_holder, writer_lock
 from projector.target import (
     PARKED_TABLE,
     RUNS_TABLE,
@@ -24,19 +22,14 @@ from projector.target import (
 )
 
 
-def _writer_running(target: Path) -> bool:
-    """Whether another process holds TARGET's writer lock right now."""
-    try:
-        fd = os.open(lock_path(target), os.O_RDONLY)
-    except OSError:  # no lock file: no writer (a writer removes it when it is done)
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+def shown_state(state: str, target: Path) -> str:
+    """A run's recorded STATE as a user should read it: "running" is "interrupted" when no
+    process holds TARGET's writer lock (it was killed), else says another one writes."""
+    if state != "running":
+        return state
+    if writer_holder(target) is None:
+        return "interrupted"
+    return "running (another process is writing)"
 
 
 def status(target: Path) -> dict[str, Any]:
@@ -57,10 +50,7 @@ def status(target: Path) -> dict[str, Any]:
             "sourceTotal applied parked reapplied state"
         ).split()
         info: dict[str, Any] = dict(zip(keys, row, strict=True))
-        if info["state"] == "running" and not _writer_running(target):
-            info["state"] = "interrupted"
-        elif info["state"] == "running":
-            info["state"] = "running (another process is writing)"
+        info["state"] = shown_state(info["state"], target)
         last = conn.execute(
             f"SELECT run, command, startedAt, endedAt, fromPosition, toPosition, read, applied, "
             f"parked, state, backup, createdTarget FROM {RUNS_TABLE} ORDER BY run DESC LIMIT 1"

@@ -498,6 +498,14 @@ class StateDB:
     ``sqlite_*`` are LiveStore's and SQLite's own) and their values."""
 
     def __init__(self, path: Path):
+        if path.is_dir():  # a store folder, as verify --against takes it
+            found = sorted(p for p in path.glob("state*@*.db") if p.is_file())
+            if len(found) != 1:
+                raise ScaffoldError(
+                    f"{path}: a folder holding {len(found)} state DBs (state-<hash>@N.db); "
+                    "pass the state DB's file"
+                )
+            path = found[0]
         if not path.is_file():
             raise ScaffoldError(f"{path}: no such state database")
         try:

@@ -27,6 +27,7 @@ from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
 from projector.handlers import any_row, entity_list
 from projector.replay import client_only_tables
+from projector.runs import shown_state
 from projector.target import (
     DEVIATIONS_TABLE,
     PARKED_TABLE,
@@ -169,7 +170,7 @@ def verify(
         _structural_checks(conn, report)
         if tables is not None:
             _derived_checks(conn, tables, report)
-        _accounting_checks(conn, report, source, lock_timeout)
+        _accounting_checks(conn, report, source, lock_timeout, target)
         if state_db is not None and catalog is not None and tables is not None:
             _compare(conn, state_db, report, record, picked, catalog, tables)
     finally:
@@ -224,7 +225,7 @@ def find_state_db(
     """LiveStore's state DB to compare TARGET with: AGAINST itself, or the one in the store
     folder AGAINST. Returns (path, how it was picked, or None when given).
 
-    A folder with several ``state<hash>@N.db`` (LiveStore leaves the old ones after a
+    A folder with several ``state-<hash>@N.db`` (LiveStore leaves the old ones after a
     table-schema change: FORMAT.md section 1) gives the one whose tables and columns match
     the target's; if not exactly one does, the user is asked to name one. Refused with a
     one-line TargetError: a missing path, a folder without a state DB, an eventlog, a
@@ -238,8 +239,15 @@ def find_state_db(
     if against.is_dir():
         candidates = sorted(p for p in against.glob("state*@*.db") if p.is_file())
         if not candidates:
-            hint = " (is it the store folder? it holds eventlog, state<hash>@N.db files)"
-            raise TargetError(f"{against}: no LiveStore state DB (state<hash>@N.db) here{hint}")
+            stores = sorted(
+                d for d in against.iterdir() if d.is_dir() and any(d.glob("state*@*.db"))
+            )
+            hint = (
+                f" (the store folder is {stores[0]})"
+                if len(stores) == 1
+                else " (is it the store folder? it holds eventlog, state-<hash>@N.db files)"
+            )
+            raise TargetError(f"{against}: no LiveStore state DB (state-<hash>@N.db) here{hint}")
         if len(candidates) == 1:
             path = candidates[0]
             picked = f"{path.name}, the state DB in {against}"
@@ -305,7 +313,7 @@ def _refuse_not_state(path: Path, target: Path) -> None:
     if "eventlog" in tables:
         raise TargetError(
             f"{path}: is an eventlog (the history), not LiveStore's state DB; pass the "
-            "state<hash>@N.db beside it, or the store folder"
+            "state-<hash>@N.db beside it, or the store folder"
         )
     if STATE_TABLE in tables:
         raise TargetError(f"{path}: is a projector target, not LiveStore's state DB")
@@ -348,7 +356,8 @@ def _refuse_other_store(
         raise TargetError(
             f"{path}: is the state of another store: the eventlog beside it does not begin "
             f"with the {record['position']:,} events migrated into the target, and only "
-            f"{matched:,} of its {total:,} rows have a key in the target"
+            f"{matched:,} of its {total:,} rows {'has' if matched == 1 else 'have'} a key in "
+            "the target"
         )
 
 
@@ -461,7 +470,11 @@ def _derived_checks(
 
 
 def _accounting_checks(
-    conn: sqlite3.Connection, report: VerifyReport, reread: bool, lock_timeout: float | None
+    conn: sqlite3.Connection,
+    report: VerifyReport,
+    reread: bool,
+    lock_timeout: float | None,
+    target: Path,
 ) -> None:
     row = conn.execute(
         f"SELECT source, position, lastEventId, prefixDigest, applied, parked, state "
@@ -485,7 +498,8 @@ def _accounting_checks(
             "accounting",
             ok,
             f"position #{position:,} = {applied:,} applied + {parked:,} parked "
-            f"({in_table:,} in {PARKED_TABLE}; tracking at #{tracked:,}; state {state})",
+            f"({in_table:,} in {PARKED_TABLE}; tracking at #{tracked:,}; "
+            f"state {shown_state(state, target)})",
         )
     )
     if not reread:

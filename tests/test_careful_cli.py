@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from projector.cli import cli
+from projector.lock import writer_lock
 from tests.conftest import (
     FIXTURES,
     MICRO,
@@ -767,3 +768,41 @@ def test_a_target_left_with_its_wal_is_read_whole_on_a_read_only_file_system(tmp
     with read_only_mount(folder):
         line = one_error_line(invoke("status", target))
     assert "t.db-wal" in line and "t.db-shm" in line
+
+
+def test_a_dry_run_is_refused_while_another_projector_writes_the_target(tmp_path: Path):
+    """As the real run is: one line naming the writer, and no file is created."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with writer_lock(target):
+        real = one_error_line(invoke("replay", SMALL, target))
+        assert "another projector" in real
+        assert one_error_line(invoke("replay", SMALL, target, "--dry-run")) == real
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_target_in_the_source_store_folder_is_refused(tmp_path: Path):
+    """No command writes into LiveStore's store folder: a TARGET there is one line, and
+    the folder is left as it was (--dry-run too)."""
+    store = store_copy(tmp_path, "store")
+    before = sorted(p.name for p in store.iterdir())
+    for extra in ([], ["--dry-run"]):
+        line = one_error_line(invoke("replay", store, store / "new.db", *extra))
+        assert "store folder" in line
+    assert sorted(p.name for p in store.iterdir()) == before
+
+
+def test_verify_and_status_name_a_killed_run_alike(tmp_path: Path):
+    """A run killed mid-way leaves its record "running": status and verify both call it
+    interrupted when no process holds the target's lock."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    conn = sqlite3.connect(target)
+    conn.execute("UPDATE _projector_migration SET state = 'running'")
+    conn.commit()
+    conn.close()
+    assert json.loads(ok("status", target, "--json").stdout)["state"] == "interrupted"
+    report = json.loads(invoke("verify", target, "--json").stdout)
+    accounting = next(c for c in report["checks"] if c["check"] == "accounting")
+    assert "state interrupted" in accounting["detail"]

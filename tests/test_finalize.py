@@ -17,6 +17,7 @@ from projector.errors import HandoffError, TargetError
 from projector.finalize import FinalizeOptions, content_digest, finalize, sidecar_path
 from projector.replay import ReplayOptions, replay, resume
 from tests.conftest import FIXTURES, REBASE, REBASE_STATE, SMALL, SMALL_STATE
+from tests.test_careful_cli import read_only_mount
 
 TODOMVC = FIXTURES / "todomvc-small" / "todomvc"
 TODOMVC_STATE = TODOMVC / "state-96296379336@6.db"
@@ -367,3 +368,16 @@ def test_finalize_creates_the_app_databases_folder_and_leaves_nothing_beside_tar
     finalize(migrated, FinalizeOptions(out=out))
     assert sorted(p.name for p in out.parent.iterdir()) == ["app.db", "app.db.projector.db"]
     assert sorted(p.name for p in migrated.parent.iterdir()) == sorted([*before, "new"])
+
+
+def test_a_target_on_a_read_only_file_system_is_handed_over(tmp_path):
+    """TARGET is only read: finalize works when it sits on a read-only mount (no lock
+    file can be created there, and no projector can write it)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    target = folder / "t.db"
+    replay(SMALL, target, ReplayOptions())
+    with read_only_mount(folder):
+        result = finalize(target, FinalizeOptions(out=tmp_path / "app" / "app.db"))
+    assert result.rows and (tmp_path / "app" / "app.db").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["t.db"]

@@ -632,8 +632,10 @@ def strict_log(directory: Path, events: list[Hostile]) -> Path:
 
 
 def loose_log(directory: Path, events: list[Hostile], shuffle: Any) -> Path:
-    """A hand-made non-STRICT eventlog: real and hostile rows, in a random physical order."""
-    path = directory / "eventlog@6.db"
+    """A hand-made non-STRICT eventlog: real and hostile rows, in a random physical order,
+    in a store folder of its own (no target may be written there)."""
+    (directory / "store").mkdir(exist_ok=True)
+    path = directory / "store" / "eventlog@6.db"
     rows = [*REAL_ROWS, *(h.row for h in events)]
     shuffle(rows)
     conn = sqlite3.connect(path)

@@ -329,5 +329,6 @@ def test_replay_never_writes_into_a_livestore_file(small_copy: Path, victim: str
     """Pointing TARGET at the eventlog or the state DB is refused before a byte is written."""
     before = tree_sha256(small_copy)
     result = runner.invoke(cli, ["-q", "replay", str(small_copy), str(small_copy / victim)])
-    assert result.exit_code == 1 and "refusing to write" in result.stderr
+    assert result.exit_code == 1
+    assert "refusing to write" in result.stderr or "no command writes there" in result.stderr
     assert tree_sha256(small_copy) == before

@@ -571,3 +571,10 @@ def test_another_apps_state_db_is_refused(tmp_path: Path):
             state=FIXTURES / "small" / "ai-desk" / "state-11367593325@6.db",
         )
     assert not out.exists()
+
+
+def test_the_state_may_be_given_as_its_store_folder(tmp_path: Path):
+    """--state takes the store folder, as verify --against does: its one state DB."""
+    by_file = scaffold(TODOMVC, tmp_path / "a", state=TODOMVC_STATE)
+    by_folder = scaffold(TODOMVC, tmp_path / "b", state=TODOMVC)
+    assert by_folder.percent_equal == by_file.percent_equal is not None

@@ -52,6 +52,7 @@ from projector.target import (
     PARKED_TABLE,
     STATE_TABLE,
     is_target,
+    nearest_folder,
     refuse_sidecar,
 )
 from projector.verify import verify
@@ -363,6 +364,12 @@ def _refuse_out(app_db: Path, sidecar: Path, target: Path) -> None:
                 )
     if app_db.exists() and app_db.stat().st_size and is_target(app_db):
         raise HandoffError(f"{app_db}: is a projector target; hand over into another file")
+    if app_db.is_dir():
+        raise HandoffError(f"{app_db}: is a directory; APP_DB is a database file")
+    folder = nearest_folder(app_db)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        why = "read-only file system" if read_only_fs(folder) else "permission denied"
+        raise HandoffError(f"{app_db}: cannot write in {folder} ({why})")
 
 
 def _check_replaceable(app_db: Path, sidecar: Path, force: bool) -> bool:

@@ -150,7 +150,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _nearest_folder(path: Path) -> Path:
+def nearest_folder(path: Path) -> Path:
     """The closest existing ancestor of PATH (the folder a new target would be made in)."""
     folder = path.absolute().parent
     while not folder.exists() and folder != folder.parent:
@@ -178,7 +178,7 @@ def _check_writable(path: Path) -> None:
         raise TargetError(f"{path}: is a directory; TARGET is a database file (e.g. {path}/app.db)")
     if path.exists() and not path.is_file():
         raise TargetError(f"{path}: not a regular file; TARGET is a database file")
-    folder = _nearest_folder(path)
+    folder = nearest_folder(path)
     if not folder.is_dir():
         raise TargetError(f"{path}: {folder} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -381,3 +381,16 @@ def test_a_target_on_a_read_only_file_system_is_handed_over(tmp_path):
         result = finalize(target, FinalizeOptions(out=tmp_path / "app" / "app.db"))
     assert result.rows and (tmp_path / "app" / "app.db").exists()
     assert sorted(p.name for p in folder.iterdir()) == ["t.db"]
+
+
+def test_an_app_database_that_cannot_be_written_is_one_line_before_anything(tmp_path):
+    """--out on a read-only mount: one line naming the folder, and no Drizzle file or
+    temporary file is written first."""
+    target = tmp_path / "t.db"
+    replay(SMALL, target, ReplayOptions())
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    with read_only_mount(folder):
+        with pytest.raises(HandoffError, match="cannot write in .*read-only file system"):
+            finalize(target, FinalizeOptions(out=folder / "app.db", drizzle=tmp_path / "dz"))
+    assert not (tmp_path / "dz").exists() and list(folder.iterdir()) == []

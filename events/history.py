@@ -149,9 +149,3 @@ def _label(g: Any, c: Any) -> str:
     if type(g) is int and type(c) is int:
         return format_event_id(g, c, None)
     return f"({g!r}, {c!r})"
-
-
-def history_warnings(events: Iterable[Event]) -> tuple[HistoryCheck, list[Warning]]:
-    """Check a whole log: the checker (with its counts) and every warning."""
-    check = HistoryCheck()
-    return check, check.check(events)

@@ -52,6 +52,19 @@ log = structlog.get_logger("projector")
 T = TypeVar("T")
 
 EVENTLOG_FILE = re.compile(r"^eventlog@(\d+)\.db$")
+#: LiveStore's state DB: ``state<schemaHashSuffix>@<format>.db``, the suffix a (often
+#: negative) hash or ``fixed`` (FORMAT.md section 1).
+STATE_FILE = re.compile(r"^state(-?\d+|fixed)@(\d+)\.db$")
+
+
+def state_files(folder: Path) -> list[Path]:
+    """The LiveStore state DBs in FOLDER (`STATE_FILE`), by name."""
+    try:
+        return sorted(p for p in folder.iterdir() if STATE_FILE.match(p.name) and p.is_file())
+    except OSError:
+        return []
+
+
 #: Rows fetched per read: short reads are likely to fall between two of the app's
 #: commits, and memory stays bounded.
 PAGE_ROWS = 2000

@@ -340,11 +340,15 @@ class Validator:
     def check(self, event: Event) -> tuple[Any, Problem | None, tuple[Note, ...]]:
         """(args, problem or None, notes). ARGS are what the handler gets: decoded as
         JSON.parse does, with excess keys dropped (unless strict_keys)."""
-        name = event.name
         if self.fastpath is not None:
-            args = self.fastpath.accept(name, event.args_json)
+            args = self.fastpath.accept(event.name, event.args_json)
             if args is not DECLINED:
                 return args, None, NO_NOTES
+        return self._explain_check(event)
+
+    def _explain_check(self, event: Event) -> tuple[Any, Problem | None, tuple[Note, ...]]:
+        """`check` without the fast path: fastjsonschema decides, jsonschema explains."""
+        name = event.name
         fast = self._fast.get(name) if isinstance(name, str) else None
         if fast is None:
             return (
@@ -397,12 +401,12 @@ class Validator:
         run over the whole list; LAP, when given, is called with "parse" and "validate"
         as each ends (`projector.profile`)."""
         if self.fastpath is None:
-            checked = [self.check(e) for e in events]
+            checked = [self._explain_check(e) for e in events]
             if lap is not None:
                 lap("validate")
             return checked
         accepted = self.fastpath.accept_many(events, lap)
-        check = self.check
+        check = self._explain_check  # the fast path has declined these already
         checked = [
             (args, None, NO_NOTES) if args is not DECLINED else check(event)
             for event, args in zip(events, accepted, strict=True)

@@ -334,7 +334,8 @@ def _collapse(sql: str) -> str:
     return "".join(out).strip()
 
 
-def _unquote(name: str) -> str:
+def unquote(name: str) -> str:
+    """An SQL identifier as written in DDL, without its quotes ('"', backticks, [])."""
     if name[:1] in '"`[' and len(name) >= 2:
         return name[1:-1].replace('""', '"')
     return name
@@ -366,13 +367,13 @@ def parse_checks(table: str, create_sql: str) -> list[Check]:
         if not definition:
             continue
         head = definition[0].upper()
-        column = None if head in _TABLE_CONSTRAINTS else _unquote(definition[0])
+        column = None if head in _TABLE_CONSTRAINTS else unquote(definition[0])
         at = [k for k, t in enumerate(raw) if not t.isspace()]  # raw index of each token
         i = 0
         while i < len(definition):
             constraint = None
             if definition[i].upper() == "CONSTRAINT" and i + 1 < len(definition):
-                constraint = _unquote(definition[i + 1])
+                constraint = unquote(definition[i + 1])
                 i += 2
             if i + 1 < len(definition) and definition[i].upper() == "CHECK":
                 depth, j = 0, i + 1

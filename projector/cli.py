@@ -894,7 +894,7 @@ def digest(target: Path, as_json: bool) -> None:
 @click.option(
     "--against",
     type=click.Path(path_type=Path),
-    help="LiveStore's own state DB (state-<hash>@6.db beside the eventlog), or the store "
+    help="LiveStore's own state DB (state<hash>@6.db beside the eventlog), or the store "
     "folder that holds it, to compare with.",
 )
 @click.option(
@@ -1187,7 +1187,7 @@ def export(
 @click.option(
     "--state",
     type=click.Path(path_type=Path),
-    help="LiveStore's state DB (state-<hash>@6.db beside the eventlog, or the store folder "
+    help="LiveStore's state DB (state<hash>@6.db beside the eventlog, or the store folder "
     "that holds it): its tables become the draft's, and the draft's replay is compared with it.",
 )
 @click.option(

@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from typing import Any
 
 from events.catalog import Catalog, load_recorded
 from events.sources import connect_readonly, read_only_fs, readonly_uri
+from events.sqlite_source import EVENTLOG_FILE, STATE_FILE
 from projector import drizzle as drizzle_files
 from projector.appschema import AppSchema, app_schema
 from projector.digest import digest as target_digest
@@ -348,12 +348,14 @@ def _refuse_out(app_db: Path, sidecar: Path, target: Path) -> None:
             f"{app_db}: is named as a hand-off sidecar ({SIDECAR_SUFFIX}); hand over into "
             "another file"
         )
-    if re.match(r"^(eventlog@\d+|state-?\d*@\d+)\.db$", app_db.name):
+    if EVENTLOG_FILE.match(app_db.name) or STATE_FILE.match(app_db.name):
         raise HandoffError(
-            f"{app_db}: is named as LiveStore's own files (eventlog@N.db, state-<hash>@N.db); "
+            f"{app_db}: is named as LiveStore's own files (eventlog@N.db, state<hash>@N.db); "
             "hand over into another file"
         )
-    source = target_status(target).get("source")
+    with contextlib.closing(connect_readonly(target)) as conn:
+        found = conn.execute(f"SELECT source FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    source = found[0] if found else None
     if source:
         store = Path(source).resolve().parent
         for path in (app_db, sidecar):

@@ -60,7 +60,7 @@ def writer_holder(target: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            return _pid_in(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -72,10 +72,18 @@ def refuse_if_busy(target: Path) -> None:
     without taking it (a dry run is refused when the real run would be)."""
     holder = writer_holder(target)
     if holder is not None:
-        raise Busy(
-            f"{target}: another projector (pid {holder}) is writing this target; "
-            "wait for it to finish"
-        )
+        raise _busy(target, holder)
+
+
+def _pid_in(fd: int) -> str:
+    """The pid the lock file open at FD names ("?" when it names none yet)."""
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+
+
+def _busy(target: Path, holder: str) -> Busy:
+    return Busy(
+        f"{target}: another projector (pid {holder}) is writing this target; wait for it to finish"
+    )
 
 
 @contextmanager
@@ -95,12 +103,9 @@ def writer_lock(target: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            holder = _pid_in(fd)
             os.close(fd)
-            raise Busy(
-                f"{target}: another projector (pid {holder}) is writing this target; "
-                "wait for it to finish"
-            ) from None
+            raise _busy(target, holder) from None
         if _still_linked(fd, path):
             break
         os.close(fd)  # locked a file its last holder had just removed: lock the new one

@@ -50,7 +50,7 @@ from events.validation import (
 )
 from projector import backup as backups
 from projector import deviations
-from projector.checkpoint import APPLICATION_NAME, PrefixDigest, TrackingConflict, TrackingView
+from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CheckpointMismatch,
     EventsError,
@@ -806,10 +806,7 @@ def _read_record(target: Path, label: Path) -> tuple[MigrationState | None, int,
         conn = connect_readonly(target)
         try:
             state = MigrationState.read(conn)
-            tracked = conn.execute(
-                "SELECT MAX(notification_id) FROM tracking WHERE application_name = ?",
-                (APPLICATION_NAME,),
-            ).fetchone()[0]
+            tracked = TrackingView(str(target)).position(conn)
             run = conn.execute(f"SELECT COALESCE(MAX(run), 0) + 1 FROM {RUNS_TABLE}").fetchone()[0]
         finally:
             conn.close()

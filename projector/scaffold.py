@@ -40,7 +40,9 @@ import structlog
 from events.catalog import HOOKS_FILE, MIGRATIONS_DIR, SPEC_FILE, Catalog
 from events.errors import CatalogError
 from events.sources import connect_readonly, open_source
+from events.sqlite_source import state_files
 from events.validation import escape_surrogates, parse_args
+from projector.appschema import unquote
 from projector.errors import ReplayError, ScaffoldError, TargetError
 from projector.replay import ReplayOptions, replay
 from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE
@@ -297,7 +299,7 @@ def read_log(source: Path) -> LogFacts:
                 elif verbs and verbs[-1] in DELETE_VERBS:
                     ef.verb_kind = "delete"
             ef.count += 1
-            if event.seq_client > 0:
+            if event.client_only:
                 ef.client_only += 1
             try:
                 args = parse_args(event.args_json)
@@ -499,10 +501,10 @@ class StateDB:
 
     def __init__(self, path: Path):
         if path.is_dir():  # a store folder, as verify --against takes it
-            found = sorted(p for p in path.glob("state*@*.db") if p.is_file())
+            found = state_files(path)
             if len(found) != 1:
                 raise ScaffoldError(
-                    f"{path}: a folder holding {len(found)} state DBs (state-<hash>@N.db); "
+                    f"{path}: a folder holding {len(found)} state DBs (state<hash>@N.db); "
                     "pass the state DB's file"
                 )
             path = found[0]
@@ -656,7 +658,7 @@ def _index_on(conn: sqlite3.Connection, sql: str, table: str) -> str:
     """CREATE INDEX statement SQL, rebuilt for a table renamed to TABLE: plain column
     indexes are spelled anew; any other is kept, commented out, for the user to adapt."""
     match = re.match(r'(?is)\s*CREATE\s+(UNIQUE\s+)?INDEX\s+("(?:[^"]|"")+"|\S+)', sql)
-    name = match.group(2).strip('"').replace('""', '"') if match else ""
+    name = unquote(match.group(2)) if match else ""
     columns = [r[2] for r in conn.execute(f"PRAGMA index_info({_ident(name)})")] if name else []
     if not columns or None in columns or " where " in sql.lower():
         return "-- TODO: adapt to the renamed table: " + " ".join(sql.split())
@@ -1745,7 +1747,7 @@ def scaffold(
     force: bool = False,
 ) -> ScaffoldResult:
     """Write a draft catalog for SOURCE's app into OUT_DIR and report how far it is from
-    LiveStore's state (STATE, LiveStore's ``state-<hash>@N.db``).
+    LiveStore's state (STATE, LiveStore's ``state<hash>@N.db``).
 
     OUT_DIR is created if missing; a non-empty OUT_DIR is refused unless FORCE, which
     replaces the catalog files in it (catalog.toml, ``*.json``, ``migrations/*.sql``,
@@ -2048,7 +2050,7 @@ def report_markdown(
 def state_beside(source: Path) -> Path | None:
     """LiveStore's state DB in SOURCE's store directory, when there is exactly one."""
     directory = source if source.is_dir() else source.parent
-    found = sorted(directory.glob("state-*.db"))
+    found = state_files(directory)
     return found[0] if len(found) == 1 else None
 
 

@@ -22,6 +22,7 @@ from events.encoding import utf8_text
 from events.errors import CatalogError, SourceBusy, SourceError
 from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
+from events.sqlite_source import state_files
 from projector import deviations
 from projector.checkpoint import PrefixDigest
 from projector.errors import TargetError
@@ -225,7 +226,7 @@ def find_state_db(
     """LiveStore's state DB to compare TARGET with: AGAINST itself, or the one in the store
     folder AGAINST. Returns (path, how it was picked, or None when given).
 
-    A folder with several ``state-<hash>@N.db`` (LiveStore leaves the old ones after a
+    A folder with several ``state<hash>@N.db`` (LiveStore leaves the old ones after a
     table-schema change: FORMAT.md section 1) gives the one whose tables and columns match
     the target's; if not exactly one does, the user is asked to name one. Refused with a
     one-line TargetError: a missing path, a folder without a state DB, an eventlog, a
@@ -237,17 +238,15 @@ def find_state_db(
         raise TargetError(f"{against}: no such file or directory")
     picked = None
     if against.is_dir():
-        candidates = sorted(p for p in against.glob("state*@*.db") if p.is_file())
+        candidates = state_files(against)
         if not candidates:
-            stores = sorted(
-                d for d in against.iterdir() if d.is_dir() and any(d.glob("state*@*.db"))
-            )
+            stores = sorted(d for d in against.iterdir() if d.is_dir() and state_files(d))
             hint = (
                 f" (the store folder is {stores[0]})"
                 if len(stores) == 1
-                else " (is it the store folder? it holds eventlog, state-<hash>@N.db files)"
+                else " (is it the store folder? it holds eventlog, state<hash>@N.db files)"
             )
-            raise TargetError(f"{against}: no LiveStore state DB (state-<hash>@N.db) here{hint}")
+            raise TargetError(f"{against}: no LiveStore state DB (state<hash>@N.db) here{hint}")
         if len(candidates) == 1:
             path = candidates[0]
             picked = f"{path.name}, the state DB in {against}"
@@ -313,7 +312,7 @@ def _refuse_not_state(path: Path, target: Path) -> None:
     if "eventlog" in tables:
         raise TargetError(
             f"{path}: is an eventlog (the history), not LiveStore's state DB; pass the "
-            "state-<hash>@N.db beside it, or the store folder"
+            "state<hash>@N.db beside it, or the store folder"
         )
     if STATE_TABLE in tables:
         raise TargetError(f"{path}: is a projector target, not LiveStore's state DB")

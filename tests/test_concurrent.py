@@ -24,7 +24,7 @@ from events.sources import open_source
 from projector.digest import digest
 from projector.replay import ReplayOptions, replay
 from projector.verify import verify
-from tests.conftest import ROOT, SMALL
+from tests.conftest import ROOT
 
 
 def _writer(eventlog: Path, seconds: float, seed: int) -> subprocess.Popen[str]:
@@ -49,12 +49,9 @@ def _key(event: Any) -> tuple[Any, ...]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
-    dest = tmp_path / "store" / "ai-desk"
-    shutil.copytree(SMALL, dest)
-    for p in dest.iterdir():
-        p.chmod(0o644)
-    return dest
+def store(small_copy: Path) -> Path:
+    """A writable copy of the small store, for the app to write while it is read."""
+    return small_copy
 
 
 def test_every_read_while_the_app_writes_is_a_prefix_of_its_final_history(

@@ -144,20 +144,25 @@ def test_a_target_that_does_not_verify_is_not_handed_over(migrated, tmp_path):
     assert not (tmp_path / "app.db").exists()
 
 
+def _cut_to_e120(store: Path, tmp_path: Path):
+    """STORE's eventlog cut after e120, as the old app had it; returns what puts the
+    whole log back (the app wrote on)."""
+    eventlog = store / "eventlog@6.db"
+    full = tmp_path / "full.db"
+    shutil.copy(eventlog, full)
+    with closing(sqlite3.connect(eventlog)) as conn, conn:
+        conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 120")
+    return lambda: shutil.copy(full, eventlog)
+
+
 def test_catch_up_then_finalize_again(small_copy, tmp_path):
     """The old app keeps writing: catch up into TARGET and finalize again; APP_DB is
     replaced as long as the app has not written to it."""
-    eventlog = small_copy / "eventlog@6.db"
-    full = tmp_path / "full.db"
-    shutil.copy(eventlog, full)
-    conn = sqlite3.connect(eventlog)
-    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 120")
-    conn.commit()
-    conn.close()
+    restore = _cut_to_e120(small_copy, tmp_path)
     target, app_db = tmp_path / "target.db", tmp_path / "app.db"
     replay(small_copy, target, ReplayOptions())
     first = finalize(target, FinalizeOptions(out=app_db))
-    shutil.copy(full, eventlog)
+    restore()
     replay(small_copy, target, ReplayOptions())
     second = finalize(target, FinalizeOptions(out=app_db))
     assert (first.position, second.position) == (first.position, 200) and first.position < 200
@@ -174,19 +179,13 @@ def test_a_catch_up_finalize_keeps_the_drizzle_migration_recorded(small_copy, tm
     """Finalized with --drizzle, then caught up and finalized again without it: the new
     app database still records the 0000 migration as applied (else the app's migrate()
     would run it again over the existing tables)."""
-    eventlog = small_copy / "eventlog@6.db"
-    full = tmp_path / "full.db"
-    shutil.copy(eventlog, full)
-    conn = sqlite3.connect(eventlog)
-    conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > 120")
-    conn.commit()
-    conn.close()
+    restore = _cut_to_e120(small_copy, tmp_path)
     target, app_db, drizzle_dir = tmp_path / "target.db", tmp_path / "app.db", tmp_path / "db"
     replay(small_copy, target, ReplayOptions())
     finalize(target, FinalizeOptions(out=app_db, drizzle=drizzle_dir))
     with closing(sqlite3.connect(app_db)) as conn:
         recorded = conn.execute("SELECT hash, created_at FROM __drizzle_migrations").fetchall()
-    shutil.copy(full, eventlog)
+    restore()
     replay(small_copy, target, ReplayOptions())
     second = finalize(target, FinalizeOptions(out=app_db))
     assert second.replaced and second.drizzle is not None

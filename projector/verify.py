@@ -158,12 +158,13 @@ def verify(
     if not target.is_file() or not is_target(target):
         raise TargetError(f"{target}: not a projector target")
     conn = connect_readonly(target)
+    reads = _Reads(lock_timeout)
     try:
         record = _record(conn)
         report = VerifyReport(target=str(target))
         catalog, tables = _tables(conn, catalog, record, report, required=against is not None)
         state_db, picked = (
-            find_state_db(against, target, record, catalog, tables)
+            find_state_db(against, target, record, catalog, tables, reads)
             if against and catalog and tables
             else (None, None)
         )
@@ -171,7 +172,7 @@ def verify(
         _structural_checks(conn, report)
         if tables is not None:
             _derived_checks(conn, tables, report)
-        _accounting_checks(conn, report, source, lock_timeout, target)
+        _accounting_checks(conn, report, source, reads, target)
         if state_db is not None and catalog is not None and tables is not None:
             _compare(conn, state_db, report, record, picked, catalog, tables)
     finally:
@@ -222,6 +223,7 @@ def find_state_db(
     record: dict[str, Any] | None,
     catalog: Catalog,
     tables: dict[str, Table],
+    reads: _Reads | None = None,
 ) -> tuple[Path, str | None]:
     """LiveStore's state DB to compare TARGET with: AGAINST itself, or the one in the store
     folder AGAINST. Returns (path, how it was picked, or None when given).
@@ -232,7 +234,8 @@ def find_state_db(
     one-line TargetError: a missing path, a folder without a state DB, an eventlog, a
     projector target, a file that is not LiveStore's state DB, and the state DB of another
     app (its event names are not the target's catalog's) or of another store (the eventlog
-    beside it holds another history than the one migrated).
+    beside it holds another history than the one migrated). READS: the reads of sources
+    the caller shares (the recorded source is then read once).
     """
     if not against.exists():
         raise TargetError(f"{against}: no such file or directory")
@@ -268,7 +271,7 @@ def find_state_db(
     _refuse_not_state(path, target)
     _refuse_other_app(path, catalog)
     if record is not None:
-        _refuse_other_store(path, record, target, tables)
+        _refuse_other_store(path, record, target, tables, reads or _Reads(None))
     return path, picked
 
 
@@ -341,14 +344,14 @@ def _refuse_other_app(path: Path, catalog: Catalog | None) -> None:
 
 
 def _refuse_other_store(
-    path: Path, record: dict[str, Any], target: Path, tables: dict[str, Table]
+    path: Path, record: dict[str, Any], target: Path, tables: dict[str, Table], reads: _Reads
 ) -> None:
     """Refuse the state DB of another store: the eventlog beside it (a store folder holds
     both: FORMAT.md section 1) does not begin with the history migrated into the target,
     and fewer than half of its rows have a key in the target. (A damaged copy of the same
     store, or a target that has not caught up yet, keeps most keys; another store keeps
     almost none, its ids being random.)"""
-    if _history_matches(path.parent, record) is not False:
+    if _history_matches(path.parent, record, reads) is not False:
         return
     matched, total = _key_overlap(path, target, tables)
     if total and matched * 2 < total:
@@ -360,36 +363,101 @@ def _refuse_other_store(
         )
 
 
-def _history_matches(folder: Path, record: dict[str, Any]) -> bool | None:
+def _history_matches(folder: Path, record: dict[str, Any], reads: _Reads) -> bool | None:
     """Whether FOLDER's eventlog begins with the target's migrated events (None: no
     eventlog there). An export's history is the eventlog's global events (FORMAT.md
-    section 2: client-only events are never pushed, so never exported)."""
+    section 2: client-only events are never pushed, so never exported). When FOLDER
+    holds the recorded eventlog, that is the read the accounting check makes too."""
+    recorded = Path(record["source"])
+    export = record["sourceKind"] == KIND_EXPORT
+    same = not export and recorded.parent.resolve() == folder.resolve() and recorded.exists()
     try:
-        src = open_source(folder)
+        read = reads.read(recorded if same else folder, record, global_only=export, whole=same)
     except SourceError:
         return None
+    return (
+        read.reached
+        and read.digest == record["prefixDigest"]
+        and (not record["position"] or read.last_id == record["lastEventId"])
+    )
+
+
+@dataclass
+class _Read:
+    """What one read of a source says against a migration record (`_Reads.read`)."""
+
+    #: Events read (all of them, or up to the record's position when not whole).
+    count: int = 0
+    #: The prefix digest and last event id of its first `position` events, once reached.
+    reached: bool = False
+    digest: str | None = None
+    last_id: str | None = None
+    #: The holes in its history (`events.history`), and the first of them as warnings.
+    history: HistoryCheck = field(default_factory=HistoryCheck)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: Read to its end.
+    whole: bool = False
+
+
+class _Reads:
+    """The sources one verify reads, each read once: the recorded source for the
+    accounting check, and the eventlog beside an --against state DB, which is most often
+    the same file (a large log is then read once, not twice). A failed read is kept as
+    its SourceError (raised again to each caller)."""
+
+    def __init__(self, lock_timeout: float | None):
+        self.lock_timeout = lock_timeout
+        self._done: dict[tuple[Path, bool], _Read | SourceError] = {}
+
+    def read(self, path: Path, record: dict[str, Any], *, global_only: bool, whole: bool) -> _Read:
+        """PATH (a source file or store folder) read against RECORD: only its global
+        events when GLOBAL_ONLY, to its end when WHOLE (else up to the record's position).
+        Raises SourceError (SourceBusy: locked or changing past the lock timeout)."""
+        key = (path.resolve(), global_only)
+        done = self._done.get(key)
+        if isinstance(done, _Read) and (done.whole or not whole):
+            return done
+        if isinstance(done, SourceError):
+            raise done
+        try:
+            result = _read_source(path, record, self.lock_timeout, global_only, whole)
+        except SourceError as exc:
+            self._done[key] = exc
+            raise
+        self._done[key] = result
+        return result
+
+
+def _read_source(
+    path: Path, record: dict[str, Any], lock_timeout: float | None, global_only: bool, whole: bool
+) -> _Read:
     position = record["position"]
+    read = _Read()
     digest = PrefixDigest()
-    count = 0
-    last = None
+    src = open_source(path, lock_timeout=lock_timeout)
     try:
+        if not position:
+            read.reached, read.digest = True, digest.hexdigest()
         for event in src.events():
-            if record["sourceKind"] == KIND_EXPORT and event.client_only:
+            if global_only and event.client_only:
                 continue
-            if count == position:
+            if read.count == position and not whole:
                 break
-            digest.update(event)
-            count += 1
-            last = event.event_id
-    except SourceError:
-        return None
+            read.count += 1
+            for kind, detail, at, event_id in read.history.check((event,)):
+                if len(read.warnings) < SHOWN_WARNINGS:
+                    read.warnings.append(
+                        {"kind": kind, "position": at, "eventId": event_id, "detail": detail}
+                    )
+            if read.count <= position:
+                digest.update(event)
+                if read.count == position:
+                    read.reached, read.digest = True, digest.hexdigest()
+                    read.last_id = event.event_id
     finally:
         src.close()
-    return (
-        count == position
-        and digest.hexdigest() == record["prefixDigest"]
-        and (not position or last == record["lastEventId"])
-    )
+    read.whole = whole
+    return read
 
 
 def _key_overlap(state_db: Path, target: Path, tables: dict[str, Table]) -> tuple[int, int]:
@@ -472,7 +540,7 @@ def _accounting_checks(
     conn: sqlite3.Connection,
     report: VerifyReport,
     reread: bool,
-    lock_timeout: float | None,
+    reads: _Reads,
     target: Path,
 ) -> None:
     row = conn.execute(
@@ -511,26 +579,14 @@ def _accounting_checks(
             )
         )
         return
-    history = HistoryCheck()
+    record = {
+        "source": source,
+        "position": position,
+        "lastEventId": last_id,
+        "prefixDigest": prefix,
+    }
     try:
-        src = open_source(source, lock_timeout=lock_timeout)
-        try:
-            digest = PrefixDigest()
-            count = 0
-            matched = position == 0
-            for event in src.events():
-                count += 1
-                for kind, detail, at, event_id in history.check((event,)):
-                    if len(report.warnings) < SHOWN_WARNINGS:
-                        report.warnings.append(
-                            {"kind": kind, "position": at, "eventId": event_id, "detail": detail}
-                        )
-                if count <= position:
-                    digest.update(event)
-                    if count == position:
-                        matched = digest.hexdigest() == prefix and event.event_id == last_id
-        finally:
-            src.close()
+        read = reads.read(Path(source), record, global_only=False, whole=True)
     except SourceBusy:
         raise  # locked or changing past the timeout: try again later (CLI exit 75)
     except SourceError as exc:
@@ -543,6 +599,9 @@ def _accounting_checks(
             )
         )
         return
+    report.warnings.extend(read.warnings[: SHOWN_WARNINGS - len(report.warnings)])
+    history, count = read.history, read.count
+    matched = not position or (read.digest == prefix and read.last_id == last_id)
     holes = (
         f"; its history has holes ({history.summary()}), replayed as LiveStore would"
         if history.counts

@@ -174,3 +174,30 @@ def test_the_gap_case_equals_livestores_own_rebuild(tmp_path: Path):
         report = verify(target, GAP_CASE / "livestore-rebuilt-state.db")
     assert result.warnings == {"history-gap": 1, "missing-parent": 1}
     assert report.ok and not report.differences
+
+
+def test_verify_reads_the_recorded_eventlog_once(small_copy: Path, tmp_path: Path, monkeypatch):
+    """--against the store folder the target was migrated from: the accounting check and
+    the other-store check share one read of the eventlog there (a large log is not read
+    twice), and its holes are warned about once."""
+    import projector.verify as verify_module
+
+    _edit(small_copy, "DELETE FROM eventlog WHERE seqNumGlobal = 51 AND seqNumClient = 0")
+    target = tmp_path / "t.db"
+    replay(small_copy, target)
+    opened: list[Path] = []
+    real_open = verify_module.open_source
+
+    def counting_open(path, **kwargs):
+        opened.append(Path(path))
+        return real_open(path, **kwargs)
+
+    monkeypatch.setattr(verify_module, "open_source", counting_open)
+    report = verify(target, small_copy)
+    assert len(opened) == 1
+    source = next(c for c in report.checks if c.name == "source")
+    assert source.ok and "all 199 source events accounted for" in source.detail
+    assert [(w["kind"], w["position"]) for w in report.warnings] == [
+        ("history-gap", 62),
+        ("missing-parent", 62),
+    ]

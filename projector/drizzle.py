@@ -575,8 +575,10 @@ def write_drizzle(
     HandoffError when OUT_DIR's migrations begin with another 0000, or hold the app's
     own later migrations (then schema.ts is the app's, and is not overwritten), or when a
     schema.ts, relations.ts or drizzle.config.ts there differs from what would be written
-    (the app's edits: FORCE replaces them).
+    (the app's edits: FORCE replaces them), and when OUT_DIR is a file.
     """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HandoffError(f"{out_dir}: is a file; the Drizzle files go into a folder")
     schema = schema or app_schema(catalog)
     schema_ts, relations_ts, snapshot = render(schema)
     sql = migration_sql(schema)

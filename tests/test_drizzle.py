@@ -213,6 +213,17 @@ def test_cli_drizzle_needs_a_catalog_and_writes_the_files(runner, tmp_path):
     assert (tmp_path / "db" / "schema.ts").exists() and (tmp_path / "db" / "relations.ts").exists()
 
 
+def test_cli_drizzle_into_a_file_is_one_line_naming_it(runner, tmp_path):
+    """OUT_DIR that is a file (e.g. the target named twice) is refused, naming it, with
+    nothing written beside it."""
+    taken = tmp_path / "app.db"
+    taken.write_bytes(b"not a folder")
+    result = runner.invoke(cli, ["drizzle", "--catalog", "ai-desk", str(taken)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {taken}: is a file; the Drizzle files go into a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+
+
 def test_an_edited_schema_ts_is_not_overwritten_without_force(tmp_path: Path):
     """Regenerating over the app's own edits refuses (one line); --force replaces them."""
     catalog = Catalog.bundled("todomvc")

@@ -88,6 +88,15 @@ def locate(target: Path, recorded: str) -> Path:
     return beside if beside.exists() or not Path(recorded).exists() else Path(recorded)
 
 
+def shown(target: Path, recorded: str | None) -> str | None:
+    """A run's RECORDED backup as `status` shows it: its absolute path where `locate`
+    finds it, else as recorded (it is gone: pruned, or removed by hand)."""
+    if not recorded:
+        return None
+    found = locate(target, recorded)
+    return str(found.absolute()) if found.exists() else recorded
+
+
 def restore_backup(backup: Path, target: Path) -> None:
     """Overwrite TARGET's content with BACKUP's, through SQLite's backup API."""
     if not backup.exists():

@@ -511,7 +511,10 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
     if result.backup:
         click.echo(f"  backup: {result.backup}")
     for example in result.examples:
-        click.echo(f"  parked {example['kind']}: {example['reason']}")
+        reason = example["reason"]
+        if example["kind"] == "held":  # the other kinds' reasons name their event already
+            reason = f"{example['eventId']} (#{example['position']:,}, {example['name']}): {reason}"
+        click.echo(f"  parked {example['kind']}: {reason}")
     more = parked - len(result.examples)
     if more > 0:
         where = "" if result.dry_run else f": `projector parked {result.target}` lists them all"
@@ -778,7 +781,7 @@ def status(target: Path, as_json: bool) -> None:
     )
     last = info["lastRun"]
     if info["backup"]:
-        backup = info["backup"]
+        backup = info["backup"] + ("" if Path(info["backup"]).exists() else " (missing)")
     elif last and last["createdTarget"]:
         backup = "(none: the last run created the target)"
     elif last and not last["read"]:
@@ -870,16 +873,14 @@ def digest(target: Path, as_json: bool) -> None:
       projector digest out/app.db
     """
     from projector.digest import digest as compute
-    from projector.errors import TargetError
     from projector.finalize import handoff_digest, is_handed_over
-    from projector.target import is_target
+    from projector.target import require_target
 
     with _errors():
         if is_handed_over(target):
             info = handoff_digest(target)
-        elif not target.is_file() or not is_target(target):
-            raise TargetError(f"{target}: not a projector target")
         else:
+            require_target(target)
             info = compute(target)
     if as_json:
         _emit(info)

@@ -39,11 +39,12 @@ from typing import Any
 from events.catalog import Catalog, load_recorded
 from events.sources import connect_readonly, read_only_fs, readonly_uri
 from events.sqlite_source import EVENTLOG_FILE, STATE_FILE
+from projector import backup as backups
 from projector import drizzle as drizzle_files
 from projector.appschema import AppSchema, app_schema
 from projector.digest import digest as target_digest
 from projector.digest import key_columns, table_digest
-from projector.errors import HandoffError, TargetError
+from projector.errors import HandoffError
 from projector.lock import writer_lock
 from projector.runs import status as target_status
 from projector.target import (
@@ -54,6 +55,7 @@ from projector.target import (
     is_target,
     nearest_folder,
     refuse_sidecar,
+    require_target,
 )
 from projector.verify import verify
 
@@ -162,8 +164,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     started = time.monotonic()
     if options.journal_mode not in JOURNAL_MODES:
         raise HandoffError(f"journal mode {options.journal_mode!r}: one of {JOURNAL_MODES}")
-    if not target.exists() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     refuse_sidecar(target)
     app_db = options.out or default_app_db(target)
     sidecar = sidecar_path(app_db)
@@ -298,8 +299,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
 def recorded_catalog(target: Path) -> Catalog:
     """The catalog TARGET's migration recorded. Raises TargetError for a path that is not
     a target, HandoffError for a target with no migration yet."""
-    if not target.exists() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     conn = connect_readonly(target)
     try:
         row = conn.execute(f"SELECT catalog FROM {STATE_TABLE} WHERE id = 1").fetchone()
@@ -610,6 +610,8 @@ def handoff_status(app_db: Path) -> dict[str, Any]:
     sidecar = sidecar_path(app_db)
     info = target_status(sidecar)
     handoff = last_handoff(sidecar)
+    if handoff and info["lastRun"]:  # the backup is beside the target handed over
+        info["backup"] = backups.shown(Path(handoff["target"]), info["lastRun"]["backup"])
     info["appDb"] = str(app_db)
     info["handoff"] = handoff
     info["appChangedSinceHandoff"] = (

@@ -72,6 +72,7 @@ from projector.target import (
     deferrable_indexes,
     is_target,
     open_target,
+    require_target,
 )
 from projector.writer import (
     BatchWriter,
@@ -756,8 +757,7 @@ def resume(
     recorded unless OPTIONS name others. Raises as `replay`."""
     options = options or ReplayOptions(on_invalid=None, strict_keys=None)
     target = Path(target_path)
-    if not target.is_file() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target; nothing to resume")
+    require_target(target, "; nothing to resume")
     check_writable(target)
     state, _, _ = _read_record(target, target)
     if state is None:
@@ -1539,8 +1539,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
     """
     options = options or ReplayOptions()
     target = Path(target_path)
-    if not target.is_file() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     check_writable(target)
     started = time.monotonic()
     with writer_lock(target):

@@ -17,8 +17,8 @@ from projector.target import (
     RUNS_TABLE,
     STATE_TABLE,
     check_writable,
-    is_target,
     refuse_sidecar,
+    require_target,
 )
 
 
@@ -34,8 +34,7 @@ def shown_state(state: str, target: Path) -> str:
 
 def status(target: Path) -> dict[str, Any]:
     """Source, store, checkpoint out of total, state, counts and backup of TARGET."""
-    if not target.exists() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     conn = connect_readonly(target)
     try:
         row = conn.execute(
@@ -62,7 +61,9 @@ def status(target: Path) -> dict[str, Any]:
         info["lastRun"] = dict(zip(run_keys, last, strict=True)) if last else None
         if info["lastRun"] is not None:
             info["lastRun"]["createdTarget"] = bool(info["lastRun"]["createdTarget"])
-        info["backup"] = last[10] if last else None
+        # Where the backup is now (a relative path was recorded relative to the run's
+        # working directory; `backups.locate`).
+        info["backup"] = backups.shown(target, last[10] if last else None)
         info["runs"] = conn.execute(f"SELECT COUNT(*) FROM {RUNS_TABLE}").fetchone()[0]
         info["parkedByKind"] = dict(
             conn.execute(f"SELECT kind, COUNT(*) FROM {PARKED_TABLE} GROUP BY kind ORDER BY kind")
@@ -91,10 +92,7 @@ def rollback(target: Path) -> dict[str, Any]:
     Returns ``{"target", "run", "action": "restored"|"removed"|"forgotten", "message", ...}``.
     Raises TargetError, Busy.
     """
-    if not target.exists():
-        raise TargetError(f"{target}: no such target database")
-    if not target.is_file() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     refuse_sidecar(target)
     check_writable(target)
     with writer_lock(target):
@@ -166,8 +164,7 @@ def backups_of(target: Path, prune: int | None = None) -> dict[str, Any]:
     restores it, or None for a backup no run refers to (a run killed before it
     committed anything). Raises TargetError, Busy.
     """
-    if not target.is_file() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     pruned: list[dict[str, Any]] = []
     if prune is not None:
         if prune < 0:
@@ -216,8 +213,7 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
     ``waitsOn`` is the earliest parked event it waits for (on its row or its whole table).
     Raises TargetError.
     """
-    if not target.is_file() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     conn = connect_readonly(target)
     try:
         rows = conn.execute(

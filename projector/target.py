@@ -282,6 +282,16 @@ def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> 
         raise TargetError(f"{path}: cannot open target database ({exc})") from None
 
 
+def require_target(path: Path, doing: str = "") -> None:
+    """Raise TargetError unless PATH is a projector target: "no such target database" for
+    a path that is not there, "not a projector target" for anything else (a folder, any
+    other file); DOING ends either message (e.g. "; nothing to resume")."""
+    if not os.path.lexists(path):
+        raise TargetError(f"{path}: no such target database{doing}")
+    if not path.is_file() or not is_target(path):
+        raise TargetError(f"{path}: not a projector target{doing}")
+
+
 def is_target(path: Path) -> bool:
     try:
         conn = connect_readonly(path)

@@ -34,8 +34,8 @@ from projector.target import (
     PARKED_TABLE,
     STATE_TABLE,
     Table,
-    is_target,
     read_tables,
+    require_target,
 )
 
 SAMPLE = 60
@@ -155,8 +155,7 @@ def verify(
     `open_source`). CATALOG defaults to the one the migration recorded. Raises
     TargetError for a target or an AGAINST that cannot be used (see `find_state_db`),
     CatalogError when AGAINST is given and the catalog cannot be loaded."""
-    if not target.is_file() or not is_target(target):
-        raise TargetError(f"{target}: not a projector target")
+    require_target(target)
     conn = connect_readonly(target)
     reads = _Reads(lock_timeout)
     try:

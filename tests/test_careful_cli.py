@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -397,11 +398,17 @@ def test_parked_lists_every_parked_event_and_what_a_held_one_waits_on(tmp_path: 
 
 
 def test_the_summary_says_how_many_more_and_quiet_still_warns_once(tmp_path: Path):
-    """The summary lists 10 parked events and says +N more; under -q stderr has exactly
-    one warning line for a run that parked events, and none for a clean one."""
+    """The summary lists 10 parked events (a held one by its event, as the others) and
+    says +N more; under -q stderr has exactly one warning line for a run that parked
+    events, and none for a clean one."""
     result = invoke("-q", "replay", REBASE, tmp_path / "a.db")
     assert result.exit_code == 0
     assert "  +19 more parked: `projector parked" in result.stdout
+    held = [line for line in result.stdout.splitlines() if line.startswith("  parked held: ")]
+    assert held and all(
+        re.match(r"  parked held: e\d+(r\d+)? \(#[\d,]+, v1\.\w+\): held back: ", line)
+        for line in held
+    ), held
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "parked 29 event(s)" in lines[0] and "warning" in lines[0]
     strict = invoke("replay", REBASE, tmp_path / "b.db", "-q", "--strict", "--json")
@@ -435,6 +442,30 @@ def test_a_run_that_applies_nothing_takes_no_backup_and_its_rollback_changes_not
 
 def digest_of(target: Path) -> str:
     return str(json.loads(ok("digest", target, "--json").stdout)["overall"])
+
+
+def test_status_shows_where_the_last_backup_is_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A run started with a relative target records its backup relative to its working
+    directory; `status`, of the target and of the app database it was handed over to,
+    shows the backup's absolute path from anywhere, and says when it is gone."""
+    store = store_copy(tmp_path, "store")
+    tail = hold_back(store, 160)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    ok("-q", "replay", store, "t.db")
+    append(store, tail)
+    ok("-q", "replay", store, "t.db")
+    ok("-q", "finalize", "t.db", "--out", "app/app.db")
+    monkeypatch.chdir(tmp_path)
+    (backup,) = work.glob("t.db.run2-*.bak")
+    for db in (work / "t.db", work / "app" / "app.db"):
+        assert json.loads(ok("status", db, "--json").stdout)["backup"] == str(backup)
+        assert f"backup:     {backup}\n" in ok("status", db).stdout
+    backup.unlink()
+    assert f"backup:     {backup.name} (missing)\n" in ok("status", work / "t.db").stdout
 
 
 def test_backups_are_listed_pruned_unique_and_removed_by_the_rollback_that_used_them(
@@ -492,7 +523,7 @@ def test_errors_under_json_and_json_logs(tmp_path: Path):
     result = invoke("status", missing, "--json")
     assert result.exit_code == 1
     error = json.loads(result.stdout)
-    assert error["exitCode"] == 1 and "not a projector target" in error["error"]
+    assert error["exitCode"] == 1 and "no such target database" in error["error"]
     usage = invoke("replay", SMALL, "--json")
     assert usage.exit_code == 2 and json.loads(usage.stdout)["exitCode"] == 2
     logs = invoke("--log-format", "json", "replay", REBASE, tmp_path / "t.db")
@@ -806,3 +837,20 @@ def test_verify_and_status_name_a_killed_run_alike(tmp_path: Path):
     report = json.loads(invoke("verify", target, "--json").stdout)
     accounting = next(c for c in report["checks"] if c["check"] == "accounting")
     assert "state interrupted" in accounting["detail"]
+
+
+@pytest.mark.parametrize(
+    "command", ["status", "rollback", "digest", "verify", "parked", "backups", "resume", "finalize"]
+)
+def test_every_command_names_a_missing_target_alike(tmp_path: Path, command: str):
+    """A path that is not there is "no such target database" to every command that takes
+    a target; a file or folder that is not a target is "not a projector target"."""
+    missing = invoke(command, tmp_path / "typo.db")
+    assert missing.exit_code == 1
+    assert missing.stderr.strip().startswith(
+        f"Error: {tmp_path / 'typo.db'}: no such target database"
+    )
+    (tmp_path / "other.db").write_bytes(b"")
+    other = invoke(command, tmp_path / "other.db")
+    assert other.exit_code == 1 and "not a projector target" in other.stderr
+    assert "Traceback" not in missing.stderr + other.stderr

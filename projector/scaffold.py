@@ -46,7 +46,7 @@ from projector.appschema import unquote
 from projector.errors import ReplayError, ScaffoldError, TargetError
 from projector.replay import ReplayOptions, replay
 from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE
-from projector.verify import verify
+from projector.verify import not_a_state_db, verify
 
 # ---------------------------------------------------------------- the rules, as data
 
@@ -523,15 +523,10 @@ class StateDB:
                 "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid"
             )
         ]
-        if "eventlog" in names:
+        problem = not_a_state_db(set(names))  # as verify --against refuses it
+        if problem:
             self.conn.close()
-            raise ScaffoldError(f"{path}: is an eventlog, not LiveStore's state DB (state-*.db)")
-        if "__livestore_schema" not in names:
-            # What verify --against requires too (projector.verify._refuse_not_state).
-            self.conn.close()
-            raise ScaffoldError(
-                f"{path}: not LiveStore's state DB (it has no __livestore_schema table)"
-            )
+            raise ScaffoldError(f"{path}: {problem}")
         flags = {r[1]: (bool(r[4]), bool(r[5])) for r in listed}
         self.tables: dict[str, TableDraft] = {}
         for name in order:

@@ -311,15 +311,24 @@ def _refuse_not_state(path: Path, target: Path) -> None:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise TargetError(f"{path}: not a readable SQLite state database ({exc})") from None
+    problem = not_a_state_db(tables)
+    if problem:
+        raise TargetError(f"{path}: {problem}")
+
+
+def not_a_state_db(tables: set[str]) -> str | None:
+    """Why a SQLite database with TABLES is not LiveStore's state DB (FORMAT.md section 1:
+    the state DB holds ``__livestore_schema``), or None when it is one."""
     if "eventlog" in tables:
-        raise TargetError(
-            f"{path}: is an eventlog (the history), not LiveStore's state DB; pass the "
+        return (
+            "is an eventlog (the history), not LiveStore's state DB; pass the "
             "state<hash>@N.db beside it, or the store folder"
         )
     if STATE_TABLE in tables:
-        raise TargetError(f"{path}: is a projector target, not LiveStore's state DB")
+        return "is a projector target, not LiveStore's state DB"
     if "__livestore_schema" not in tables:
-        raise TargetError(f"{path}: not LiveStore's state DB (it has no __livestore_schema table)")
+        return "not LiveStore's state DB (it has no __livestore_schema table)"
+    return None
 
 
 def _refuse_other_app(path: Path, catalog: Catalog | None) -> None:

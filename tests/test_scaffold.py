@@ -430,7 +430,10 @@ def test_cli_refuses_a_non_empty_out_dir(runner, tmp_path: Path):
     [
         (["/no/such/store"], "no such file or directory"),
         ([str(FIXTURES / "small" / "case.json")], ""),
-        ([str(TODOMVC), "--state", str(TODOMVC / "eventlog@6.db")], "is an eventlog"),
+        (
+            [str(TODOMVC), "--state", str(TODOMVC / "eventlog@6.db")],
+            "is an eventlog (the history), not LiveStore's state DB; pass the state<hash>@N.db",
+        ),
         ([str(TODOMVC), "--state", str(FIXTURES / "small" / "case.json")], "not a readable"),
         ([str(TODOMVC), "--state", "/no/such/state.db"], "no such state database"),
     ],
@@ -445,6 +448,17 @@ def test_bad_input_is_a_one_line_error(runner, tmp_path: Path, args: list[str], 
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert message in result.stderr and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_a_projector_target_as_state_is_named_as_verify_names_it(runner, tmp_path: Path):
+    """--state refuses what verify --against refuses, in its words: a projector target."""
+    target = tmp_path / "t.db"
+    assert runner.invoke(cli, ["-q", "replay", str(TODOMVC), str(target)]).exit_code == 0
+    result = runner.invoke(
+        cli, ["scaffold", str(TODOMVC), str(tmp_path / "d"), "--state", str(target)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {target}: is a projector target, not LiveStore's state DB\n"
 
 
 def test_cli_out_dir_must_not_hold_the_inputs(runner, tmp_path: Path):

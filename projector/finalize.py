@@ -52,8 +52,8 @@ from projector.target import (
     HANDOFF_TABLE,
     PARKED_TABLE,
     STATE_TABLE,
+    folder_problem,
     is_target,
-    nearest_folder,
     refuse_sidecar,
     require_target,
 )
@@ -368,10 +368,9 @@ def _refuse_out(app_db: Path, sidecar: Path, target: Path) -> None:
         raise HandoffError(f"{app_db}: is a projector target; hand over into another file")
     if app_db.is_dir():
         raise HandoffError(f"{app_db}: is a directory; APP_DB is a database file")
-    folder = nearest_folder(app_db)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        why = "read-only file system" if read_only_fs(folder) else "permission denied"
-        raise HandoffError(f"{app_db}: cannot write in {folder} ({why})")
+    problem = folder_problem(app_db)
+    if problem:
+        raise HandoffError(f"{app_db}: {problem}")
 
 
 def _check_replaceable(app_db: Path, sidecar: Path, force: bool) -> bool:

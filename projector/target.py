@@ -158,6 +158,18 @@ def nearest_folder(path: Path) -> Path:
     return folder
 
 
+def folder_problem(path: Path) -> str | None:
+    """Why no file can be made at PATH for its folder (the closest existing one: a file on
+    the way, no permission, a read-only file system), or None."""
+    folder = nearest_folder(path)
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        why = "read-only file system" if read_only_fs(folder) else "permission denied"
+        return f"cannot write in {folder} ({why})"
+    return None
+
+
 def check_writable(path: Path) -> None:
     """Refuse, with one line and before anything is written, a TARGET path that cannot be
     written: a directory, a folder the user may not write or on a read-only file system,
@@ -178,12 +190,9 @@ def _check_writable(path: Path) -> None:
         raise TargetError(f"{path}: is a directory; TARGET is a database file (e.g. {path}/app.db)")
     if path.exists() and not path.is_file():
         raise TargetError(f"{path}: not a regular file; TARGET is a database file")
-    folder = nearest_folder(path)
-    if not folder.is_dir():
-        raise TargetError(f"{path}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        why = "read-only file system" if read_only_fs(folder) else "permission denied"
-        raise TargetError(f"{path}: cannot write in {folder} ({why})")
+    problem = folder_problem(path)
+    if problem:
+        raise TargetError(f"{path}: {problem}")
     lock = path.with_name(path.name + ".lock")
     if lock.exists() and not lock.is_file():
         raise TargetError(f"{path}: cannot create the lock file {lock} (something else is there)")

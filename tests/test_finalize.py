@@ -393,3 +393,13 @@ def test_an_app_database_that_cannot_be_written_is_one_line_before_anything(tmp_
         with pytest.raises(HandoffError, match="cannot write in .*read-only file system"):
             finalize(target, FinalizeOptions(out=folder / "app.db", drizzle=tmp_path / "dz"))
     assert not (tmp_path / "dz").exists() and list(folder.iterdir()) == []
+
+
+def test_an_app_database_under_a_file_is_one_line_naming_the_file(migrated, tmp_path):
+    """--out inside a path whose folder is a file: said so (as replay says it of a
+    target), not "permission denied", and nothing is written."""
+    note = tmp_path / "notes.txt"
+    note.write_text("mine")
+    with pytest.raises(HandoffError, match=f"^{note}/app.db: {note} is not a directory$"):
+        finalize(migrated, FinalizeOptions(out=note / "app.db", drizzle=tmp_path / "dz"))
+    assert note.read_text() == "mine" and not (tmp_path / "dz").exists()

@@ -157,7 +157,7 @@ def verify(
     CatalogError when AGAINST is given and the catalog cannot be loaded."""
     require_target(target)
     conn = connect_readonly(target)
-    reads = _Reads(lock_timeout)
+    reads = _Reads(lock_timeout, accounting=source)
     try:
         record = _record(conn)
         report = VerifyReport(target=str(target))
@@ -270,7 +270,7 @@ def find_state_db(
     _refuse_not_state(path, target)
     _refuse_other_app(path, catalog)
     if record is not None:
-        _refuse_other_store(path, record, target, tables, reads or _Reads(None))
+        _refuse_other_store(path, record, target, tables, reads or _Reads(None, accounting=False))
     return path, picked
 
 
@@ -380,7 +380,12 @@ def _history_matches(folder: Path, record: dict[str, Any], reads: _Reads) -> boo
     export = record["sourceKind"] == KIND_EXPORT
     same = not export and recorded.parent.resolve() == folder.resolve() and recorded.exists()
     try:
-        read = reads.read(recorded if same else folder, record, global_only=export, whole=same)
+        read = reads.read(
+            recorded if same else folder,
+            record,
+            global_only=export,
+            whole=same and reads.accounting,  # read to the end once, for both checks
+        )
     except SourceError:
         return None
     return (
@@ -413,8 +418,10 @@ class _Reads:
     the same file (a large log is then read once, not twice). A failed read is kept as
     its SourceError (raised again to each caller)."""
 
-    def __init__(self, lock_timeout: float | None):
+    def __init__(self, lock_timeout: float | None, *, accounting: bool = True):
         self.lock_timeout = lock_timeout
+        #: Whether the accounting check reads the recorded source (not under --no-source).
+        self.accounting = accounting
         self._done: dict[tuple[Path, bool], _Read | SourceError] = {}
 
     def read(self, path: Path, record: dict[str, Any], *, global_only: bool, whole: bool) -> _Read:

@@ -924,9 +924,18 @@ def verify(
       projector verify out/app.db --against fixtures/small/ai-desk
       projector verify out/app.db --no-source
     """
+    from projector.errors import TargetError
+    from projector.finalize import is_handed_over, last_handoff, sidecar_path
     from projector.verify import verify as run_verify
 
     with _errors():
+        if is_handed_over(target):  # status and digest read one; verify needs the target
+            handoff = last_handoff(sidecar_path(target))
+            where = f" ({handoff['target']})" if handoff else ""
+            raise TargetError(
+                f"{target}: is an app database handed over by finalize, not a projector "
+                f"target; verify the target it came from{where}"
+            )
         report = run_verify(
             target,
             against,

@@ -57,7 +57,7 @@ from projector.target import (
     refuse_sidecar,
     require_target,
 )
-from projector.verify import verify
+from projector.verify import VerifyReport, verify
 
 SIDECAR_SUFFIX = ".projector.db"
 #: Journal modes a handed-over file can carry: only WAL is stored in the database header
@@ -231,6 +231,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         tmp_side = app_db.with_name(f".{sidecar.name}.tmp{os.getpid()}")
         try:
             rows, checks = _write_app(tmp_app, target, schema, drizzle_row, options.journal_mode)
+            checks.insert(0, _verified(target, report))
             app_digest, digests = app_digests(tmp_app)
             digest_of_target = target_digest(target)["overall"]
             record = {
@@ -294,6 +295,17 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         drizzle=drizzle_info,
         seconds=time.monotonic() - started,
     )
+
+
+def _verified(target: Path, report: VerifyReport) -> str:
+    """What the verification finalize ran first found (every check passed)."""
+    against = next((c.detail for c in report.checks if c.name == "against"), None)
+    names = ", ".join(c.name for c in report.checks if c.name != "against")
+    if against is None:
+        return (
+            f"verified {target.name} ({names}; no --against: not compared with LiveStore's state)"
+        )
+    return f"verified {target.name} ({names}); {against}"
 
 
 def recorded_catalog(target: Path) -> Catalog:

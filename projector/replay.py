@@ -1004,7 +1004,9 @@ def _warn_export(result: ReplayResult, source: Source, catalog: Catalog, limit: 
     if source.kind != KIND_EXPORT or not catalog.client_only:
         return
     tables = client_only_tables(catalog)
-    empty = f": {', '.join(tables)} stay empty" if tables else ""
+    empty = (
+        f": {', '.join(tables)} {'stays' if len(tables) == 1 else 'stay'} empty" if tables else ""
+    )
     result.warn(
         "no-client-only",
         "a `livestore sync export` holds no client-only events "

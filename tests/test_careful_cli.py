@@ -576,6 +576,17 @@ def test_export_to_stdout_overwrite_format_and_exported_at(tmp_path: Path):
     assert unknown.exit_code == 2 and "--format" in unknown.stderr
 
 
+def test_a_replay_of_an_export_names_the_tables_it_leaves_empty(tmp_path: Path):
+    """The no-client-only warning names the tables only client-only events fill, in
+    English for one table and for several."""
+    ai_desk = invoke("replay", FIXTURES / "small" / "export.json", tmp_path / "a.db")
+    assert "drafts, uiState, userPreferences stay empty;" in ai_desk.stdout
+    export = tmp_path / "todo.json"
+    ok("export", FIXTURES / "todomvc-small" / "todomvc", export)
+    todo = invoke("replay", export, tmp_path / "b.db")
+    assert "(uiStateSet): uiState stays empty;" in todo.stdout
+
+
 def test_dry_run_logs_say_dry_run_and_name_the_real_target(tmp_path: Path):
     """A dry run's log lines say it is one and name the target the user gave."""
     target = tmp_path / "t.db"

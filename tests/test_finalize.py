@@ -113,6 +113,25 @@ def test_digest_and_status_still_work_from_the_app_database(migrated, tmp_path, 
     assert info["handoff"]["position"] == 200 and info["appChangedSinceHandoff"] is False
 
 
+def test_finalize_says_what_it_verified_and_verify_points_from_the_app_db_to_the_target(
+    migrated, tmp_path, runner
+):
+    """finalize's checks begin with the verification it ran first (with --against, the
+    LiveStore rows compared); `verify APP_DB` names the target to verify instead."""
+    app_db = tmp_path / "app.db"
+    done = finalize(migrated, FinalizeOptions(out=app_db, against=SMALL_STATE))
+    assert done.checks[0].startswith(f"verified {migrated.name} (integrity_check, ")
+    assert "75 LiveStore rows compared" in done.checks[0] and "0 unexplained" in done.checks[0]
+    again = finalize(migrated, FinalizeOptions(out=app_db))
+    assert "no --against: not compared with LiveStore's state" in again.checks[0]
+    result = runner.invoke(cli, ["verify", str(app_db)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {app_db}: is an app database handed over by finalize, not a projector "
+        f"target; verify the target it came from ({migrated})\n"
+    )
+
+
 def test_the_sidecar_is_never_written_to_as_a_target(migrated, tmp_path):
     """resume, replay and rollback refuse the sidecar with one line: catch up into TARGET."""
     app_db = tmp_path / "app.db"

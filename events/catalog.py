@@ -348,6 +348,22 @@ def bundled_catalog_names() -> list[str]:
     return sorted(p.name for p in SCHEMAS_DIR.iterdir() if (p / SPEC_FILE).is_file())
 
 
+def _schema_names(directory: Path) -> set[str]:
+    """The event names of the schemas in DIRECTORY, as `_load_schemas` names them, read
+    without checking the schemas (detection loads and checks only the catalog it picks)."""
+    names = set()
+    for path in directory.glob("*.json"):
+        if path.name == "catalog.json":
+            continue
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            doc = None
+        title = doc.get("title") if isinstance(doc, dict) else None
+        names.add(title if isinstance(title, str) and title else path.stem)
+    return names
+
+
 def detect_catalog(event_names: Iterable[str]) -> Catalog:
     """The bundled catalog that knows most of the log's event names (on a tie, the first
     by name).
@@ -356,8 +372,7 @@ def detect_catalog(event_names: Iterable[str]) -> Catalog:
     """
     names = set(event_names)
     scored = [
-        (-len(names & Catalog.bundled(name).schemas.keys()), name)
-        for name in bundled_catalog_names()
+        (-len(names & _schema_names(SCHEMAS_DIR / name)), name) for name in bundled_catalog_names()
     ]
     if not scored:
         raise CatalogError(f"{SCHEMAS_DIR}: no bundled catalog")

@@ -530,3 +530,17 @@ def test_bulk_changes_give_the_same_digest_at_any_batch_size(batch, tmp_path):
     replay(store, tmp_path / "t.db", ReplayOptions(batch_size=batch))
     replay(store, tmp_path / "ref.db", ReplayOptions())
     assert digest(tmp_path / "t.db") == digest(tmp_path / "ref.db")
+
+
+def test_detection_loads_only_the_catalog_it_picks(monkeypatch: pytest.MonkeyPatch):
+    """Detection scores the bundled catalogs by their schemas' event names alone; only the
+    one picked is loaded and checked (a replay's setup, and every command's, pays for one)."""
+    import events.catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "_BUNDLED", {})
+    todo = Catalog.load(catalog_module.SCHEMAS_DIR / "todomvc")
+    picked = detect_catalog([*todo.schemas, "v1.SomethingElse"])
+    assert picked.name == "todomvc" and picked.schemas == todo.schemas
+    assert list(catalog_module._BUNDLED) == ["todomvc"]
+    # On a tie (no name known), the first by name, as before.
+    assert detect_catalog(["v9.Nothing"]).bundled_name == min(bundled_catalog_names())

@@ -53,6 +53,7 @@ from projector.target import (
     PARKED_TABLE,
     STATE_TABLE,
     folder_problem,
+    in_source_folder,
     is_target,
     refuse_sidecar,
     require_target,
@@ -170,7 +171,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     sidecar = sidecar_path(app_db)
     if {app_db.resolve(), sidecar.resolve()} & {target.resolve()}:
         raise HandoffError(f"{app_db}: is the target itself; hand over into another file")
-    _refuse_out(app_db, sidecar, target)
+    _refuse_out(app_db, target)
     # On a read-only file system no projector can write TARGET, and its lock file cannot
     # be created: finalize only reads it there.
     lock = contextlib.nullcontext() if read_only_fs(target) else writer_lock(target)
@@ -350,7 +351,7 @@ def _last_reader(target: Path) -> Iterator[None]:
         conn.close()
 
 
-def _refuse_out(app_db: Path, sidecar: Path, target: Path) -> None:
+def _refuse_out(app_db: Path, target: Path) -> None:
     """Refuse, even with --force, an APP_DB that would overwrite what is not an app
     database: the migration's source, any file in the source's store folder (LiveStore's
     eventlog or state DB: no command writes there), a file named as LiveStore names its
@@ -368,14 +369,12 @@ def _refuse_out(app_db: Path, sidecar: Path, target: Path) -> None:
     with contextlib.closing(connect_readonly(target)) as conn:
         found = conn.execute(f"SELECT source FROM {STATE_TABLE} WHERE id = 1").fetchone()
     source = found[0] if found else None
-    if source:
-        store = Path(source).resolve().parent
-        for path in (app_db, sidecar):
-            if path.resolve().parent == store:
-                raise HandoffError(
-                    f"{app_db}: is in the folder of the migration's source ({store}); no "
-                    "command writes there: hand over into another folder"
-                )
+    if source and in_source_folder(app_db, Path(source)):  # its sidecar is beside it
+        raise HandoffError(
+            f"{app_db}: is in the folder of the migration's source "
+            f"({Path(source).resolve().parent}); no command writes there: hand over into "
+            "another folder"
+        )
     if app_db.exists() and app_db.stat().st_size and is_target(app_db):
         raise HandoffError(f"{app_db}: is a projector target; hand over into another file")
     if app_db.is_dir():

@@ -70,6 +70,7 @@ from projector.target import (
     STATE_TABLE,
     check_writable,
     deferrable_indexes,
+    in_source_folder,
     is_target,
     open_target,
     require_target,
@@ -701,9 +702,7 @@ def replay(
     try:
         if target.exists() and target.resolve() == source.path.resolve():
             raise TargetError(f"{target}: is the source; refusing to write to it")
-        if source.kind == KIND_SQLITE and target.absolute().parent.resolve() == (
-            source.path.resolve().parent
-        ):
+        if source.kind == KIND_SQLITE and in_source_folder(target, source.path):
             raise TargetError(
                 f"{target}: is in the source's store folder ({source.path.resolve().parent}); "
                 "no command writes there: choose another folder"

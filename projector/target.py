@@ -27,6 +27,7 @@ from events.catalog import Catalog
 from events.errors import CatalogError
 from events.sources import connect_readonly, read_only_fs
 from projector.errors import TargetError
+from projector.lock import lock_path
 
 MIGRATION_SET = "livestore-projector"
 #: The projector's own bookkeeping tables; the app's tables come from its catalog.
@@ -158,6 +159,12 @@ def nearest_folder(path: Path) -> Path:
     return folder
 
 
+def in_source_folder(path: Path, source: Path) -> bool:
+    """Whether a file at PATH would be in the folder of the eventlog SOURCE (a store
+    folder, LiveStore's: no command writes there)."""
+    return path.absolute().parent.resolve() == source.resolve().parent
+
+
 def folder_problem(path: Path) -> str | None:
     """Why no file can be made at PATH for its folder (the closest existing one: a file on
     the way, no permission, a read-only file system), or None."""
@@ -193,7 +200,7 @@ def _check_writable(path: Path) -> None:
     problem = folder_problem(path)
     if problem:
         raise TargetError(f"{path}: {problem}")
-    lock = path.with_name(path.name + ".lock")
+    lock = lock_path(path)
     if lock.exists() and not lock.is_file():
         raise TargetError(f"{path}: cannot create the lock file {lock} (something else is there)")
     if path.exists():

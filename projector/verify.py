@@ -24,7 +24,7 @@ from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
 from events.sqlite_source import state_files
 from projector import deviations
-from projector.checkpoint import PrefixDigest
+from projector.checkpoint import PrefixDigest, TrackingView
 from projector.errors import TargetError
 from projector.handlers import any_row, entity_list
 from projector.replay import client_only_tables
@@ -171,7 +171,7 @@ def verify(
         _structural_checks(conn, report)
         if tables is not None:
             _derived_checks(conn, tables, report)
-        _accounting_checks(conn, report, source, reads, target)
+        _accounting_checks(conn, report, record, source, reads, target)
         if state_db is not None and catalog is not None and tables is not None:
             _compare(conn, state_db, report, record, picked, catalog, tables)
     finally:
@@ -554,26 +554,23 @@ def _derived_checks(
 def _accounting_checks(
     conn: sqlite3.Connection,
     report: VerifyReport,
+    record: dict[str, Any] | None,
     reread: bool,
     reads: _Reads,
     target: Path,
 ) -> None:
-    row = conn.execute(
-        f"SELECT source, position, lastEventId, prefixDigest, applied, parked, state "
-        f"FROM {STATE_TABLE} WHERE id = 1"
-    ).fetchone()
-    if row is None:
+    """The counters against the parked table and the tracking record, and (REREAD) the
+    recorded source read again against RECORD (`_record`)."""
+    if record is None:
         report.checks.append(Check("accounting", False, "no migration recorded"))
         return
-    source, position, last_id, prefix, applied, parked, state = row
+    source, position = record["source"], record["position"]
+    last_id, prefix = record["lastEventId"], record["prefixDigest"]
+    applied, parked, state = conn.execute(
+        f"SELECT applied, parked, state FROM {STATE_TABLE} WHERE id = 1"
+    ).fetchone()
     in_table = conn.execute(f"SELECT COUNT(*) FROM {PARKED_TABLE}").fetchone()[0]
-    tracked = (
-        conn.execute(
-            "SELECT MAX(notification_id) FROM tracking WHERE application_name = ?",
-            ("livestore-projector",),
-        ).fetchone()[0]
-        or 0
-    )
+    tracked = TrackingView(str(target)).position(conn)
     ok = position == applied + parked and parked == in_table and tracked == position
     report.checks.append(
         Check(
@@ -594,12 +591,6 @@ def _accounting_checks(
             )
         )
         return
-    record = {
-        "source": source,
-        "position": position,
-        "lastEventId": last_id,
-        "prefixDigest": prefix,
-    }
     try:
         read = reads.read(Path(source), record, global_only=False, whole=True)
     except SourceBusy:

@@ -273,18 +273,33 @@ def _spec_validator() -> jsonschema.Draft202012Validator:
     return _SPEC_VALIDATOR[0]
 
 
+def _schema_files(directory: Path) -> list[Path]:
+    """DIRECTORY's event schemas, by name (catalog.json, the metadata file of catalogs
+    before catalog.toml, is not one)."""
+    return sorted(p for p in directory.glob("*.json") if p.name != "catalog.json")
+
+
+def _event_name(path: Path, doc: Any) -> str:
+    """The event a schema file is for: its ``title``, else the file's name."""
+    title = doc.get("title") if isinstance(doc, dict) else None
+    return title if isinstance(title, str) and title else path.stem
+
+
 def _load_schemas(directory: Path) -> dict[str, dict[str, Any]]:
     schemas: dict[str, dict[str, Any]] = {}
-    for path in sorted(directory.glob("*.json")):
-        if path.name == "catalog.json":  # the metadata file of catalogs before catalog.toml
-            continue
+    for path in _schema_files(directory):
         try:
             doc = json.loads(path.read_text("utf-8"))
             jsonschema.Draft202012Validator.check_schema(doc)
             ecma_schema(doc)  # every pattern has a Python spelling (or ValueError)
         except (ValueError, jsonschema.SchemaError) as exc:
             raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
-        name = doc.get("title") or path.stem
+        if not isinstance(doc, dict):
+            raise CatalogError(
+                f"{path}: an event's schema is a JSON object (with its args' properties), "
+                f"not {json.dumps(doc)[:40]}"
+            )
+        name = _event_name(path, doc)
         if name in schemas:
             raise CatalogError(f"{path}: event {name} has two schemas in {directory}")
         schemas[name] = doc
@@ -352,15 +367,12 @@ def _schema_names(directory: Path) -> set[str]:
     """The event names of the schemas in DIRECTORY, as `_load_schemas` names them, read
     without checking the schemas (detection loads and checks only the catalog it picks)."""
     names = set()
-    for path in directory.glob("*.json"):
-        if path.name == "catalog.json":
-            continue
+    for path in _schema_files(directory):
         try:
             doc = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError):
             doc = None
-        title = doc.get("title") if isinstance(doc, dict) else None
-        names.add(title if isinstance(title, str) and title else path.stem)
+        names.add(_event_name(path, doc))
     return names
 
 

@@ -544,3 +544,13 @@ def test_detection_loads_only_the_catalog_it_picks(monkeypatch: pytest.MonkeyPat
     assert list(catalog_module._BUNDLED) == ["todomvc"]
     # On a tie (no name known), the first by name, as before.
     assert detect_catalog(["v9.Nothing"]).bundled_name == min(bundled_catalog_names())
+
+
+def test_a_schema_that_is_not_an_object_is_one_line(tmp_path: Path):
+    """A schema file holding `true` (a valid JSON Schema, but no event's args) is refused
+    naming the file, not a traceback."""
+    folder = tmp_path / "cat"
+    shutil.copytree(ROOT / "schemas" / "todomvc", folder)
+    (folder / "v1.Extra.json").write_text("true")
+    with pytest.raises(CatalogError, match=r"v1\.Extra\.json: an event's schema is a JSON object"):
+        Catalog.load(folder)

@@ -55,6 +55,7 @@ from projector.target import (
     folder_problem,
     in_source_folder,
     is_target,
+    real_target,
     refuse_sidecar,
     require_target,
 )
@@ -165,6 +166,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     started = time.monotonic()
     if options.journal_mode not in JOURNAL_MODES:
         raise HandoffError(f"journal mode {options.journal_mode!r}: one of {JOURNAL_MODES}")
+    target = real_target(target)
     require_target(target)
     refuse_sidecar(target)
     app_db = options.out or default_app_db(target)

@@ -21,7 +21,10 @@ _HELD: dict[str, int] = {}
 
 
 def lock_path(target: Path) -> Path:
-    return target.with_name(target.name + ".lock")
+    """TARGET's lock file, beside the database itself: a symbolic link is resolved, so a
+    target named through a link and by its own path share one lock."""
+    real = Path(os.path.realpath(target))
+    return real.with_name(real.name + ".lock")
 
 
 def held_lock_fd(target: Path) -> int | None:

@@ -73,6 +73,7 @@ from projector.target import (
     in_source_folder,
     is_target,
     open_target,
+    real_target,
     require_target,
 )
 from projector.writer import (
@@ -701,7 +702,7 @@ def replay(
     Raises TargetError, CheckpointMismatch, ReplayError, Busy, Interrupted, EventsError.
     """
     options = options or ReplayOptions()
-    target = Path(target_path)
+    target = real_target(Path(target_path))
     source = _open(source_path, options)
     try:
         if target.exists() and target.resolve() == source.path.resolve():
@@ -759,7 +760,7 @@ def resume(
     checkpoint is the one migrated; its path is then recorded), with the policies it
     recorded unless OPTIONS name others. Raises as `replay`."""
     options = options or ReplayOptions(on_invalid=None, strict_keys=None)
-    target = Path(target_path)
+    target = real_target(Path(target_path))
     require_target(target, "; nothing to resume")
     check_writable(target)
     state, _, _ = _read_record(target, target)
@@ -1548,7 +1549,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
     takes no backup. Raises TargetError, Busy, CatalogError.
     """
     options = options or ReplayOptions()
-    target = Path(target_path)
+    target = real_target(Path(target_path))
     require_target(target)
     check_writable(target)
     started = time.monotonic()

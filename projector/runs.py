@@ -17,6 +17,7 @@ from projector.target import (
     RUNS_TABLE,
     STATE_TABLE,
     check_writable,
+    real_target,
     refuse_sidecar,
     require_target,
 )
@@ -34,6 +35,7 @@ def shown_state(state: str, target: Path) -> str:
 
 def status(target: Path) -> dict[str, Any]:
     """Source, store, checkpoint out of total, state, counts and backup of TARGET."""
+    target = real_target(target)
     require_target(target)
     conn = connect_readonly(target)
     try:
@@ -92,6 +94,7 @@ def rollback(target: Path) -> dict[str, Any]:
     Returns ``{"target", "run", "action": "restored"|"removed"|"forgotten", "message", ...}``.
     Raises TargetError, Busy.
     """
+    target = real_target(target)
     require_target(target)
     refuse_sidecar(target)
     check_writable(target)
@@ -164,6 +167,7 @@ def backups_of(target: Path, prune: int | None = None) -> dict[str, Any]:
     restores it, or None for a backup no run refers to (a run killed before it
     committed anything). Raises TargetError, Busy.
     """
+    target = real_target(target)
     require_target(target)
     pruned: list[dict[str, Any]] = []
     if prune is not None:

@@ -298,6 +298,14 @@ def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> 
         raise TargetError(f"{path}: cannot open target database ({exc})") from None
 
 
+def real_target(path: Path) -> Path:
+    """PATH, or the file it names when it is a symbolic link (absolute then): a backup
+    goes beside the database itself, a rollback restores or removes the database, not
+    the link to it. SQLite resolves the link too, and keeps the -wal and -shm beside the
+    database (its unix VFS: os_unix.c, unixFullPathname)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def require_target(path: Path, doing: str = "") -> None:
     """Raise TargetError unless PATH is a projector target: "no such target database" for
     a path that is not there, "not a projector target" for anything else (a folder, any

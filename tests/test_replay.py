@@ -185,6 +185,38 @@ def test_a_second_writer_is_refused(target: Path):
             rollback(target)
 
 
+def test_a_target_named_through_a_symbolic_link_is_the_target_itself(
+    small_copy: Path, target: Path, tmp_path: Path
+):
+    """One writer lock whichever name is used, and a catch-up's backup and its rollback
+    act on the database, not on the link (which stays a link in its own folder)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = elsewhere / "link.db"
+    link.symlink_to(target)
+    append = hold_back_tail(small_copy, 120)
+    replay(small_copy, link)
+    assert target.is_file() and link.is_symlink()
+    before = overall(target)
+    with writer_lock(target):
+        with pytest.raises(Busy, match="another projector"):
+            replay(small_copy, link)
+        with pytest.raises(Busy):
+            rollback(link)
+    with writer_lock(link):
+        with pytest.raises(Busy):
+            resume(target)
+    append()
+    result = replay(small_copy, link)
+    assert result.backup and Path(result.backup).parent == target.parent
+    assert list(elsewhere.iterdir()) == [link]
+    assert rollback(link)["action"] == "restored"
+    assert link.is_symlink() and overall(target) == before
+    assert status(link)["state"] == "rolled back"
+    assert rollback(link)["action"] == "removed"
+    assert not target.exists() and link.is_symlink()
+
+
 def _pages_needed(tmp_path: Path, defer_indexes: bool = False) -> int:
     full = tmp_path / "full.db"
     replay(SMALL, full, ReplayOptions(defer_indexes=defer_indexes))

@@ -69,9 +69,11 @@ def digest_tables(conn: sqlite3.Connection) -> list[str]:
 
 
 def digest(path: Path) -> dict[str, Any]:
-    """{"tables": {name: {"sha256", "rows"}}, "overall": sha256} of a target database."""
+    """{"tables": {name: {"sha256", "rows"}}, "overall": sha256} of a target database,
+    read in one read transaction: one moment of it while a run commits batches."""
     conn = connect_readonly(path)
     try:
+        conn.execute("BEGIN")
         tables: dict[str, dict[str, Any]] = {}
         for table in digest_tables(conn):
             sha, rows = table_digest(conn, table, key_columns(conn, table))

@@ -27,6 +27,7 @@ from projector import deviations
 from projector.checkpoint import PrefixDigest, TrackingView
 from projector.errors import TargetError
 from projector.handlers import any_row, entity_list
+from projector.lock import held_lock_fd, refuse_if_busy
 from projector.replay import client_only_tables
 from projector.runs import shown_state
 from projector.target import (
@@ -154,8 +155,12 @@ def verify(
     LOCK_TIMEOUT is how long that source may stay locked or keep changing (seconds;
     `open_source`). CATALOG defaults to the one the migration recorded. Raises
     TargetError for a target or an AGAINST that cannot be used (see `find_state_db`),
-    CatalogError when AGAINST is given and the catalog cannot be loaded."""
+    CatalogError when AGAINST is given and the catalog cannot be loaded; Busy while
+    another process's run writes TARGET (its checks would read different moments of it).
+    """
     require_target(target)
+    if held_lock_fd(target) is None:  # finalize verifies under its own lock
+        refuse_if_busy(target)
     conn = connect_readonly(target)
     reads = _Reads(lock_timeout, accounting=source)
     try:

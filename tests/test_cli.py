@@ -152,6 +152,41 @@ def test_status_digest_verify_and_rollback(runner, target: Path):
     assert gone.exit_code == 0 and "removing it" in gone.stdout and not target.exists()
 
 
+def test_verify_waits_for_a_run_another_process_is_writing(runner, target: Path):
+    """verify's checks read the target one after another: while another process's run
+    commits batches they would mix moments of it (a position that is not the sum of its
+    counts, advice to catch up a run already catching up). It is refused instead; status
+    and digest (one read transaction) still answer."""
+    assert runner.invoke(cli, ["replay", str(SMALL), str(target)]).exit_code == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from projector.lock import writer_lock\n"
+            f"with writer_lock(Path({str(target)!r})):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        busy = runner.invoke(cli, ["verify", str(target), "--against", str(SMALL_STATE)])
+        assert busy.exit_code == 1 and "Traceback" not in busy.output
+        assert busy.stderr.strip() == (
+            f"Error: {target}: another projector (pid {holder.pid}) is writing this target; "
+            "wait for it to finish"
+        )
+        assert runner.invoke(cli, ["status", str(target)]).exit_code == 0
+        assert runner.invoke(cli, ["digest", str(target)]).exit_code == 0
+    finally:
+        holder.communicate("")
+    ok = runner.invoke(cli, ["verify", str(target), "--against", str(SMALL_STATE)])
+    assert ok.exit_code == 0 and ok.stdout.strip().endswith("verified")
+
+
 def test_commands_on_a_missing_target_fail_cleanly(runner, tmp_path: Path):
     for command in ("status", "resume", "rollback", "digest", "verify", "replay-parked"):
         result = runner.invoke(cli, [command, str(tmp_path / "none.db")])

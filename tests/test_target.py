@@ -71,3 +71,33 @@ def test_a_target_made_before_catalogs_is_refused_with_a_reason(tmp_path: Path):
     old.close()
     with pytest.raises(TargetError, match="before catalogs"):
         open_target(path, create=True, catalog=Catalog.bundled("ai-desk"))
+
+
+def test_a_digest_is_one_moment_of_a_target_a_run_is_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """digest reads every table in one read transaction: a batch committed while it
+    reads (here, between its first table and the next) is not half in it."""
+    import projector.digest as digest_module
+    from projector.replay import replay
+    from tests.conftest import SMALL
+
+    target = tmp_path / "t.db"
+    replay(SMALL, target)
+    before = digest_module.digest(target)["overall"]
+    real_table_digest = digest_module.table_digest
+    written: list[bool] = []
+
+    def committing_meanwhile(conn: sqlite3.Connection, table: str, key: list[str]) -> object:
+        if not written:  # another connection commits a row of a later table
+            writer = sqlite3.connect(target)
+            writer.execute("DELETE FROM memories WHERE rowid = (SELECT MIN(rowid) FROM memories)")
+            writer.commit()
+            writer.close()
+            written.append(True)
+        return real_table_digest(conn, table, key)
+
+    monkeypatch.setattr(digest_module, "table_digest", committing_meanwhile)
+    assert digest_module.digest(target)["overall"] == before
+    monkeypatch.undo()
+    assert digest_module.digest(target)["overall"] != before

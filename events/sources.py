@@ -159,10 +159,13 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
 
     For the projector's own files (targets, LiveStore's state DB); an eventlog is read
     through `events.sqlite_source`, which also copes with the app writing it.
-    On a read-only file system the file is opened ``immutable=1``: a WAL-mode database
-    (a projector target) cannot otherwise be read there, since its ``-shm`` file cannot be
-    created (https://sqlite.org/wal.html#readonly), and nothing can change it there anyway;
-    unless a ``-wal`` with frames is beside it (a writer killed before its checkpoint),
+    Where no file can be created beside it (a read-only file system, or a folder this
+    process may not write: another user's target, a copy made read-only) the file is
+    opened ``immutable=1``: a WAL-mode database (a projector target) cannot otherwise be
+    read there, since its ``-shm`` file cannot be created
+    (https://sqlite.org/wal.html#readonly), and with no ``-wal`` beside it no connection
+    has it open in WAL mode (the last one to close removes it); unless a ``-wal`` with
+    frames is beside it (a writer killed before its checkpoint, or one still writing),
     which immutable would ignore: then it is read through the ``-shm`` beside it.
 
     A WAL-mode database with no ``-wal`` or ``-shm`` beside it, in a folder that can be
@@ -171,7 +174,7 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     one, as the last to close, removes them (https://sqlite.org/wal.html#the_wal_file),
     and query_only refuses every statement that would write.
     """
-    if read_only_fs(path):
+    if _nothing_created_beside(path):
         return _connect(readonly_uri(path))
     if _wal_without_files(path):
         conn = _connect(path.resolve().as_uri() + "?mode=rw")
@@ -181,12 +184,12 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 def readonly_uri(path: Path) -> str:
-    """The URI that opens PATH read-only (for ``sqlite3.connect(uri=True)`` or ATTACH): on a
-    read-only file system ``immutable=1``, unless a ``-wal`` with frames is beside it (see
-    `connect_readonly`). Raises `UnreadableDatabase` for such a ``-wal`` without its
-    ``-shm`` there."""
+    """The URI that opens PATH read-only (for ``sqlite3.connect(uri=True)`` or ATTACH):
+    where no file can be created beside it ``immutable=1``, unless a ``-wal`` with frames
+    is beside it (see `connect_readonly`). Raises `UnreadableDatabase` for such a ``-wal``
+    without its ``-shm`` there."""
     uri = path.resolve().as_uri() + "?mode=ro"
-    if not read_only_fs(path):
+    if not _nothing_created_beside(path):
         return uri
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size:
@@ -194,9 +197,9 @@ def readonly_uri(path: Path) -> str:
         # checkpoint): read them through the -shm beside it.
         if not Path(f"{path}-shm").exists():
             raise UnreadableDatabase(
-                f"{path}: its {wal.name} holds changes that cannot be read on a read-only "
-                f"file system without {path.name}-shm; copy the files to a writable folder "
-                "and read them there"
+                f"{path}: its {wal.name} holds changes that cannot be read without "
+                f"{path.name}-shm, which cannot be created in its folder; copy the files to "
+                "a writable folder and read them there"
             )
         return uri
     return uri + "&immutable=1"
@@ -220,6 +223,12 @@ def _wal_without_files(path: Path) -> bool:
     if any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")):
         return False
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _nothing_created_beside(path: Path) -> bool:
+    """Whether no file can be created in PATH's folder by this process: a read-only file
+    system, or a folder it may not write (``access(2)``)."""
+    return read_only_fs(path) or not os.access(path.resolve().parent, os.W_OK)
 
 
 def read_only_fs(path: Path) -> bool:

@@ -301,6 +301,38 @@ def test_a_folder_the_user_cannot_write_is_one_line(request: pytest.FixtureReque
     assert list(folder.iterdir()) == []
 
 
+def test_the_reading_commands_work_on_a_target_in_a_folder_the_user_cannot_write(
+    request: pytest.FixtureRequest,
+):
+    """Another user's target (a WAL-mode database whose -shm cannot be created in its
+    folder) reads as one on a read-only medium: status, parked, digest, verify and
+    backups answer, and nothing is created beside it."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run as another user")
+    folder = Path(tempfile.mkdtemp(prefix="projector-theirs-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    ok("-q", "replay", SMALL, folder / "t.db")
+    folder.chmod(0o755)
+    before = sorted(folder.iterdir())
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *CMD]
+    probe = subprocess.run([*as_nobody, "--version"], capture_output=True, text=True, cwd=ROOT)
+    if probe.returncode != 0:
+        pytest.skip(f"the nobody user cannot run the projector here: {probe.stderr[-200:]}")
+    for args in (
+        ["status", folder / "t.db"],
+        ["parked", folder / "t.db"],
+        ["digest", folder / "t.db"],
+        ["verify", folder / "t.db", "--against", SMALL],
+        ["backups", folder / "t.db"],
+    ):
+        done = subprocess.run(
+            [*as_nobody, *map(str, args)], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, (args, done.stderr)
+    assert sorted(folder.iterdir()) == before
+
+
 def test_verify_against_takes_a_store_folder_and_refuses_what_is_not_its_state(tmp_path: Path):
     """--against a store folder finds its state DB and says which; a folder without one,
     an eventlog, a projector target, another app's or another store's state: one line."""

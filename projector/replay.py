@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from events.catalog import load_recorded
+from events.catalog import bundled_catalog_names, load_recorded
 from events.envelope import Event
 from events.errors import CatalogError, SourceError
 from events.history import HistoryCheck
@@ -639,7 +639,9 @@ def _catalog_for(
 ) -> Catalog:
     """The catalog of this run: the one given, else the one TARGET recorded, else the
     bundled one that knows the log's names best. A first run refuses a catalog whose
-    handlers cover fewer than half of the log's names (another app's log).
+    handlers cover fewer than half of the log's names (another app's log), and picks none
+    for a log with no event to tell its app by (an app just installed): its catalog would
+    be a guess that the app's first events, caught up later, refuse.
 
     The catalog is compiled whole here (`compile_catalog`), so a broken one is refused
     before the target is touched. Raises CheckpointMismatch when TARGET was migrated with
@@ -648,6 +650,20 @@ def _catalog_for(
     """
     if state is None:
         counts = source.name_counts()  # one pass gives the names and LiveStore's unknowns
+        if options.catalog is None and not any(u < n for n, u in counts.values()):
+            total = sum(n for n, _ in counts.values())
+            holds = (
+                "it holds no events"
+                if not total
+                else "its only event is one the app that wrote it did not know (schemaHash -1)"
+                if total == 1
+                else f"its {total:,} events are all ones the app that wrote them did not know "
+                "(schemaHash -1)"
+            )
+            raise ReplayError(
+                f"{source.path}: {holds}, so nothing tells which app's log it is; pass "
+                f"--catalog NAME|DIR (bundled: {', '.join(bundled_catalog_names())})"
+            )
         catalog = options.catalog or detect_catalog(counts)
         _require_projection(catalog)
         _refuse_another_app(source, counts, catalog, named=options.catalog is not None)

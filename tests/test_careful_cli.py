@@ -897,3 +897,33 @@ def test_every_command_names_a_missing_target_alike(tmp_path: Path, command: str
     other = invoke(command, tmp_path / "other.db")
     assert other.exit_code == 1 and "not a projector target" in other.stderr
     assert "Traceback" not in missing.stderr + other.stderr
+
+
+def test_a_log_with_no_event_to_tell_its_app_by_needs_its_catalog_named(tmp_path: Path):
+    """An app just installed leaves an eventlog with no events (or only events its app
+    did not know): a catalog picked for it would be a guess its first events refuse at
+    the catch-up. The first replay asks for --catalog instead, and writes nothing."""
+    store = tmp_path / "store" / "todomvc"
+    store.mkdir(parents=True)
+    conn = sqlite3.connect(store / "eventlog@6.db")
+    source = f"{(SMALL / 'eventlog@6.db').as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(source, uri=True)) as c:
+        for (sql,) in c.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"):
+            conn.execute(sql)
+    conn.commit()
+    target = tmp_path / "t.db"
+    line = one_error_line(invoke("replay", store, target))
+    assert line == (
+        f"Error: {store / 'eventlog@6.db'}: it holds no events, so nothing tells which app's "
+        "log it is; pass --catalog NAME|DIR (bundled: ai-desk, todo-0.3.1, todomvc)"
+    )
+    assert not target.exists() and not list(tmp_path.glob("t.db*"))
+    conn.execute(  # an event its app did not know: LiveStore stores it with schemaHash -1
+        "INSERT INTO eventlog VALUES (1, 0, 0, 0, 0, 0, 'v1.New', '{}', 'c', 's', -1, '{}')"
+    )
+    conn.commit()
+    conn.close()
+    line = one_error_line(invoke("replay", store, target))
+    assert "its only event is one the app that wrote it did not know" in line
+    ok("-q", "replay", store, target, "--catalog", "todomvc", "--on-invalid", "park")
+    assert "catalog: todomvc" in ok("status", target).stdout

@@ -800,8 +800,13 @@ def resume(
         source.close()
 
 
+#: The scratch folders of dry runs, in the temporary folder: ``<prefix><pid>-<random>``.
+DRY_RUN_PREFIX = "projector-dry-run-"
+
+
 def _dry_run(source: Source, target: Path, options: ReplayOptions) -> ReplayResult:
-    scratch_dir = Path(tempfile.mkdtemp(prefix="projector-dry-run-"))
+    _remove_dead_scratch()
+    scratch_dir = Path(tempfile.mkdtemp(prefix=f"{DRY_RUN_PREFIX}{os.getpid()}-"))
     try:
         scratch = scratch_dir / "target.db"
         if target.exists() and is_target(target):
@@ -811,6 +816,22 @@ def _dry_run(source: Source, target: Path, options: ReplayOptions) -> ReplayResu
         return result
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
+def _remove_dead_scratch() -> None:
+    """Remove the scratch folders of dry runs whose process is gone (killed before it
+    could remove its own: a copy of the target, as big as it). A folder whose pid names
+    a live process (its own run, or a reused pid) is left alone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{DRY_RUN_PREFIX}*-*"):
+        pid = folder.name[len(DRY_RUN_PREFIX) :].partition("-")[0]
+        if not pid.isdigit() or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (PermissionError, OverflowError):  # another user's process, or no pid at all
+            continue
 
 
 def _now() -> str:

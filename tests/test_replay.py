@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -364,3 +368,26 @@ def test_replay_never_writes_into_a_livestore_file(small_copy: Path, victim: str
     assert result.exit_code == 1
     assert "refusing to write" in result.stderr or "no command writes there" in result.stderr
     assert tree_sha256(small_copy) == before
+
+
+def test_a_dry_run_removes_the_scratch_copies_of_killed_dry_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A dry run killed before it removed its scratch copy of the target (as big as the
+    target) leaves it in the temporary folder; the next dry run removes it, and leaves
+    any folder whose process still lives."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead = tmp_path / f"projector-dry-run-{int(gone.stdout)}-abc"
+    alive = tmp_path / f"projector-dry-run-{os.getpid()}-abc"
+    other = tmp_path / "projector-dry-run-notapid"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "target.db").write_bytes(b"x" * 1000)
+    replay(SMALL, tmp_path / "t.db", dry_run=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])

@@ -777,6 +777,11 @@ def resume(
     recorded unless OPTIONS name others. Raises as `replay`."""
     options = options or ReplayOptions(on_invalid=None, strict_keys=None)
     target = real_target(Path(target_path))
+    if not os.path.lexists(target):  # e.g. a first run killed before its first commit
+        raise TargetError(
+            f"{target}: no such target database; nothing to resume: a migration starts "
+            f"with `projector replay SOURCE {target}`"
+        )
     require_target(target, "; nothing to resume")
     check_writable(target)
     state, _, _ = _read_record(target, target)

@@ -897,6 +897,12 @@ def test_every_command_names_a_missing_target_alike(tmp_path: Path, command: str
     other = invoke(command, tmp_path / "other.db")
     assert other.exit_code == 1 and "not a projector target" in other.stderr
     assert "Traceback" not in missing.stderr + other.stderr
+    if command == "resume":  # e.g. a first run killed before its first commit
+        assert missing.stderr.strip().endswith(
+            f"nothing to resume: a migration starts with `projector replay SOURCE "
+            f"{tmp_path / 'typo.db'}`"
+        )
+        assert "replay SOURCE" not in other.stderr
 
 
 def test_a_log_with_no_event_to_tell_its_app_by_needs_its_catalog_named(tmp_path: Path):

@@ -32,6 +32,13 @@ UTF8_BOM = b"\xef\xbb\xbf"
 #: (``packages/@livestore/cli/src/sync-operations.ts``, FORMAT.md §4).
 EXPORT_VERSIONS = (1,)
 
+#: What `JsonExport` and `NdjsonSource` read, for the message that refuses other JSON.
+EXPORT_SHAPE = (
+    'a `livestore sync export` is one object {"version": 1, "storeId", "exportedAt", '
+    '"eventCount", "events": [...]}; NDJSON is one event object {"name", "seqNum", "args", '
+    "...} per line"
+)
+
 KIND_SQLITE = "sqlite-eventlog"
 KIND_EXPORT = "json-export"
 KIND_NDJSON = "ndjson"
@@ -115,6 +122,8 @@ def open_source(
                 "this is a JSON or NDJSON file"
             )
         return _open_json(p)
+    if text_head[:1] in b'[-0123456789"tfn' and (value := _json_value(p)) is not None:
+        raise SourceError(f"{p}: JSON but not a LiveStore export ({value}): {EXPORT_SHAPE}")
     raise SourceError(f"{p}: not a LiveStore event log (neither SQLite nor a JSON/NDJSON export)")
 
 
@@ -238,6 +247,33 @@ def _json_error(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
 
 
+#: What a JSON text other than an object is, by its first ijson event.
+_JSON_VALUES = {
+    "start_array": "an array",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
+def _json_value(path: Path) -> str | None:
+    """What PATH holds when it is one JSON value other than an object ("an array", "a
+    number", ...), read as a stream (a UTF-8 BOM first is allowed); None when it is not
+    one JSON value."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(len(UTF8_BOM)) != UTF8_BOM:
+                fh.seek(0)
+            parsed = ijson.parse(fh)
+            first = next(parsed, None)
+            for _ in parsed:
+                pass
+    except (ijson.JSONError, UnicodeDecodeError, ValueError, RecursionError, OSError):
+        return None
+    return _JSON_VALUES.get(first[1]) if first is not None else None
+
+
 def _open_json(path: Path) -> Source:
     """NDJSON when the first non-blank line is a whole event object, else a JSON export."""
     first = b""
@@ -357,8 +393,8 @@ class JsonExport(_StreamedJson):
             raise SourceError(f"{path}: invalid JSON (not UTF-8 text)") from None
         if not has_events:
             raise SourceError(
-                f"{path}: JSON of another shape (no 'events' array; "
-                "expected a `livestore sync export` file or NDJSON events)"
+                f"{path}: JSON but not a LiveStore export (an object without an 'events' "
+                f"array): {EXPORT_SHAPE}"
             )
         versions = " or ".join(str(v) for v in EXPORT_VERSIONS)
         version = header.get("version")

@@ -119,8 +119,12 @@ BAD_INPUTS = {
     "truncated sqlite": (_truncated, "corrupt"),
     "sqlite header only": (_header_only, "corrupt"),
     "sqlite without eventlog": (_sqlite_without_eventlog, "without an eventlog table"),
-    "json of another shape": (lambda p: p.write_text('{"todos": [1, 2]}'), "another shape"),
-    "json array": (lambda p: p.write_text("[1, 2]"), "not a LiveStore event log"),
+    "json of another shape": (
+        lambda p: p.write_text('{"todos": [1, 2]}'),
+        "JSON but not a LiveStore export (an object without an 'events' array)",
+    ),
+    "json array": (lambda p: p.write_text("[1, 2]"), "JSON but not a LiveStore export (an array)"),
+    "not json": (lambda p: p.write_text("[1, 2"), "not a LiveStore event log"),
     "broken json": (lambda p: p.write_text('{"version": 1, "events": [{"name"'), "invalid JSON"),
     "ndjson with a broken line": (
         lambda p: p.write_text('{"name": "v1.X", "args": {}, "seqNum": 1}\n{oops\n'),
@@ -152,6 +156,32 @@ def test_bad_input_is_a_one_line_source_error(case: str, tmp_path: Path):
         list(src.events())
     message = str(info.value)
     assert expected in message and "\n" not in message and str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("[]", "an array"),
+        ('\ufeff [{"name": "v1.ConfigSet", "args": {}, "seqNum": 1}]\n', "an array"),
+        ("42", "a number"),
+        ('"events"', "a string"),
+        ("null", "null"),
+        ("false", "a boolean"),
+    ],
+)
+def test_json_that_is_not_an_export_says_so_and_what_an_export_is(
+    tmp_path: Path, runner, text: str, value: str
+):
+    """Valid JSON other than an object is named as JSON, with the shapes that are read."""
+    path = tmp_path / "log.json"
+    path.write_text(text, "utf-8")
+    result = runner.invoke(cli, ["inspect", str(path)])
+    assert (result.exit_code, result.stderr.count("\n")) == (1, 1)
+    assert result.stderr == (
+        f"Error: {path}: JSON but not a LiveStore export ({value}): a `livestore sync export` "
+        'is one object {"version": 1, "storeId", "exportedAt", "eventCount", "events": [...]}; '
+        'NDJSON is one event object {"name", "seqNum", "args", ...} per line\n'
+    )
 
 
 def test_directory_without_eventlog_is_refused(tmp_path: Path):

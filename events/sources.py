@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,13 @@ UTF8_BOM = b"\xef\xbb\xbf"
 #: The `livestore sync export` versions this projector reads
 #: (``packages/@livestore/cli/src/sync-operations.ts``, FORMAT.md §4).
 EXPORT_VERSIONS = (1,)
+
+#: What `JsonExport` and `NdjsonSource` read, for the message that refuses other JSON.
+EXPORT_SHAPE = (
+    'a `livestore sync export` is one object {"version": 1, "storeId", "exportedAt", '
+    '"eventCount", "events": [...]}; NDJSON is one event object {"name", "seqNum", "args", '
+    "...} per line"
+)
 
 KIND_SQLITE = "sqlite-eventlog"
 KIND_EXPORT = "json-export"
@@ -115,6 +123,8 @@ def open_source(
                 "this is a JSON or NDJSON file"
             )
         return _open_json(p)
+    if text_head[:1] in b'[-0123456789"tfn' and (value := _json_value(p)) is not None:
+        raise SourceError(f"{p}: JSON but not a LiveStore export ({value}): {EXPORT_SHAPE}")
     raise SourceError(f"{p}: not a LiveStore event log (neither SQLite nor a JSON/NDJSON export)")
 
 
@@ -247,6 +257,75 @@ def _json_error(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
 
 
+#: What a JSON text other than an object is, by its first ijson event.
+_JSON_VALUES = {
+    "start_array": "an array",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
+def _json_value(path: Path) -> str | None:
+    """What PATH holds when it is one JSON value other than an object ("an array", "a
+    number", ...), read as a stream (a UTF-8 BOM first is allowed); None when it is not
+    one JSON value."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(len(UTF8_BOM)) != UTF8_BOM:
+                fh.seek(0)
+            parsed = ijson.parse(fh)
+            first = next(parsed, None)
+            for _ in parsed:
+                pass
+    except (ijson.JSONError, UnicodeDecodeError, ValueError, RecursionError, OSError):
+        return None
+    return _JSON_VALUES.get(first[1]) if first is not None else None
+
+
+_BAD_ESCAPE = "Invalid \\uXXXX escape"
+#: What is left of a line that ends inside a JSON token, from where `json.loads` gave up,
+#: by its message: a literal or a lone minus sign where a value was expected, a
+#: number's fraction or exponent (after its digits), a string's \\u escape.
+_CUT_TOKENS = {
+    "Expecting value": re.compile(r"-|t|tr|tru|f|fa|fal|fals|n|nu|nul"),
+    "Expecting ',' delimiter": re.compile(r"(?<=[0-9])(\.|[eE][+-]?)"),
+    _BAD_ESCAPE: re.compile(r"u[0-9a-fA-F]{0,4}"),
+}
+
+
+def _not_json(text: str) -> str:
+    """Why TEXT (an NDJSON line `json.loads` refused) is not JSON: a line that ends before
+    its value does is said to end there (cut short, most likely: a writer stopped
+    mid-line; read with its line end, the parser would blame that as a control character
+    inside the open string), a raw control character inside a string is named, else the
+    parser's reason. Columns are 1-based, in characters."""
+    line = text.removesuffix("\n").removesuffix("\r")
+    try:
+        json.loads(line)
+    except json.JSONDecodeError as error:
+        exc = error
+    except (ValueError, RecursionError) as error:
+        return _json_error(error)
+    else:  # pragma: no cover - TEXT was refused
+        return "not JSON"
+    cut = _CUT_TOKENS.get(exc.msg)
+    ends_in_token = cut is not None and cut.fullmatch(line, exc.pos) is not None
+    if exc.msg.startswith("Unterminated string") or (ends_in_token and exc.msg == _BAD_ESCAPE):
+        return f"it ends at column {len(line)} inside a string (cut short?)"
+    if exc.pos >= len(line) or ends_in_token:
+        return f"it ends at column {len(line)} before its JSON value is complete (cut short?)"
+    if exc.msg.startswith("Invalid control character"):
+        return (
+            f"raw control character U+{ord(line[exc.pos]):04X} inside a string at column "
+            f"{exc.colno} (JSON text must escape it)"
+        )
+    if exc.msg.startswith("Unexpected UTF-8 BOM"):
+        return "a UTF-8 BOM at column 1 (one is read only at the start of the file)"
+    return f"{exc.msg[:1].lower()}{exc.msg[1:]} at column {exc.colno}"
+
+
 def _open_json(path: Path) -> Source:
     """NDJSON when the first non-blank line is a whole event object, else a JSON export."""
     first = b""
@@ -366,8 +445,8 @@ class JsonExport(_StreamedJson):
             raise SourceError(f"{path}: invalid JSON (not UTF-8 text)") from None
         if not has_events:
             raise SourceError(
-                f"{path}: JSON of another shape (no 'events' array; "
-                "expected a `livestore sync export` file or NDJSON events)"
+                f"{path}: JSON but not a LiveStore export (an object without an 'events' "
+                f"array): {EXPORT_SHAPE}"
             )
         versions = " or ".join(str(v) for v in EXPORT_VERSIONS)
         version = header.get("version")
@@ -438,12 +517,13 @@ class NdjsonSource(_StreamedJson):
                     if not line.strip():
                         continue
                     try:
-                        obj = json.loads(line.decode("utf-8"))
+                        text = line.decode("utf-8")
+                        obj = json.loads(text)
                     except UnicodeDecodeError:
                         raise SourceError(f"{self.path}: line {number} is not UTF-8 text") from None
-                    except ValueError as exc:
+                    except ValueError:
                         raise SourceError(
-                            f"{self.path}: line {number} is not JSON ({_json_error(exc)})"
+                            f"{self.path}: line {number} is not JSON: {_not_json(text)}"
                         ) from None
                     except RecursionError:
                         raise SourceError(

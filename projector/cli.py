@@ -384,25 +384,35 @@ def inspect(source: Path, lock_timeout: float, format_version: str | None, as_js
     click.echo(f"format:      {info['format']}{version}")
     click.echo(f"store id:    {info['storeId'] or '(unknown)'}")
     click.echo(f"events:      {info['events']:,} ({info['clientOnly']:,} client-only)")
-    click.echo(f"seq range:   {info['firstEventId']} .. {info['lastEventId']}")
+    if not info["events"]:
+        click.echo("seq range:   (no events)")
+    else:
+        click.echo(f"seq range:   {info['firstEventId']} .. {info['lastEventId']}")
     if "readFrom" in info:
         click.echo(f"read from:   {info['readFrom']}")
-    generations = info["rebaseGenerations"]
-    click.echo(
-        "generations: "
-        + (
-            ", ".join(f"r{g}: {n:,}" for g, n in generations.items())
-            if generations
-            else "(none recorded: this format has no rebase generation)"
-        )
-    )
-    click.echo("by name:")
+    if info["events"]:
+        click.echo(f"generations: {_generations(info)}")
+        click.echo("by name:")
     for name, count in info["byName"].items():
         click.echo(f"  {count:>9,}  {name}")
     if info["warnings"]:
         kinds = ", ".join(f"{n:,} {k}" for k, n in info["warningsByKind"].items())
         click.echo(f"warnings:    {kinds}")
         _print_warnings(info["warningExamples"])
+
+
+def _generations(info: dict[str, Any]) -> str:
+    """The rebase generations line of `inspect` for a log with events (`summarize`'s INFO):
+    counts per generation, else why there are none: format 4 and a sync export have no
+    rebase generation; an NDJSON line may give one (`seqNum.rebaseGeneration`) or not."""
+    from events.sources import KIND_NDJSON
+
+    generations = info["rebaseGenerations"]
+    if generations:
+        return ", ".join(f"r{g}: {n:,}" for g, n in generations.items())
+    if info["format"] == KIND_NDJSON:
+        return "(none recorded in this file)"
+    return "(none recorded: this format has no rebase generation)"
 
 
 @_command()

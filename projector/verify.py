@@ -40,6 +40,8 @@ from projector.target import (
 )
 
 SAMPLE = 60
+#: Characters of two long texts shown before the first one where they differ.
+CONTEXT = 20
 SHOWN_WARNINGS = 10
 
 
@@ -139,6 +141,47 @@ class VerifyReport:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= SAMPLE else text[: SAMPLE - 1] + "…"
+
+
+def excerpts(theirs: Any, ours: Any) -> str:
+    """How a column's two differing values read in a `differs` detail: `LiveStore A,
+    target B`, each value in its Python repr.
+
+    Values whose reprs both fit SAMPLE characters are shown whole; a longer value that is
+    not one of two texts (a number against a text, a blob) is cut after SAMPLE. Two texts
+    of which either is longer are both shown from the same character on, about CONTEXT
+    characters before the first one where they differ (SAMPLE - 2 characters of each),
+    with `…` at an end that cuts the text and its quote at an end that does not, then
+    `(first difference at offset N)`, N counted in characters (code points) from 0:
+    cutting both at the end would show the same head twice (a client document's JSON) and
+    hide the difference."""
+    if not (isinstance(theirs, str) and isinstance(ours, str)) or (
+        len(repr(theirs)) <= SAMPLE and len(repr(ours)) <= SAMPLE
+    ):
+        return f"LiveStore {_short(theirs)}, target {_short(ours)}"
+    offset = next(
+        (i for i, (a, b) in enumerate(zip(theirs, ours, strict=False)) if a != b),
+        min(len(theirs), len(ours)),
+    )
+    width = SAMPLE - 2
+    start = max(0, min(offset - CONTEXT, max(len(theirs), len(ours)) - width))
+    return (
+        f"LiveStore {_window(theirs, start, width)}, target {_window(ours, start, width)} "
+        f"(first difference at offset {offset:,})"
+    )
+
+
+def _window(text: str, start: int, width: int) -> str:
+    """TEXT[start:start + width] in TEXT's repr quoting: its quote at an end of TEXT,
+    `…` at an end that cuts it."""
+    quote = repr(text)[0]
+    part = repr(text[start : start + width])
+    body = part[1:-1]
+    if part[0] != quote:  # repr chose the other quote for the part: escape TEXT's own
+        body = body.replace(quote, "\\" + quote)
+    head = quote if start == 0 else "…"
+    tail = quote if start + width >= len(text) else "…"
+    return head + body + tail
 
 
 def verify(
@@ -804,9 +847,7 @@ def _compare_table(
                 by_value = {deviations.explain_values(x, y) for _, x, y in changed}
                 if len(by_value) == 1 and None not in by_value:
                     why.setdefault(by_value.pop() or "", [])
-                detail = "; ".join(
-                    f"{c}: LiveStore {_short(x)}, target {_short(y)}" for c, x, y in changed
-                )
+                detail = "; ".join(f"{c}: {excerpts(x, y)}" for c, x, y in changed)
                 report.differences.append(
                     Difference(
                         name,

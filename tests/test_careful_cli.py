@@ -768,6 +768,26 @@ def test_inspect_shows_rebase_generations():
     assert "generations: r0: 261, r1: 630" in ok("inspect", REBASE).stdout
 
 
+def test_inspect_of_an_eventlog_without_events_says_so(tmp_path: Path):
+    """A format-6 eventlog with no rows has no seq range and makes no claim about rebase
+    generations (its format has them); an NDJSON log without them does not blame its format."""
+    empty = tmp_path / "eventlog@6.db"
+    with contextlib.closing(
+        sqlite3.connect(f"file:{SMALL / 'eventlog@6.db'}?mode=ro", uri=True)
+    ) as src:
+        ddl = [sql for (sql,) in src.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]
+    with contextlib.closing(sqlite3.connect(empty)) as conn, conn:
+        for sql in ddl:
+            conn.execute(sql)
+    text = ok("inspect", empty).stdout
+    assert "seq range:   (no events)" in text
+    assert "None" not in text and "generations" not in text and "by name" not in text
+    assert "seq range:   e1 .. e173" in ok("inspect", SMALL).stdout
+    assert "(none recorded: this format has no rebase generation)" in ok("inspect", MICRO).stdout
+    log = write_ndjson(tmp_path / "log.ndjson", [("v1.ConfigSet", {"key": "a", "value": 1})])
+    assert "generations: (none recorded in this file)" in ok("inspect", log).stdout
+
+
 def test_created_target_is_a_boolean_in_every_json_output(tmp_path: Path):
     """createdTarget is true/false wherever it appears (replay, status' last run)."""
     target = tmp_path / "t.db"

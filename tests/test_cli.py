@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from projector.cli import cli
+from projector.verify import excerpts
 from tests.conftest import FIXTURES, REBASE_STATE, ROOT, SMALL, SMALL_STATE
 
 COMMANDS = sorted(cli.commands)
@@ -185,6 +187,59 @@ def test_verify_waits_for_a_run_another_process_is_writing(runner, target: Path)
         holder.communicate("")
     ok = runner.invoke(cli, ["verify", str(target), "--against", str(SMALL_STATE)])
     assert ok.exit_code == 0 and ok.stdout.strip().endswith("verified")
+
+
+def test_verify_shows_where_two_long_texts_differ(runner, small_copy: Path, target: Path):
+    """A client document changed after LiveStore's state was written: verify's line (and
+    its --json detail) shows both values around the changed key, not their shared head."""
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute(
+        "INSERT INTO eventlog SELECT 173, 1, 0, 173, 0, 0, name, "
+        '\'{"id":"static","value":{"sidebarOpen":true}}\', clientId, sessionId, '
+        "schemaHash, syncMetadataJson FROM eventlog "
+        "WHERE seqNumGlobal = 153 AND seqNumClient = 1"
+    )
+    conn.commit()
+    conn.close()
+    assert runner.invoke(cli, ["-q", "replay", str(small_copy), str(target)]).exit_code == 0
+    detail = (
+        'value: LiveStore …wYwd","sidebarOpen":false,"searchQuery":"Berlin","scrollTo…, '
+        'target …wYwd","sidebarOpen":true,"searchQuery":"Berlin","scrollTop… '
+        "(first difference at offset 59)"
+    )
+    human = runner.invoke(cli, ["verify", str(target), "--against", str(small_copy)])
+    assert human.exit_code == 1
+    assert f"uiState[static] differs: {detail} -- UNEXPLAINED" in human.stdout
+    data = runner.invoke(cli, ["verify", str(target), "--against", str(small_copy), "--json"])
+    assert [d["detail"] for d in json.loads(data.stdout)["differenceList"]] == [detail]
+
+
+def test_excerpts_of_differing_values():
+    """Short values are shown whole; long texts from the same character on, around their
+    first difference, with its offset; other long values cut at the end."""
+    assert excerpts("changed", "hi") == "LiveStore 'changed', target 'hi'"
+    assert excerpts(1, None) == "LiveStore 1, target None"
+    head = "x" * 100
+    assert excerpts(head + "a" + "y" * 100, head + "b" + "y" * 100) == (
+        f"LiveStore …{'x' * 20}a{'y' * 37}…, target …{'x' * 20}b{'y' * 37}… "
+        "(first difference at offset 100)"
+    )
+    # A difference near the end: the excerpt reaches the end (its quote), as one extends the other.
+    assert excerpts(head, head + "z") == (
+        f"LiveStore …{'x' * 57}', target …{'x' * 57}z' (first difference at offset 100)"
+    )
+    # A difference near the start: cut at the end only, as before.
+    assert excerpts("a" + head, "b" + head) == (
+        f"LiveStore 'a{'x' * 57}…, target 'b{'x' * 57}… (first difference at offset 0)"
+    )
+    # The excerpt keeps the value's own quoting and escapes.
+    assert excerpts("it's " + head + "\n", "it's " + head + "\t") == (
+        f'LiveStore …{"x" * 57}\\n", target …{"x" * 57}\\t" (first difference at offset 105)'
+    )
+    assert excerpts('"' + head + "it's", '"' + head + "it is") == (
+        f"LiveStore …{'x' * 53}it\\'s', target …{'x' * 53}it is' (first difference at offset 103)"
+    )
+    assert excerpts(7, head) == f"LiveStore 7, target '{'x' * 58}…"
 
 
 def test_commands_on_a_missing_target_fail_cleanly(runner, tmp_path: Path):

@@ -119,8 +119,12 @@ BAD_INPUTS = {
     "truncated sqlite": (_truncated, "corrupt"),
     "sqlite header only": (_header_only, "corrupt"),
     "sqlite without eventlog": (_sqlite_without_eventlog, "without an eventlog table"),
-    "json of another shape": (lambda p: p.write_text('{"todos": [1, 2]}'), "another shape"),
-    "json array": (lambda p: p.write_text("[1, 2]"), "not a LiveStore event log"),
+    "json of another shape": (
+        lambda p: p.write_text('{"todos": [1, 2]}'),
+        "JSON but not a LiveStore export (an object without an 'events' array)",
+    ),
+    "json array": (lambda p: p.write_text("[1, 2]"), "JSON but not a LiveStore export (an array)"),
+    "not json": (lambda p: p.write_text("[1, 2"), "not a LiveStore event log"),
     "broken json": (lambda p: p.write_text('{"version": 1, "events": [{"name"'), "invalid JSON"),
     "ndjson with a broken line": (
         lambda p: p.write_text('{"name": "v1.X", "args": {}, "seqNum": 1}\n{oops\n'),
@@ -152,6 +156,32 @@ def test_bad_input_is_a_one_line_source_error(case: str, tmp_path: Path):
         list(src.events())
     message = str(info.value)
     assert expected in message and "\n" not in message and str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("[]", "an array"),
+        ('\ufeff [{"name": "v1.ConfigSet", "args": {}, "seqNum": 1}]\n', "an array"),
+        ("42", "a number"),
+        ('"events"', "a string"),
+        ("null", "null"),
+        ("false", "a boolean"),
+    ],
+)
+def test_json_that_is_not_an_export_says_so_and_what_an_export_is(
+    tmp_path: Path, runner, text: str, value: str
+):
+    """Valid JSON other than an object is named as JSON, with the shapes that are read."""
+    path = tmp_path / "log.json"
+    path.write_text(text, "utf-8")
+    result = runner.invoke(cli, ["inspect", str(path)])
+    assert (result.exit_code, result.stderr.count("\n")) == (1, 1)
+    assert result.stderr == (
+        f"Error: {path}: JSON but not a LiveStore export ({value}): a `livestore sync export` "
+        'is one object {"version": 1, "storeId", "exportedAt", "eventCount", "events": [...]}; '
+        'NDJSON is one event object {"name", "seqNum", "args", ...} per line\n'
+    )
 
 
 def test_directory_without_eventlog_is_refused(tmp_path: Path):
@@ -286,13 +316,54 @@ def test_ndjson_tolerates_bom_crlf_blank_lines_and_no_final_newline(tmp_path: Pa
 
 
 NDJSON_BAD_LINES = {
-    "a BOM on a later line": (b"\xef\xbb\xbf", "line 3 is not JSON"),
+    "a BOM on a later line": (
+        b"\xef\xbb\xbf",
+        "line 3 is not JSON: a UTF-8 BOM at column 1 (one is read only at the start of the file)",
+    ),
     "an array": (b"[1, 2]", "line 3 is not a LiveStore event"),
-    "two objects": (b'{"name": "a"} {"name": "b"}', "line 3 is not JSON"),
+    "two objects": (b'{"name": "a"} {"name": "b"}', "line 3 is not JSON: extra data at column 15"),
+    "cut short in a string": (
+        b'{"name": "v1.ConfigSet", "args": {"key": "a", "val',
+        "line 3 is not JSON: it ends at column 50 inside a string (cut short?)",
+    ),
+    "cut short in a number": (
+        b'{"name": "v1.ConfigSet", "seqNum": 3, "args": {"key": "a", "value": 0.',
+        "line 3 is not JSON: it ends at column 70 before its JSON value is complete (cut short?)",
+    ),
+    "cut short between keys": (
+        b'{"name": "v1.ConfigSet", "seqNum": 3\r',
+        "line 3 is not JSON: it ends at column 36 before its JSON value is complete (cut short?)",
+    ),
+    "a raw tab in a string": (
+        b'{"name": "v1.Config\tSet", "seqNum": 3, "args": {}}',
+        "line 3 is not JSON: raw control character U+0009 inside a string at column 20 "
+        "(JSON text must escape it)",
+    ),
+    "a missing colon": (
+        b'{"name" "v1.ConfigSet"}',
+        "line 3 is not JSON: expecting ':' delimiter at column 9",
+    ),
     "not UTF-8": (b'{"name": "\xff"}', "line 3 is not UTF-8 text"),
     "a number": (b"42", "line 3 is not a LiveStore event"),
     "an event without seqNum": (b'{"name": "v1.ConfigSet", "args": {}}', "line 3: missing"),
 }
+
+
+def test_an_ndjson_line_cut_anywhere_is_said_to_end_there(tmp_path: Path):
+    """A line cut at any character (in a key, a string, an escape, a number, a literal,
+    between tokens) is said to end there, at its last column, not blamed on a parser
+    detail such as the line end inside an open string."""
+    first, line = (
+        '{"name":"v1.X","seqNum":1}',
+        '{"name":"v1.X","seqNum":{"global":2,"client":0},"args":{"s":"\u00e9\\u00e9'
+        '\\ud83d\\udca1\\n","n":-1.5e+3,"i":10,"b":[true,false,null]}}',
+    )
+    path = tmp_path / "events.ndjson"
+    for cut in range(1, len(line)):
+        path.write_text(f"{first}\n{line[:cut]}\n{first}\n", "utf-8")
+        with pytest.raises(SourceError) as info:
+            list(open_source(path).events())
+        assert f"line 2 is not JSON: it ends at column {cut} " in str(info.value), line[:cut]
 
 
 @pytest.mark.parametrize("case", NDJSON_BAD_LINES, ids=list(NDJSON_BAD_LINES))

@@ -562,10 +562,10 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
 @click.option(
     "--on-invalid",
     type=click.Choice(["fail", "park"]),
-    default="fail",
-    show_default=True,
+    default=None,
     help="An invalid or unknown event stops the run (fail) or is kept in the target's "
-    "_projector_parked table while the run goes on (park).",
+    "_projector_parked table while the run goes on (park). Default: the policy TARGET's "
+    "migration recorded, else fail.",
 )
 @click.option(
     "--dry-run",
@@ -577,27 +577,34 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
 @_catalog_option
 @_strict_option
 @_source_options
-@_strict_keys_option
+@click.option(
+    "--strict-keys/--no-strict-keys",
+    default=None,
+    help="Reject args holding a key their schema does not declare (--no-strict-keys: drop "
+    "it with an excess-key warning, as LiveStore does). Default: the policy TARGET's "
+    "migration recorded, else --no-strict-keys.",
+)
 @json_option
 @click.pass_context
 def replay(
     ctx: click.Context,
     source: Path,
     target: Path,
-    on_invalid: str,
+    on_invalid: str | None,
     dry_run: bool,
     batch_size: int,
     catalog: str | None,
     strict: bool,
     lock_timeout: float,
     format_version: str | None,
-    strict_keys: bool,
+    strict_keys: bool | None,
     as_json: bool,
 ) -> None:
     """Replay SOURCE into the relational tables of TARGET (created if missing).
 
     A target that already holds this store's migration continues from its checkpoint:
-    an interrupted run resumes, a complete one catches up with newly appended events.
+    an interrupted run resumes, a complete one catches up with newly appended events,
+    with the policies (--on-invalid, --strict-keys) the migration recorded unless given.
     Before anything is written, a run is refused (TARGET left exactly as it was) when
     SOURCE's history up to the checkpoint is not the one migrated. A run with events to
     apply backs up an existing TARGET first (see `rollback` and `backups`).

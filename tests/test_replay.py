@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from projector.cli import cli
 from projector.digest import digest
@@ -166,6 +169,38 @@ def test_rollback_after_a_completed_catch_up_restores_the_previous_digest(
     assert status(target)["state"] == "rolled back"
     again = rollback(target)
     assert again["action"] == "removed" and not target.exists()
+
+
+def test_a_catch_up_replay_keeps_the_policies_the_migration_recorded(
+    small_copy: Path, target: Path
+):
+    """`replay` without --on-invalid / --strict-keys catches up under the policies the
+    migration recorded, as `resume` does (the same new events give the same tables
+    whichever command catches up); a policy given on the command line replaces it."""
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute(  # an excess key: refused under --strict-keys, dropped without it
+        "UPDATE eventlog SET argsJson = json_insert(argsJson, '$.pinned', json('true')) "
+        "WHERE seqNumGlobal = 122 AND seqNumClient = 0"
+    )
+    conn.commit()
+    conn.close()
+    append = hold_back_tail(small_copy, 120)
+    runner = CliRunner()
+    args = ["replay", str(small_copy), str(target)]
+    assert runner.invoke(cli, [*args, "--strict-keys", "--on-invalid", "park"]).exit_code == 0
+    twin = target.with_name("twin.db")
+    shutil.copy(target, twin)
+    append()
+    assert runner.invoke(cli, args).exit_code == 0
+    assert runner.invoke(cli, ["resume", str(twin)]).exit_code == 0
+    assert overall(target) == overall(twin)
+    parked = status(target)
+    assert (parked["onInvalid"], parked["parkedByKind"].get("invalid")) == ("park", 1)
+    with closing(sqlite3.connect(target)) as db:
+        assert db.execute("SELECT strictKeys FROM _projector_migration").fetchone() == (1,)
+    rollback(target)
+    assert runner.invoke(cli, [*args, "--no-strict-keys", "--on-invalid", "fail"]).exit_code == 0
+    assert status(target)["onInvalid"] == "fail" and status(target)["parked"] == 0
 
 
 def test_rollback_after_an_interrupted_run(small_copy: Path, target: Path):

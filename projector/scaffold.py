@@ -40,12 +40,12 @@ import structlog
 from events.catalog import HOOKS_FILE, MIGRATIONS_DIR, SPEC_FILE, Catalog
 from events.errors import CatalogError
 from events.sources import connect_readonly, open_source
-from events.sqlite_source import state_files
+from events.sqlite_source import EVENTLOG_FILE, state_files
 from events.validation import escape_surrogates, parse_args
 from projector.appschema import unquote
 from projector.errors import ReplayError, ScaffoldError, TargetError
 from projector.replay import ReplayOptions, replay
-from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE
+from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE, in_source_folder
 from projector.verify import not_a_state_db, verify
 
 # ---------------------------------------------------------------- the rules, as data
@@ -1894,8 +1894,14 @@ def _prepare_out_dir(out: Path, force: bool, inputs: list[Path]) -> None:
         raise ScaffoldError(f"{out}: exists and is not a directory")
     resolved = out.resolve()
     for path in inputs:
-        if path.resolve().parent == resolved:
+        folder = path.resolve().parent
+        if folder == resolved:
             raise ScaffoldError(f"{out}: holds the input {path.name}; write the draft elsewhere")
+        if EVENTLOG_FILE.match(path.name) and in_source_folder(out, path):
+            raise ScaffoldError(
+                f"{out}: is in the source's store folder ({folder}); no command writes there: "
+                "write the draft elsewhere"
+            )
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise ScaffoldError(

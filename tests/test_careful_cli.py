@@ -953,3 +953,23 @@ def test_a_log_with_no_event_to_tell_its_app_by_needs_its_catalog_named(tmp_path
     assert "its only event is one the app that wrote it did not know" in line
     ok("-q", "replay", store, target, "--catalog", "todomvc", "--on-invalid", "park")
     assert "catalog: todomvc" in ok("status", target).stdout
+
+
+def test_export_and_scaffold_write_nothing_in_the_source_store_folder(tmp_path: Path):
+    """As replay and finalize: an export (with --force too: it would replace LiveStore's
+    state DB) or a scaffold draft in the source's store folder is refused, one line."""
+    store = tmp_path / "store" / "ai-desk"
+    shutil.copytree(SMALL, store)
+    before = sorted(p.name for p in store.iterdir())
+    state = next(store.glob("state*.db")).read_bytes()
+    for out in (store / "out.ndjson", store / "state-11367593325@6.db", store / "eventlog@7.db"):
+        line = one_error_line(invoke("export", store, out, "--format", "ndjson", "--force"))
+        assert line == (
+            f"Error: {out}: is in the source's store folder ({store}); no command writes "
+            "there: choose another folder"
+        )
+    line = one_error_line(invoke("scaffold", store, store / "catalog"))
+    assert "is in the source's store folder" in line and "write the draft elsewhere" in line
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert next(store.glob("state*.db")).read_bytes() == state
+    ok("export", store, tmp_path / "out.ndjson")

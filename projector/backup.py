@@ -100,7 +100,10 @@ def shown(target: Path, recorded: str | None) -> str | None:
 def restore_backup(backup: Path, target: Path) -> None:
     """Overwrite TARGET's content with BACKUP's, through SQLite's backup API."""
     if not backup.exists():
-        raise TargetError(f"{target}: backup {backup} is missing; cannot roll back")
+        raise TargetError(
+            f"{target}: backup {backup} is missing (deleted by `backups --prune`, or moved); "
+            "cannot roll back"
+        )
     try:
         _copy(backup, target)
     except (sqlite3.Error, OSError) as exc:

@@ -798,7 +798,8 @@ def status(target: Path, as_json: bool) -> None:
     )
     last = info["lastRun"]
     if info["backup"]:
-        backup = info["backup"] + ("" if Path(info["backup"]).exists() else " (missing)")
+        gone = " (missing: deleted by `backups --prune`, or moved)"
+        backup = info["backup"] + ("" if Path(info["backup"]).exists() else gone)
     elif last and last["createdTarget"]:
         backup = "(none: the last run created the target)"
     elif last and not last["read"]:
@@ -941,18 +942,11 @@ def verify(
       projector verify out/app.db --against fixtures/small/ai-desk
       projector verify out/app.db --no-source
     """
-    from projector.errors import TargetError
-    from projector.finalize import is_handed_over, last_handoff, sidecar_path
+    from projector.finalize import refuse_handed_over
     from projector.verify import verify as run_verify
 
     with _errors():
-        if is_handed_over(target):  # status and digest read one; verify needs the target
-            handoff = last_handoff(sidecar_path(target))
-            where = f" ({handoff['target']})" if handoff else ""
-            raise TargetError(
-                f"{target}: is an app database handed over by finalize, not a projector "
-                f"target; verify the target it came from{where}"
-            )
+        refuse_handed_over(target, "verify")  # status and digest read one; verify cannot
         report = run_verify(
             target,
             against,

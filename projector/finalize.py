@@ -44,7 +44,7 @@ from projector import drizzle as drizzle_files
 from projector.appschema import AppSchema, app_schema
 from projector.digest import digest as target_digest
 from projector.digest import key_columns, table_digest
-from projector.errors import HandoffError
+from projector.errors import HandoffError, TargetError
 from projector.lock import writer_lock
 from projector.runs import status as target_status
 from projector.target import (
@@ -167,6 +167,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     if options.journal_mode not in JOURNAL_MODES:
         raise HandoffError(f"journal mode {options.journal_mode!r}: one of {JOURNAL_MODES}")
     target = real_target(target)
+    refuse_handed_over(target, "finalize")
     require_target(target)
     refuse_sidecar(target)
     app_db = options.out or default_app_db(target)
@@ -614,6 +615,18 @@ def last_handoff(sidecar: Path) -> dict[str, Any] | None:
 def is_handed_over(path: Path) -> bool:
     """PATH is an app database `finalize` wrote (its sidecar is beside it)."""
     return path.exists() and sidecar_path(path).exists() and not is_target(path)
+
+
+def refuse_handed_over(path: Path, command: str) -> None:
+    """Raise TargetError when PATH is an app database finalize wrote: COMMAND (verify,
+    finalize) works on the projector target it came from, which the message names."""
+    if is_handed_over(path):
+        handoff = last_handoff(sidecar_path(path))
+        where = f" ({handoff['target']})" if handoff else ""
+        raise TargetError(
+            f"{path}: is an app database handed over by finalize, not a projector target; "
+            f"{command} the target it came from{where}"
+        )
 
 
 def handoff_status(app_db: Path) -> dict[str, Any]:

@@ -497,7 +497,10 @@ def test_status_shows_where_the_last_backup_is_from_any_folder(
         assert json.loads(ok("status", db, "--json").stdout)["backup"] == str(backup)
         assert f"backup:     {backup}\n" in ok("status", db).stdout
     backup.unlink()
-    assert f"backup:     {backup.name} (missing)\n" in ok("status", work / "t.db").stdout
+    gone = "(missing: deleted by `backups --prune`, or moved)"
+    assert f"backup:     {backup.name} {gone}\n" in ok("status", work / "t.db").stdout
+    line = one_error_line(invoke("rollback", work / "t.db"))
+    assert line.endswith("is missing (deleted by `backups --prune`, or moved); cannot roll back")
 
 
 def test_backups_are_listed_pruned_unique_and_removed_by_the_rollback_that_used_them(

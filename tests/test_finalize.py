@@ -117,7 +117,8 @@ def test_finalize_says_what_it_verified_and_verify_points_from_the_app_db_to_the
     migrated, tmp_path, runner
 ):
     """finalize's checks begin with the verification it ran first (with --against, the
-    LiveStore rows compared); `verify APP_DB` names the target to verify instead."""
+    LiveStore rows compared); `verify APP_DB` and `finalize APP_DB` name the target to
+    verify or finalize instead."""
     app_db = tmp_path / "app.db"
     done = finalize(migrated, FinalizeOptions(out=app_db, against=SMALL_STATE))
     assert done.checks[0].startswith(f"verified {migrated.name} (integrity_check, ")
@@ -129,6 +130,12 @@ def test_finalize_says_what_it_verified_and_verify_points_from_the_app_db_to_the
     assert result.stderr == (
         f"Error: {app_db}: is an app database handed over by finalize, not a projector "
         f"target; verify the target it came from ({migrated})\n"
+    )
+    result = runner.invoke(cli, ["finalize", str(app_db), "--out", str(tmp_path / "b.db")])
+    assert result.exit_code == 1 and not (tmp_path / "b.db").exists()
+    assert result.stderr == (
+        f"Error: {app_db}: is an app database handed over by finalize, not a projector "
+        f"target; finalize the target it came from ({migrated})\n"
     )
 
 

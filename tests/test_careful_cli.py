@@ -264,33 +264,45 @@ def test_a_read_only_file_system_is_one_line_for_every_command(tmp_path: Path):
             ["export", SMALL, folder / "x.ndjson"],
         ):
             assert "read-only file system" in one_error_line(invoke(*args)).lower(), args
-        for args in (
-            ["status", folder / "t.db"],
-            ["parked", folder / "t.db"],
-            ["digest", folder / "t.db"],
-            ["verify", folder / "t.db", "--against", SMALL],
-            ["backups", folder / "t.db"],
-        ):
+        for args in reading_commands(folder / "t.db"):
             ok(*args)
+
+
+def reading_commands(target: Path) -> list[list[Any]]:
+    """The commands that only read TARGET (README: they work where nothing can be written)."""
+    return [
+        ["status", target],
+        ["parked", target],
+        ["digest", target],
+        ["verify", target, "--against", SMALL],
+        ["backups", target],
+    ]
+
+
+def as_nobody() -> list[str]:
+    """The projector's command line run as the nobody user (root ignores permissions);
+    skips the test where that cannot be done."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run as another user")
+    command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *CMD]
+    probe = subprocess.run([*command, "--version"], capture_output=True, text=True, cwd=ROOT)
+    if probe.returncode != 0:
+        pytest.skip(f"the nobody user cannot run the projector here: {probe.stderr[-200:]}")
+    return command
 
 
 def test_a_folder_the_user_cannot_write_is_one_line(request: pytest.FixtureRequest):
     """As a user without write permission (root ignores chmod, so a real non-root user):
     one line, exit 1, for the run and for its dry run."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None or os.geteuid() != 0:
-        pytest.skip("needs root and setpriv to run as another user")
+    nobody = as_nobody()
     # Under /tmp itself: pytest's own folders are private to root, not even traversable.
     folder = Path(tempfile.mkdtemp(prefix="projector-theirs-", dir="/tmp"))
     folder.chmod(0o755)
     request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
-    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *CMD, "-q"]
-    probe = subprocess.run([*as_nobody, "--version"], capture_output=True, text=True, cwd=ROOT)
-    if probe.returncode != 0:
-        pytest.skip(f"the nobody user cannot run the projector here: {probe.stderr[-200:]}")
     for extra in ([], ["--dry-run"]):
         done = subprocess.run(
-            [*as_nobody, "replay", str(SMALL), str(folder / "t.db"), *extra],
+            [*nobody, "-q", "replay", str(SMALL), str(folder / "t.db"), *extra],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -307,28 +319,14 @@ def test_the_reading_commands_work_on_a_target_in_a_folder_the_user_cannot_write
     """Another user's target (a WAL-mode database whose -shm cannot be created in its
     folder) reads as one on a read-only medium: status, parked, digest, verify and
     backups answer, and nothing is created beside it."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None or os.geteuid() != 0:
-        pytest.skip("needs root and setpriv to run as another user")
+    nobody = as_nobody()
     folder = Path(tempfile.mkdtemp(prefix="projector-theirs-", dir="/tmp"))
     request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
     ok("-q", "replay", SMALL, folder / "t.db")
     folder.chmod(0o755)
     before = sorted(folder.iterdir())
-    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *CMD]
-    probe = subprocess.run([*as_nobody, "--version"], capture_output=True, text=True, cwd=ROOT)
-    if probe.returncode != 0:
-        pytest.skip(f"the nobody user cannot run the projector here: {probe.stderr[-200:]}")
-    for args in (
-        ["status", folder / "t.db"],
-        ["parked", folder / "t.db"],
-        ["digest", folder / "t.db"],
-        ["verify", folder / "t.db", "--against", SMALL],
-        ["backups", folder / "t.db"],
-    ):
-        done = subprocess.run(
-            [*as_nobody, *map(str, args)], capture_output=True, text=True, cwd=ROOT
-        )
+    for args in reading_commands(folder / "t.db"):
+        done = subprocess.run([*nobody, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 0, (args, done.stderr)
     assert sorted(folder.iterdir()) == before
 

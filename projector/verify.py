@@ -12,6 +12,7 @@ a deliberate deviation from LiveStore (projector/deviations.py, by name), or rep
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from events.catalog import Catalog, load_recorded
 from events.encoding import utf8_text
+from events.envelope import format_event_id
 from events.errors import CatalogError, SourceBusy, SourceError
 from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
@@ -745,17 +747,64 @@ def _compare(
             if name not in state_tables:
                 continue
             _compare_table(conn, state, name, table, parked, recorded, report)
+        head = _materialized_head(state)
     finally:
         state.close()
     _explain_export(report, record, catalog)
     where = f" (from {picked})" if picked else ""
+    lag = _state_lag(head, record) if report.unexplained else ""
     report.checks.append(
         Check(
             "against",
             not report.unexplained,
             f"{report.compared_rows:,} LiveStore rows compared{where}; "
-            f"{len(report.differences):,} difference(s), {len(report.unexplained):,} unexplained",
+            f"{len(report.differences):,} difference(s), {len(report.unexplained):,} unexplained"
+            + lag,
         )
+    )
+
+
+def _materialized_head(state: sqlite3.Connection) -> tuple[int, int, int] | None:
+    """The last event LiveStore materialized into STATE, (global, client, rebase
+    generation): the newest row of ``__livestore_session_changeset``, which holds one per
+    materialized event (FORMAT.md section 2; trimmed only below a backend's head). None
+    when it holds none (or is not there)."""
+    try:
+        row = state.execute(
+            "SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration "
+            "FROM __livestore_session_changeset "
+            "ORDER BY seqNumGlobal DESC, seqNumClient DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.DatabaseError:  # LiveStore 0.3: no rebase generation column
+        return None
+    return (int(row[0]), int(row[1]), int(row[2] or 0)) if row else None
+
+
+_EVENT_ID = re.compile(r"^e(\d+)(?:\.(\d+))?(?:r\d+)?$")
+
+
+def _state_lag(head: tuple[int, int, int] | None, record: dict[str, Any] | None) -> str:
+    """Why LiveStore's state may differ from the target: it was materialized up to another
+    event than the target's last (a store whose app stopped between writing an event and
+    materializing it, or a target not caught up yet); "" when they are the same or
+    either is unknown."""
+    last = (record or {}).get("lastEventId") or ""
+    found = _EVENT_ID.match(last)
+    if head is None or found is None:
+        return ""
+    ours = (int(found.group(1)), int(found.group(2) or 0))
+    theirs = format_event_id(*head)
+    if head[:2] == ours:
+        return ""
+    if head[:2] < ours:
+        return (
+            f"; LiveStore's state was last materialized at {theirs}, before the target's last "
+            f"event {last}: what the later events change differs there "
+            "(let the app open the store once, then verify again)"
+        )
+    return (
+        f"; LiveStore's state holds events up to {theirs}, past the target's last event "
+        f"{last}: catch the target up (`projector replay`), then verify again"
     )
 
 

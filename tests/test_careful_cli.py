@@ -974,3 +974,41 @@ def test_export_and_scaffold_write_nothing_in_the_source_store_folder(tmp_path: 
     assert sorted(p.name for p in store.iterdir()) == before
     assert next(store.glob("state*.db")).read_bytes() == state
     ok("export", store, tmp_path / "out.ndjson")
+
+
+def test_verify_against_a_state_materialized_up_to_another_event_says_so(tmp_path: Path):
+    """LiveStore's state DB records the last event it materialized (its session changeset):
+    when that is not the target's last event, the differences are unexplained, and the
+    `against` line says which side is ahead and what to do."""
+    behind = store_copy(tmp_path, "behind")
+    edit(  # the app wrote e174 to its eventlog and stopped before materializing it
+        behind,
+        (
+            "INSERT INTO eventlog VALUES (174, 0, 0, 173, 0, 0, 'v1.ConfigSet', ?, 'desktop-A', "
+            "'static', 1018277581, '{\"_tag\":\"None\"}')",
+            ('{"key":"llm.provider","value":"openai"}',),
+        ),
+    )
+    ahead = store_copy(tmp_path, "ahead")
+    hold_back(ahead, 170)  # the target is migrated from a log cut at e170
+    for store, said in (
+        (
+            behind,
+            "; LiveStore's state was last materialized at e173, before the target's last "
+            "event e174: what the later events change differs there (let the app open the "
+            "store once, then verify again)",
+        ),
+        (
+            ahead,
+            "; LiveStore's state holds events up to e173, past the target's last event e170: "
+            "catch the target up (`projector replay`), then verify again",
+        ),
+    ):
+        target = store.parent / "t.db"
+        ok("-q", "replay", store, target)
+        report = json.loads(invoke("verify", target, "--against", store, "--json").stdout)
+        (against,) = [c for c in report["checks"] if c["check"] == "against"]
+        assert not against["ok"] and against["detail"].endswith(said)
+    same = tmp_path / "same.db"
+    ok("-q", "replay", SMALL, same)
+    assert "materialized" not in ok("verify", same, "--against", SMALL).stdout

@@ -1,8 +1,9 @@
 """Backups before each run, taken with SQLite's online backup API, and rollback from them.
 
 A backup is ``TARGET.run<N>-<UTC time>.bak`` beside the target. Only a run that has
-something to apply takes one; rollback deletes the backup it restored from, and
-`projector backups TARGET --prune KEEP` deletes all but the newest KEEP.
+something to apply takes one (deleting what a killed attempt at the same run left);
+rollback deletes the backup it restored from, and `projector backups TARGET --prune
+KEEP` deletes all but the newest KEEP.
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ def take_backup(target: Path, destination: Path) -> Path:
         delete(destination)
         raise TargetError(f"{target}: cannot back up before writing ({exc})") from None
     return destination
+
+
+def back_up_before(target: Path, run: int) -> Path:
+    """TARGET's backup before RUN (`take_backup` into a new `backup_path`), after deleting
+    the backups an earlier attempt at RUN left: RUN is the next run number, so a backup
+    named after it was taken by a run killed before it committed anything, and holds what
+    TARGET still holds (a whole copy, or a partial one with its -journal)."""
+    for backup in list_backups(target):
+        if backup["run"] == run:
+            delete(backup["path"])
+    return take_backup(target, backup_path(target, run))
 
 
 def delete(backup: Path) -> None:

@@ -925,7 +925,7 @@ def _run(
     events = itertools.chain([first], events) if first is not None else events
     file_existed = target.exists()
     if not created and not dry_run:
-        result.backup = str(backups.take_backup(target, backups.backup_path(target, run)))
+        result.backup = str(backups.back_up_before(target, run))
     try:
         db = open_target(target, create=True, catalog=catalog)
     except BaseException:
@@ -1610,7 +1610,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
             state="complete",
         )
         if state.parked:
-            result.backup = str(backups.take_backup(target, backups.backup_path(target, run)))
+            result.backup = str(backups.back_up_before(target, run))
         db = open_target(target, create=False)
         conn = db.conn
         try:

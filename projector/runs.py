@@ -165,7 +165,8 @@ def backups_of(target: Path, prune: int | None = None) -> dict[str, Any]:
     Returns ``{"target", "backups": [{"path", "run", "takenAt", "bytes", "usedBy"}],
     "bytes", "pruned": [...], "prunedBytes"}``. ``usedBy`` is the run whose rollback
     restores it, or None for a backup no run refers to (a run killed before it
-    committed anything). Raises TargetError, Busy.
+    committed anything: the next run deletes it, `backup.back_up_before`). Raises
+    TargetError, Busy.
     """
     target = real_target(target)
     require_target(target)

@@ -504,9 +504,10 @@ def test_status_shows_where_the_last_backup_is_from_any_folder(
 def test_backups_are_listed_pruned_unique_and_removed_by_the_rollback_that_used_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """`backups` lists one backup per run that applied events; two made in the same
-    second never share a name; --prune KEEP deletes the older; rollback deletes the one
-    it restored from."""
+    """`backups` lists one backup per run that applied events; a run first deletes what a
+    killed attempt at the same run left (a whole or a partial copy); two made in the same
+    millisecond never share a name; rollback deletes the one it restored from; --prune
+    KEEP deletes all but the newest KEEP."""
     import projector.backup
 
     store = store_copy(tmp_path, "store")
@@ -517,25 +518,31 @@ def test_backups_are_listed_pruned_unique_and_removed_by_the_rollback_that_used_
     frozen = 1_800_000_000.0
     monkeypatch.setattr(projector.backup.time, "time", lambda: frozen)
     stamp = "20270115T080000.000Z"
-    orphan = out / f"t.db.run2-{stamp}.bak"  # left by a run killed before its first commit
-    orphan.write_bytes(b"orphan")
+    killed = out / "t.db.run2-19990101T000000.000Z.bak"  # run 2 killed while backing up
+    killed.write_bytes(b"partial")
+    journal = out / f"{killed.name}-journal"
+    journal.write_bytes(b"journal")
     digests = [digest_of(target)]
     for tail in reversed(tails):
         append(store, tail)
         ok("-q", "replay", store, target)
         digests.append(digest_of(target))
+    assert not killed.exists() and not journal.exists()
     listed = json.loads(ok("backups", target, "--json").stdout)["backups"]
-    assert orphan.read_bytes() == b"orphan"
-    assert sorted(Path(b["path"]).name for b in listed) == sorted(
-        [orphan.name, f"t.db.run2-{stamp}-2.bak", f"t.db.run3-{stamp}.bak"]
-    )
-    assert {b["usedBy"] for b in listed} == {None, 2, 3}
+    assert [Path(b["path"]).name for b in listed] == [
+        f"t.db.run2-{stamp}.bak",
+        f"t.db.run3-{stamp}.bak",
+    ]
+    assert [b["usedBy"] for b in listed] == [2, 3]
+    again = projector.backup.backup_path(target, 3)
+    assert again.name == f"t.db.run3-{stamp}-2.bak"
+    again.unlink()
+    assert "run 2" in ok("backups", target).stdout
     ok("rollback", target)
     assert digest_of(target) == digests[1] and not (out / f"t.db.run3-{stamp}.bak").exists()
-    pruned = json.loads(ok("backups", target, "--prune", "1", "--json").stdout)
-    assert [Path(b["path"]).name for b in pruned["pruned"]] == [orphan.name]
-    assert len(pruned["backups"]) == 1
-    assert "run 2" in ok("backups", target).stdout
+    pruned = json.loads(ok("backups", target, "--prune", "0", "--json").stdout)
+    assert [Path(b["path"]).name for b in pruned["pruned"]] == [f"t.db.run2-{stamp}.bak"]
+    assert pruned["backups"] == []
 
 
 # ---------------------------------------------------------------- 6. conventions

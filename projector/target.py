@@ -23,7 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from events.catalog import Catalog
+from events.catalog import SPEC_FILE, Catalog
 from events.errors import CatalogError
 from events.sources import connect_readonly, read_only_fs
 from projector.errors import TargetError
@@ -569,13 +569,46 @@ def scratch_database(catalog: Catalog) -> Iterator[sqlite3.Connection]:
 
 def catalog_tables(catalog: Catalog) -> dict[str, Table]:
     """CATALOG's tables as its migrations create them, worked out in a scratch database
-    (so a catalog is checked whole before any target is touched).
+    (so a catalog is checked whole before any target is touched), with its views.
 
-    Raises CatalogError for a migration SQLite refuses, or a catalog.toml that does not
-    match the tables (see `read_tables`).
+    Raises CatalogError for a migration SQLite refuses, a catalog.toml that does not
+    match the tables (see `read_tables`) or a view SQLite refuses (`create_views`).
     """
     with scratch_database(catalog) as conn:
-        return read_tables(conn, catalog)
+        tables = read_tables(conn, catalog)
+        create_views(conn, catalog, tables)
+        return tables
+
+
+def create_views(
+    conn: sqlite3.Connection, catalog: Catalog, tables: dict[str, Table]
+) -> dict[str, str]:
+    """Create CATALOG's ``[views.<name>]`` in CONN (a scratch database holding TABLES);
+    return each view's CREATE VIEW statement, by name, in the catalog's order.
+
+    SQLite parses a view when it is created but resolves its tables and columns only
+    when it is used, so each one is also read (PRAGMA table_info) here.
+
+    Raises CatalogError (one line, naming catalog.toml and the view) for a view with a
+    table's name, SQL SQLite refuses, a table or column that is not there, or codecs
+    naming a column the view lacks.
+    """
+    where = f"{catalog.directory}/{SPEC_FILE}"
+    created: dict[str, str] = {}
+    for name, spec in catalog.spec.get("views", {}).items():
+        if name in tables:
+            raise CatalogError(f"{where}: [views.{name}] has the name of a table")
+        sql = f'CREATE VIEW "{name}" AS {spec["sql"].strip().rstrip(";")}'
+        try:
+            conn.execute(sql)
+            columns = {r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')}
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{where}: [views.{name}]: SQLite refuses it ({exc})") from None
+        unknown = sorted(set(spec.get("codecs", {})) - columns)
+        if unknown:
+            raise CatalogError(f"{where}: [views.{name}] codecs name no column {unknown}")
+        created[name] = sql
+    return created
 
 
 def catalog_migrations(catalog: Catalog) -> Migrations:

@@ -554,3 +554,30 @@ def test_a_schema_that_is_not_an_object_is_one_line(tmp_path: Path):
     (folder / "v1.Extra.json").write_text("true")
     with pytest.raises(CatalogError, match=r"v1\.Extra\.json: an event's schema is a JSON object"):
         Catalog.load(folder)
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELECT nope FROM items", "no such column: nope"),
+        ("SELECT id FROM nosuch", "no such table: main.nosuch"),
+        ("SELECT id FROM", "incomplete input"),
+    ],
+)
+def test_a_view_sqlite_refuses_is_one_line_when_the_catalog_compiles(runner, tmp_path, sql, reason):
+    """A view naming a missing table or column is refused like a syntax error: replay
+    refuses it before any target exists, drizzle says it in one line (and as JSON)."""
+    catalog_dir = tmp_path / "broken"
+    shutil.copytree(FEATURES, catalog_dir)
+    _append(catalog_dir / "catalog.toml", f'\n[views.v]\nsql = "{sql}"\n')
+    expected = f"{catalog_dir}/catalog.toml: [views.v]: SQLite refuses it ({reason})"
+    log = write_ndjson(tmp_path / "log.ndjson", [item("a")])
+    target = tmp_path / "t.db"
+    replayed = runner.invoke(cli, ["replay", "--catalog", str(catalog_dir), str(log), str(target)])
+    assert replayed.exit_code == 1 and replayed.stderr == f"Error: {expected}\n"
+    assert not target.exists()
+    drizzled = runner.invoke(
+        cli, ["drizzle", "--json", "--catalog", str(catalog_dir), str(tmp_path / "db")]
+    )
+    assert drizzled.exit_code == 1 and drizzled.stderr == f"Error: {expected}\n"
+    assert json.loads(drizzled.stdout)["error"] == expected

@@ -31,10 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.catalog import Catalog, HandlerHook
+from events.catalog import HOOKS_FILE, Catalog, HandlerHook
 from events.encoding import iso_to_epoch_ms, js_json
 from events.errors import CatalogError
-from projector.errors import IntegrityBreak
+from projector.errors import HookError, IntegrityBreak
 from projector.store import RowStore
 from projector.target import Reference, Table, catalog_tables
 
@@ -586,17 +586,144 @@ def _client_document(table: Table) -> Handler:
     )
 
 
-def _python(hook: HandlerHook, tables: dict[str, Table]) -> Handler:
+def declared_args(schema: Any) -> frozenset[str] | None:
+    """The top-level arg names an event's JSON Schema declares: its ``properties`` (and
+    those of its ``allOf``/``anyOf``/``oneOf`` branches), or None when it declares none
+    or cannot say (``patternProperties``, a ``$ref``): then any name may be carried."""
+    found: set[str] = set()
+    declared = False
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if "patternProperties" in node or "$ref" in node:
+            return None
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            found.update(properties)
+            declared = True
+        for branches in ("allOf", "anyOf", "oneOf"):
+            if isinstance(node.get(branches), list):
+                stack.extend(node[branches])
+    return frozenset(found) if declared else None
+
+
+def _undeclared(path: str, known: frozenset[str] | None) -> bool:
+    """Whether the args path PATH (``"a.b"``, ``"$.a.b"``) starts with a name KNOWN (the
+    event's declared args, `declared_args`) lacks."""
+    return known is not None and path.removeprefix("$.").split(".")[0] not in known
+
+
+class HookRows:
+    """What a hooks.py handler gets as ``rows``: the batch's `RowStore` (``get``, ``put``,
+    ``delete``), held to the contract of docs/catalogs.md.
+
+    ``put(table, key, row)`` takes a dict of every column of TABLE (no column it lacks,
+    none left out) whose key column holds KEY; ``put`` and ``delete`` write only the
+    handler's ``tables``; ``get`` reads any table with a single-column key. A breach
+    raises HookError naming hooks.py, the handler and the table or column, so the event
+    is refused instead of losing a misspelled column silently. Only Python handlers pay
+    for these checks; declared operations are checked when the catalog compiles.
+    """
+
+    __slots__ = ("_store", "_where", "_writes", "_keys")
+
+    def __init__(
+        self,
+        store: RowStore,
+        where: str,
+        writes: dict[str, frozenset[str]],
+        keys: dict[str, str],
+    ):
+        self._store = store
+        self._where = where
+        self._writes = writes
+        self._keys = keys
+
+    def get(self, table: str, key: Any) -> dict[str, Any] | None:
+        """The row of TABLE with KEY as the batch sees it, or None. Do not mutate it: `put`."""
+        if table not in self._keys:
+            raise HookError(
+                f"{self._where} reads {table!r}, which is not a table of the catalog with a "
+                "single-column key"
+            )
+        return self._store.get(table, key)
+
+    def put(self, table: str, key: Any, row: dict[str, Any]) -> None:
+        """Set the whole row of TABLE with KEY (a new dict, holding every column)."""
+        columns = self._written(table)
+        if type(row) is not dict:
+            raise HookError(
+                f"{self._where} puts a {type(row).__name__} into {table}, not a dict of its columns"
+            )
+        if row.keys() != columns:
+            unknown = sorted(set(row) - columns)
+            missing = sorted(columns - set(row))
+            problem = (
+                f"column(s) {unknown} that {table} lacks"
+                if unknown
+                else f"a row without column(s) {missing}"
+            )
+            raise HookError(f"{self._where} puts {problem} (`rows.put` takes every column)")
+        column = self._keys[table]
+        if row[column] != key:
+            raise HookError(
+                f"{self._where} puts a row of {table} whose {column} is {row[column]!r} "
+                f"under the key {key!r}"
+            )
+        self._store.put(table, key, row)
+
+    def delete(self, table: str, key: Any) -> None:
+        """Delete the row of TABLE with KEY (nothing happens when it is not there)."""
+        self._written(table)
+        self._store.delete(table, key)
+
+    def _written(self, table: str) -> frozenset[str]:
+        columns = self._writes.get(table)
+        if columns is None:
+            raise HookError(
+                f"{self._where} writes {table!r}, which is not among its tables "
+                f"{tuple(self._writes)}"
+            )
+        if table not in self._keys:
+            raise HookError(
+                f"{self._where} writes {table!r}, which is derived or has no single-column "
+                "key (rows are put by their key)"
+            )
+        return columns
+
+
+def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Handler:
+    path = f"{catalog.directory}/{HOOKS_FILE}"
+    where = f"{path}: handler {getattr(hook.fn, '__name__', '?')} of {hook.name}"
     for table in hook.tables:
         if table not in tables:
+            raise CatalogError(f"{where} writes {table!r}, which [tables] lacks")
+    known = declared_args(catalog.schemas.get(hook.name))
+    fields = ([("key", hook.key)] if hook.key else []) + [("reads", f) for _, f in hook.reads]
+    for option, arg in fields:
+        if _undeclared(arg, known):
+            assert known is not None
             raise CatalogError(
-                f"hooks.py: handler {hook.name} writes {table!r}, which [tables] lacks"
+                f"{where}: {option} names the arg {arg!r}, which the schema of {hook.name} "
+                f"does not declare (it declares {', '.join(sorted(known))})"
+            )
+    keys = {
+        t.name: t.row_key for t in tables.values() if t.row_key is not None and t.derived is None
+    }
+    for table, _ in hook.reads:
+        if table not in keys:
+            raise CatalogError(
+                f"{where} reads {table!r}, which is not a table of [tables] with a "
+                "single-column key"
             )
     fn = hook.fn
+    writes = {t: frozenset(tables[t].columns) for t in hook.tables}
 
     def apply(store: RowStore, args: Args) -> None:
         with store.savepoint():  # the hook's writes are all or nothing
-            fn(store, args)
+            fn(HookRows(store, where, writes, keys), args)
 
     key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None
     rows = tuple((t, key) for t in hook.tables[:1] if key is not None)
@@ -636,7 +763,7 @@ class Handlers:
         for name, spec in catalog.spec.get("events", {}).items():
             self._add(_compile_ops(name, spec if isinstance(spec, list) else [spec], tables))
         for hook in catalog.hooks.handlers.values():
-            self._add(_python(hook, tables))
+            self._add(_python(hook, tables, catalog))
 
     def _add(self, handler: Handler) -> None:
         if handler.name in self.by_name:

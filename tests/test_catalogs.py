@@ -20,6 +20,7 @@ from events.errors import CatalogError
 from projector.cli import cli
 from projector.digest import digest
 from projector.errors import CheckpointMismatch
+from projector.handlers import compile_catalog
 from projector.replay import DEFAULT_BATCH, ReplayOptions, replay
 from projector.verify import verify
 from tests.conftest import ROOT, SHARED, write_ndjson
@@ -581,3 +582,55 @@ def test_a_view_sqlite_refuses_is_one_line_when_the_catalog_compiles(runner, tmp
     )
     assert drizzled.exit_code == 1 and drizzled.stderr == f"Error: {expected}\n"
     assert json.loads(drizzled.stdout)["error"] == expected
+
+
+@pytest.mark.parametrize(
+    ("put", "problem"),
+    [
+        ('{**row, "nmae": args["name"]}', "puts column(s) ['nmae'] that items lacks"),
+        ('{"id": args["id"], "name": args["name"]}', "puts a row without column(s) ['archived'"),
+        ('{**row, "id": "other"}', "puts a row of items whose id is 'other' under the key 'a'"),
+    ],
+)
+def test_a_python_handler_putting_a_row_its_table_does_not_fit_is_refused(tmp_path, put, problem):
+    """`rows.put` takes every column of the table and nothing else: a misspelled column
+    refuses the event (parked as invalid, naming hooks.py, the handler and the column)
+    instead of dropping the change silently."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    hooks = catalog_dir / "hooks.py"
+    text = hooks.read_text("utf-8")
+    hooks.write_text(text.replace('{**row, "name": args["name"]}', put), "utf-8")
+    log = write_ndjson(
+        tmp_path / "log.ndjson", [item("a"), ("v1.ItemRenamed", {"id": "a", "name": "new"})]
+    )
+    options = ReplayOptions(on_invalid="park", catalog=Catalog.load(catalog_dir))
+    replay(log, tmp_path / "t.db", options)
+    conn = sqlite3.connect(tmp_path / "t.db")
+    ((kind, reason),) = conn.execute("SELECT kind, reason FROM _projector_parked").fetchall()
+    assert kind == "invalid"
+    assert reason.startswith(
+        f"e2 (v1.ItemRenamed): {catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed "
+    )
+    assert problem in reason
+    assert conn.execute("SELECT name FROM items").fetchall() == [("A",)]
+
+
+def test_a_python_handler_keyed_by_an_arg_its_event_does_not_declare_is_refused(tmp_path):
+    """A handler's `key` (and `reads`) name args of its event: one its schema does not
+    declare is refused when the catalog compiles."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    hooks = catalog_dir / "hooks.py"
+    hooks.write_text(hooks.read_text("utf-8").replace('key="id"', 'key="idz"'), "utf-8")
+    compile_catalog(Catalog.load(catalog_dir))  # a schema declaring no properties says nothing
+    schema = catalog_dir / "v1.ItemRenamed.json"
+    declared = json.loads(schema.read_text("utf-8"))
+    declared["properties"] = {"id": {"type": "string"}, "name": {"type": "string"}}
+    schema.write_text(json.dumps(declared), "utf-8")
+    with pytest.raises(CatalogError) as caught:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(caught.value) == (
+        f"{catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed: key names the arg "
+        "'idz', which the schema of v1.ItemRenamed does not declare (it declares id, name)"
+    )

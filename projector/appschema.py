@@ -29,6 +29,7 @@ from events.errors import CatalogError
 from projector.target import (
     BOOKKEEPING_TABLES,
     Table,
+    check_references,
     create_views,
     read_tables,
     scratch_database,
@@ -133,8 +134,10 @@ def app_schema(catalog: Catalog) -> AppSchema:
     anything `projector.target.read_tables` or `create_views` refuses.
     """
     where = f"{catalog.directory}/catalog.toml"
-    with scratch_database(catalog) as conn:
+    origins: dict[str, str] = {}
+    with scratch_database(catalog, origins) as conn:
         tables = read_tables(conn, catalog)
+        check_references(conn, catalog, tables, origins)
         statements = _migration_statements(conn, tables)
         for table in tables.values():
             if table.derived is not None:

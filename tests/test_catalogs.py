@@ -634,3 +634,40 @@ def test_a_python_handler_keyed_by_an_arg_its_event_does_not_declare_is_refused(
         f"{catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed: key names the arg "
         "'idz', which the schema of v1.ItemRenamed does not declare (it declares id, name)"
     )
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("REFERENCES ownerz(id)", "ownerz is not a table the migrations create"),
+        ("REFERENCES items(nope)", "items has no column(s) ['nope']"),
+        ("REFERENCES items(name)", "name of items is neither its primary key nor UNIQUE"),
+        ("REFERENCES item_labels", "the primary key of item_labels is (itemId, label)"),
+        ("REFERENCES tracking(id)", "tracking is not a table the migrations create"),
+    ],
+)
+def test_a_foreign_key_sqlite_could_never_satisfy_is_refused_naming_the_migration(
+    tmp_path, reference, problem
+):
+    """A REFERENCES to a missing table or column, or to parent columns that are not its
+    key or UNIQUE, is refused when the catalog compiles, not found by verify after a
+    "clean" replay; a reference to a key or a UNIQUE column is accepted."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    migration = catalog_dir / "migrations" / "0001_tables.sql"
+    text = migration.read_text("utf-8")
+    owners = "CREATE TABLE owners (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL"
+    assert owners in text
+
+    def owners_with(column: str) -> None:
+        migration.write_text(text.replace(owners, f"{owners}, {column}"), "utf-8")
+
+    owners_with(f"x TEXT {reference}")
+    with pytest.raises(CatalogError) as caught:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(caught.value).startswith(f"{migration}: owners(x) {reference}: ")
+    assert problem in str(caught.value)
+    for accepted in ("REFERENCES items(id)", "REFERENCES items", "REFERENCES audit(itemId)"):
+        owners_with(f"x TEXT {accepted}")
+        _append(migration, "\nCREATE UNIQUE INDEX audit_item ON audit (itemId);\n")
+        compile_catalog(Catalog.load(catalog_dir))

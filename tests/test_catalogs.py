@@ -476,7 +476,8 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
     ],
 )
 def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_path, edit, message):
-    """Every part of a catalog is checked when it loads; the CLI says what and where."""
+    """Every part of a catalog is checked when it loads; the CLI says what and where,
+    validate as replay does."""
     catalog_dir = tmp_path / "broken"
     shutil.copytree(FEATURES, catalog_dir)
     edit(catalog_dir)
@@ -487,6 +488,8 @@ def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_pat
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
     assert not target.exists()
+    validated = runner.invoke(cli, ["validate", "--catalog", str(catalog_dir), str(log)])
+    assert (validated.exit_code, validated.stderr) == (1, result.stderr)
 
 
 def _append(path: Path, text: str) -> None:

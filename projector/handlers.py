@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.catalog import HOOKS_FILE, Catalog, HandlerHook
+from events.catalog import HOOKS_FILE, SPEC_FILE, Catalog, HandlerHook
 from events.encoding import iso_to_epoch_ms, js_json
 from events.errors import CatalogError
 from projector.errors import HookError, IntegrityBreak
@@ -511,20 +511,29 @@ def _queries(table: str, conditions: _Columns) -> tuple[tuple[str, str], ...]:
 _OPS = {"insert": _insert, "update": _update}
 
 
-def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table]) -> Handler:
+def _compile_ops(
+    name: str, specs: list[dict[str, Any]], tables: dict[str, Table], spec_path: str
+) -> Handler:
+    """The handler of event NAME's operations SPECS ([events] in catalog.toml, at
+    SPEC_PATH, which errors name)."""
     ops = []
     for index, spec in enumerate(specs):
         verb = next(v for v in ("insert", "update", "delete") if v in spec)
-        where = f'[events."{name}"]' + (f" #{index + 1}" if len(specs) > 1 else "")
+        where = f'{spec_path}: [events."{name}"]' + (f" #{index + 1}" if len(specs) > 1 else "")
         table = tables.get(spec[verb])
         if table is None:
             raise CatalogError(f"{where}: {verb} into {spec[verb]!r}, which [tables] lacks")
         if table.derived is not None:
             raise CatalogError(f"{where}: {table.name} is derived; the projector writes it")
         if table.row_key is None:
+            keyed = (
+                f"is keyed by several columns ({', '.join(table.key)})"
+                if table.key
+                else "has no primary key"
+            )
             raise CatalogError(
-                f"{where}: {table.name} is keyed by several columns; write it from a Python "
-                "handler (hooks.py)"
+                f"{where}: {table.name} {keyed}; an operation writes a table by its "
+                "single-column primary key"
             )
         if verb == "delete":
             ops.append(_delete(table, spec, where, _referrers(table, tables)))
@@ -760,8 +769,10 @@ class Handlers:
         for table in tables.values():
             if table.client_document is not None:
                 self._add(_client_document(table))
+        spec_path = f"{catalog.directory}/{SPEC_FILE}"
         for name, spec in catalog.spec.get("events", {}).items():
-            self._add(_compile_ops(name, spec if isinstance(spec, list) else [spec], tables))
+            specs = spec if isinstance(spec, list) else [spec]
+            self._add(_compile_ops(name, specs, tables, spec_path))
         for hook in catalog.hooks.handlers.values():
             self._add(_python(hook, tables, catalog))
 

@@ -682,7 +682,8 @@ def catalog_migrations(catalog: Catalog, origins: dict[str, str] | None = None) 
     """The catalog's migrations/*.sql as a sqlite-utils migration set named after it.
 
     ORIGINS, when given, gets the path of the migration that last created or changed
-    each table (for messages naming the file).
+    each table (for messages naming the file). Applying raises CatalogError naming the
+    migration file SQLite refuses, or whose last statement is unterminated.
     """
     found = Migrations(catalog.name)
     for name, script in catalog.migrations:
@@ -690,7 +691,12 @@ def catalog_migrations(catalog: Catalog, origins: dict[str, str] | None = None) 
 
         def apply(db: Database, script: str = script, path: str = path) -> None:
             before = _table_sql(db.conn) if origins is not None else {}
-            run_script(db, script)
+            try:
+                run_script(db, script)
+            except CatalogError as exc:  # an unterminated statement
+                raise CatalogError(f"{path}: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                raise CatalogError(f"{path}: SQLite refuses it ({exc})") from None
             if origins is not None:
                 for table, sql in _table_sql(db.conn).items():
                     if before.get(table) != sql:

@@ -442,7 +442,7 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
             lambda d: _append(
                 d / "catalog.toml", '\n[events."v1.Y"]\ninsert = "items"\nvalues = { nope = 1 }\n'
             ),
-            "has no column(s) ['nope']",
+            """/catalog.toml: [events."v1.Y"]: items has no column(s) ['nope']""",
         ),
         (
             lambda d: _append(
@@ -473,6 +473,38 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
         (lambda d: (d / "hooks.py").write_text("x = 1\n", "utf-8"), "defines no `hooks"),
         (lambda d: (d / "hooks.py").write_text("import nope\n", "utf-8"), "failed to import"),
         (lambda d: (d / "v1.Nothing.json").write_text("{", "utf-8"), "not a valid JSON Schema"),
+        (
+            lambda d: (d / "v1.Nothing.json").write_text(_schema_of({"pattern": "("}), "utf-8"),
+            "/v1.Nothing.json: not a valid JSON Schema ('(' is not a 'regex' at "
+            "$.properties.x.pattern)",
+        ),
+        (
+            lambda d: (d / "v1.Nothing.json").write_text(_schema_of({"type": "strin"}), "utf-8"),
+            "/v1.Nothing.json: not a valid JSON Schema ('strin' is not valid under any of the "
+            "given schemas at $.properties.x.type)",
+        ),
+        (
+            lambda d: (d / "migrations" / "0003_more.sql").write_text(
+                "CREATE TABLE oops (", "utf-8"
+            ),
+            "/migrations/0003_more.sql: unterminated SQL statement: 'CREATE TABLE oops ('",
+        ),
+        (
+            lambda d: (d / "migrations" / "0003_more.sql").write_text(
+                "DROP TABLE nosuch;", "utf-8"
+            ),
+            "/migrations/0003_more.sql: SQLite refuses it (no such table: nosuch)",
+        ),
+        (
+            lambda d: (d / "hooks.py").write_text(
+                (d / "hooks.py")
+                .read_text("utf-8")
+                .replace('tables=("items",)', 'tables=("nosuch",)'),
+                "utf-8",
+            ),
+            "/hooks.py: handler item_renamed of v1.ItemRenamed writes 'nosuch', which [tables] "
+            "lacks",
+        ),
     ],
 )
 def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_path, edit, message):
@@ -490,6 +522,11 @@ def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_pat
     assert not target.exists()
     validated = runner.invoke(cli, ["validate", "--catalog", str(catalog_dir), str(log)])
     assert (validated.exit_code, validated.stderr) == (1, result.stderr)
+
+
+def _schema_of(x: dict[str, Any]) -> str:
+    """An event schema whose one arg x has the JSON Schema X."""
+    return json.dumps({"type": "object", "properties": {"x": x}})
 
 
 def _append(path: Path, text: str) -> None:

@@ -170,6 +170,34 @@ def _read_code(get: Getter, slot: str, namespace: dict[str, Any]) -> str:
     return f"{slot}(args)"
 
 
+def _arg_path(value: Any) -> tuple[str, ...] | None:
+    """The args path a value of catalog.toml reads (``"$.a.b"``, ``{arg = "a.b"}``), or
+    None for a constant."""
+    if isinstance(value, str) and value.startswith("$."):
+        return tuple(value[2:].split("."))
+    if isinstance(value, dict) and len(value) == 1:
+        ((form, inner),) = value.items()
+        if form == "arg" and isinstance(inner, str) and inner:
+            return tuple(inner.removeprefix("$.").split("."))
+    return None
+
+
+def _check_arg_paths(spec: dict[str, Any], known: frozenset[str] | None, where: str) -> None:
+    """Refuse a value of operation SPEC reading an arg the event's schema does not declare
+    (KNOWN: `declared_args`): it would never be there, so its column would silently never
+    change (``set = { title = "$.titel" }``)."""
+    if known is None:
+        return
+    for part in ("values", "set", "where"):
+        for column, value in spec.get(part, {}).items():
+            path = _arg_path(value)
+            if path is not None and path[0] not in known:
+                raise CatalogError(
+                    f"{where}: {part}: {column} reads the arg {'.'.join(path)!r}, which the "
+                    f"event's schema does not declare (it declares {', '.join(sorted(known))})"
+                )
+
+
 def _reference(value: Any, where: str) -> tuple[Getter | None, Any]:
     """(getter, None) for an args reference, or (None, constant) for a constant.
 
@@ -177,12 +205,11 @@ def _reference(value: Any, where: str) -> tuple[Getter | None, Any]:
     ``{json = "text"}`` is the JSON value of text (TOML has no null: ``{json = "null"}``);
     any other value is itself.
     """
-    if isinstance(value, str) and value.startswith("$."):
-        return _getter(tuple(value[2:].split("."))), None
+    path = _arg_path(value)
+    if path is not None:
+        return _getter(path), None
     if isinstance(value, dict) and len(value) == 1:
         ((form, inner),) = value.items()
-        if form == "arg" and isinstance(inner, str) and inner:
-            return _getter(tuple(inner.removeprefix("$.").split("."))), None
         if form == "const":
             return None, inner
         if form == "json":
@@ -512,14 +539,19 @@ _OPS = {"insert": _insert, "update": _update}
 
 
 def _compile_ops(
-    name: str, specs: list[dict[str, Any]], tables: dict[str, Table], spec_path: str
+    name: str,
+    specs: list[dict[str, Any]],
+    tables: dict[str, Table],
+    spec_path: str,
+    known: frozenset[str] | None,
 ) -> Handler:
     """The handler of event NAME's operations SPECS ([events] in catalog.toml, at
-    SPEC_PATH, which errors name)."""
+    SPEC_PATH, which errors name); KNOWN: the args its schema declares (`declared_args`)."""
     ops = []
     for index, spec in enumerate(specs):
         verb = next(v for v in ("insert", "update", "delete") if v in spec)
         where = f'{spec_path}: [events."{name}"]' + (f" #{index + 1}" if len(specs) > 1 else "")
+        _check_arg_paths(spec, known, where)
         table = tables.get(spec[verb])
         if table is None:
             raise CatalogError(f"{where}: {verb} into {spec[verb]!r}, which [tables] lacks")
@@ -772,7 +804,8 @@ class Handlers:
         spec_path = f"{catalog.directory}/{SPEC_FILE}"
         for name, spec in catalog.spec.get("events", {}).items():
             specs = spec if isinstance(spec, list) else [spec]
-            self._add(_compile_ops(name, specs, tables, spec_path))
+            known = declared_args(catalog.schemas.get(name))
+            self._add(_compile_ops(name, specs, tables, spec_path, known))
         for hook in catalog.hooks.handlers.values():
             self._add(_python(hook, tables, catalog))
 

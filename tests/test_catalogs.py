@@ -474,6 +474,15 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
         (lambda d: (d / "hooks.py").write_text("import nope\n", "utf-8"), "failed to import"),
         (lambda d: (d / "v1.Nothing.json").write_text("{", "utf-8"), "not a valid JSON Schema"),
         (
+            lambda d: _event_reading(d, '{ name = "$.nmae" }'),
+            """[events."v1.Q"]: set: name reads the arg 'nmae', which the event's schema does """
+            "not declare (it declares id, x)",
+        ),
+        (
+            lambda d: _event_reading(d, '{ name = { arg = "nmae.first" } }'),
+            "set: name reads the arg 'nmae.first', which the event's schema does not declare",
+        ),
+        (
             lambda d: (d / "v1.Nothing.json").write_text(_schema_of({"pattern": "("}), "utf-8"),
             "/v1.Nothing.json: not a valid JSON Schema ('(' is not a 'regex' at "
             "$.properties.x.pattern)",
@@ -522,6 +531,17 @@ def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_pat
     assert not target.exists()
     validated = runner.invoke(cli, ["validate", "--catalog", str(catalog_dir), str(log)])
     assert (validated.exit_code, validated.stderr) == (1, result.stderr)
+
+
+def _event_reading(catalog_dir: Path, changes: str) -> None:
+    """Add the event v1.Q (args id and x) updating items with CHANGES (a TOML table)."""
+    schema = json.loads(_schema_of({"type": "string"}))
+    schema["properties"]["id"] = {"type": "string"}
+    (catalog_dir / "v1.Q.json").write_text(json.dumps(schema), "utf-8")
+    _append(
+        catalog_dir / "catalog.toml",
+        f'\n[events."v1.Q"]\nupdate = "items"\nset = {changes}\nwhere = {{ id = "$.id" }}\n',
+    )
 
 
 def _schema_of(x: dict[str, Any]) -> str:

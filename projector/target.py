@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,20 @@ BOOKKEEPING_TABLES = frozenset(
         Migrations.migrations_table,
     }
 )
+#: How messages list the names `reserved` refuses for an app table.
+RESERVED_NAMES = ", ".join(
+    [*sorted(t for t in BOOKKEEPING_TABLES if not t.startswith("_projector_")), "_projector_*"]
+)
+
+
+def reserved(name: str) -> bool:
+    """Whether an app table may not be called NAME: a bookkeeping table's name, or any
+    name of the projector's prefix (a later version's bookkeeping). SQLite compares
+    table names without regard to ASCII case, and so does this."""
+    lower = name.lower()
+    return lower.startswith("_projector_") or lower in {t.lower() for t in BOOKKEEPING_TABLES}
+
+
 #: The target connection's page cache, in KiB.
 CACHE_KIB = 16 * 1024
 
@@ -554,6 +569,12 @@ def scratch_database(
 
     Raises CatalogError for a migration SQLite refuses.
     """
+    for name in catalog.spec.get("tables", {}):
+        if reserved(name):
+            raise CatalogError(
+                f"{catalog.directory}/{SPEC_FILE}: [tables.{name}]: {name!r} is reserved "
+                f"for the projector's bookkeeping ({RESERVED_NAMES}); name the table otherwise"
+            )
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
         db = Database(conn)
@@ -690,17 +711,27 @@ def catalog_migrations(catalog: Catalog, origins: dict[str, str] | None = None) 
         path = f"{catalog.directory}/{MIGRATIONS_DIR}/{name}.sql"
 
         def apply(db: Database, script: str = script, path: str = path) -> None:
-            before = _table_sql(db.conn) if origins is not None else {}
+            before = _table_sql(db.conn)
             try:
                 run_script(db, script)
             except CatalogError as exc:  # an unterminated statement
                 raise CatalogError(f"{path}: {exc}") from None
             except sqlite3.DatabaseError as exc:
+                taken = re.fullmatch(r'(?:table|index) "?([^"]+)"? already exists', str(exc))
+                if taken and reserved(taken.group(1)):
+                    raise CatalogError(
+                        f"{path}: creates {taken.group(1)!r}, a name reserved for the "
+                        f"projector's bookkeeping ({RESERVED_NAMES}); name it otherwise"
+                    ) from None
                 raise CatalogError(f"{path}: SQLite refuses it ({exc})") from None
-            if origins is not None:
-                for table, sql in _table_sql(db.conn).items():
-                    if before.get(table) != sql:
-                        origins[table] = path
+            for table, sql in _table_sql(db.conn).items():
+                if table not in before and reserved(table):
+                    raise CatalogError(
+                        f"{path}: creates {table!r}, a name reserved for the projector's "
+                        f"bookkeeping ({RESERVED_NAMES}); name it otherwise"
+                    )
+                if origins is not None and before.get(table) != sql:
+                    origins[table] = path
 
         found(name=name)(apply)
     return found

@@ -731,3 +731,24 @@ def test_a_foreign_key_sqlite_could_never_satisfy_is_refused_naming_the_migratio
         owners_with(f"x TEXT {accepted}")
         _append(migration, "\nCREATE UNIQUE INDEX audit_item ON audit (itemId);\n")
         compile_catalog(Catalog.load(catalog_dir))
+
+
+@pytest.mark.parametrize("name", ["tracking", "_projector_parked", "_Projector_later", "TRACKING"])
+def test_a_table_named_like_the_projectors_bookkeeping_is_refused_as_reserved(tmp_path, name):
+    """A catalog table may not take a bookkeeping table's name (or the projector's prefix):
+    declared, or only created by a migration, it is refused saying the name is reserved,
+    not as a table that "already exists"."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    migration = catalog_dir / "migrations" / "0003_more.sql"
+    migration.write_text(f'CREATE TABLE "{name}" (id TEXT PRIMARY KEY NOT NULL);\n', "utf-8")
+    with pytest.raises(CatalogError, match="reserved for the projector's bookkeeping") as created:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(created.value).startswith(f"{migration}: creates {name!r}, a name reserved")
+    _append(catalog_dir / "catalog.toml", f'\n[tables."{name}"]\n')
+    with pytest.raises(CatalogError) as declared:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(declared.value) == (
+        f"{catalog_dir}/catalog.toml: [tables.{name}]: {name!r} is reserved for the projector's "
+        "bookkeeping (_sqlite_migrations, tracking, _projector_*); name the table otherwise"
+    )

@@ -27,6 +27,7 @@ and write whole rows of the batch's `RowStore`, which writes them behind the bat
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -735,6 +736,20 @@ class HookRows:
         return columns
 
 
+def _raised(exc: Exception, path: str) -> str:
+    """``KeyError: 'x' at line 12``: EXC, and the last line of the file PATH (hooks.py)
+    it passed through."""
+    line = None
+    path = os.path.abspath(path)
+    trace = exc.__traceback__
+    while trace is not None:
+        if os.path.abspath(trace.tb_frame.f_code.co_filename) == path:
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text + (f" at line {line}" if line else "")
+
+
 def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Handler:
     path = f"{catalog.directory}/{HOOKS_FILE}"
     where = f"{path}: handler {getattr(hook.fn, '__name__', '?')} of {hook.name}"
@@ -763,8 +778,13 @@ def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Ha
     writes = {t: frozenset(tables[t].columns) for t in hook.tables}
 
     def apply(store: RowStore, args: Args) -> None:
-        with store.savepoint():  # the hook's writes are all or nothing
-            fn(HookRows(store, where, writes, keys), args)
+        try:
+            with store.savepoint():  # the hook's writes are all or nothing
+                fn(HookRows(store, where, writes, keys), args)
+        except (IntegrityBreak, HookError):
+            raise
+        except Exception as exc:  # a bug of the hook's, not a value the target refused
+            raise HookError(f"{where} raised {_raised(exc, path)}") from exc
 
     key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None
     rows = tuple((t, key) for t in hook.tables[:1] if key is not None)

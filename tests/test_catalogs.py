@@ -19,7 +19,7 @@ from events.catalog import Catalog, bundled_catalog_names, detect_catalog, resol
 from events.errors import CatalogError
 from projector.cli import cli
 from projector.digest import digest
-from projector.errors import CheckpointMismatch
+from projector.errors import CheckpointMismatch, ReplayError
 from projector.handlers import compile_catalog
 from projector.replay import DEFAULT_BATCH, ReplayOptions, replay
 from projector.verify import verify
@@ -752,3 +752,44 @@ def test_a_table_named_like_the_projectors_bookkeeping_is_refused_as_reserved(tm
         f"{catalog_dir}/catalog.toml: [tables.{name}]: {name!r} is reserved for the projector's "
         "bookkeeping (_sqlite_migrations, tracking, _projector_*); name the table otherwise"
     )
+
+
+@pytest.mark.parametrize(
+    ("raising", "raised"),
+    [
+        ('raise KeyError("oops")', "KeyError: 'oops'"),
+        ("args.nope", "AttributeError: 'dict' object has no attribute 'nope'"),
+        ("1 / 0", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_an_exception_raised_in_a_python_handler_says_the_hook_raised_it(tmp_path, raising, raised):
+    """A hooks.py handler that raises (a bug, not a value the target refused) has its event
+    refused naming hooks.py, the handler, the exception and its line; its writes undone."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    (catalog_dir / "hooks.py").write_text(
+        "from projector.catalog import Hooks\n"
+        "hooks = Hooks()\n"
+        '@hooks.handler("v1.ItemRenamed", tables=("items",), key="id")\n'
+        "def item_renamed(rows, args):\n"
+        '    rows.put("items", args["id"], {**rows.get("items", args["id"]), "name": "x"})\n'
+        f"    {raising}\n",
+        "utf-8",
+    )
+    log = write_ndjson(
+        tmp_path / "log.ndjson", [item("a"), ("v1.ItemRenamed", {"id": "a", "name": "new"})]
+    )
+    reason = (
+        f"e2 (v1.ItemRenamed): {catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed "
+        f"raised {raised} at line 6"
+    )
+    catalog = Catalog.load(catalog_dir)
+    with pytest.raises(ReplayError) as failed:
+        replay(log, tmp_path / "failed.db", ReplayOptions(catalog=catalog))
+    assert str(failed.value) == reason
+    replay(log, tmp_path / "t.db", ReplayOptions(on_invalid="park", catalog=catalog))
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("SELECT kind, reason FROM _projector_parked").fetchall() == [
+        ("invalid", reason)
+    ]
+    assert conn.execute("SELECT name FROM items").fetchall() == [("A",)]

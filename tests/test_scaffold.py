@@ -375,6 +375,24 @@ def test_schema_enum_only_for_few_tokens_over_many_occurrences():
     assert infer_schema(_shape(many))["properties"]["kind"] == {"type": "string"}
 
 
+def test_every_enum_the_draft_guesses_is_marked_as_a_guess(tmp_path: Path):
+    """An enum taken from the values a log holds (here a free-form tags array) is a guess:
+    catalog.toml and REPORT.md's "Guesses" name the schema file, the path and the values."""
+    events = [
+        ("v1.NoteAdded", {"id": f"n{i}", "kind": "memo", "tags": [["a", "b", "c"][i % 3]]})
+        for i in range(25)
+    ]
+    scaffold(write_ndjson(tmp_path / "log.ndjson", events), tmp_path / "d")
+    schema = json.loads((tmp_path / "d" / "v1.NoteAdded.json").read_text("utf-8"))
+    assert schema["properties"]["tags"]["items"] == {"enum": ["a", "b", "c"]}
+    toml = (tmp_path / "d" / "catalog.toml").read_text("utf-8")
+    report = (tmp_path / "d" / "REPORT.md").read_text("utf-8")
+    for path, seen in (("tags[]", '"a", "b", "c"'), ("kind", '"memo"')):
+        guess = f"v1.NoteAdded.json: {path} is an enum of the values seen ({seen}); "
+        assert f"# guess: {guess}" in toml
+        assert f"- v1.NoteAdded: {guess}" in report.split("## Guesses")[1]
+
+
 def test_schema_types_dates_records_and_any_json():
     """ISO dates get toISOString()'s pattern, null joins the type, arrays type their items,
     a nested object whose keys vary is a record, three kinds of value are any JSON."""

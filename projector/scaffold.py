@@ -45,7 +45,7 @@ from events.validation import escape_surrogates, parse_args
 from projector.appschema import unquote
 from projector.errors import ReplayError, ScaffoldError, TargetError
 from projector.replay import ReplayOptions, replay
-from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE
+from projector.target import PARKED_TABLE, reserved
 from projector.verify import not_a_state_db, verify
 
 # ---------------------------------------------------------------- the rules, as data
@@ -576,7 +576,7 @@ class StateDB:
             )
         ]
         table = TableDraft(name, columns, strict, without_rowid, indexes, noun=_singular(name))
-        if name.lower() in {t.lower() for t in BOOKKEEPING_TABLES}:
+        if reserved(name):
             # The projector keeps its own table of that name in every target: the app's
             # gets another name, mapped back to LiveStore's for verify.
             table.name, table.livestore = f"app_{name}", name

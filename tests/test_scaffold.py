@@ -245,6 +245,7 @@ def test_the_rules_fit_an_app_no_catalog_knows(tmp_path: Path):
             removedAt integer) strict;
         CREATE INDEX idx_notes_pinned ON notes (pinned);
         CREATE TABLE tracking (id text primary key, noteId text not null) strict;
+        CREATE TABLE _projector_extra (id text primary key) strict;
         CREATE TABLE editor (id text primary key, value text not null) strict;
         INSERT INTO notes VALUES ('n1', 'a', '["x"]', 1, 1714644000000),
             ('n2', 'b', '[]', 0, 1714557600000), ('n3', 'c2', '["y","z"]', 0, NULL);
@@ -261,6 +262,7 @@ def test_the_rules_fit_an_app_no_catalog_knows(tmp_path: Path):
         "removedAt": "datetime_ms",
     }
     assert spec["tables"]["app_tracking"]["livestore"] == "tracking"
+    assert spec["tables"]["app__projector_extra"]["livestore"] == "_projector_extra"
     assert json.loads(spec["tables"]["editor"]["client_document"]) == {"font": "mono", "size": 12}
     assert spec["events"]["v2.NotesClearedPinned"]["where"] == {"pinned": True}
     assert spec["events"]["v2.NoteRemoved"]["set"] == {"removedAt": "$.removedAt"}

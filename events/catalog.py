@@ -290,20 +290,36 @@ def _load_schemas(directory: Path) -> dict[str, dict[str, Any]]:
     for path in _schema_files(directory):
         try:
             doc = json.loads(path.read_text("utf-8"))
-            jsonschema.Draft202012Validator.check_schema(doc)
-            ecma_schema(doc)  # every pattern has a Python spelling (or ValueError)
-        except (ValueError, jsonschema.SchemaError) as exc:
+        except ValueError as exc:
             raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
         if not isinstance(doc, dict):
             raise CatalogError(
                 f"{path}: an event's schema is a JSON object (with its args' properties), "
                 f"not {json.dumps(doc)[:40]}"
             )
+        try:
+            jsonschema.Draft202012Validator.check_schema(doc)
+        except jsonschema.SchemaError as exc:
+            # str(exc) is jsonschema's many-line explanation; its message and the place
+            # in the schema are what a reader needs.
+            raise CatalogError(
+                f"{path}: not a valid JSON Schema ({_shortened(exc.message)} at {exc.json_path})"
+            ) from None
+        try:
+            ecma_schema(doc)  # every pattern has a Python spelling (or ValueError)
+        except ValueError as exc:
+            raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
         name = _event_name(path, doc)
         if name in schemas:
             raise CatalogError(f"{path}: event {name} has two schemas in {directory}")
         schemas[name] = doc
     return schemas
+
+
+def _shortened(text: str, limit: int = 160) -> str:
+    """TEXT on one line, cut to LIMIT characters (a message quoting a whole subschema)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _load_migrations(directory: Path) -> list[tuple[str, str]]:

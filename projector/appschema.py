@@ -29,6 +29,8 @@ from events.errors import CatalogError
 from projector.target import (
     BOOKKEEPING_TABLES,
     Table,
+    check_references,
+    create_views,
     read_tables,
     scratch_database,
 )
@@ -128,12 +130,14 @@ class AppSchema:
 def app_schema(catalog: Catalog) -> AppSchema:
     """CATALOG's app database schema, compiled in a scratch database.
 
-    Raises CatalogError (one line, naming catalog.toml) for a view or trigger SQLite
-    refuses, a view whose name is taken, or anything `projector.target.read_tables` refuses.
+    Raises CatalogError (one line, naming catalog.toml) for a trigger SQLite refuses, or
+    anything `projector.target.read_tables` or `create_views` refuses.
     """
     where = f"{catalog.directory}/catalog.toml"
-    with scratch_database(catalog) as conn:
+    origins: dict[str, str] = {}
+    with scratch_database(catalog, origins) as conn:
         tables = read_tables(conn, catalog)
+        check_references(conn, catalog, tables, origins)
         statements = _migration_statements(conn, tables)
         for table in tables.values():
             if table.derived is not None:
@@ -141,11 +145,7 @@ def app_schema(catalog: Catalog) -> AppSchema:
                     _create(conn, sql, f"{where}: [tables.{table.name}] derived trigger {name}")
                     statements.append(Statement("trigger", name, table.derived.parent, sql))
         declared_views: dict[str, Any] = catalog.spec.get("views", {})
-        for name, spec in declared_views.items():
-            if name in tables:
-                raise CatalogError(f"{where}: [views.{name}] has the name of a table")
-            sql = f'CREATE VIEW "{name}" AS {spec["sql"].strip().rstrip(";")}'
-            _create(conn, sql, f"{where}: [views.{name}]")
+        for name, sql in create_views(conn, catalog, tables).items():
             statements.append(Statement("view", name, name, sql))
         relations = {name: _relation(conn, name, catalog.spec["tables"][name]) for name in tables}
         views = {

@@ -255,11 +255,22 @@ def _catalog_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load_catalog(value: str | None) -> Any:
+    """The catalog --catalog names (None without one), checked whole (`_checked`)."""
     if value is None:
         return None
     from events.catalog import resolve_catalog
 
-    return resolve_catalog(value)
+    return _checked(resolve_catalog(value))
+
+
+def _checked(catalog: Any) -> Any:
+    """CATALOG, its projection compiled (tables, views, handlers) when it has one, so
+    that every command refuses a broken catalog as replay does (CatalogError)."""
+    from projector.handlers import compile_catalog
+
+    if catalog.has_projection:
+        compile_catalog(catalog)
+    return catalog
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -441,7 +452,8 @@ def validate(
 
     What LiveStore accepts but a migration should know of is listed as warnings: keys a
     schema does not declare (dropped), text with a lone surrogate (stored as U+FFFD) or
-    with U+0000 (kept whole; LiveStore cuts it there). See docs/deviations.md.
+    with U+0000 (kept whole; LiveStore cuts it there). See docs/deviations.md. A catalog
+    with a projection is first checked whole, as replay checks it.
 
     \b
     Example:
@@ -453,7 +465,7 @@ def validate(
     with _errors():
         src = _open(source, lock_timeout, format_version)
         try:
-            cat = _load_catalog(catalog) or detect_catalog(src.event_names())
+            cat = _load_catalog(catalog) or _checked(detect_catalog(src.event_names()))
             validator = Validator(cat, strict_keys=strict_keys)
             report = validate_events(src.events(), validator, max_examples=examples)
         finally:
@@ -1090,7 +1102,6 @@ def drizzle(paths: tuple[str, ...], catalog: str | None, force: bool, as_json: b
       projector drizzle --catalog ai-desk ../new-app/db
       projector drizzle out/app.db ../new-app/db
     """
-    from events.catalog import resolve_catalog
     from projector.drizzle import write_drizzle
     from projector.errors import TargetError
     from projector.finalize import recorded_catalog
@@ -1099,7 +1110,7 @@ def drizzle(paths: tuple[str, ...], catalog: str | None, force: bool, as_json: b
         raise click.UsageError("expected [TARGET] OUT_DIR")
     with _errors():
         if catalog is not None:
-            cat = resolve_catalog(catalog)
+            cat = _load_catalog(catalog)
         elif len(paths) == 2:
             cat = recorded_catalog(Path(paths[0]))
         else:

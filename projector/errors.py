@@ -39,12 +39,18 @@ class IntegrityBreak(Exception):
     """An event whose rows would break relational integrity; it is parked, not written."""
 
 
+class HookError(Exception):
+    """A hooks.py handler broke the row API's contract; its event is refused like one
+    whose rows cannot be stored (parked as invalid, or the run fails)."""
+
+
 __all__ = [
     "Busy",
     "CatalogError",
     "CheckpointMismatch",
     "EventsError",
     "HandoffError",
+    "HookError",
     "IntegrityBreak",
     "Interrupted",
     "ProjectorError",

@@ -27,14 +27,15 @@ and write whole rows of the batch's `RowStore`, which writes them behind the bat
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.catalog import Catalog, HandlerHook
+from events.catalog import HOOKS_FILE, SPEC_FILE, Catalog, HandlerHook
 from events.encoding import iso_to_epoch_ms, js_json
 from events.errors import CatalogError
-from projector.errors import IntegrityBreak
+from projector.errors import HookError, IntegrityBreak
 from projector.store import RowStore
 from projector.target import Reference, Table, catalog_tables
 
@@ -170,6 +171,34 @@ def _read_code(get: Getter, slot: str, namespace: dict[str, Any]) -> str:
     return f"{slot}(args)"
 
 
+def _arg_path(value: Any) -> tuple[str, ...] | None:
+    """The args path a value of catalog.toml reads (``"$.a.b"``, ``{arg = "a.b"}``), or
+    None for a constant."""
+    if isinstance(value, str) and value.startswith("$."):
+        return tuple(value[2:].split("."))
+    if isinstance(value, dict) and len(value) == 1:
+        ((form, inner),) = value.items()
+        if form == "arg" and isinstance(inner, str) and inner:
+            return tuple(inner.removeprefix("$.").split("."))
+    return None
+
+
+def _check_arg_paths(spec: dict[str, Any], known: frozenset[str] | None, where: str) -> None:
+    """Refuse a value of operation SPEC reading an arg the event's schema does not declare
+    (KNOWN: `declared_args`): it would never be there, so its column would silently never
+    change (``set = { title = "$.titel" }``)."""
+    if known is None:
+        return
+    for part in ("values", "set", "where"):
+        for column, value in spec.get(part, {}).items():
+            path = _arg_path(value)
+            if path is not None and path[0] not in known:
+                raise CatalogError(
+                    f"{where}: {part}: {column} reads the arg {'.'.join(path)!r}, which the "
+                    f"event's schema does not declare (it declares {', '.join(sorted(known))})"
+                )
+
+
 def _reference(value: Any, where: str) -> tuple[Getter | None, Any]:
     """(getter, None) for an args reference, or (None, constant) for a constant.
 
@@ -177,12 +206,11 @@ def _reference(value: Any, where: str) -> tuple[Getter | None, Any]:
     ``{json = "text"}`` is the JSON value of text (TOML has no null: ``{json = "null"}``);
     any other value is itself.
     """
-    if isinstance(value, str) and value.startswith("$."):
-        return _getter(tuple(value[2:].split("."))), None
+    path = _arg_path(value)
+    if path is not None:
+        return _getter(path), None
     if isinstance(value, dict) and len(value) == 1:
         ((form, inner),) = value.items()
-        if form == "arg" and isinstance(inner, str) and inner:
-            return _getter(tuple(inner.removeprefix("$.").split("."))), None
         if form == "const":
             return None, inner
         if form == "json":
@@ -511,20 +539,34 @@ def _queries(table: str, conditions: _Columns) -> tuple[tuple[str, str], ...]:
 _OPS = {"insert": _insert, "update": _update}
 
 
-def _compile_ops(name: str, specs: list[dict[str, Any]], tables: dict[str, Table]) -> Handler:
+def _compile_ops(
+    name: str,
+    specs: list[dict[str, Any]],
+    tables: dict[str, Table],
+    spec_path: str,
+    known: frozenset[str] | None,
+) -> Handler:
+    """The handler of event NAME's operations SPECS ([events] in catalog.toml, at
+    SPEC_PATH, which errors name); KNOWN: the args its schema declares (`declared_args`)."""
     ops = []
     for index, spec in enumerate(specs):
         verb = next(v for v in ("insert", "update", "delete") if v in spec)
-        where = f'[events."{name}"]' + (f" #{index + 1}" if len(specs) > 1 else "")
+        where = f'{spec_path}: [events."{name}"]' + (f" #{index + 1}" if len(specs) > 1 else "")
+        _check_arg_paths(spec, known, where)
         table = tables.get(spec[verb])
         if table is None:
             raise CatalogError(f"{where}: {verb} into {spec[verb]!r}, which [tables] lacks")
         if table.derived is not None:
             raise CatalogError(f"{where}: {table.name} is derived; the projector writes it")
         if table.row_key is None:
+            keyed = (
+                f"is keyed by several columns ({', '.join(table.key)})"
+                if table.key
+                else "has no primary key"
+            )
             raise CatalogError(
-                f"{where}: {table.name} is keyed by several columns; write it from a Python "
-                "handler (hooks.py)"
+                f"{where}: {table.name} {keyed}; an operation writes a table by its "
+                "single-column primary key"
             )
         if verb == "delete":
             ops.append(_delete(table, spec, where, _referrers(table, tables)))
@@ -586,17 +628,163 @@ def _client_document(table: Table) -> Handler:
     )
 
 
-def _python(hook: HandlerHook, tables: dict[str, Table]) -> Handler:
+def declared_args(schema: Any) -> frozenset[str] | None:
+    """The top-level arg names an event's JSON Schema declares: its ``properties`` (and
+    those of its ``allOf``/``anyOf``/``oneOf`` branches), or None when it declares none
+    or cannot say (``patternProperties``, a ``$ref``): then any name may be carried."""
+    found: set[str] = set()
+    declared = False
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if "patternProperties" in node or "$ref" in node:
+            return None
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            found.update(properties)
+            declared = True
+        for branches in ("allOf", "anyOf", "oneOf"):
+            if isinstance(node.get(branches), list):
+                stack.extend(node[branches])
+    return frozenset(found) if declared else None
+
+
+def _undeclared(path: str, known: frozenset[str] | None) -> bool:
+    """Whether the args path PATH (``"a.b"``, ``"$.a.b"``) starts with a name KNOWN (the
+    event's declared args, `declared_args`) lacks."""
+    return known is not None and path.removeprefix("$.").split(".")[0] not in known
+
+
+class HookRows:
+    """What a hooks.py handler gets as ``rows``: the batch's `RowStore` (``get``, ``put``,
+    ``delete``), held to the contract of docs/catalogs.md.
+
+    ``put(table, key, row)`` takes a dict of every column of TABLE (no column it lacks,
+    none left out) whose key column holds KEY; ``put`` and ``delete`` write only the
+    handler's ``tables``; ``get`` reads any table with a single-column key. A breach
+    raises HookError naming hooks.py, the handler and the table or column, so the event
+    is refused instead of losing a misspelled column silently. Only Python handlers pay
+    for these checks; declared operations are checked when the catalog compiles.
+    """
+
+    __slots__ = ("_store", "_where", "_writes", "_keys")
+
+    def __init__(
+        self,
+        store: RowStore,
+        where: str,
+        writes: dict[str, frozenset[str]],
+        keys: dict[str, str],
+    ):
+        self._store = store
+        self._where = where
+        self._writes = writes
+        self._keys = keys
+
+    def get(self, table: str, key: Any) -> dict[str, Any] | None:
+        """The row of TABLE with KEY as the batch sees it, or None. Do not mutate it: `put`."""
+        if table not in self._keys:
+            raise HookError(
+                f"{self._where} reads {table!r}, which is not a table of the catalog with a "
+                "single-column key"
+            )
+        return self._store.get(table, key)
+
+    def put(self, table: str, key: Any, row: dict[str, Any]) -> None:
+        """Set the whole row of TABLE with KEY (a new dict, holding every column)."""
+        columns = self._written(table)
+        if type(row) is not dict:
+            raise HookError(
+                f"{self._where} puts a {type(row).__name__} into {table}, not a dict of its columns"
+            )
+        if row.keys() != columns:
+            unknown = sorted(set(row) - columns)
+            missing = sorted(columns - set(row))
+            problem = (
+                f"column(s) {unknown} that {table} lacks"
+                if unknown
+                else f"a row without column(s) {missing}"
+            )
+            raise HookError(f"{self._where} puts {problem} (`rows.put` takes every column)")
+        column = self._keys[table]
+        if row[column] != key:
+            raise HookError(
+                f"{self._where} puts a row of {table} whose {column} is {row[column]!r} "
+                f"under the key {key!r}"
+            )
+        self._store.put(table, key, row)
+
+    def delete(self, table: str, key: Any) -> None:
+        """Delete the row of TABLE with KEY (nothing happens when it is not there)."""
+        self._written(table)
+        self._store.delete(table, key)
+
+    def _written(self, table: str) -> frozenset[str]:
+        columns = self._writes.get(table)
+        if columns is None:
+            raise HookError(
+                f"{self._where} writes {table!r}, which is not among its tables "
+                f"{tuple(self._writes)}"
+            )
+        if table not in self._keys:
+            raise HookError(
+                f"{self._where} writes {table!r}, which is derived or has no single-column "
+                "key (rows are put by their key)"
+            )
+        return columns
+
+
+def _raised(exc: Exception, path: str) -> str:
+    """``KeyError: 'x' at line 12``: EXC, and the last line of the file PATH (hooks.py)
+    it passed through."""
+    line = None
+    path = os.path.abspath(path)
+    trace = exc.__traceback__
+    while trace is not None:
+        if os.path.abspath(trace.tb_frame.f_code.co_filename) == path:
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text + (f" at line {line}" if line else "")
+
+
+def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Handler:
+    path = f"{catalog.directory}/{HOOKS_FILE}"
+    where = f"{path}: handler {getattr(hook.fn, '__name__', '?')} of {hook.name}"
     for table in hook.tables:
         if table not in tables:
+            raise CatalogError(f"{where} writes {table!r}, which [tables] lacks")
+    known = declared_args(catalog.schemas.get(hook.name))
+    fields = ([("key", hook.key)] if hook.key else []) + [("reads", f) for _, f in hook.reads]
+    for option, arg in fields:
+        if _undeclared(arg, known):
+            assert known is not None
             raise CatalogError(
-                f"hooks.py: handler {hook.name} writes {table!r}, which [tables] lacks"
+                f"{where}: {option} names the arg {arg!r}, which the schema of {hook.name} "
+                f"does not declare (it declares {', '.join(sorted(known))})"
+            )
+    keys = {
+        t.name: t.row_key for t in tables.values() if t.row_key is not None and t.derived is None
+    }
+    for table, _ in hook.reads:
+        if table not in keys:
+            raise CatalogError(
+                f"{where} reads {table!r}, which is not a table of [tables] with a "
+                "single-column key"
             )
     fn = hook.fn
+    writes = {t: frozenset(tables[t].columns) for t in hook.tables}
 
     def apply(store: RowStore, args: Args) -> None:
-        with store.savepoint():  # the hook's writes are all or nothing
-            fn(store, args)
+        try:
+            with store.savepoint():  # the hook's writes are all or nothing
+                fn(HookRows(store, where, writes, keys), args)
+        except (IntegrityBreak, HookError):
+            raise
+        except Exception as exc:  # a bug of the hook's, not a value the target refused
+            raise HookError(f"{where} raised {_raised(exc, path)}") from exc
 
     key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None
     rows = tuple((t, key) for t in hook.tables[:1] if key is not None)
@@ -633,10 +821,13 @@ class Handlers:
         for table in tables.values():
             if table.client_document is not None:
                 self._add(_client_document(table))
+        spec_path = f"{catalog.directory}/{SPEC_FILE}"
         for name, spec in catalog.spec.get("events", {}).items():
-            self._add(_compile_ops(name, spec if isinstance(spec, list) else [spec], tables))
+            specs = spec if isinstance(spec, list) else [spec]
+            known = declared_args(catalog.schemas.get(name))
+            self._add(_compile_ops(name, specs, tables, spec_path, known))
         for hook in catalog.hooks.handlers.values():
-            self._add(_python(hook, tables))
+            self._add(_python(hook, tables, catalog))
 
     def _add(self, handler: Handler) -> None:
         if handler.name in self.by_name:

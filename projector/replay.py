@@ -54,6 +54,7 @@ from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CheckpointMismatch,
     EventsError,
+    HookError,
     IntegrityBreak,
     Interrupted,
     ReplayError,
@@ -357,6 +358,8 @@ class Projection:
             except IntegrityBreak as exc:
                 append(self._broken(event, handler, current, exc))
             except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
+                append(self._refused(event, f"cannot be stored: {exc}", handler.entities(current)))
+            except HookError as exc:
                 append(self._refused(event, str(exc), handler.entities(current)))
             else:
                 append(None)
@@ -395,15 +398,16 @@ class Projection:
             except RowError as exc:
                 conn.execute("ROLLBACK TO projector_event")
                 self.store.clear()
-                outcome = self._refused(event, str(exc), self._entities(event))
+                outcome = self._refused(event, f"cannot be stored: {exc}", self._entities(event))
                 self.store.flush()
             conn.execute("RELEASE projector_event")
             outcomes.append(outcome)
         return outcomes
 
-    def _refused(self, event: Event, error: str, entities: list[str]) -> str:
-        """Park (or fail on) an event whose rows the target refused to store."""
-        message = f"{event.event_id} ({event.name}): cannot be stored: {error}"
+    def _refused(self, event: Event, reason: str, entities: list[str]) -> str:
+        """Park (or fail on) an event whose rows the target refused to store, or whose
+        hooks.py handler failed (REASON says which)."""
+        message = f"{event.event_id} ({event.name}): {reason}"
         if self.on_invalid == "fail":
             raise ReplayError(message)
         self.park(event, INVALID, message, entities)
@@ -500,6 +504,8 @@ class Projection:
         except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
             # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
             # later, when the batch is written: see RowError). `_apply_slice` does the same.
+            return self._refused(event, f"cannot be stored: {exc}", handler.entities(current))
+        except HookError as exc:  # a hooks.py handler broke the row API's contract
             return self._refused(event, str(exc), handler.entities(current))
         if notes:
             self._record_deviations(event, handler, current, notes)

@@ -45,7 +45,7 @@ from events.validation import escape_surrogates, parse_args
 from projector.appschema import unquote
 from projector.errors import ReplayError, ScaffoldError, TargetError
 from projector.replay import ReplayOptions, replay
-from projector.target import BOOKKEEPING_TABLES, PARKED_TABLE, in_source_folder
+from projector.target import PARKED_TABLE, in_source_folder, reserved
 from projector.verify import not_a_state_db, verify
 
 # ---------------------------------------------------------------- the rules, as data
@@ -576,7 +576,7 @@ class StateDB:
             )
         ]
         table = TableDraft(name, columns, strict, without_rowid, indexes, noun=_singular(name))
-        if name.lower() in {t.lower() for t in BOOKKEEPING_TABLES}:
+        if reserved(name):
             # The projector keeps its own table of that name in every target: the app's
             # gets another name, mapped back to LiveStore's for verify.
             table.name, table.livestore = f"app_{name}", name
@@ -737,6 +737,8 @@ class Plan:
     table: str | None = None
     ops: list[dict[str, Any]] = field(default_factory=list)
     guesses: list[str] = field(default_factory=list)
+    #: What its JSON Schema guesses (an enum from the values seen: `schema_guesses`).
+    schema_guesses: list[str] = field(default_factory=list)
     todo: str | None = None  # why it is left out, or what is left to finish
     unmapped: list[str] = field(default_factory=list)  # args that fill no column
 
@@ -1451,6 +1453,10 @@ def catalog_toml(
         if codecs:
             out.append("# guess: each codec from the args that fill the column and what it holds")
             out.append(f"codecs = {_toml_value(codecs)}")
+    enums = [g for plan in plans for g in plan.schema_guesses]
+    if enums:
+        out += ["", "# ---------------------------------------------------------- event schemas"]
+        out += [_comment(f"guess: {g}") for g in enums]
     out += ["", "# ---------------------------------------------------------------- projection"]
     for plan in plans:
         if plan.what.startswith("client document"):
@@ -1918,6 +1924,26 @@ def _prepare_out_dir(out: Path, force: bool, inputs: list[Path]) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def schema_guesses(schema: dict[str, Any], file: str, path: str = "") -> list[str]:
+    """What an inferred event SCHEMA (written to FILE) guesses: each enum (at PATH, ``[]``
+    for an array's items), taken from the few values a log happened to hold. A value the
+    log did not hold would be invalid, and Drizzle's type narrows to the values seen, so
+    each is for the reader to confirm (a Schema.Literal) or open up (free text, tags)."""
+    found = []
+    if "enum" in schema:
+        seen = ", ".join(_json_text(v) for v in schema["enum"] if v is not None)
+        found.append(
+            f"{file}: {path or 'the args'} is an enum of the values seen ({seen}); another "
+            'value is invalid: if it is free text, make it {"type": "string"}'
+        )
+    for key, sub in schema.get("properties", {}).items():
+        if isinstance(sub, dict):
+            found += schema_guesses(sub, file, f"{path}.{key}" if path else key)
+    if isinstance(schema.get("items"), dict):
+        found += schema_guesses(schema["items"], file, f"{path}[]")
+    return found
+
+
 def _schema_file(name: str, taken: set[str]) -> str:
     base = _SAFE_FILE.sub("_", name).lstrip(".") or "event"
     candidate, n = f"{base}.json", 1
@@ -1940,12 +1966,15 @@ def _write_catalog(
     files = []
     taken: set[str] = set()
     source_name = Path(log.source).name
+    by_event = {plan.event: plan for plan in plans}
     for event_name in sorted(log.events):
         facts = log.events[event_name]
         schema = event_schema(facts, event_name in documents, source_name)
         file = _schema_file(event_name, taken)
         (out / file).write_text(_json_text(schema, indent=2) + "\n", "utf-8")
         files.append(file)
+        if event_name in by_event:
+            by_event[event_name].schema_guesses = schema_guesses(schema, file)
     if tables:
         (out / MIGRATIONS_DIR).mkdir(exist_ok=True)
         (out / MIGRATIONS_DIR / MIGRATION_FILE).write_text(migration_sql(tables, state), "utf-8")
@@ -2027,7 +2056,7 @@ def report_markdown(
                 f"{t.extra:,} | {t.differing:,} | {_md(columns)} |"
             )
         out.append("")
-    guesses = [(p.event, g) for p in plans for g in p.guesses]
+    guesses = [(p.event, g) for p in plans for g in p.guesses + p.schema_guesses]
     notes = [(t.name, n) for t in tables.values() for n in t.notes]
     if guesses or notes:
         out += ["## Guesses the draft makes (marked in catalog.toml)", ""]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from events.catalog import Catalog
+from events.catalog import MIGRATIONS_DIR, SPEC_FILE, Catalog
 from events.errors import CatalogError
 from events.sources import connect_readonly, read_only_fs
 from projector.errors import TargetError
@@ -54,6 +55,20 @@ BOOKKEEPING_TABLES = frozenset(
         Migrations.migrations_table,
     }
 )
+#: How messages list the names `reserved` refuses for an app table.
+RESERVED_NAMES = ", ".join(
+    [*sorted(t for t in BOOKKEEPING_TABLES if not t.startswith("_projector_")), "_projector_*"]
+)
+
+
+def reserved(name: str) -> bool:
+    """Whether an app table may not be called NAME: a bookkeeping table's name, or any
+    name of the projector's prefix (a later version's bookkeeping). SQLite compares
+    table names without regard to ASCII case, and so does this."""
+    lower = name.lower()
+    return lower.startswith("_projector_") or lower in {t.lower() for t in BOOKKEEPING_TABLES}
+
+
 #: The target connection's page cache, in KiB.
 CACHE_KIB = 16 * 1024
 
@@ -545,19 +560,28 @@ def _evaluate_default(conn: sqlite3.Connection, expression: str | None) -> Any:
 
 
 @contextmanager
-def scratch_database(catalog: Catalog) -> Iterator[sqlite3.Connection]:
+def scratch_database(
+    catalog: Catalog, origins: dict[str, str] | None = None
+) -> Iterator[sqlite3.Connection]:
     """An in-memory database holding what a new target holds before its first run: the
-    projector's tables and CATALOG's, created by their migrations.
+    projector's tables and CATALOG's, created by their migrations (ORIGINS, when given,
+    gets the migration file that last created or changed each table: `catalog_migrations`).
 
     Raises CatalogError for a migration SQLite refuses.
     """
+    for name in catalog.spec.get("tables", {}):
+        if reserved(name):
+            raise CatalogError(
+                f"{catalog.directory}/{SPEC_FILE}: [tables.{name}]: {name!r} is reserved "
+                f"for the projector's bookkeeping ({RESERVED_NAMES}); name the table otherwise"
+            )
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
         db = Database(conn)
         with db.atomic():
             migrations.apply(db)
             try:
-                catalog_migrations(catalog).apply(db)
+                catalog_migrations(catalog, origins).apply(db)
             except sqlite3.DatabaseError as exc:
                 raise CatalogError(
                     f"{catalog.directory}/migrations: SQLite refuses a migration ({exc})"
@@ -569,25 +593,152 @@ def scratch_database(catalog: Catalog) -> Iterator[sqlite3.Connection]:
 
 def catalog_tables(catalog: Catalog) -> dict[str, Table]:
     """CATALOG's tables as its migrations create them, worked out in a scratch database
-    (so a catalog is checked whole before any target is touched).
+    (so a catalog is checked whole before any target is touched), with its views.
 
-    Raises CatalogError for a migration SQLite refuses, or a catalog.toml that does not
-    match the tables (see `read_tables`).
+    Raises CatalogError for a migration SQLite refuses, a catalog.toml that does not
+    match the tables (see `read_tables`) or a view SQLite refuses (`create_views`).
     """
-    with scratch_database(catalog) as conn:
-        return read_tables(conn, catalog)
+    origins: dict[str, str] = {}
+    with scratch_database(catalog, origins) as conn:
+        tables = read_tables(conn, catalog)
+        check_references(conn, catalog, tables, origins)
+        create_views(conn, catalog, tables)
+        return tables
 
 
-def catalog_migrations(catalog: Catalog) -> Migrations:
-    """The catalog's migrations/*.sql as a sqlite-utils migration set named after it."""
+def check_references(
+    conn: sqlite3.Connection, catalog: Catalog, tables: dict[str, Table], origins: dict[str, str]
+) -> None:
+    """Refuse a foreign key of TABLES that SQLite could never satisfy: one naming a table
+    or a column that is not there, or parent columns that are neither the parent's
+    primary key nor a UNIQUE index (https://www.sqlite.org/foreignkeys.html#fk_indexes).
+    SQLite itself accepts such a key when the table is created; the replay would write
+    rows that `verify`'s foreign_key_check then fails.
+
+    Raises CatalogError naming the migration that created the table (ORIGINS:
+    `scratch_database`), the table and the key.
+    """
+    for table in tables:
+        keys: dict[int, list[Any]] = {}
+        for row in conn.execute(f'PRAGMA foreign_key_list("{table}")'):
+            keys.setdefault(row[0], []).append(row)
+        for rows in keys.values():
+            parent = rows[0][2]
+            children = [r[3] for r in rows]
+            named = [r[4] for r in rows]
+            shown = f"{table}({', '.join(children)}) REFERENCES {parent}" + (
+                f"({', '.join(named)})" if None not in named else ""
+            )
+            problem = _reference_problem(conn, parent, named)
+            if problem:
+                where = origins.get(table, f"{catalog.directory}/{MIGRATIONS_DIR}")
+                raise CatalogError(f"{where}: {shown}: {problem}")
+
+
+def _reference_problem(conn: sqlite3.Connection, parent: str, named: list[str | None]) -> str:
+    """Why the parent key NAMED (None: the parent's primary key) of table PARENT cannot
+    be a foreign key's target, or ''."""
+    info = conn.execute(f'PRAGMA table_info("{parent}")').fetchall()
+    if not info or parent in BOOKKEEPING_TABLES:
+        return f"{parent} is not a table the migrations create"
+    columns = {r[1].lower(): r[1] for r in info}
+    primary = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+    if None in named:
+        if not primary:
+            return f"{parent} has no primary key to refer to (name its column)"
+        if len(primary) != len(named):
+            return (
+                f"the primary key of {parent} is ({', '.join(primary)}), not {len(named)} column(s)"
+            )
+        return ""
+    missing = [c for c in named if c is not None and c.lower() not in columns]
+    if missing:
+        return f"{parent} has no column(s) {missing}"
+    wanted = {str(c).lower() for c in named}
+    if wanted == {c.lower() for c in primary}:
+        return ""
+    for index in conn.execute(f'PRAGMA index_list("{parent}")'):
+        if index[2] and not index[4]:  # unique, not partial
+            indexed = {str(r[2]).lower() for r in conn.execute(f'PRAGMA index_info("{index[1]}")')}
+            if indexed == wanted:
+                return ""
+    return (
+        f"{', '.join(str(c) for c in named)} of {parent} is neither its primary key nor "
+        "UNIQUE (SQLite requires one of them of a foreign key's parent)"
+    )
+
+
+def create_views(
+    conn: sqlite3.Connection, catalog: Catalog, tables: dict[str, Table]
+) -> dict[str, str]:
+    """Create CATALOG's ``[views.<name>]`` in CONN (a scratch database holding TABLES);
+    return each view's CREATE VIEW statement, by name, in the catalog's order.
+
+    SQLite parses a view when it is created but resolves its tables and columns only
+    when it is used, so each one is also read (PRAGMA table_info) here.
+
+    Raises CatalogError (one line, naming catalog.toml and the view) for a view with a
+    table's name, SQL SQLite refuses, a table or column that is not there, or codecs
+    naming a column the view lacks.
+    """
+    where = f"{catalog.directory}/{SPEC_FILE}"
+    created: dict[str, str] = {}
+    for name, spec in catalog.spec.get("views", {}).items():
+        if name in tables:
+            raise CatalogError(f"{where}: [views.{name}] has the name of a table")
+        sql = f'CREATE VIEW "{name}" AS {spec["sql"].strip().rstrip(";")}'
+        try:
+            conn.execute(sql)
+            columns = {r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')}
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{where}: [views.{name}]: SQLite refuses it ({exc})") from None
+        unknown = sorted(set(spec.get("codecs", {})) - columns)
+        if unknown:
+            raise CatalogError(f"{where}: [views.{name}] codecs name no column {unknown}")
+        created[name] = sql
+    return created
+
+
+def catalog_migrations(catalog: Catalog, origins: dict[str, str] | None = None) -> Migrations:
+    """The catalog's migrations/*.sql as a sqlite-utils migration set named after it.
+
+    ORIGINS, when given, gets the path of the migration that last created or changed
+    each table (for messages naming the file). Applying raises CatalogError naming the
+    migration file SQLite refuses, or whose last statement is unterminated.
+    """
     found = Migrations(catalog.name)
     for name, script in catalog.migrations:
+        path = f"{catalog.directory}/{MIGRATIONS_DIR}/{name}.sql"
 
-        def apply(db: Database, script: str = script) -> None:
-            run_script(db, script)
+        def apply(db: Database, script: str = script, path: str = path) -> None:
+            before = _table_sql(db.conn)
+            try:
+                run_script(db, script)
+            except CatalogError as exc:  # an unterminated statement
+                raise CatalogError(f"{path}: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                taken = re.fullmatch(r'(?:table|index) "?([^"]+)"? already exists', str(exc))
+                if taken and reserved(taken.group(1)):
+                    raise CatalogError(
+                        f"{path}: creates {taken.group(1)!r}, a name reserved for the "
+                        f"projector's bookkeeping ({RESERVED_NAMES}); name it otherwise"
+                    ) from None
+                raise CatalogError(f"{path}: SQLite refuses it ({exc})") from None
+            for table, sql in _table_sql(db.conn).items():
+                if table not in before and reserved(table):
+                    raise CatalogError(
+                        f"{path}: creates {table!r}, a name reserved for the projector's "
+                        f"bookkeeping ({RESERVED_NAMES}); name it otherwise"
+                    )
+                if origins is not None and before.get(table) != sql:
+                    origins[table] = path
 
         found(name=name)(apply)
     return found
+
+
+def _table_sql(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
 
 
 def _refuse_legacy(db: Database, path: Path) -> None:

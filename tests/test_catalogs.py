@@ -19,7 +19,8 @@ from events.catalog import Catalog, bundled_catalog_names, detect_catalog, resol
 from events.errors import CatalogError
 from projector.cli import cli
 from projector.digest import digest
-from projector.errors import CheckpointMismatch
+from projector.errors import CheckpointMismatch, ReplayError
+from projector.handlers import compile_catalog
 from projector.replay import DEFAULT_BATCH, ReplayOptions, replay
 from projector.verify import verify
 from tests.conftest import ROOT, SHARED, write_ndjson
@@ -441,7 +442,7 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
             lambda d: _append(
                 d / "catalog.toml", '\n[events."v1.Y"]\ninsert = "items"\nvalues = { nope = 1 }\n'
             ),
-            "has no column(s) ['nope']",
+            """/catalog.toml: [events."v1.Y"]: items has no column(s) ['nope']""",
         ),
         (
             lambda d: _append(
@@ -472,10 +473,52 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
         (lambda d: (d / "hooks.py").write_text("x = 1\n", "utf-8"), "defines no `hooks"),
         (lambda d: (d / "hooks.py").write_text("import nope\n", "utf-8"), "failed to import"),
         (lambda d: (d / "v1.Nothing.json").write_text("{", "utf-8"), "not a valid JSON Schema"),
+        (
+            lambda d: _event_reading(d, '{ name = "$.nmae" }'),
+            """[events."v1.Q"]: set: name reads the arg 'nmae', which the event's schema does """
+            "not declare (it declares id, x)",
+        ),
+        (
+            lambda d: _event_reading(d, '{ name = { arg = "nmae.first" } }'),
+            "set: name reads the arg 'nmae.first', which the event's schema does not declare",
+        ),
+        (
+            lambda d: (d / "v1.Nothing.json").write_text(_schema_of({"pattern": "("}), "utf-8"),
+            "/v1.Nothing.json: not a valid JSON Schema ('(' is not a 'regex' at "
+            "$.properties.x.pattern)",
+        ),
+        (
+            lambda d: (d / "v1.Nothing.json").write_text(_schema_of({"type": "strin"}), "utf-8"),
+            "/v1.Nothing.json: not a valid JSON Schema ('strin' is not valid under any of the "
+            "given schemas at $.properties.x.type)",
+        ),
+        (
+            lambda d: (d / "migrations" / "0003_more.sql").write_text(
+                "CREATE TABLE oops (", "utf-8"
+            ),
+            "/migrations/0003_more.sql: unterminated SQL statement: 'CREATE TABLE oops ('",
+        ),
+        (
+            lambda d: (d / "migrations" / "0003_more.sql").write_text(
+                "DROP TABLE nosuch;", "utf-8"
+            ),
+            "/migrations/0003_more.sql: SQLite refuses it (no such table: nosuch)",
+        ),
+        (
+            lambda d: (d / "hooks.py").write_text(
+                (d / "hooks.py")
+                .read_text("utf-8")
+                .replace('tables=("items",)', 'tables=("nosuch",)'),
+                "utf-8",
+            ),
+            "/hooks.py: handler item_renamed of v1.ItemRenamed writes 'nosuch', which [tables] "
+            "lacks",
+        ),
     ],
 )
 def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_path, edit, message):
-    """Every part of a catalog is checked when it loads; the CLI says what and where."""
+    """Every part of a catalog is checked when it loads; the CLI says what and where,
+    validate as replay does."""
     catalog_dir = tmp_path / "broken"
     shutil.copytree(FEATURES, catalog_dir)
     edit(catalog_dir)
@@ -486,6 +529,24 @@ def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_pat
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
     assert not target.exists()
+    validated = runner.invoke(cli, ["validate", "--catalog", str(catalog_dir), str(log)])
+    assert (validated.exit_code, validated.stderr) == (1, result.stderr)
+
+
+def _event_reading(catalog_dir: Path, changes: str) -> None:
+    """Add the event v1.Q (args id and x) updating items with CHANGES (a TOML table)."""
+    schema = json.loads(_schema_of({"type": "string"}))
+    schema["properties"]["id"] = {"type": "string"}
+    (catalog_dir / "v1.Q.json").write_text(json.dumps(schema), "utf-8")
+    _append(
+        catalog_dir / "catalog.toml",
+        f'\n[events."v1.Q"]\nupdate = "items"\nset = {changes}\nwhere = {{ id = "$.id" }}\n',
+    )
+
+
+def _schema_of(x: dict[str, Any]) -> str:
+    """An event schema whose one arg x has the JSON Schema X."""
+    return json.dumps({"type": "object", "properties": {"x": x}})
 
 
 def _append(path: Path, text: str) -> None:
@@ -554,3 +615,181 @@ def test_a_schema_that_is_not_an_object_is_one_line(tmp_path: Path):
     (folder / "v1.Extra.json").write_text("true")
     with pytest.raises(CatalogError, match=r"v1\.Extra\.json: an event's schema is a JSON object"):
         Catalog.load(folder)
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELECT nope FROM items", "no such column: nope"),
+        ("SELECT id FROM nosuch", "no such table: main.nosuch"),
+        ("SELECT id FROM", "incomplete input"),
+    ],
+)
+def test_a_view_sqlite_refuses_is_one_line_when_the_catalog_compiles(runner, tmp_path, sql, reason):
+    """A view naming a missing table or column is refused like a syntax error: replay
+    refuses it before any target exists, drizzle says it in one line (and as JSON)."""
+    catalog_dir = tmp_path / "broken"
+    shutil.copytree(FEATURES, catalog_dir)
+    _append(catalog_dir / "catalog.toml", f'\n[views.v]\nsql = "{sql}"\n')
+    expected = f"{catalog_dir}/catalog.toml: [views.v]: SQLite refuses it ({reason})"
+    log = write_ndjson(tmp_path / "log.ndjson", [item("a")])
+    target = tmp_path / "t.db"
+    replayed = runner.invoke(cli, ["replay", "--catalog", str(catalog_dir), str(log), str(target)])
+    assert replayed.exit_code == 1 and replayed.stderr == f"Error: {expected}\n"
+    assert not target.exists()
+    drizzled = runner.invoke(
+        cli, ["drizzle", "--json", "--catalog", str(catalog_dir), str(tmp_path / "db")]
+    )
+    assert drizzled.exit_code == 1 and drizzled.stderr == f"Error: {expected}\n"
+    assert json.loads(drizzled.stdout)["error"] == expected
+
+
+@pytest.mark.parametrize(
+    ("put", "problem"),
+    [
+        ('{**row, "nmae": args["name"]}', "puts column(s) ['nmae'] that items lacks"),
+        ('{"id": args["id"], "name": args["name"]}', "puts a row without column(s) ['archived'"),
+        ('{**row, "id": "other"}', "puts a row of items whose id is 'other' under the key 'a'"),
+    ],
+)
+def test_a_python_handler_putting_a_row_its_table_does_not_fit_is_refused(tmp_path, put, problem):
+    """`rows.put` takes every column of the table and nothing else: a misspelled column
+    refuses the event (parked as invalid, naming hooks.py, the handler and the column)
+    instead of dropping the change silently."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    hooks = catalog_dir / "hooks.py"
+    text = hooks.read_text("utf-8")
+    hooks.write_text(text.replace('{**row, "name": args["name"]}', put), "utf-8")
+    log = write_ndjson(
+        tmp_path / "log.ndjson", [item("a"), ("v1.ItemRenamed", {"id": "a", "name": "new"})]
+    )
+    options = ReplayOptions(on_invalid="park", catalog=Catalog.load(catalog_dir))
+    replay(log, tmp_path / "t.db", options)
+    conn = sqlite3.connect(tmp_path / "t.db")
+    ((kind, reason),) = conn.execute("SELECT kind, reason FROM _projector_parked").fetchall()
+    assert kind == "invalid"
+    assert reason.startswith(
+        f"e2 (v1.ItemRenamed): {catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed "
+    )
+    assert problem in reason
+    assert conn.execute("SELECT name FROM items").fetchall() == [("A",)]
+
+
+def test_a_python_handler_keyed_by_an_arg_its_event_does_not_declare_is_refused(tmp_path):
+    """A handler's `key` (and `reads`) name args of its event: one its schema does not
+    declare is refused when the catalog compiles."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    hooks = catalog_dir / "hooks.py"
+    hooks.write_text(hooks.read_text("utf-8").replace('key="id"', 'key="idz"'), "utf-8")
+    compile_catalog(Catalog.load(catalog_dir))  # a schema declaring no properties says nothing
+    schema = catalog_dir / "v1.ItemRenamed.json"
+    declared = json.loads(schema.read_text("utf-8"))
+    declared["properties"] = {"id": {"type": "string"}, "name": {"type": "string"}}
+    schema.write_text(json.dumps(declared), "utf-8")
+    with pytest.raises(CatalogError) as caught:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(caught.value) == (
+        f"{catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed: key names the arg "
+        "'idz', which the schema of v1.ItemRenamed does not declare (it declares id, name)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("REFERENCES ownerz(id)", "ownerz is not a table the migrations create"),
+        ("REFERENCES items(nope)", "items has no column(s) ['nope']"),
+        ("REFERENCES items(name)", "name of items is neither its primary key nor UNIQUE"),
+        ("REFERENCES item_labels", "the primary key of item_labels is (itemId, label)"),
+        ("REFERENCES tracking(id)", "tracking is not a table the migrations create"),
+    ],
+)
+def test_a_foreign_key_sqlite_could_never_satisfy_is_refused_naming_the_migration(
+    tmp_path, reference, problem
+):
+    """A REFERENCES to a missing table or column, or to parent columns that are not its
+    key or UNIQUE, is refused when the catalog compiles, not found by verify after a
+    "clean" replay; a reference to a key or a UNIQUE column is accepted."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    migration = catalog_dir / "migrations" / "0001_tables.sql"
+    text = migration.read_text("utf-8")
+    owners = "CREATE TABLE owners (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL"
+    assert owners in text
+
+    def owners_with(column: str) -> None:
+        migration.write_text(text.replace(owners, f"{owners}, {column}"), "utf-8")
+
+    owners_with(f"x TEXT {reference}")
+    with pytest.raises(CatalogError) as caught:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(caught.value).startswith(f"{migration}: owners(x) {reference}: ")
+    assert problem in str(caught.value)
+    for accepted in ("REFERENCES items(id)", "REFERENCES items", "REFERENCES audit(itemId)"):
+        owners_with(f"x TEXT {accepted}")
+        _append(migration, "\nCREATE UNIQUE INDEX audit_item ON audit (itemId);\n")
+        compile_catalog(Catalog.load(catalog_dir))
+
+
+@pytest.mark.parametrize("name", ["tracking", "_projector_parked", "_Projector_later", "TRACKING"])
+def test_a_table_named_like_the_projectors_bookkeeping_is_refused_as_reserved(tmp_path, name):
+    """A catalog table may not take a bookkeeping table's name (or the projector's prefix):
+    declared, or only created by a migration, it is refused saying the name is reserved,
+    not as a table that "already exists"."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    migration = catalog_dir / "migrations" / "0003_more.sql"
+    migration.write_text(f'CREATE TABLE "{name}" (id TEXT PRIMARY KEY NOT NULL);\n', "utf-8")
+    with pytest.raises(CatalogError, match="reserved for the projector's bookkeeping") as created:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(created.value).startswith(f"{migration}: creates {name!r}, a name reserved")
+    _append(catalog_dir / "catalog.toml", f'\n[tables."{name}"]\n')
+    with pytest.raises(CatalogError) as declared:
+        compile_catalog(Catalog.load(catalog_dir))
+    assert str(declared.value) == (
+        f"{catalog_dir}/catalog.toml: [tables.{name}]: {name!r} is reserved for the projector's "
+        "bookkeeping (_sqlite_migrations, tracking, _projector_*); name the table otherwise"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raising", "raised"),
+    [
+        ('raise KeyError("oops")', "KeyError: 'oops'"),
+        ("args.nope", "AttributeError: 'dict' object has no attribute 'nope'"),
+        ("1 / 0", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_an_exception_raised_in_a_python_handler_says_the_hook_raised_it(tmp_path, raising, raised):
+    """A hooks.py handler that raises (a bug, not a value the target refused) has its event
+    refused naming hooks.py, the handler, the exception and its line; its writes undone."""
+    catalog_dir = tmp_path / "cat"
+    shutil.copytree(FEATURES, catalog_dir)
+    (catalog_dir / "hooks.py").write_text(
+        "from projector.catalog import Hooks\n"
+        "hooks = Hooks()\n"
+        '@hooks.handler("v1.ItemRenamed", tables=("items",), key="id")\n'
+        "def item_renamed(rows, args):\n"
+        '    rows.put("items", args["id"], {**rows.get("items", args["id"]), "name": "x"})\n'
+        f"    {raising}\n",
+        "utf-8",
+    )
+    log = write_ndjson(
+        tmp_path / "log.ndjson", [item("a"), ("v1.ItemRenamed", {"id": "a", "name": "new"})]
+    )
+    reason = (
+        f"e2 (v1.ItemRenamed): {catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed "
+        f"raised {raised} at line 6"
+    )
+    catalog = Catalog.load(catalog_dir)
+    with pytest.raises(ReplayError) as failed:
+        replay(log, tmp_path / "failed.db", ReplayOptions(catalog=catalog))
+    assert str(failed.value) == reason
+    replay(log, tmp_path / "t.db", ReplayOptions(on_invalid="park", catalog=catalog))
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("SELECT kind, reason FROM _projector_parked").fetchall() == [
+        ("invalid", reason)
+    ]
+    assert conn.execute("SELECT name FROM items").fetchall() == [("A",)]

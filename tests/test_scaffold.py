@@ -245,6 +245,7 @@ def test_the_rules_fit_an_app_no_catalog_knows(tmp_path: Path):
             removedAt integer) strict;
         CREATE INDEX idx_notes_pinned ON notes (pinned);
         CREATE TABLE tracking (id text primary key, noteId text not null) strict;
+        CREATE TABLE _projector_extra (id text primary key) strict;
         CREATE TABLE editor (id text primary key, value text not null) strict;
         INSERT INTO notes VALUES ('n1', 'a', '["x"]', 1, 1714644000000),
             ('n2', 'b', '[]', 0, 1714557600000), ('n3', 'c2', '["y","z"]', 0, NULL);
@@ -261,6 +262,7 @@ def test_the_rules_fit_an_app_no_catalog_knows(tmp_path: Path):
         "removedAt": "datetime_ms",
     }
     assert spec["tables"]["app_tracking"]["livestore"] == "tracking"
+    assert spec["tables"]["app__projector_extra"]["livestore"] == "_projector_extra"
     assert json.loads(spec["tables"]["editor"]["client_document"]) == {"font": "mono", "size": 12}
     assert spec["events"]["v2.NotesClearedPinned"]["where"] == {"pinned": True}
     assert spec["events"]["v2.NoteRemoved"]["set"] == {"removedAt": "$.removedAt"}
@@ -373,6 +375,24 @@ def test_schema_enum_only_for_few_tokens_over_many_occurrences():
     assert infer_schema(_shape(text))["properties"]["kind"] == {"type": "string"}
     many = [{"kind": f"k{i % 9}"} for i in range(40)]
     assert infer_schema(_shape(many))["properties"]["kind"] == {"type": "string"}
+
+
+def test_every_enum_the_draft_guesses_is_marked_as_a_guess(tmp_path: Path):
+    """An enum taken from the values a log holds (here a free-form tags array) is a guess:
+    catalog.toml and REPORT.md's "Guesses" name the schema file, the path and the values."""
+    events = [
+        ("v1.NoteAdded", {"id": f"n{i}", "kind": "memo", "tags": [["a", "b", "c"][i % 3]]})
+        for i in range(25)
+    ]
+    scaffold(write_ndjson(tmp_path / "log.ndjson", events), tmp_path / "d")
+    schema = json.loads((tmp_path / "d" / "v1.NoteAdded.json").read_text("utf-8"))
+    assert schema["properties"]["tags"]["items"] == {"enum": ["a", "b", "c"]}
+    toml = (tmp_path / "d" / "catalog.toml").read_text("utf-8")
+    report = (tmp_path / "d" / "REPORT.md").read_text("utf-8")
+    for path, seen in (("tags[]", '"a", "b", "c"'), ("kind", '"memo"')):
+        guess = f"v1.NoteAdded.json: {path} is an enum of the values seen ({seen}); "
+        assert f"# guess: {guess}" in toml
+        assert f"- v1.NoteAdded: {guess}" in report.split("## Guesses")[1]
 
 
 def test_schema_types_dates_records_and_any_json():

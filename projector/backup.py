@@ -147,7 +147,7 @@ def remove_database(target: Path) -> list[Path]:
 
 
 def list_backups(target: Path) -> list[dict[str, Any]]:
-    """TARGET's backups, oldest first: ``{"path", "run", "takenAt", "bytes"}``."""
+    """TARGET's backups, oldest first: ``{"path" (absolute), "run", "takenAt", "bytes"}``."""
     found: list[tuple[tuple[str, int, int], dict[str, Any]]] = []
     prefix = target.name + ".run"
     folder = target.parent if str(target.parent) else Path(".")
@@ -164,7 +164,7 @@ def list_backups(target: Path) -> list[dict[str, Any]]:
         stamp, run = match.group(2), int(match.group(1))
         taken = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
         info = {
-            "path": target.with_name(path.name),
+            "path": target.absolute().with_name(path.name),
             "run": run,
             "takenAt": taken,
             "bytes": path.stat().st_size,

@@ -479,7 +479,7 @@ def test_status_shows_where_the_last_backup_is_from_any_folder(
 ):
     """A run started with a relative target records its backup relative to its working
     directory; `status`, of the target and of the app database it was handed over to,
-    shows the backup's absolute path from anywhere, and says when it is gone."""
+    and `backups` show the backup's absolute path from anywhere, and say when it is gone."""
     store = store_copy(tmp_path, "store")
     tail = hold_back(store, 160)
     work = tmp_path / "work"
@@ -494,6 +494,9 @@ def test_status_shows_where_the_last_backup_is_from_any_folder(
     for db in (work / "t.db", work / "app" / "app.db"):
         assert json.loads(ok("status", db, "--json").stdout)["backup"] == str(backup)
         assert f"backup:     {backup}\n" in ok("status", db).stdout
+    listed = json.loads(ok("backups", Path("work/t.db"), "--json").stdout)["backups"]
+    assert [b["path"] for b in listed] == [str(backup)]
+    assert str(backup) in ok("backups", Path("work/t.db")).stdout
     backup.unlink()
     gone = "(missing: deleted by `backups --prune`, or moved)"
     assert f"backup:     {backup.name} {gone}\n" in ok("status", work / "t.db").stdout

@@ -586,6 +586,8 @@ def pick_eventlog(directory: Path, format_version: int | None = None) -> tuple[P
             else f"; it holds store folders: {', '.join(str(s) for s in stores[:5])}"
             if stores
             else " (state files are not the history)"
+            if state_files(directory)
+            else ""
         )
         raise SourceError(f"{directory}: no eventlog@N.db in this directory{hint}")
     known = sorted(v for v in found if v in FORMATS)

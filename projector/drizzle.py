@@ -628,9 +628,11 @@ def write_drizzle(
             if path.is_file() and path.read_text("utf-8") != files[path]
         ]
         if edited:
+            one = len(edited) == 1
             raise HandoffError(
-                f"{out_dir}: {', '.join(edited)} differ from what the {catalog.name} catalog "
-                "gives (edited by hand?); refusing to overwrite them (--force replaces them)"
+                f"{out_dir}: {', '.join(edited)} {'differs' if one else 'differ'} from what the "
+                f"{catalog.name} catalog gives (edited by hand?); refusing to overwrite "
+                f"{'it' if one else 'them'} (--force replaces {'it' if one else 'them'})"
             )
     for path, text in files.items():
         path.write_text(text, "utf-8")

@@ -396,8 +396,9 @@ def _refuse_other_app(path: Path, catalog: Catalog | None) -> None:
     if names and len(unknown) * 2 > len(names):
         raise TargetError(
             f"{path}: is the state of another app: {len(unknown):,} of its {len(names):,} "
-            f"events ({', '.join(unknown[:4])}) are not in the target's catalog "
-            f"{catalog.name!r}"
+            f"events ({', '.join(unknown[:4])}"
+            + (f" and {len(unknown) - 4:,} more" if len(unknown) > 4 else "")
+            + f") are not in the target's catalog {catalog.name!r}"
         )
 
 

@@ -356,6 +356,11 @@ def test_verify_against_takes_a_store_folder_and_refuses_what_is_not_its_state(t
             [(n,) for n in ("v1.TodoCreated", "v1.TodoCompleted", "v1.TodoDeleted", "uiStateSet")],
         )
     assert "another app" in one_error_line(invoke("verify", target, "--against", todo_state))
+    line = one_error_line(
+        invoke("verify", target, "--against", FIXTURES / "todomvc-small" / "todomvc")
+    )
+    assert "5 of its 6 events (v1.TodoClearedCompleted, v1.TodoCompleted, v1.TodoCreated, " in line
+    assert "v1.TodoDeleted and 1 more) are not in the target's catalog 'ai-desk'" in line
     second = tmp_path / "store"
     shutil.copytree(SMALL, second)
     shutil.copy(SMALL_STATE, second / "state-999@6.db")

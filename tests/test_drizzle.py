@@ -232,8 +232,11 @@ def test_an_edited_schema_ts_is_not_overwritten_without_force(tmp_path: Path):
     write_drizzle(catalog, out)  # unchanged files: idempotent
     edited = (out / "schema.ts").read_text("utf-8") + "\nexport const mine = 1;\n"
     (out / "schema.ts").write_text(edited, "utf-8")
-    with pytest.raises(HandoffError, match="schema.ts differ"):
+    with pytest.raises(HandoffError, match=r"schema.ts differs .*overwrite it \(--force"):
         write_drizzle(catalog, out)
     assert (out / "schema.ts").read_text("utf-8") == edited
+    (out / "relations.ts").write_text("// mine\n", "utf-8")
+    with pytest.raises(HandoffError, match=r"schema.ts, .*relations.ts differ .*overwrite them"):
+        write_drizzle(catalog, out)
     write_drizzle(catalog, out, force=True)
     assert "export const mine" not in (out / "schema.ts").read_text("utf-8")

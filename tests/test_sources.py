@@ -185,10 +185,18 @@ def test_json_that_is_not_an_export_says_so_and_what_an_export_is(
 
 
 def test_directory_without_eventlog_is_refused(tmp_path: Path):
-    """A directory with only a state file is not a history."""
+    """A directory with only a state file is not a history (and is told so); an empty one
+    is refused without a word about state files."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError) as empty:
+        open_source(tmp_path / "empty")
+    assert str(empty.value) == f"{tmp_path / 'empty'}: no eventlog@N.db in this directory"
     shutil.copy(SMALL / "state-11367593325@6.db", tmp_path / "state-11367593325@6.db")
-    with pytest.raises(SourceError, match="no eventlog@N.db"):
+    with pytest.raises(SourceError) as state:
         open_source(tmp_path)
+    assert str(state.value) == (
+        f"{tmp_path}: no eventlog@N.db in this directory (state files are not the history)"
+    )
 
 
 def test_missing_path_is_refused(tmp_path: Path):

@@ -1234,8 +1234,17 @@ def export(
     is_flag=True,
     help="Write into a non-empty OUT_DIR, replacing the catalog files in it.",
 )
+@_source_options
 @json_option
-def scaffold(source: Path, out_dir: Path, state: Path | None, force: bool, as_json: bool) -> None:
+def scaffold(
+    source: Path,
+    out_dir: Path,
+    state: Path | None,
+    force: bool,
+    lock_timeout: float,
+    format_version: str | None,
+    as_json: bool,
+) -> None:
     """Write a draft catalog for SOURCE's app into OUT_DIR and say how far it is from
     LiveStore's state.
 
@@ -1254,7 +1263,14 @@ def scaffold(source: Path, out_dir: Path, state: Path | None, force: bool, as_js
     from projector.scaffold import scaffold as run_scaffold
 
     with _errors():
-        result = run_scaffold(source, out_dir, state=state, force=force)
+        result = run_scaffold(
+            source,
+            out_dir,
+            state=state,
+            force=force,
+            lock_timeout=lock_timeout,
+            format_version=int(format_version) if format_version else None,
+        )
     if as_json:
         _emit(result.as_dict())
     else:

@@ -276,13 +276,16 @@ class LogFacts:
     total: int
 
 
-def read_log(source: Path) -> LogFacts:
-    """Read every event of SOURCE once and gather what the draft is inferred from.
+def read_log(
+    source: Path, *, lock_timeout: float | None = None, format_version: int | None = None
+) -> LogFacts:
+    """Read every event of SOURCE once and gather what the draft is inferred from
+    (LOCK_TIMEOUT, FORMAT_VERSION: as `events.sources.open_source`).
 
     Raises SourceError (a one-line message) for a source that is not an event log, and
     ScaffoldError for one that holds no event.
     """
-    src = open_source(source)
+    src = open_source(source, lock_timeout=lock_timeout, format_version=format_version)
     facts: dict[str, EventFacts] = {}
     live: dict[tuple[str, str], set[Any]] = {}
     total = 0
@@ -1667,13 +1670,17 @@ def _replay_and_compare(
     state: Path | None,
     result: ScaffoldResult,
     state_db: StateDB | None,
+    lock_timeout: float | None,
 ) -> None:
     catalog = Catalog.load(out_dir)
     with tempfile.TemporaryDirectory(prefix="projector-scaffold-") as scratch:
         target = Path(scratch) / "draft.db"
         try:
             with _without_attention_line():
-                run = replay(log.source, target, ReplayOptions(on_invalid="park", catalog=catalog))
+                options = ReplayOptions(
+                    on_invalid="park", catalog=catalog, lock_timeout=lock_timeout
+                )
+                run = replay(log.source, target, options)
         except ReplayError as exc:
             # A batch the target refused as a whole: the draft is reported, not thrown away.
             result.finish.append(f"the replay with the draft failed: {exc}")
@@ -1746,6 +1753,8 @@ def scaffold(
     *,
     state: str | Path | None = None,
     force: bool = False,
+    lock_timeout: float | None = None,
+    format_version: int | None = None,
 ) -> ScaffoldResult:
     """Write a draft catalog for SOURCE's app into OUT_DIR and report how far it is from
     LiveStore's state (STATE, LiveStore's ``state<hash>@N.db``).
@@ -1755,7 +1764,8 @@ def scaffold(
     REPORT.md) and leaves the rest. Writes catalog.toml, one ``<event>.json`` per event
     name, ``migrations/0001_app_tables.sql`` (when any table is found) and REPORT.md;
     replays SOURCE with the draft into a scratch target (deleted afterwards) and, with
-    STATE, runs ``verify --against`` on it.
+    STATE, runs ``verify --against`` on it. LOCK_TIMEOUT and FORMAT_VERSION read SOURCE as
+    `events.sources.open_source` does (a store folder with eventlog@4.db and @6.db).
 
     Raises SourceError for a SOURCE that is not an event log, ScaffoldError for an
     unusable OUT_DIR or STATE DB or an empty log, CatalogError should the draft not load
@@ -1763,20 +1773,24 @@ def scaffold(
     """
     out = Path(out_dir)
     state_path = Path(state) if state is not None else None
-    log = read_log(Path(source))
+    log = read_log(Path(source), lock_timeout=lock_timeout, format_version=format_version)
     state_db = StateDB(state_path) if state_path is not None else None
     if state_db is not None:
         state_db.refuse_another_app(set(log.events))
     try:
         _prepare_out_dir(out, force, [Path(log.source), *([state_path] if state_path else [])])
-        return _scaffold(log, out, state_path, state_db)
+        return _scaffold(log, out, state_path, state_db, lock_timeout)
     finally:
         if state_db is not None:
             state_db.close()
 
 
 def _scaffold(
-    log: LogFacts, out: Path, state_path: Path | None, state_db: StateDB | None
+    log: LogFacts,
+    out: Path,
+    state_path: Path | None,
+    state_db: StateDB | None,
+    lock_timeout: float | None,
 ) -> ScaffoldResult:
     documents = find_documents(log, state_db)
     if state_db is not None:
@@ -1825,7 +1839,7 @@ def _scaffold(
         result.state_hint = f"(LiveStore's state DB is beside the log: add --state {beside})"
     if tables:
         try:
-            _replay_and_compare(out, log, state_path, result, state_db)
+            _replay_and_compare(out, log, state_path, result, state_db, lock_timeout)
         except CatalogError as exc:
             raise ScaffoldError(f"the draft in {out} does not load as a catalog: {exc}") from None
     _verdict(result, plans, state_path)

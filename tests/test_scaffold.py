@@ -118,6 +118,28 @@ def test_the_draft_works_with_the_ordinary_commands(runner, tmp_path: Path):
     assert verify.exit_code == 0 and verify.stdout.endswith("verified\n")
 
 
+def test_a_store_folder_with_two_eventlog_formats_is_drafted_from_the_one_chosen(
+    runner, tmp_path: Path
+):
+    """A store mid-upgrade (eventlog@4.db beside @6.db, the older holding events the newer
+    lacks) is refused until --format-version chooses, as by every command reading a
+    SOURCE, and scaffold then drafts from that one."""
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copy(SMALL / "eventlog@6.db", store / "eventlog@6.db")
+    shutil.copy(FIXTURES / "v0.3.1-micro" / "s031" / "eventlog@4.db", store / "eventlog@4.db")
+    refused = runner.invoke(cli, ["scaffold", str(store), str(tmp_path / "d")])
+    assert refused.exit_code == 1 and "--format-version 4 or --format-version 6" in refused.stderr
+    for version, event in (("6", "v1.PersonaCreated"), ("4", "v1.TodoCreated")):
+        out = tmp_path / f"draft{version}"
+        done = runner.invoke(
+            cli, ["scaffold", str(store), str(out), "--format-version", version, "--json"]
+        )
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.stdout)["source"].endswith(f"eventlog@{version}.db")
+        assert event in Catalog.load(out).schemas
+
+
 # ---------------------------------------------------------------- what the report claims
 
 

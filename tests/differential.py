@@ -1014,9 +1014,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.report:
+        import logging
+
+        import structlog
+
         from projector.log import configure
 
         configure("human", "quiet")
+        # Its replays go into scratch targets deleted at once: their warnings (`parked`
+        # advice naming such a target) would only bury the report.
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
         outcomes = compare_all(load_corpus(args.out)["mutations"])
         for outcome in outcomes:
             if not outcome.ok:

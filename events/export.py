@@ -1,9 +1,13 @@
 """Writers for the two JSON forms a log can leave the machine in.
 
 `write_export` writes LiveStore's `livestore sync export` document: global events only
-(client-only events are never pushed to a backend), seqNum as an integer.
+(client-only events are never pushed to a backend), seqNum as an integer, args as
+JSON.stringify writes what JSON.parse read from argsJson (LiveStore's export pulls the
+events from the sync backend and writes them with JSON.stringify:
+``packages/@livestore/cli/src/commands/import-export.ts``), so ``1e999`` is ``null``.
 `write_ndjson` writes every event, one object per line, seqNum in LiveStore's client
-form ``{global, client, rebaseGeneration}`` and args exactly as stored.
+form ``{global, client, rebaseGeneration}`` and args exactly as stored (its reader reads
+them back as the eventlog's: ``1e999`` stays ``1e999``).
 """
 
 from __future__ import annotations
@@ -11,30 +15,43 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from events.encoding import js_json_indented
 from events.envelope import Event
 from events.errors import ExportError, SourceError
 from events.sources import Source
 from events.validation import parse_args
 
 
-def _raw_args(args_json: Any) -> tuple[str, str, Any]:
+def _raw_args(args_json: Any, *, js_numbers: bool = False) -> tuple[str, str, Any]:
     """("args", raw JSON text, parsed args) when argsJson parses, else ("argsJson", its
-    JSON string, the text itself)."""
+    JSON string, the text itself). JS_NUMBERS: parsed as JSON.parse reads numbers
+    (`parse_args`)."""
     if isinstance(args_json, str):
         try:
-            return "args", args_json, parse_args(args_json)
+            return "args", args_json, parse_args(args_json, js_numbers=js_numbers)
         except (ValueError, RecursionError):
             pass
     text = args_json if isinstance(args_json, str) else repr(args_json)
     return "argsJson", json.dumps(text), text
 
 
-def _dumps(event: Event, value: dict[str, Any], **kw: Any) -> str:
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _in_events(value: Any) -> str:
+    """VALUE as an item of the export's events array (two levels deep)."""
+    return js_json_indented(value, 2)
+
+
+def _dumps(event: Event, value: dict[str, Any], encode: Callable[[Any], str]) -> str:
+    """ENCODE(VALUE), or a SourceError naming EVENT for what JSON cannot hold."""
     try:
-        return json.dumps(value, ensure_ascii=False, **kw)
+        return encode(value)
     except TypeError:
         # A BLOB name or id, which only a hand-made (non-STRICT) eventlog table can hold.
         raise SourceError(
@@ -64,7 +81,7 @@ def write_ndjson(source: Source, out: IO[str]) -> tuple[int, int]:
             "sessionId": e.session_id,
             "schemaHash": e.schema_hash,
         }
-        text = _dumps(e, head, separators=(",", ":"))
+        text = _dumps(e, head, _compact)
         out.write(f'{text[:-1]},"{key}":{raw}}}\n')
         count += 1
     return count, 0
@@ -88,7 +105,7 @@ def write_export(
     out.write('  "events": [')
     global_events = (e for e in source.events() if not e.client_only)
     for index, e in enumerate(global_events):
-        key, _, value = _raw_args(e.args_json)
+        key, _, value = _raw_args(e.args_json, js_numbers=True)
         item = {
             "name": e.name,
             key: value,
@@ -97,8 +114,8 @@ def write_export(
             "clientId": e.client_id,
             "sessionId": e.session_id,
         }
-        text = _dumps(e, item, indent=2)
-        out.write(("," if index else "") + "\n    " + text.replace("\n", "\n    "))
+        text = _dumps(e, item, _in_events)
+        out.write(("," if index else "") + "\n    " + text)
     out.write("\n  ]\n}\n")
     return count, left_out
 

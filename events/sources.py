@@ -362,13 +362,76 @@ def _seq(value: Any, where: str) -> tuple[int, int, int | None]:
     return seq
 
 
-def _json_text(value: Any) -> str:
-    """argsJson for a parsed args object: what JSON.stringify printed when LiveStore stored it
-    (a NaN or Infinity the line spelled, which is not JSON, stays spelled so, and is refused)."""
+class _Spelled(float):
+    """A number kept as the JSON text spelled it, where a float would lose what argsJson
+    must hold: a number JSON.parse reads as Infinity (``1e999``, valid JSON, which the
+    eventlog reader accepts), an integer too long for `int` (``sys.get_int_max_str_digits``;
+    JSON.parse reads it as a double), or a ``NaN``/``Infinity`` literal (not JSON:
+    `parse_args` refuses it by that name, as it refuses it in an eventlog)."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> _Spelled:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def _parse_float(text: str) -> float:
+    number = float(text)
+    return number if number - number == 0 else _Spelled(text)  # False for inf and NaN
+
+
+def _parse_long_int(text: str) -> int | float:
     try:
-        return js_json(value, finite=True)
-    except (ValueError, RecursionError):
-        return json.dumps(value, ensure_ascii=False, default=repr)
+        return int(text)
+    except ValueError:  # more digits than int() converts
+        return _Spelled(text)
+
+
+#: JSON text as the NDJSON reader parses it: as `json.loads`, each number whose float
+#: cannot be written back as it was spelled kept as a `_Spelled`.
+_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_Spelled)
+#: The same, for a text holding an integer too long for int() (rare: tried second).
+_LONG_INT_DECODER = json.JSONDecoder(
+    parse_float=_parse_float, parse_constant=_Spelled, parse_int=_parse_long_int
+)
+
+
+def _decode(text: str) -> Any:
+    """TEXT parsed by `_DECODER`; ValueError (a JSONDecodeError) when it is not JSON."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an integer too long for int(): JSON.parse reads it as a double
+        return _LONG_INT_DECODER.decode(text)
+
+
+def _json_text(value: Any) -> str:
+    """argsJson for a parsed args object: what JSON.stringify printed when LiveStore stored it,
+    each `_Spelled` number as it was spelled (``1e999`` stays ``1e999``, as the eventlog
+    holds it: the same events as the eventlog's, and the same prefix digest)."""
+    try:
+        try:
+            return js_json(value, finite=True)
+        except ValueError:
+            return _spelled_json(value)
+    except RecursionError:  # deeper than their recursion goes; json's C encoder goes deeper
+        return json.dumps(value, ensure_ascii=False)
+
+
+def _spelled_json(value: Any) -> str:
+    """`js_json` of VALUE, each `_Spelled` number written as its text."""
+    if isinstance(value, _Spelled):
+        return value.text
+    if isinstance(value, dict):
+        items = (js_json(key) + ":" + _spelled_json(item) for key, item in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(_spelled_json, value)) + "]"
+    return js_json(value)
 
 
 class _StreamedJson(Source):
@@ -518,7 +581,7 @@ class NdjsonSource(_StreamedJson):
                         continue
                     try:
                         text = line.decode("utf-8")
-                        obj = json.loads(text)
+                        obj = _decode(text)
                     except UnicodeDecodeError:
                         raise SourceError(f"{self.path}: line {number} is not UTF-8 text") from None
                     except ValueError:

@@ -13,10 +13,11 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from events.sources import open_source
 from projector.cli import cli
 from projector.digest import digest
 from projector.replay import ReplayOptions, replay
-from tests.conftest import FIXTURES, SMALL
+from tests.conftest import FIXTURES, SMALL, write_ndjson
 
 #: The tables only client-only events write: a JSON export (global events only) has none.
 CLIENT_ONLY_TABLES = {"drafts", "uiState", "userPreferences"}
@@ -85,3 +86,41 @@ def test_args_json_parse_reads_as_infinity_are_exported_as_json_stringify_writes
     from_export = tables(out, tmp_path / "export.db")
     for name in set(from_log) - CLIENT_ONLY_TABLES - {"_projector_parked"}:
         assert from_export[name] == from_log[name], name
+
+
+def test_an_ndjson_export_replays_to_the_eventlogs_digest_with_numbers_json_parse_reads(
+    small_copy: Path, tmp_path: Path
+):
+    """argsJson that JSON.parse reads as Infinity (``1e999``, ``-1E400``, an integer of 5,000
+    digits) is kept as written in the NDJSON export and read back as the eventlog reader
+    reads it: the same events (argsJson byte for byte), the same digest, one history."""
+    set_args(small_copy, "v1.ConfigSet", '{"key":"privacy.telemetry","value":1e999}')
+    set_args(small_copy, "userPreferencesSet", '{"id":"static","value":{"fontSize":-1E400}}')
+    set_args(small_copy, "uiStateSet", '{"id":"static","value":{"scrollTop":' + "9" * 5000 + "}}")
+    out = tmp_path / "store.ndjson"
+    export(small_copy, out)
+    assert '"value":1e999}' in out.read_text("utf-8")
+    from_log = [(e.event_id, e.args_json) for e in open_source(small_copy).events()]
+    assert [(e.event_id, e.args_json) for e in open_source(out).events()] == from_log
+    log_target, ndjson_target = tmp_path / "log.db", tmp_path / "ndjson.db"
+    assert replay(small_copy, log_target, ReplayOptions()).parked_total == 0
+    assert replay(out, ndjson_target, ReplayOptions()).parked_total == 0
+    assert digest(ndjson_target) == digest(log_target)
+    # The same history: a target made from one catches up from the other (nothing new).
+    assert replay(out, log_target, ReplayOptions()).read == 0
+    assert replay(small_copy, ndjson_target, ReplayOptions()).read == 0
+
+
+def test_nan_and_infinity_literals_in_ndjson_are_refused_by_name_as_in_an_eventlog(
+    tmp_path: Path,
+):
+    """``NaN`` and ``Infinity`` are not JSON: the event is unparseable, with that reason."""
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [("v1.ConfigSet", {"key": "a", "value": 1}), ("v1.ConfigSet", {"key": "b", "value": 2})],
+    )
+    text = log.read_text("utf-8").replace('"value": 2', '"value": -Infinity')
+    log.write_text(text, "utf-8")
+    result = replay(log, tmp_path / "t.db", ReplayOptions(on_invalid="park"))
+    assert result.parked_total == 1
+    assert "argsJson is not JSON (-Infinity is not valid JSON)" in str(result.examples)

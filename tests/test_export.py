@@ -124,3 +124,45 @@ def test_nan_and_infinity_literals_in_ndjson_are_refused_by_name_as_in_an_eventl
     result = replay(log, tmp_path / "t.db", ReplayOptions(on_invalid="park"))
     assert result.parked_total == 1
     assert "argsJson is not JSON (-Infinity is not valid JSON)" in str(result.examples)
+
+
+def test_a_json_export_keeps_lone_surrogates_as_json_parse_does(small_copy: Path, tmp_path: Path):
+    """Text cut mid-emoji (``\\ud83d``, ``\\udc00``) in a JSON export is read as JSON.parse
+    reads it and stored as the eventlog's replay stores it: U+FFFD in a text column, the
+    escape in a JSON column, with a ``lone-surrogate`` warning (it was ``?``, unwarned)."""
+    set_args(small_copy, "v1.ConfigSet", r'{"key":"A\ud83dB","value":{"note":"x\udc00"}}')
+    out = tmp_path / "store.json"
+    export(small_copy, out)
+    assert r'"key": "A\ud83dB"' in out.read_text("utf-8")
+    from_export = replay(out, tmp_path / "export.db", ReplayOptions())
+    from_log = replay(small_copy, tmp_path / "log.db", ReplayOptions())
+    assert from_export.warnings["lone-surrogate"] == from_log.warnings["lone-surrogate"] == 2
+    with sqlite3.connect(tmp_path / "export.db") as conn:
+        row = conn.execute("SELECT hex(key), value FROM config WHERE key LIKE 'A%B'").fetchone()
+    conn.close()
+    assert row == ("41EFBFBD42", r'{"note":"x\udc00"}')
+    log_tables = digest(tmp_path / "log.db")["tables"]
+    export_tables = digest(tmp_path / "export.db")["tables"]
+    for name in set(log_tables) - CLIENT_ONLY_TABLES:
+        assert export_tables[name] == log_tables[name], name
+
+
+def test_a_json_export_reads_every_number_json_stringify_writes(tmp_path: Path):
+    """An integer JSON.stringify prints whole beyond 64 bits (1e20 is
+    ``100000000000000000000``) and a ``1e999`` written by hand are read as JSON.parse reads
+    them, as the eventlog's argsJson would be, not refused as an overflow."""
+    doc = json.loads((FIXTURES / "small" / "export.json").read_text("utf-8"))
+    path = tmp_path / "export.json"
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    first = json.dumps(doc["events"][0]["args"], indent=2).replace("\n", "\n      ")
+    assert doc["events"][0]["name"] == "v1.ConfigSet" and first in text
+    args = '{\n        "key": "big",\n        "value": [100000000000000000000, -1e999]\n      }'
+    path.write_text(text.replace(first, args, 1), "utf-8")
+    events = list(open_source(path).events())
+    assert events[0].args_json == '{"key":"big","value":[100000000000000000000,-1e999]}'
+    assert replay(path, tmp_path / "t.db", ReplayOptions()).parked_total == 0
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        assert conn.execute("SELECT value FROM config WHERE key = 'big'").fetchone() == (
+            "[100000000000000000000,null]",
+        )
+    conn.close()

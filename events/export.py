@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,20 +87,57 @@ def write_ndjson(source: Source, out: IO[str]) -> tuple[int, int]:
     return count, 0
 
 
+def iso_string(text: str) -> str:
+    """TEXT, an ISO 8601 date and time with a UTC offset, as Date.prototype.toISOString()
+    writes that moment: UTC, milliseconds, ``Z`` (``2024-01-01T00:00:00+02:00`` is
+    ``2023-12-31T22:00:00.000Z``), which is how LiveStore writes exportedAt
+    (``new Date().toISOString()``, ``packages/@livestore/cli/src/sync-operations.ts``).
+    Digits past the millisecond are dropped: a Date holds none. ValueError for anything
+    else, a time without an offset included (local time or UTC? JavaScript reads it as
+    local time)."""
+    example = "e.g. 2026-01-01T00:00:00.000Z"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date and time ({example})") from None
+    if "T" not in text and " " not in text:
+        raise ValueError(f"{text!r} has no time ({example})")
+    if moment.utcoffset() is None:
+        raise ValueError(
+            f"{text!r} has no UTC offset: add Z for UTC or the offset of its time zone "
+            "(+02:00); exportedAt is written in UTC"
+        )
+    try:
+        return _iso(moment.astimezone(UTC))
+    except OverflowError:
+        raise ValueError(f"{text!r} is before year 1 in UTC") from None
+
+
+def _iso(moment: datetime) -> str:
+    """toISOString() of an aware UTC MOMENT (a four-digit year: datetime has no other)."""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
+
+
 def write_export(
     source: Source, out: IO[str], *, exported_at: str | None = None
 ) -> tuple[int, int]:
     """Write LiveStore's `sync export` document; return (global events written,
-    client-only events left out: they are never pushed, so an export never has them)."""
+    client-only events left out: they are never pushed, so an export never has them).
+
+    EXPORTED_AT (default: now) is written as `iso_string` makes it; ValueError when it
+    is not a moment."""
     count = left_out = 0
     for e in source.events():
         if e.client_only:
             left_out += 1
         else:
             count += 1
+    stamp = iso_string(exported_at) if exported_at else _iso(datetime.now(UTC))
     out.write("{\n")
     out.write(f'  "version": 1,\n  "storeId": {json.dumps(source.store_id or "")},\n')
-    stamp = exported_at or time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     out.write(f'  "exportedAt": {json.dumps(stamp)},\n  "eventCount": {count},\n')
     out.write('  "events": [')
     global_events = (e for e in source.events() if not e.client_only)

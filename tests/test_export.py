@@ -13,6 +13,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from events.encoding import is_iso_date
 from events.sources import open_source
 from projector.cli import cli
 from projector.digest import digest
@@ -166,3 +167,25 @@ def test_a_json_export_reads_every_number_json_stringify_writes(tmp_path: Path):
             "[100000000000000000000,null]",
         )
     conn.close()
+
+
+def test_exported_at_is_written_as_to_iso_string_writes_it(tmp_path: Path):
+    """--exported-at is normalised to LiveStore's form, toISOString() (UTC, milliseconds,
+    Z), whatever offset or precision it is given in; a time without an offset, which could
+    be local time or UTC, is refused (exit 2, one line, no file); the default is now."""
+    out = tmp_path / "x.json"
+    for given, written in [
+        ("2024-01-01T00:00:00+02:00", "2023-12-31T22:00:00.000Z"),
+        ("2024-01-01 05:30:00.1239+05:30", "2024-01-01T00:00:00.123Z"),
+        ("20240101T000000Z", "2024-01-01T00:00:00.000Z"),
+    ]:
+        export(SMALL, out, "--exported-at", given, "--force")
+        assert json.loads(out.read_text("utf-8"))["exportedAt"] == written, given
+    out.unlink()
+    refused = CliRunner().invoke(
+        cli, ["export", str(SMALL), str(out), "--exported-at", "2024-01-01T00:00:00"]
+    )
+    assert refused.exit_code == 2 and not out.exists()
+    assert "'2024-01-01T00:00:00' has no UTC offset" in refused.stderr
+    export(SMALL, out)
+    assert is_iso_date(json.loads(out.read_text("utf-8"))["exportedAt"])

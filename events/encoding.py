@@ -133,6 +133,35 @@ def js_json(value: Any, *, finite: bool = False) -> str:
     return json_escape_surrogates(text)
 
 
+def js_json_indented(value: Any, depth: int = 0) -> str:
+    """JSON.stringify(value, null, 2) for JSON-decoded Python values, each line after the
+    first indented DEPTH more steps of two spaces: numbers, strings and an infinite number
+    (null) as `js_json` writes them; an empty object or array is ``{}`` or ``[]``, any
+    other holds one member a line (ECMA-262 25.5.2.5-6, SerializeJSONObject and
+    SerializeJSONArray). Raises ValueError for NaN, TypeError for what JSON cannot hold."""
+    text = _js_indented(value, "  " * depth)
+    if text.isascii() or _LONE_SURROGATE.search(text) is None:
+        return text
+    return json_escape_surrogates(text)
+
+
+def _js_indented(value: Any, pad: str) -> str:
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = pad + "  "
+        members = [f"{inner}{_compact(str(k))}: {_js_indented(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(members) + "\n" + pad + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        inner = pad + "  "
+        return "[\n" + ",\n".join(inner + _js_indented(v, inner) for v in value) + "\n" + pad + "]"
+    if isinstance(value, float):
+        return _js_encode(value, False)
+    return _compact(value)
+
+
 def _days_from_civil(year: int, month: int, day: int) -> int:
     """Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's algorithm)."""
     year -= month <= 2

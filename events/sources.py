@@ -9,14 +9,15 @@ with the app writing it meanwhile.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 import ijson
 import structlog
@@ -295,6 +296,15 @@ _CUT_TOKENS = {
 }
 
 
+def _ends_in(text: str, exc: json.JSONDecodeError) -> bool:
+    """Whether EXC, raised by parsing TEXT, is TEXT ending inside a value (cut short)
+    rather than a fault before its end."""
+    if exc.msg.startswith("Unterminated string") or exc.pos >= len(text):
+        return True
+    cut = _CUT_TOKENS.get(exc.msg)
+    return cut is not None and cut.fullmatch(text, exc.pos) is not None
+
+
 def _not_json(text: str) -> str:
     """Why TEXT (an NDJSON line `json.loads` refused) is not JSON: a line that ends before
     its value does is said to end there (cut short, most likely: a writer stopped
@@ -362,13 +372,80 @@ def _seq(value: Any, where: str) -> tuple[int, int, int | None]:
     return seq
 
 
-def _json_text(value: Any) -> str:
-    """argsJson for a parsed args object: what JSON.stringify printed when LiveStore stored it
-    (a NaN or Infinity the line spelled, which is not JSON, stays spelled so, and is refused)."""
+class _Spelled(float):
+    """A number kept as the JSON text spelled it, where a float would lose what argsJson
+    must hold: a number JSON.parse reads as Infinity (``1e999``, valid JSON, which the
+    eventlog reader accepts), an integer too long for `int` (``sys.get_int_max_str_digits``;
+    JSON.parse reads it as a double), or a ``NaN``/``Infinity`` literal (not JSON:
+    `parse_args` refuses it by that name, as it refuses it in an eventlog)."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> _Spelled:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def _parse_float(text: str) -> float:
+    number = float(text)
+    return number if number - number == 0 else _Spelled(text)  # False for inf and NaN
+
+
+def _parse_long_int(text: str) -> int | float:
     try:
-        return js_json(value, finite=True)
-    except (ValueError, RecursionError):
-        return json.dumps(value, ensure_ascii=False, default=repr)
+        return int(text)
+    except ValueError:  # more digits than int() converts
+        return _Spelled(text)
+
+
+#: JSON text as the JSON sources (NDJSON lines, exports) parse it: as `json.loads`, each
+#: number whose float cannot be written back as it was spelled kept as a `_Spelled`.
+_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_Spelled)
+#: The same, for a text holding an integer too long for int() (rare: tried second).
+_LONG_INT_DECODER = json.JSONDecoder(
+    parse_float=_parse_float, parse_constant=_Spelled, parse_int=_parse_long_int
+)
+
+
+#: `_DECODER`'s scanner: the value at an index of a text, and where it ends.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _decode(text: str) -> Any:
+    """TEXT parsed by `_DECODER`; ValueError (a JSONDecodeError) when it is not JSON."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an integer too long for int(): JSON.parse reads it as a double
+        return _LONG_INT_DECODER.decode(text)
+
+
+def _json_text(value: Any) -> str:
+    """argsJson for a parsed args object: what JSON.stringify printed when LiveStore stored it,
+    each `_Spelled` number as it was spelled (``1e999`` stays ``1e999``, as the eventlog
+    holds it: the same events as the eventlog's, and the same prefix digest)."""
+    try:
+        try:
+            return js_json(value, finite=True)
+        except ValueError:
+            return _spelled_json(value)
+    except RecursionError:  # deeper than their recursion goes; json's C encoder goes deeper
+        return json.dumps(value, ensure_ascii=False)
+
+
+def _spelled_json(value: Any) -> str:
+    """`js_json` of VALUE, each `_Spelled` number written as its text."""
+    if isinstance(value, _Spelled):
+        return value.text
+    if isinstance(value, dict):
+        items = (js_json(key) + ":" + _spelled_json(item) for key, item in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(_spelled_json, value)) + "]"
+    return js_json(value)
 
 
 class _StreamedJson(Source):
@@ -413,9 +490,209 @@ class _StreamedJson(Source):
             )
 
 
+#: JSON's whitespace (RFC 8259 section 2), which `_JsonStream` skips between values.
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+#: How close to the end of what is read a parse error may be and still be a value cut at
+#: that end (the longest token a cut leaves unfinished: a \uXXXX\uXXXX pair, -Infinity).
+_CUT_MARGIN = 16
+
+
+class _JsonStream:
+    """One JSON text read from a binary file a value at a time, with `_decode`'s decoders
+    (so it is parsed as an NDJSON line is, as JSON.parse does) over a sliding window of
+    the decoded text: memory holds the value being read (one event), not the file.
+
+    A value the window cuts short is read again with more text, the window at least
+    doubling, so a value of n characters is parsed O(log n) times. Positions in messages
+    are lines and columns (1-based, in characters) of the whole file.
+    """
+
+    CHUNK = 1 << 16  # 64 KiB: the memory of the ijson reader it replaced, at the same speed
+
+    def __init__(self, path: Path, fh: BinaryIO):
+        self.path = path
+        self._fh = fh
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._bytes = 0  # bytes read from the file
+        self._text = ""
+        self.pos = 0  # in _text
+        self._eof = False
+        self._lines = 0  # line ends before _text
+        self._column = 0  # characters after the last line end before _text
+        while not self._text and not self._eof:
+            self._fill()
+        if self._text.startswith("\ufeff"):  # a UTF-8 BOM
+            self.pos = 1
+
+    def _fill(self) -> None:
+        """Drop what was read, keep the rest, and read at least as much again."""
+        done = self._text[: self.pos]
+        ends = done.count("\n")
+        self._lines += ends
+        self._column = len(done) - done.rfind("\n") - 1 if ends else self._column + len(done)
+        data = self._fh.read(max(self.CHUNK, len(self._text) - self.pos))
+        pending = len(self._utf8.getstate()[0])
+        try:
+            text = self._utf8.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            at = self._bytes - pending + exc.start
+            raise SourceError(f"{self.path}: invalid JSON: not UTF-8 text (byte {at:,})") from None
+        self._bytes += len(data)
+        self._text = self._text[self.pos :] + text
+        self.pos = 0
+        self._eof = not data
+
+    def peek(self) -> str:
+        """The next character after whitespace ('' at the end of the file)."""
+        while True:
+            self.pos = _WHITESPACE.match(self._text, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self._text):
+                return self._text[self.pos]
+            if self._eof:
+                return ""
+            self._fill()
+
+    def take(self, expected: str, where: str, name: str = "") -> str:
+        """The next character after whitespace, one of EXPECTED (NAME in a message), read
+        past; else a SourceError saying where the file ends or what is there instead."""
+        char = self.peek()
+        if not char:
+            self.ends(where)
+        if char not in expected:
+            self.fail((name or " or ".join(f"'{c}'" for c in expected)) + " expected", where)
+        self.pos += 1
+        return char
+
+    def value(self, where: str) -> Any:
+        """The JSON value after whitespace."""
+        if not self.peek():
+            self.ends(f"before {where}")
+        decoder = _DECODER
+        while True:
+            try:
+                value, end = decoder.raw_decode(self._text, self.pos)
+            except json.JSONDecodeError as exc:
+                if not self._eof:
+                    if exc.msg.startswith("Unterminated string") or (
+                        len(self._text) - exc.pos <= _CUT_MARGIN
+                    ):
+                        self._fill()  # perhaps only cut by the window: read on
+                        continue
+                elif _ends_in(self._text.rstrip(), exc):
+                    self.fail(None, where)
+                self.pos = exc.pos
+                self.fail(exc.msg[:1].lower() + exc.msg[1:], where)
+            except ValueError:  # an integer too long for int(): JSON.parse reads a double
+                if decoder is _LONG_INT_DECODER:  # pragma: no cover - it converts every integer
+                    raise
+                decoder = _LONG_INT_DECODER
+                continue
+            except RecursionError:
+                self.fail("nested too deeply", where)
+            if end == len(self._text) and not self._eof:  # a number may go on
+                self._fill()
+                continue
+            self.pos = end
+            return value
+
+    def items(self, label: str) -> Iterator[Any]:
+        """The items of the array whose ``[`` was just read, each ``LABEL #n`` in messages;
+        read past its ``]``. An item followed by its separator within the window is
+        scanned at once; any other (cut by the window, or at fault) is read by `value`."""
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        scan, skip = _SCAN, _WHITESPACE.match
+        count = 0
+        while True:
+            count += 1
+            text = self._text
+            try:
+                item, end = scan(text, self.pos)
+                end = skip(text, end).end()  # type: ignore[union-attr]
+                separator = text[end]
+            except (StopIteration, ValueError, RecursionError, IndexError):
+                item = self.value(f"{label} #{count}")
+                separator = self.take(",]", f"after {label} #{count}")
+            else:
+                if separator not in ",]":
+                    self.pos = end
+                    self.fail("',' or ']' expected", f"after {label} #{count}")
+                self.pos = end + 1
+            yield item
+            if separator == "]":
+                return
+            self.pos = skip(self._text, self.pos).end()  # type: ignore[union-attr]
+
+    def ends(self, where: str) -> NoReturn:
+        """A SourceError: the file ends WHERE (``after event #2``)."""
+        raise SourceError(f"{self.path}: invalid JSON: the file ends {where} (cut short?)")
+
+    def fail(self, reason: str | None, where: str, what: str = "invalid JSON") -> NoReturn:
+        """A SourceError: WHAT at the line and column of the current position, in WHERE
+        (``event #3``), and REASON; REASON None: the file ends inside WHERE, begun there."""
+        before = self._text[: self.pos]
+        ends = before.count("\n")
+        line = self._lines + ends + 1
+        column = (len(before) - before.rfind("\n") - 1 if ends else self._column + len(before)) + 1
+        if reason is None:
+            raise SourceError(
+                f"{self.path}: invalid JSON: the file ends inside {where}, begun at line "
+                f"{line}, column {column} (cut short?)"
+            )
+        place = f"line {line}, column {column} ({where})"
+        raise SourceError(f"{self.path}: {what} at {place}: {reason}")
+
+
+#: What `_export_members` gives where the ``events`` array starts.
+_EVENTS_ARRAY = object()
+
+
+def _export_members(path: Path) -> Iterator[tuple[str | None, Any]]:
+    """A `livestore sync export` as it is read: ``(key, value)`` for each member of its
+    object but the ``events`` array, ``("events", _EVENTS_ARRAY)`` where that array
+    starts, then ``(None, event)`` for each of its items, in file order. Raises
+    SourceError."""
+    with path.open("rb") as fh:
+        stream = _JsonStream(path, fh)
+        if stream.peek() != "{":
+            stream.fail("an object expected", "the export")
+        stream.pos += 1
+        has_events = False
+        if stream.peek() == "}":
+            stream.pos += 1
+        else:
+            while True:
+                stream.take('"', "inside the export's object", "a member name")
+                stream.pos -= 1  # the name's opening quote
+                key = stream.value("a member name")
+                stream.take(":", f"member {key!r}")
+                if key != "events" or stream.peek() != "[":
+                    yield key, stream.value(f"member {key!r}")
+                elif has_events:
+                    stream.fail("a second 'events' array", "the export", "not a LiveStore export")
+                else:
+                    has_events = True
+                    yield "events", _EVENTS_ARRAY
+                    stream.pos += 1
+                    for event in stream.items("event"):
+                        yield None, event
+                if stream.take(",}", f"after member {key!r}") == "}":
+                    break
+        if stream.peek():
+            stream.fail("more after the export's object", "the export")
+
+
 class JsonExport(_StreamedJson):
     """`livestore sync export`: ``{version: 1, storeId, exportedAt, eventCount, events}``
     (FORMAT.md §4; ``packages/@livestore/cli/src/sync-operations.ts:31-42``).
+
+    Read as LiveStore's import reads it, with JSON.parse (``commands/import-export.ts``),
+    by the decoder that reads NDJSON lines: a string's lone surrogate escape (``\\ud83d``)
+    is kept as that surrogate, so the replay stores it as the eventlog's (U+FFFD in a text
+    column, the escape in JSON, warning ``lone-surrogate``); an integer beyond 64 bits
+    and a number JSON.parse reads as Infinity (``1e999``) are read too. A fault names its
+    line, column and event.
 
     Opening it reads it once: an unknown ``version``, or an ``eventCount`` other than the
     number of events the file holds (an export cut short), is a `SourceError` before any
@@ -427,22 +704,13 @@ class JsonExport(_StreamedJson):
         header: dict[str, Any] = {}
         has_events = False
         items = 0
-        try:
-            with path.open("rb") as fh:
-                for prefix, event, value in ijson.parse(fh):
-                    if prefix == "events.item":
-                        if event not in ("end_map", "end_array", "map_key"):
-                            items += 1
-                    elif prefix == "" and event not in ("start_map", "end_map", "map_key"):
-                        raise SourceError(f"{path}: JSON of another shape (not an object)")
-                    elif prefix in ("version", "storeId", "exportedAt", "eventCount"):
-                        header[prefix] = value
-                    elif prefix == "events" and event == "start_array":
-                        has_events = True
-        except ijson.JSONError as exc:
-            raise SourceError(f"{path}: invalid JSON ({_json_error(exc)})") from None
-        except UnicodeDecodeError:
-            raise SourceError(f"{path}: invalid JSON (not UTF-8 text)") from None
+        for key, value in _export_members(path):
+            if key is None:
+                items += 1
+            elif value is _EVENTS_ARRAY:
+                has_events = True
+            elif key in ("version", "storeId", "exportedAt", "eventCount"):
+                header[key] = value
         if not has_events:
             raise SourceError(
                 f"{path}: JSON but not a LiveStore export (an object without an 'events' "
@@ -482,13 +750,10 @@ class JsonExport(_StreamedJson):
     def events(self) -> Iterator[Event]:
         def objects() -> Iterator[tuple[str, Any]]:
             read = 0
-            with self.path.open("rb") as fh:
-                try:
-                    for obj in ijson.items(fh, "events.item", use_float=True):
-                        read += 1
-                        yield f"event #{read}", obj
-                except ijson.JSONError as exc:
-                    raise SourceError(f"{self.path}: invalid JSON ({_json_error(exc)})") from None
+            for key, value in _export_members(self.path):
+                if key is None:
+                    read += 1
+                    yield f"event #{read}", value
             if read != self.details["eventCount"]:
                 raise SourceError(
                     f"{self.path}: holds {read:,} events now, {self.details['eventCount']:,} "
@@ -518,7 +783,7 @@ class NdjsonSource(_StreamedJson):
                         continue
                     try:
                         text = line.decode("utf-8")
-                        obj = json.loads(text)
+                        obj = _decode(text)
                     except UnicodeDecodeError:
                         raise SourceError(f"{self.path}: line {number} is not UTF-8 text") from None
                     except ValueError:

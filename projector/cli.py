@@ -18,7 +18,6 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -1125,17 +1124,15 @@ def drizzle(paths: tuple[str, ...], catalog: str | None, force: bool, as_json: b
 
 
 def _iso8601(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--exported-at as toISOString() writes it (`events.export.iso_string`)."""
     if value is None:
         return None
+    from events.export import iso_string
+
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 date and time (e.g. 2026-01-01T00:00:00.000Z)"
-        ) from None
-    if "T" not in value and " " not in value:
-        raise click.BadParameter(f"{value!r} has no time (e.g. 2026-01-01T00:00:00.000Z)")
-    return value
+        return iso_string(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @_command()
@@ -1151,7 +1148,8 @@ def _iso8601(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option(
     "--exported-at",
     callback=_iso8601,
-    help="The export's exportedAt, ISO 8601 (default: now).",
+    help="The export's exportedAt: ISO 8601 with a UTC offset (Z, +02:00), written as "
+    "toISOString() writes it, in UTC with milliseconds (default: now).",
 )
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @_source_options

@@ -422,18 +422,13 @@ def nonfinite(draw: Any, tag: str, mode: str) -> list[Hostile]:
     form = draw(st.integers(0, 3))
     if form == 0:
         if "e" in token:
-            # Not embedded as parsed JSON in NDJSON: parsed, 1e999 and Infinity are alike.
-            h = config_text(tag, token, re.sub(r"-?1e\d+", "null", token))
-            h.raw_ok = False
-            return [h]
+            # Embedded as parsed JSON in NDJSON too: its reader keeps 1e999 as written.
+            return [config_text(tag, token, re.sub(r"-?1e\d+", "null", token))]
         return [config(tag, token, "reject")]
     if form == 1:
         number = draw(st.sampled_from(["NaN", "Infinity", "1e999", "-1e999"]))
         if "e" in number:
-            value = obj(scrollTop=number)
-            h = doc_set("uiStateSet", tag, value, "apply", {"scrollTop": None})
-            h.raw_ok = False
-            return [h]
+            return [doc_set("uiStateSet", tag, obj(scrollTop=number), "apply", {"scrollTop": None})]
         return [doc_set("uiStateSet", tag, obj(scrollTop=number), "reject")]
     if form == 2:
         return [persona(tag), memory(tag + "m", tag, "reject", importance="NaN")]

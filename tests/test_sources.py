@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from events import sqlite_source
+from events import sources, sqlite_source
 from events.errors import SourceError
 from events.sources import open_source
 from projector.cli import cli
@@ -307,6 +307,97 @@ def test_an_export_cut_short_is_refused_by_every_command(tmp_path: Path, runner)
 def test_an_export_without_event_count_counts_its_events(tmp_path: Path):
     path = _export(tmp_path, "export.json", eventCount=None)
     assert open_source(path).count() == 173 == len(list(open_source(path).events()))
+
+
+#: Args whose text a window can cut anywhere: a surrogate pair and a lone surrogate as
+#: escapes, two-byte and four-byte UTF-8, a number beyond 64 bits, an exponent, a long
+#: integer, as JSON text (a Python str holding a lone surrogate cannot be encoded to UTF-8).
+TRICKY_ARGS = (
+    '{"key":"tricky","value":["\\ud83d\\ude00 \u00e9\U0001f600","\\ud83d",'
+    "100000000000000000000,1.5e-7," + "9" * 99 + "]}"
+)
+#: TRICKY_ARGS as read: JSON.stringify of what JSON.parse reads (the pair is one character).
+TRICKY_ARGS_READ = TRICKY_ARGS.replace("\\ud83d\\ude00", "\U0001f600")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1 << 20])
+def test_an_export_is_read_the_same_whatever_window_it_is_read_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+):
+    """An export is read a window at a time: values, multi-byte characters, escapes and
+    numbers cut by the window's edge are read whole; a BOM, a compact layout and the
+    events array before the header give the same header and events."""
+    reference = list(open_source(FIXTURES / "small" / "export.json").events())
+    doc = json.loads((FIXTURES / "small" / "export.json").read_text("utf-8"))
+    events = [json.dumps(e, ensure_ascii=False) for e in doc.pop("events")]
+    first_args = json.dumps(json.loads(events[0])["args"], ensure_ascii=False)
+    events[0] = events[0].replace(first_args, TRICKY_ARGS)
+    header = json.dumps(doc)[1:-1]
+    path = tmp_path / "export.json"
+    path.write_text("\ufeff{" + '"events":[' + ",".join(events) + "]," + header + "}", "utf-8")
+    monkeypatch.setattr(sources._JsonStream, "CHUNK", chunk)
+    source = open_source(path)
+    assert (source.store_id, source.count()) == ("ai-desk", 173)
+    read = [(e.event_id, e.args_json) for e in source.events()]
+    assert read[0] == ("e1", TRICKY_ARGS_READ)
+    assert read[1:] == [(e.event_id, e.args_json) for e in reference[1:]]
+
+
+#: Where a real export's 3rd event starts (fixtures/small/export.json).
+THIRD = '},\n    {\n      "name": "v1.PersonaCreated"'
+
+EXPORT_FAULTS = {
+    "a missing comma": (
+        lambda text: text.replace('"name": "v1.PersonaCreated",', '"name": "v1.PersonaCreated"', 1),
+        "invalid JSON at line 31, column 7 (event #3): expecting ',' delimiter",
+    ),
+    "cut short": (
+        lambda text: text[: text.index('"v1.PersonaCreated"') + 40],
+        "invalid JSON: the file ends inside event #3, begun at line 29, column 5 (cut short?)",
+    ),
+    "cut in a literal": (
+        lambda text: text[: text.index('"v1.PersonaCreated"')] + "tr",
+        "invalid JSON: the file ends inside event #3, begun at line 29, column 5 (cut short?)",
+    ),
+    "cut after an event": (
+        lambda text: text[: text.index(THIRD) + 1],
+        "invalid JSON: the file ends after event #2 (cut short?)",
+    ),
+    "cut after a comma": (
+        lambda text: text[: text.index(THIRD) + 3],
+        "invalid JSON: the file ends before event #3 (cut short?)",
+    ),
+    "not UTF-8": (
+        lambda text: text.replace('"v1.PersonaCreated"', '"v1.Persona\udcffCreated"', 1),
+        "invalid JSON: not UTF-8 text (byte 610)",
+    ),
+    "a trailing comma": (
+        lambda text: text.replace("\n  ]\n}", ",\n  ]\n}"),
+        "invalid JSON at line 2842, column 3 (event #174): expecting value",
+    ),
+    "more after it": (lambda text: text + "{}", "(the export): more after the export's object"),
+    "two events arrays": (
+        lambda text: text.replace('"events": [', '"events": [],\n  "events": [', 1),
+        "not a LiveStore export at line 7, column 13 (the export): a second 'events' array",
+    ),
+}
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 20])
+@pytest.mark.parametrize("case", EXPORT_FAULTS, ids=list(EXPORT_FAULTS))
+def test_a_broken_export_names_the_line_column_and_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, chunk: int
+):
+    """A fault in an export is one line naming where it is, whatever the window."""
+    spoil, expected = EXPORT_FAULTS[case]
+    path = tmp_path / "export.json"
+    text = spoil((FIXTURES / "small" / "export.json").read_text("utf-8"))
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    monkeypatch.setattr(sources._JsonStream, "CHUNK", chunk)
+    with pytest.raises(SourceError) as info:
+        list(open_source(path).events())
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+    assert expected in str(info.value)
 
 
 def test_ndjson_tolerates_bom_crlf_blank_lines_and_no_final_newline(tmp_path: Path):

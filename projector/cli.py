@@ -804,6 +804,11 @@ def status(target: Path, as_json: bool) -> None:
     click.echo(f"checkpoint: #{info['position']:,}{total} ({info['lastEventId'] or '-'})")
     click.echo(f"state:      {info['state']}")
     click.echo(
+        f"policies:   --on-invalid {info['onInvalid']}, "
+        + ("--strict-keys" if info.get("strictKeys") else "--no-strict-keys")
+        + " (a catch-up without them keeps these)"
+    )
+    click.echo(
         f"events:     {info['applied']:,} applied, {info['parked']:,} parked"
         + (f" ({info['reapplied']:,} re-applied from parking)" if info["reapplied"] else "")
     )
@@ -826,9 +831,10 @@ def status(target: Path, as_json: bool) -> None:
             f"#{handoff['position']:,}{changed}"
         )
     if info["deferredIndexes"]:
+        running = info["state"].startswith("running")
         click.echo(
             f"indexes:    {info['deferredIndexes']:,} secondary index(es) not built yet: the "
-            "first run builds them at its end (resume it)"
+            "first run builds them at its end" + ("" if running else " (resume it)")
         )
 
 

@@ -39,19 +39,31 @@ def status(target: Path) -> dict[str, Any]:
     require_target(target)
     conn = connect_readonly(target)
     try:
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
+        strict = "strictKeys" if "strictKeys" in columns else "0"  # a target made before it
         row = conn.execute(
-            f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
-            f"lastEventId, sourceTotal, applied, parked, reapplied, state "
+            f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, {strict}, "
+            f"position, lastEventId, sourceTotal, applied, parked, reapplied, state "
             f"FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
         if row is None:
-            raise TargetError(f"{target}: no migration recorded yet")
+            holder = writer_holder(target)
+            raise TargetError(
+                f"{target}: no migration recorded yet"
+                + (
+                    f": another projector (pid {holder}) is writing its first batch; ask again "
+                    "in a moment"
+                    if holder is not None
+                    else ""
+                )
+            )
         keys = (
-            "source sourceKind formatVersion storeId catalog onInvalid position lastEventId "
-            "sourceTotal applied parked reapplied state"
+            "source sourceKind formatVersion storeId catalog onInvalid strictKeys position "
+            "lastEventId sourceTotal applied parked reapplied state"
         ).split()
         info: dict[str, Any] = dict(zip(keys, row, strict=True))
         info["state"] = shown_state(info["state"], target)
+        info["strictKeys"] = bool(info["strictKeys"])
         last = conn.execute(
             f"SELECT run, command, startedAt, endedAt, fromPosition, toPosition, read, applied, "
             f"parked, state, backup, createdTarget FROM {RUNS_TABLE} ORDER BY run DESC LIMIT 1"
@@ -71,7 +83,6 @@ def status(target: Path) -> dict[str, Any]:
             conn.execute(f"SELECT kind, COUNT(*) FROM {PARKED_TABLE} GROUP BY kind ORDER BY kind")
         )
         # A first run not finished yet builds these indexes at its end (bulk load).
-        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
         deferred = (
             conn.execute(f"SELECT deferredIndexes FROM {STATE_TABLE} WHERE id = 1").fetchone()[0]
             if "deferredIndexes" in columns

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -154,12 +156,9 @@ def test_status_digest_verify_and_rollback(runner, target: Path):
     assert gone.exit_code == 0 and "removing it" in gone.stdout and not target.exists()
 
 
-def test_verify_waits_for_a_run_another_process_is_writing(runner, target: Path):
-    """verify's checks read the target one after another: while another process's run
-    commits batches they would mix moments of it (a position that is not the sum of its
-    counts, advice to catch up a run already catching up). It is refused instead; status
-    and digest (one read transaction) still answer."""
-    assert runner.invoke(cli, ["replay", str(SMALL), str(target)]).exit_code == 0
+@contextlib.contextmanager
+def held_by_another_process(target: Path) -> Iterator[int]:
+    """TARGET's writer lock held by another process (its pid) for the block."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -175,18 +174,50 @@ def test_verify_waits_for_a_run_another_process_is_writing(runner, target: Path)
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder.pid
+    finally:
+        holder.communicate("")
+
+
+def test_verify_waits_for_a_run_another_process_is_writing(runner, target: Path):
+    """verify's checks read the target one after another: while another process's run
+    commits batches they would mix moments of it (a position that is not the sum of its
+    counts, advice to catch up a run already catching up). It is refused instead; status
+    and digest (one read transaction) still answer."""
+    assert runner.invoke(cli, ["replay", str(SMALL), str(target)]).exit_code == 0
+    with held_by_another_process(target) as pid:
         busy = runner.invoke(cli, ["verify", str(target), "--against", str(SMALL_STATE)])
         assert busy.exit_code == 1 and "Traceback" not in busy.output
         assert busy.stderr.strip() == (
-            f"Error: {target}: another projector (pid {holder.pid}) is writing this target; "
+            f"Error: {target}: another projector (pid {pid}) is writing this target; "
             "wait for it to finish"
         )
         assert runner.invoke(cli, ["status", str(target)]).exit_code == 0
         assert runner.invoke(cli, ["digest", str(target)]).exit_code == 0
-    finally:
-        holder.communicate("")
     ok = runner.invoke(cli, ["verify", str(target), "--against", str(SMALL_STATE)])
     assert ok.exit_code == 0 and ok.stdout.strip().endswith("verified")
+
+
+def test_status_while_a_first_run_writes_its_first_batch_says_so(runner, target: Path):
+    """A new target exists before its first batch commits its migration record: status
+    then names the run writing it, and once written shows the policies a catch-up keeps
+    and no advice to resume a run that is still going."""
+    from projector.target import open_target
+
+    open_target(target, create=True).conn.close()
+    with held_by_another_process(target) as pid:
+        early = runner.invoke(cli, ["status", str(target)])
+        assert early.exit_code == 1 and early.stderr.strip() == (
+            f"Error: {target}: no migration recorded yet: another projector (pid {pid}) is "
+            "writing its first batch; ask again in a moment"
+        )
+    target.unlink()
+    args = ["-q", "replay", str(SMALL), str(target), "--on-invalid", "park", "--strict-keys"]
+    assert runner.invoke(cli, args).exit_code == 0
+    text = runner.invoke(cli, ["status", str(target)]).stdout
+    assert "policies:   --on-invalid park, --strict-keys (a catch-up without them keeps" in text
+    info = json.loads(runner.invoke(cli, ["status", str(target), "--json"]).stdout)
+    assert (info["onInvalid"], info["strictKeys"]) == ("park", True)
 
 
 def test_verify_shows_where_two_long_texts_differ(runner, small_copy: Path, target: Path):

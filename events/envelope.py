@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 
@@ -13,6 +14,17 @@ def format_event_id(seq_global: int, seq_client: int, rebase_generation: int | N
     if rebase_generation:
         text += f"r{rebase_generation}"
     return text
+
+
+_EVENT_ID = re.compile(r"e(\d+)(?:\.(\d+))?(?:r(\d+))?")
+
+
+def parse_event_id(text: str) -> tuple[int, int, int] | None:
+    """(global, client, rebase generation) of an id `format_event_id` wrote, or None."""
+    found = _EVENT_ID.fullmatch(text)
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2) or 0), int(found.group(3) or 0)
 
 
 class Event(NamedTuple):

@@ -320,12 +320,10 @@ def _not_json(text: str) -> str:
         return _json_error(error)
     else:  # pragma: no cover - TEXT was refused
         return "not JSON"
-    cut = _CUT_TOKENS.get(exc.msg)
-    ends_in_token = cut is not None and cut.fullmatch(line, exc.pos) is not None
-    if exc.msg.startswith("Unterminated string") or (ends_in_token and exc.msg == _BAD_ESCAPE):
-        return f"it ends at column {len(line)} inside a string (cut short?)"
-    if exc.pos >= len(line) or ends_in_token:
-        return f"it ends at column {len(line)} before its JSON value is complete (cut short?)"
+    if _ends_in(line, exc):
+        inside = exc.msg.startswith("Unterminated string") or exc.msg == _BAD_ESCAPE
+        what = "inside a string" if inside else "before its JSON value is complete"
+        return f"it ends at column {len(line)} {what} (cut short?)"
     if exc.msg.startswith("Invalid control character"):
         return (
             f"raw control character U+{ord(line[exc.pos]):04X} inside a string at column "

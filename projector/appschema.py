@@ -29,10 +29,8 @@ from events.errors import CatalogError
 from projector.target import (
     BOOKKEEPING_TABLES,
     Table,
-    check_references,
+    checked_tables,
     create_views,
-    read_tables,
-    scratch_database,
 )
 
 
@@ -134,10 +132,7 @@ def app_schema(catalog: Catalog) -> AppSchema:
     anything `projector.target.read_tables` or `create_views` refuses.
     """
     where = f"{catalog.directory}/catalog.toml"
-    origins: dict[str, str] = {}
-    with scratch_database(catalog, origins) as conn:
-        tables = read_tables(conn, catalog)
-        check_references(conn, catalog, tables, origins)
+    with checked_tables(catalog) as (conn, tables):
         statements = _migration_statements(conn, tables)
         for table in tables.values():
             if table.derived is not None:

@@ -1178,8 +1178,7 @@ def export(
       projector export fixtures/small/ai-desk - --format json | head
     """
     from events import export as exporting
-    from events.sources import KIND_SQLITE
-    from projector.target import in_source_folder
+    from projector.target import refuse_source_folder
 
     to_stdout = str(out) == "-"
     if fmt is None:
@@ -1193,11 +1192,7 @@ def export(
             if not to_stdout:
                 if out.exists() and out.resolve() == src.path.resolve():
                     raise Failure(f"{out}: is the source; refusing to overwrite it")
-                if src.kind == KIND_SQLITE and in_source_folder(out, src.path):
-                    raise Failure(
-                        f"{out}: is in the source's store folder ({src.path.resolve().parent});"
-                        " no command writes there: choose another folder"
-                    )
+                refuse_source_folder(out, src)
                 if out.is_dir():
                     raise Failure(f"{out}: is a directory; OUT is a file (or - for stdout)")
                 if out.exists() and not force:

@@ -71,10 +71,10 @@ from projector.target import (
     STATE_TABLE,
     check_writable,
     deferrable_indexes,
-    in_source_folder,
     is_target,
     open_target,
     real_target,
+    refuse_source_folder,
     require_target,
 )
 from projector.writer import (
@@ -729,11 +729,7 @@ def replay(
     try:
         if target.exists() and target.resolve() == source.path.resolve():
             raise TargetError(f"{target}: is the source; refusing to write to it")
-        if source.kind == KIND_SQLITE and in_source_folder(target, source.path):
-            raise TargetError(
-                f"{target}: is in the source's store folder ({source.path.resolve().parent}); "
-                "no command writes there: choose another folder"
-            )
+        refuse_source_folder(target, source)
         check_writable(target)
         if dry_run:
             refuse_if_busy(target)

@@ -26,7 +26,7 @@ from sqlite_utils.migrations import Migrations
 
 from events.catalog import MIGRATIONS_DIR, SPEC_FILE, Catalog
 from events.errors import CatalogError
-from events.sources import connect_readonly, read_only_fs
+from events.sources import KIND_SQLITE, Source, connect_readonly, read_only_fs
 from projector.errors import TargetError
 from projector.lock import lock_path
 
@@ -178,6 +178,16 @@ def in_source_folder(path: Path, source: Path) -> bool:
     """Whether a file at PATH would be in the folder of the eventlog SOURCE (a store
     folder, LiveStore's: no command writes there)."""
     return path.absolute().parent.resolve() == source.resolve().parent
+
+
+def refuse_source_folder(path: Path, source: Source) -> None:
+    """Raise TargetError when a file at PATH (a target, an export) would go into the store
+    folder of SOURCE, an eventlog (`in_source_folder`)."""
+    if source.kind == KIND_SQLITE and in_source_folder(path, source.path):
+        raise TargetError(
+            f"{path}: is in the source's store folder ({source.path.resolve().parent}); "
+            "no command writes there: choose another folder"
+        )
 
 
 def folder_problem(path: Path) -> str | None:
@@ -598,12 +608,21 @@ def catalog_tables(catalog: Catalog) -> dict[str, Table]:
     Raises CatalogError for a migration SQLite refuses, a catalog.toml that does not
     match the tables (see `read_tables`) or a view SQLite refuses (`create_views`).
     """
+    with checked_tables(catalog) as (conn, tables):
+        create_views(conn, catalog, tables)
+        return tables
+
+
+@contextmanager
+def checked_tables(catalog: Catalog) -> Iterator[tuple[sqlite3.Connection, dict[str, Table]]]:
+    """A `scratch_database` of CATALOG and its tables, read (`read_tables`) and their
+    foreign keys checked (`check_references`): (connection, tables by name). Raises as
+    those do."""
     origins: dict[str, str] = {}
     with scratch_database(catalog, origins) as conn:
         tables = read_tables(conn, catalog)
         check_references(conn, catalog, tables, origins)
-        create_views(conn, catalog, tables)
-        return tables
+        yield conn, tables
 
 
 def check_references(
@@ -719,22 +738,23 @@ def catalog_migrations(catalog: Catalog, origins: dict[str, str] | None = None) 
             except sqlite3.DatabaseError as exc:
                 taken = re.fullmatch(r'(?:table|index) "?([^"]+)"? already exists', str(exc))
                 if taken and reserved(taken.group(1)):
-                    raise CatalogError(
-                        f"{path}: creates {taken.group(1)!r}, a name reserved for the "
-                        f"projector's bookkeeping ({RESERVED_NAMES}); name it otherwise"
-                    ) from None
+                    raise _creates_reserved(path, taken.group(1)) from None
                 raise CatalogError(f"{path}: SQLite refuses it ({exc})") from None
             for table, sql in _table_sql(db.conn).items():
                 if table not in before and reserved(table):
-                    raise CatalogError(
-                        f"{path}: creates {table!r}, a name reserved for the projector's "
-                        f"bookkeeping ({RESERVED_NAMES}); name it otherwise"
-                    )
+                    raise _creates_reserved(path, table)
                 if origins is not None and before.get(table) != sql:
                     origins[table] = path
 
         found(name=name)(apply)
     return found
+
+
+def _creates_reserved(path: str, name: str) -> CatalogError:
+    return CatalogError(
+        f"{path}: creates {name!r}, a name reserved for the projector's bookkeeping "
+        f"({RESERVED_NAMES}); name it otherwise"
+    )
 
 
 def _table_sql(conn: sqlite3.Connection) -> dict[str, str]:

@@ -12,7 +12,6 @@ a deliberate deviation from LiveStore (projector/deviations.py, by name), or rep
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from events.catalog import Catalog, load_recorded
 from events.encoding import utf8_text
-from events.envelope import format_event_id
+from events.envelope import format_event_id, parse_event_id
 from events.errors import CatalogError, SourceBusy, SourceError
 from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_source
@@ -781,19 +780,16 @@ def _materialized_head(state: sqlite3.Connection) -> tuple[int, int, int] | None
     return (int(row[0]), int(row[1]), int(row[2] or 0)) if row else None
 
 
-_EVENT_ID = re.compile(r"^e(\d+)(?:\.(\d+))?(?:r\d+)?$")
-
-
 def _state_lag(head: tuple[int, int, int] | None, record: dict[str, Any] | None) -> str:
     """Why LiveStore's state may differ from the target: it was materialized up to another
     event than the target's last (a store whose app stopped between writing an event and
     materializing it, or a target not caught up yet); "" when they are the same or
     either is unknown."""
     last = (record or {}).get("lastEventId") or ""
-    found = _EVENT_ID.match(last)
-    if head is None or found is None:
+    parsed = parse_event_id(last)
+    if head is None or parsed is None:
         return ""
-    ours = (int(found.group(1)), int(found.group(2) or 0))
+    ours = parsed[:2]
     theirs = format_event_id(*head)
     if head[:2] == ours:
         return ""

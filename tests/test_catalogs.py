@@ -401,8 +401,7 @@ def test_verify_maps_tables_and_columns_onto_livestores_state(tmp_path):
 def test_a_users_catalog_is_recorded_and_used_again_by_a_catch_up(tmp_path):
     """A catalog passed by path is recorded in the target; a later run without --catalog
     uses it, and refuses it once its files changed."""
-    catalog_dir = tmp_path / "my-catalog"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "my-catalog")
     log = write_ndjson(tmp_path / "log.ndjson", [item("a")])
     target = tmp_path / "t.db"
     replay(log, target, ReplayOptions(catalog=Catalog.load(catalog_dir)))
@@ -519,8 +518,7 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
 def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_path, edit, message):
     """Every part of a catalog is checked when it loads; the CLI says what and where,
     validate as replay does."""
-    catalog_dir = tmp_path / "broken"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "broken")
     edit(catalog_dir)
     log = write_ndjson(tmp_path / "log.ndjson", [item("a")])
     target = tmp_path / "t.db"
@@ -547,6 +545,20 @@ def _event_reading(catalog_dir: Path, changes: str) -> None:
 def _schema_of(x: dict[str, Any]) -> str:
     """An event schema whose one arg x has the JSON Schema X."""
     return json.dumps({"type": "object", "properties": {"x": x}})
+
+
+def features_copy(tmp_path: Path, name: str) -> Path:
+    """A copy of the features catalog (tests/catalogs/features) to edit, as TMP_PATH/NAME."""
+    catalog_dir = tmp_path / name
+    shutil.copytree(FEATURES, catalog_dir)
+    return catalog_dir
+
+
+def compile_refused(catalog_dir: Path) -> str:
+    """The one-line CatalogError compiling the catalog at CATALOG_DIR raises."""
+    with pytest.raises(CatalogError) as caught:
+        compile_catalog(Catalog.load(catalog_dir))
+    return str(caught.value)
 
 
 def _append(path: Path, text: str) -> None:
@@ -628,8 +640,7 @@ def test_a_schema_that_is_not_an_object_is_one_line(tmp_path: Path):
 def test_a_view_sqlite_refuses_is_one_line_when_the_catalog_compiles(runner, tmp_path, sql, reason):
     """A view naming a missing table or column is refused like a syntax error: replay
     refuses it before any target exists, drizzle says it in one line (and as JSON)."""
-    catalog_dir = tmp_path / "broken"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "broken")
     _append(catalog_dir / "catalog.toml", f'\n[views.v]\nsql = "{sql}"\n')
     expected = f"{catalog_dir}/catalog.toml: [views.v]: SQLite refuses it ({reason})"
     log = write_ndjson(tmp_path / "log.ndjson", [item("a")])
@@ -656,8 +667,7 @@ def test_a_python_handler_putting_a_row_its_table_does_not_fit_is_refused(tmp_pa
     """`rows.put` takes every column of the table and nothing else: a misspelled column
     refuses the event (parked as invalid, naming hooks.py, the handler and the column)
     instead of dropping the change silently."""
-    catalog_dir = tmp_path / "cat"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "cat")
     hooks = catalog_dir / "hooks.py"
     text = hooks.read_text("utf-8")
     hooks.write_text(text.replace('{**row, "name": args["name"]}', put), "utf-8")
@@ -679,8 +689,7 @@ def test_a_python_handler_putting_a_row_its_table_does_not_fit_is_refused(tmp_pa
 def test_a_python_handler_keyed_by_an_arg_its_event_does_not_declare_is_refused(tmp_path):
     """A handler's `key` (and `reads`) name args of its event: one its schema does not
     declare is refused when the catalog compiles."""
-    catalog_dir = tmp_path / "cat"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "cat")
     hooks = catalog_dir / "hooks.py"
     hooks.write_text(hooks.read_text("utf-8").replace('key="id"', 'key="idz"'), "utf-8")
     compile_catalog(Catalog.load(catalog_dir))  # a schema declaring no properties says nothing
@@ -688,9 +697,8 @@ def test_a_python_handler_keyed_by_an_arg_its_event_does_not_declare_is_refused(
     declared = json.loads(schema.read_text("utf-8"))
     declared["properties"] = {"id": {"type": "string"}, "name": {"type": "string"}}
     schema.write_text(json.dumps(declared), "utf-8")
-    with pytest.raises(CatalogError) as caught:
-        compile_catalog(Catalog.load(catalog_dir))
-    assert str(caught.value) == (
+    caught = compile_refused(catalog_dir)
+    assert caught == (
         f"{catalog_dir}/hooks.py: handler item_renamed of v1.ItemRenamed: key names the arg "
         "'idz', which the schema of v1.ItemRenamed does not declare (it declares id, name)"
     )
@@ -712,8 +720,7 @@ def test_a_foreign_key_sqlite_could_never_satisfy_is_refused_naming_the_migratio
     """A REFERENCES to a missing table or column, or to parent columns that are not its
     key or UNIQUE, is refused when the catalog compiles, not found by verify after a
     "clean" replay; a reference to a key or a UNIQUE column is accepted."""
-    catalog_dir = tmp_path / "cat"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "cat")
     migration = catalog_dir / "migrations" / "0001_tables.sql"
     text = migration.read_text("utf-8")
     owners = "CREATE TABLE owners (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL"
@@ -723,10 +730,9 @@ def test_a_foreign_key_sqlite_could_never_satisfy_is_refused_naming_the_migratio
         migration.write_text(text.replace(owners, f"{owners}, {column}"), "utf-8")
 
     owners_with(f"x TEXT {reference}")
-    with pytest.raises(CatalogError) as caught:
-        compile_catalog(Catalog.load(catalog_dir))
-    assert str(caught.value).startswith(f"{migration}: owners(x) {reference}: ")
-    assert problem in str(caught.value)
+    caught = compile_refused(catalog_dir)
+    assert caught.startswith(f"{migration}: owners(x) {reference}: ")
+    assert problem in caught
     for accepted in ("REFERENCES items(id)", "REFERENCES items", "REFERENCES audit(itemId)"):
         owners_with(f"x TEXT {accepted}")
         _append(migration, "\nCREATE UNIQUE INDEX audit_item ON audit (itemId);\n")
@@ -738,17 +744,15 @@ def test_a_table_named_like_the_projectors_bookkeeping_is_refused_as_reserved(tm
     """A catalog table may not take a bookkeeping table's name (or the projector's prefix):
     declared, or only created by a migration, it is refused saying the name is reserved,
     not as a table that "already exists"."""
-    catalog_dir = tmp_path / "cat"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "cat")
     migration = catalog_dir / "migrations" / "0003_more.sql"
     migration.write_text(f'CREATE TABLE "{name}" (id TEXT PRIMARY KEY NOT NULL);\n', "utf-8")
     with pytest.raises(CatalogError, match="reserved for the projector's bookkeeping") as created:
         compile_catalog(Catalog.load(catalog_dir))
     assert str(created.value).startswith(f"{migration}: creates {name!r}, a name reserved")
     _append(catalog_dir / "catalog.toml", f'\n[tables."{name}"]\n')
-    with pytest.raises(CatalogError) as declared:
-        compile_catalog(Catalog.load(catalog_dir))
-    assert str(declared.value) == (
+    declared = compile_refused(catalog_dir)
+    assert declared == (
         f"{catalog_dir}/catalog.toml: [tables.{name}]: {name!r} is reserved for the projector's "
         "bookkeeping (_sqlite_migrations, tracking, _projector_*); name the table otherwise"
     )
@@ -765,8 +769,7 @@ def test_a_table_named_like_the_projectors_bookkeeping_is_refused_as_reserved(tm
 def test_an_exception_raised_in_a_python_handler_says_the_hook_raised_it(tmp_path, raising, raised):
     """A hooks.py handler that raises (a bug, not a value the target refused) has its event
     refused naming hooks.py, the handler, the exception and its line; its writes undone."""
-    catalog_dir = tmp_path / "cat"
-    shutil.copytree(FEATURES, catalog_dir)
+    catalog_dir = features_copy(tmp_path, "cat")
     (catalog_dir / "hooks.py").write_text(
         "from projector.catalog import Hooks\n"
         "hooks = Hooks()\n"

@@ -89,12 +89,31 @@ def _busy(target: Path, holder: str) -> Busy:
     )
 
 
+def refuse_hard_links(target: Path) -> None:
+    """Raise `TargetError` when the database TARGET names has more than one name (hard
+    links). Each name would get a lock, a -journal and a -wal of its own, so two
+    processes writing through two names could corrupt it ("How To Corrupt An SQLite
+    Database File", 2.5 Multiple links to the same file: sqlite.org/howtocorrupt.html;
+    SQLite's unix VFS warns of it too). A symbolic link is resolved (`lock_path`)."""
+    try:
+        links = os.stat(target).st_nlink
+    except OSError:  # not there yet (a first replay creates it), or not readable
+        return
+    if links > 1:
+        raise TargetError(
+            f"{target}: the database has {links} names (hard links); a writer through "
+            "another name would not see this one's lock or journal (sqlite.org/"
+            "howtocorrupt.html, 2.5); keep one name, or copy it"
+        )
+
+
 @contextmanager
 def writer_lock(target: Path) -> Iterator[None]:
     """Hold TARGET's writer lock, or raise `Busy` at once if another process holds it.
 
     Raises `TargetError` (one line) when the lock file cannot be created: a read-only
-    file system, a folder the user cannot write, or a directory in the lock file's place.
+    file system, a folder the user cannot write, or a directory in the lock file's place;
+    and when the database has other names (hard links, `refuse_hard_links`).
     """
     path = lock_path(target)
     try:
@@ -114,6 +133,7 @@ def writer_lock(target: Path) -> Iterator[None]:
         os.close(fd)  # locked a file its last holder had just removed: lock the new one
     key = str(path.absolute())
     try:
+        refuse_hard_links(target)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         _HELD[key] = fd

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from projector.cli import cli
 from projector.digest import digest
-from projector.errors import Busy, CheckpointMismatch, Interrupted, ReplayError
+from projector.errors import Busy, CheckpointMismatch, Interrupted, ReplayError, TargetError
 from projector.lock import writer_lock
 from projector.replay import ReplayOptions, replay, resume
 from projector.runs import rollback, status
@@ -254,6 +254,29 @@ def test_a_target_named_through_a_symbolic_link_is_the_target_itself(
     assert status(link)["state"] == "rolled back"
     assert rollback(link)["action"] == "removed"
     assert not target.exists() and link.is_symlink()
+
+
+def test_a_target_with_a_second_hard_link_is_refused_by_every_writer(
+    small_copy: Path, target: Path, tmp_path: Path
+):
+    """Two names of one database would take two locks and keep two journals: every
+    writing command refuses it, naming why, and leaves it as it was."""
+    append = hold_back_tail(small_copy, 120)
+    replay(small_copy, target)
+    append()
+    before = overall(target)
+    other = tmp_path / "other-name.db"
+    os.link(target, other)
+    for write in (
+        lambda: replay(small_copy, other),
+        lambda: resume(target),
+        lambda: rollback(other),
+    ):
+        with pytest.raises(TargetError, match="has 2 names \\(hard links\\)"):
+            write()
+    assert overall(target) == before and not list(tmp_path.glob("*.lock"))
+    other.unlink()
+    assert replay(small_copy, target).state == "complete"
 
 
 def _pages_needed(tmp_path: Path, defer_indexes: bool = False) -> int:

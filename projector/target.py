@@ -649,9 +649,29 @@ def check_references(
                 f"({', '.join(named)})" if None not in named else ""
             )
             problem = _reference_problem(conn, parent, named)
+            if not problem and tables[table].derived is None:
+                problem = _unchecked_reference(tables.get(parent), children, named)
             if problem:
                 where = origins.get(table, f"{catalog.directory}/{MIGRATIONS_DIR}")
                 raise CatalogError(f"{where}: {shown}: {problem}")
+
+
+def _unchecked_reference(
+    parent: Table | None, children: list[str], named: list[str | None]
+) -> str:
+    """Why the replay could not check a valid foreign key of CHILDREN to PARENT's NAMED
+    columns, or '': handlers look a parent row up by its key (`Table.row_key`), so a
+    foreign key must name one column and the parent's single-column primary key (a
+    UNIQUE column, or several columns, would let rows through or park valid events)."""
+    if parent is None:  # a table the catalog does not declare: refused by read_tables
+        return ""
+    key = parent.row_key
+    if len(children) == 1 and key is not None and named[0] in (None, key):
+        return ""
+    return (
+        f"the projector checks a foreign key against its parent's single-column primary "
+        f"key ({parent.name} has {', '.join(parent.key) or 'none'}); refer to that"
+    )
 
 
 def _reference_problem(conn: sqlite3.Connection, parent: str, named: list[str | None]) -> str:

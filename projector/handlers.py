@@ -708,6 +708,11 @@ class HookRows:
                 else f"a row without column(s) {missing}"
             )
             raise HookError(f"{self._where} puts {problem} (`rows.put` takes every column)")
+        for name, value in row.items():
+            if type(value) not in _BINDABLE or (
+                type(value) is int and not -(2**63) <= value < 2**63
+            ):
+                raise HookError(f"{self._where} puts {_unstorable(value)} into {table}.{name}")
         column = self._keys[table]
         if row[column] != key:
             raise HookError(
@@ -734,6 +739,18 @@ class HookRows:
                 "key (rows are put by their key)"
             )
         return columns
+
+
+#: What sqlite3 binds as a column value (https://docs.python.org/3/library/sqlite3.html,
+#: "How to adapt custom Python types": the types SQLite natively supports), booleans as 0/1.
+_BINDABLE = frozenset({type(None), int, float, str, bytes, bool})
+
+
+def _unstorable(value: Any) -> str:
+    """Why VALUE cannot go into a column, for `HookRows.put`'s HookError."""
+    if type(value) is int:
+        return f"{value}, beyond SQLite's 64-bit integers,"
+    return f"a {type(value).__name__}, which SQLite cannot store (text, numbers, bytes or None),"
 
 
 def _raised(exc: Exception, path: str) -> str:

@@ -524,6 +524,11 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
         f"  read {result.read:,} = applied {result.applied:,} + parked {parked:,}"
         + (f" ({kinds})" if kinds else "")
     )
+    if not result.changed:
+        click.echo(
+            "  nothing re-applied, every event parked as before: the target is unchanged "
+            "(no run recorded, no backup kept)"
+        )
     if result.command != "replay-parked":
         total = f" of {result.total:,}" if result.total is not None else ""
         click.echo(

@@ -169,6 +169,9 @@ class ReplayResult:
     seconds: float = 0.0
     #: The writer process's peak RSS in MiB, when batches were written by one (Linux).
     writer_peak_mb: float | None = None
+    #: False for a replay-parked that re-applied nothing and re-parked every event as it
+    #: was: its transaction was rolled back (no run recorded, no backup kept).
+    changed: bool = True
 
     @property
     def parked_total(self) -> int:
@@ -217,6 +220,7 @@ class ReplayResult:
             "warningExamples": self.warning_examples,
             "backup": self.backup,
             "createdTarget": self.created,
+            "changed": self.changed,
             "seconds": round(self.seconds, 3),
         }
 
@@ -1590,7 +1594,9 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
     Run it after the cause is fixed: a schema or handler added, or a parked event's
     argsJson repaired in place. An event that fails again stays parked with its new
     reason, and so does every later event on the same row. With nothing parked the run
-    takes no backup. Raises TargetError, Busy, CatalogError.
+    takes no backup; when nothing could be re-applied and every parked event is parked
+    again as it was, the transaction is rolled back and its backup deleted: the result
+    says ``changed`` False and no run is recorded. Raises TargetError, Busy, CatalogError.
     """
     options = options or ReplayOptions()
     target = real_target(Path(target_path))
@@ -1619,36 +1625,18 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
             validator = Validator(catalog, strict_keys=state.strict_keys)
             projection = Projection(conn, validator, "park")
             projection.set_held(set())
-            with db.atomic():
-                conn.execute(
-                    f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, fromPosition, state, "
-                    "backup) VALUES (?, 'replay-parked', ?, ?, 'running', ?)",
-                    (run, _now(), state.position, result.backup),
-                )
-                rows = conn.execute(
-                    f"SELECT position, name, argsJson, seqNumGlobal, seqNumClient, "
-                    f"seqNumRebaseGeneration, clientId, sessionId FROM {PARKED_TABLE} "
-                    "ORDER BY position"
-                ).fetchall()
-                events = [
-                    Event(position, g, c, r, 0, 0, name, args_json, client_id, session_id)
-                    for position, name, args_json, g, c, r, client_id, session_id in rows
-                ]
-                # Each is taken out of the parked table and applied (or parked again).
-                conn.execute(f"DELETE FROM {PARKED_TABLE}")
-                outcomes = projection.apply_one_by_one(events)
-                _add_outcomes(result, events, outcomes, projection, options.max_examples)
-                result.reapplied = result.applied  # every event applied here is a re-applied one
-                conn.execute(
-                    f"UPDATE {STATE_TABLE} SET applied = applied + ?, parked = parked - ?, "
-                    "reapplied = reapplied + ? WHERE id = 1",
-                    (result.reapplied, result.reapplied, result.reapplied),
-                )
-                conn.execute(
-                    f"UPDATE {RUNS_TABLE} SET state = 'complete', endedAt = ?, read = ?, "
-                    "applied = ?, parked = ?, toPosition = ? WHERE run = ?",
-                    (_now(), result.read, result.applied, result.parked_total, state.position, run),
-                )
+            parked_rows = f"SELECT * FROM {PARKED_TABLE} ORDER BY position"
+            try:
+                with db.atomic():
+                    before = conn.execute(parked_rows).fetchall()
+                    _replay_parked(conn, result, projection, state, run, options)
+                    if not result.reapplied and conn.execute(parked_rows).fetchall() == before:
+                        raise _Unchanged  # rolls the run's record back: nothing to keep
+            except _Unchanged:
+                result.changed = False
+                if result.backup:
+                    backups.delete(Path(result.backup))
+                    result.backup = None
         except BaseException:
             if result.backup:  # the transaction rolled back: the target is as it was
                 conn.close()
@@ -1660,6 +1648,50 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
     log.info("replay_parked.done", read=result.read, reapplied=result.reapplied)
     _log_attention(result)
     return result
+
+
+class _Unchanged(Exception):
+    """A replay-parked that changed nothing: its transaction is rolled back."""
+
+
+def _replay_parked(
+    conn: sqlite3.Connection,
+    result: ReplayResult,
+    projection: Projection,
+    state: MigrationState,
+    run: int,
+    options: ReplayOptions,
+) -> None:
+    """The writes of `replay_parked`, in the caller's transaction."""
+    conn.execute(
+        f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, fromPosition, state, "
+        "backup) VALUES (?, 'replay-parked', ?, ?, 'running', ?)",
+        (run, _now(), state.position, result.backup),
+    )
+    rows = conn.execute(
+        f"SELECT position, name, argsJson, seqNumGlobal, seqNumClient, "
+        f"seqNumRebaseGeneration, clientId, sessionId FROM {PARKED_TABLE} "
+        "ORDER BY position"
+    ).fetchall()
+    events = [
+        Event(position, g, c, r, 0, 0, name, args_json, client_id, session_id)
+        for position, name, args_json, g, c, r, client_id, session_id in rows
+    ]
+    # Each is taken out of the parked table and applied (or parked again).
+    conn.execute(f"DELETE FROM {PARKED_TABLE}")
+    outcomes = projection.apply_one_by_one(events)
+    _add_outcomes(result, events, outcomes, projection, options.max_examples)
+    result.reapplied = result.applied  # every event applied here is a re-applied one
+    conn.execute(
+        f"UPDATE {STATE_TABLE} SET applied = applied + ?, parked = parked - ?, "
+        "reapplied = reapplied + ? WHERE id = 1",
+        (result.reapplied, result.reapplied, result.reapplied),
+    )
+    conn.execute(
+        f"UPDATE {RUNS_TABLE} SET state = 'complete', endedAt = ?, read = ?, "
+        "applied = ?, parked = ?, toPosition = ? WHERE run = ?",
+        (_now(), result.read, result.applied, result.parked_total, state.position, run),
+    )
 
 
 __all__ = [

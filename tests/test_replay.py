@@ -375,6 +375,15 @@ def test_park_reports_exactly_the_corrupted_events_and_repair_restores_livestore
     ).fetchall()
     assert sorted(problems) == sorted(originals)
     assert verify(target).ok
+    conn.close()
+    # Nothing repaired yet: every event parks again as it was, and the run leaves nothing.
+    before = tree_sha256(target)
+    again = runner.invoke(cli, ["replay-parked", str(target)])
+    assert again.exit_code == 0, again.output
+    assert "the target is unchanged (no run recorded, no backup kept)" in again.stdout
+    assert "backup:" not in again.stdout and tree_sha256(target) == before
+    assert not list(target.parent.glob("*.bak"))
+    conn = sqlite3.connect(target)
     for (g, c), (name, args) in originals.items():
         conn.execute(
             "UPDATE _projector_parked SET name = ?, argsJson = ? "
@@ -387,6 +396,7 @@ def test_park_reports_exactly_the_corrupted_events_and_repair_restores_livestore
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["parked"] == 0 and data["reapplied"] == result.parked_total
+    assert data["changed"] is True and Path(data["backup"]).is_file()
     report = verify(target, SMALL_STATE)
     assert report.ok and report.differences == [], [d.line() for d in report.differences]
 

@@ -174,8 +174,12 @@ class TargetLife(RuleBasedStateMachine):
                 replay_parked(self.target)
             return
         parked = reference(self.position)[1]
-        replay_parked(self.target)  # nothing repaired: every parked event parks again
-        self.undo.append(("restore" if parked else "nothing", self.position, self.state))
+        result = replay_parked(self.target)  # nothing repaired: every parked event parks again
+        assert result.reapplied == 0 and result.parked_total == parked
+        if result.changed:  # a reason changed (a held event's): a run to roll back
+            self.undo.append(("restore", self.position, self.state))
+        else:  # rolled back: no run recorded, nothing to undo
+            assert result.backup is None
 
     @rule()
     def rollback(self) -> None:

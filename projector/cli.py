@@ -470,11 +470,14 @@ def validate(
         finally:
             src.close()
     where = src.path.name
+    # A log with no event was checked against no app's schemas: name none (replay asks
+    # for --catalog there).
+    named = cat.name if report.total or catalog is not None else None
     if as_json:
         _emit(
             {
                 "source": str(src.path),
-                "catalog": cat.name,
+                "catalog": named,
                 "events": report.total,
                 "valid": report.valid,
                 "byKind": dict(report.by_kind),
@@ -487,7 +490,10 @@ def validate(
             }
         )
     else:
-        click.echo(f"{report.valid:,} of {report.total:,} events valid ({cat.name} catalog)")
+        if named is None:
+            click.echo("0 events: nothing to validate (no event tells which app's log it is)")
+        else:
+            click.echo(f"{report.valid:,} of {report.total:,} events valid ({named} catalog)")
         if not report.ok:
             kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(report.by_kind.items()))
             click.echo(f"problems: {kinds}")

@@ -797,6 +797,13 @@ def test_inspect_of_an_eventlog_without_events_says_so(tmp_path: Path):
             conn.execute(sql)
     text = ok("inspect", empty).stdout
     assert "seq range:   (no events)" in text
+    # validate checked it against no app's schemas, and says so instead of naming one.
+    assert ok("validate", empty).stdout == (
+        "0 events: nothing to validate (no event tells which app's log it is)\n"
+    )
+    assert json.loads(ok("validate", empty, "--json").stdout)["catalog"] is None
+    named = ok("validate", empty, "--catalog", "todomvc").stdout
+    assert named == "0 of 0 events valid (todomvc catalog)\n"
     assert "None" not in text and "generations" not in text and "by name" not in text
     assert "seq range:   e1 .. e173" in ok("inspect", SMALL).stdout
     assert "(none recorded: this format has no rebase generation)" in ok("inspect", MICRO).stdout

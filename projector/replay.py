@@ -60,7 +60,7 @@ from projector.errors import (
     ReplayError,
     TargetError,
 )
-from projector.handlers import Handler, compile_catalog, entity_list, entity_text
+from projector.handlers import Handler, any_row, compile_catalog, entity_list, entity_text
 from projector.lock import held_lock_fd, refuse_if_busy, writer_lock
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
@@ -279,6 +279,8 @@ class Projection:
         self.conn = conn
         catalog = validator.catalog
         tables, self.handlers = compile_catalog(catalog)
+        #: What an unknown event holds back: every table (see `apply`).
+        self.every_table = [any_row(name) for name, t in tables.items() if t.derived is None]
         self.upcasters = catalog.upcasters
         # The handlers check every reference themselves (a foreign key's row before the
         # row pointing at it; derived rows are written with their parent), which costs
@@ -422,6 +424,10 @@ class Projection:
         handler, args, _, _ = self.prepare(event)
         return handler.entities(args) if handler else []
 
+    def handler_for(self, name: str) -> Handler | None:
+        """The handler of events named NAME, or None."""
+        return self._handler(name)
+
     def _handler(self, name: str) -> Handler | None:
         try:
             return self._handlers[name]
@@ -490,6 +496,12 @@ class Projection:
                 entities = (handler.entities(current) if isinstance(current, dict) else []) or list(
                     handler.any_rows
                 )
+            elif problem.kind == UNKNOWN and event.schema_hash != -1:
+                # No one knows which rows an event of no handler touches: every later event
+                # waits behind it, so that `replay_parked` (once a catalog knows it) applies
+                # it before them. An event its own app did not know (schemaHash -1) holds
+                # nothing: LiveStore skips it, and so does the target's state.
+                entities = self.every_table
             self.park(event, problem.kind, problem.message(), entities)
             return problem.kind
         assert handler is not None
@@ -1670,16 +1682,32 @@ def _replay_parked(
     )
     rows = conn.execute(
         f"SELECT position, name, argsJson, seqNumGlobal, seqNumClient, "
-        f"seqNumRebaseGeneration, clientId, sessionId FROM {PARKED_TABLE} "
+        f"seqNumRebaseGeneration, clientId, sessionId, kind, reason, entity FROM {PARKED_TABLE} "
         "ORDER BY position"
     ).fetchall()
     events = [
-        Event(position, g, c, r, 0, 0, name, args_json, client_id, session_id)
-        for position, name, args_json, g, c, r, client_id, session_id in rows
+        Event(p, g, c, r, 0, 0, name, args, cid, sid)
+        for p, name, args, g, c, r, cid, sid, *_ in rows
     ]
     # Each is taken out of the parked table and applied (or parked again).
     conn.execute(f"DELETE FROM {PARKED_TABLE}")
-    outcomes = projection.apply_one_by_one(events)
+    outcomes: list[str | None] = []
+    for event, (*_, kind, reason, entity) in zip(events, rows, strict=True):
+        if kind == UNKNOWN and entity is None:
+            # It held nothing back (its app did not know it either: schemaHash -1; or it was
+            # parked before unknown events held every table), so later events on its rows
+            # may be applied already: applying it now could undo them. It stays parked.
+            if isinstance(event.name, str) and projection.handler_for(event.name) is not None:
+                reason = (
+                    f"{event.event_id} ({event.name}): a handler knows it now, but it held no "
+                    "later event back, so applying it here could undo later changes to its "
+                    "rows; replay the log into a new target with this catalog"
+                )
+            projection.park(event, UNKNOWN, reason, [])
+            projection.store.flush()
+            outcomes.append(UNKNOWN)
+        else:
+            outcomes.extend(projection.apply_one_by_one([event]))
     _add_outcomes(result, events, outcomes, projection, options.max_examples)
     result.reapplied = result.applied  # every event applied here is a re-applied one
     conn.execute(

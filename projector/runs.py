@@ -11,6 +11,7 @@ from typing import Any
 from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
+from projector.handlers import any_row, entity_list
 from projector.lock import writer_holder, writer_lock
 from projector.target import (
     PARKED_TABLE,
@@ -244,13 +245,17 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
     for position, event_id, name, what, reason, entity in rows:
         by_kind[what] = by_kind.get(what, 0) + 1
         waits_on = None
-        if what == "held" and entity is not None:
-            # Held by an earlier park on its row or on its whole table (args too broken to
-            # name a row): the earlier of the two is the cause (see Projection.apply).
-            causes = [first[k] for k in (entity, entity.split(":", 1)[0] + ":*") if k in first]
+        entities = entity_list(entity)
+        if what == "held":
+            # Held by an earlier park on one of its rows or on a whole table (args too
+            # broken to name a row, or an unknown event): the earliest is the cause (see
+            # Projection.apply).
+            causes = [
+                first[k] for e in entities for k in (e, any_row(e.split(":", 1)[0])) if k in first
+            ]
             waits_on = min(causes)[1] if causes else None
-        if entity is not None and entity not in first:
-            first[entity] = (position, f"{event_id} (#{position:,})")
+        for e in entities:
+            first.setdefault(e, (position, f"{event_id} (#{position:,})"))
         if kind is None or what == kind:
             events.append(
                 {

@@ -19,8 +19,8 @@ from projector.cli import cli
 from projector.digest import digest
 from projector.errors import Busy, CheckpointMismatch, Interrupted, ReplayError, TargetError
 from projector.lock import writer_lock
-from projector.replay import ReplayOptions, replay, resume
-from projector.runs import rollback, status
+from projector.replay import ReplayOptions, replay, replay_parked, resume
+from projector.runs import parked, rollback, status
 from projector.verify import verify
 from tests.conftest import REBASE, REBASE_STATE, SHARED, SMALL, SMALL_STATE, tree_sha256
 
@@ -399,6 +399,55 @@ def test_park_reports_exactly_the_corrupted_events_and_repair_restores_livestore
     assert data["changed"] is True and Path(data["backup"]).is_file()
     report = verify(target, SMALL_STATE)
     assert report.ok and report.differences == [], [d.line() for d in report.differences]
+
+
+def test_an_unknown_event_holds_back_every_later_event_so_its_repair_replays_in_order(
+    small_copy: Path, target: Path
+):
+    """An event no handler knows could touch any row: every later event is held behind it,
+    so once its name is repaired replay-parked applies it before the persona's later
+    updates and its deletion, and the target equals LiveStore's state. One its own app did
+    not know (schemaHash -1) holds nothing back, as LiveStore skips it: a handler for it
+    later does not re-apply it out of order."""
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    where = "WHERE seqNumGlobal = 3 AND seqNumClient = 0"
+    (name,) = conn.execute(f"SELECT name FROM eventlog {where}").fetchone()
+    assert name == "v1.PersonaCreated"
+    conn.execute(f"UPDATE eventlog SET name = 'v1.PersonaCreatedX' {where}")
+    conn.commit()
+    conn.close()
+    result = replay(small_copy, target, ReplayOptions(on_invalid="park"))
+    assert result.parked["unknown"] == 1 and result.accounted
+    conn = sqlite3.connect(target)
+    (position,) = conn.execute(f"SELECT position FROM _projector_parked {where}").fetchone()
+    assert result.parked["held"] == result.read - position  # every event after it
+    listed = parked(target)["events"]
+    assert {e["waitsOn"] for e in listed if e["kind"] == "held"} == {f"e3 (#{position})"}
+    conn.execute(f"UPDATE _projector_parked SET name = 'v1.PersonaCreated' {where}")
+    conn.commit()
+    conn.close()
+    again = replay_parked(target)
+    assert again.parked_total == 0 and again.reapplied == result.parked_total
+    report = verify(target, SMALL_STATE)
+    assert report.ok and report.differences == [], [d.line() for d in report.differences]
+
+    skipped = target.with_name("skipped.db")
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    conn.execute(f"UPDATE eventlog SET schemaHash = -1 {where}")
+    conn.commit()
+    conn.close()
+    result = replay(small_copy, skipped, ReplayOptions(on_invalid="park"))
+    assert result.parked_total == 1 + result.parked["integrity"] + result.parked["held"]
+    conn = sqlite3.connect(skipped)
+    conn.execute(f"UPDATE _projector_parked SET name = 'v1.PersonaCreated' {where}")
+    conn.commit()
+    conn.close()
+    again = replay_parked(skipped)
+    assert again.reapplied == 0 and again.changed
+    (reason,) = (
+        sqlite3.connect(skipped).execute(f"SELECT reason FROM _projector_parked {where}").fetchone()
+    )
+    assert reason.startswith("e3 (v1.PersonaCreated): a handler knows it now, but it held no")
 
 
 def test_dry_run_reports_and_leaves_the_target_untouched(small_copy: Path, target: Path):

@@ -936,7 +936,7 @@ def _run(
         strict_keys = state.strict_keys if state else False
     _warn_export(result, source, catalog, options.max_examples)
     if first is None and not created:
-        _record_noop(target, state, source, catalog, run, result)
+        _record_noop(target, source, catalog, run, result, (on_invalid, strict_keys))
         result.seconds = time.monotonic() - started
         _log_done(result)
         return result
@@ -1126,15 +1126,15 @@ def _log_attention(result: ReplayResult) -> None:
 
 def _record_noop(
     target: Path,
-    state: MigrationState | None,
     source: Source,
     catalog: Catalog,
     run: int,
     result: ReplayResult,
+    policies: tuple[str, bool],
 ) -> None:
     """A run with nothing to apply: no backup; a run record (so that `rollback` undoes this
-    run, which changes nothing, and not the one before) and the source's path and count."""
-    assert state is not None
+    run, which changes nothing, and not the one before), the source's path and count, and
+    POLICIES (on_invalid, strict_keys): one given replaces the recorded one here too."""
     result.state = "complete"
     db = open_target(target, create=True, catalog=catalog)
     try:
@@ -1142,12 +1142,13 @@ def _record_noop(
             _build_deferred_indexes(db.conn)  # a bulk load killed at its very end
             db.conn.execute(
                 f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
-                "sourceTotal = ?, state = 'complete' WHERE id = 1",
+                "sourceTotal = ?, state = 'complete', onInvalid = ?, strictKeys = ? WHERE id = 1",
                 (
                     str(source.path.resolve()),
                     source.kind,
                     source.format_version,
                     result.total,
+                    *policies,
                 ),
             )
             db.conn.execute(

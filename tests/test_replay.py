@@ -201,6 +201,9 @@ def test_a_catch_up_replay_keeps_the_policies_the_migration_recorded(
     rollback(target)
     assert runner.invoke(cli, [*args, "--no-strict-keys", "--on-invalid", "fail"]).exit_code == 0
     assert status(target)["onInvalid"] == "fail" and status(target)["parked"] == 0
+    # A run with nothing new to apply records the policies it is given too.
+    assert runner.invoke(cli, [*args, "--strict-keys", "--on-invalid", "park"]).exit_code == 0
+    assert (status(target)["onInvalid"], status(target)["strictKeys"]) == ("park", True)
 
 
 def test_rollback_after_an_interrupted_run(small_copy: Path, target: Path):

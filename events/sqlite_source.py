@@ -294,6 +294,11 @@ class _Reader:
                         shutil.copyfile(side, dest)
             except FileNotFoundError:  # a journal went away while it was copied
                 pass
+            except OSError as exc:  # the temporary folder is full, or cannot be written
+                raise SourceError(
+                    f"{self.path}: cannot copy it to read it ({reason}) into {tmp}: "
+                    f"{exc.strerror or exc}; set TMPDIR to a folder with room"
+                ) from None
             else:
                 if self._files() == before:
                     break

@@ -61,18 +61,21 @@ def _copy(source: Path, destination: Path, *, journal: str | None = None) -> Non
         src.close()
 
 
-def take_backup(target: Path, destination: Path) -> Path:
+def take_backup(
+    target: Path, destination: Path, failure: str = "cannot back up before writing"
+) -> Path:
     """Copy TARGET to DESTINATION page by page through SQLite (consistent even with a WAL).
 
     The copy is one self-contained file (rollback-journal mode): reading it, as rollback
     does, then leaves no -wal or -shm beside it. (A target is put back in WAL mode each
-    time it is opened for writing: `projector.target.open_target`.)
+    time it is opened for writing: `projector.target.open_target`.) Raises TargetError
+    ``TARGET: FAILURE (why)`` when it cannot be made (a full disk), deleting what was made.
     """
     try:
         _copy(target, destination, journal="DELETE")
     except (sqlite3.Error, OSError) as exc:
         delete(destination)
-        raise TargetError(f"{target}: cannot back up before writing ({exc})") from None
+        raise TargetError(f"{target}: {failure} ({exc})") from None
     return destination
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -1289,7 +1290,21 @@ def scaffold(
 
 
 def main() -> None:
-    cli(prog_name="projector")
+    """The `projector` command. Output that cannot be written (stdout on a full disk,
+    /dev/full) is one line on stderr and exit 1, not a traceback; click itself takes care
+    of a closed pipe (EPIPE)."""
+    try:
+        cli(prog_name="projector")
+    except OSError as exc:
+        echoed = any(
+            frame.name == "echo" and Path(frame.filename).parts[-2:] == ("click", "utils.py")
+            for frame in traceback.extract_tb(exc.__traceback__)
+        )
+        if not echoed:
+            raise
+        sys.stdout = open(os.devnull, "w")  # nothing more to flush at exit  # noqa: SIM115
+        click.echo(f"Error: cannot write the output ({exc.strerror or exc})", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

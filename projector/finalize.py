@@ -270,6 +270,12 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
             os.replace(tmp_side, sidecar)
             os.replace(tmp_app, app_db)
             _fsync_dir(app_db.parent)
+        except (sqlite3.OperationalError, OSError) as exc:  # a full disk, an I/O error
+            was = "as it was" if app_db.exists() else "not created"
+            raise HandoffError(
+                f"{app_db}: cannot write the hand-off ({exc}); not handed over, {app_db.name} "
+                f"is {was}"
+            ) from None
         finally:
             for tmp in (tmp_app, tmp_side):
                 for suffix in ("", "-journal", "-wal", "-shm"):

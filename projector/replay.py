@@ -833,7 +833,9 @@ def _dry_run(source: Source, target: Path, options: ReplayOptions) -> ReplayResu
     try:
         scratch = scratch_dir / "target.db"
         if target.exists() and is_target(target):
-            backups.take_backup(target, scratch)
+            backups.take_backup(
+                target, scratch, f"cannot copy it for the dry run into {scratch_dir}"
+            )
         result = _run(source, scratch, options, command="replay", label=target)
         result.backup = None
         return result
@@ -1650,6 +1652,10 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                 if result.backup:
                     backups.delete(Path(result.backup))
                     result.backup = None
+            except sqlite3.OperationalError as exc:  # a full disk, an I/O error: rolled back
+                raise TargetError(
+                    f"{target}: replay-parked could not be written ({exc}); the target is as it was"
+                ) from None
         except BaseException:
             if result.backup:  # the transaction rolled back: the target is as it was
                 conn.close()

@@ -341,7 +341,18 @@ def require_target(path: Path, doing: str = "") -> None:
         raise TargetError(f"{path}: not a projector target{doing}")
 
 
+#: SQLite result codes (primary, https://sqlite.org/rescode.html) that say a file could
+#: not be read now, not that it is no projector target: SQLITE_BUSY, SQLITE_LOCKED,
+#: SQLITE_NOMEM, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL.
+_CANNOT_READ_NOW = frozenset({5, 6, 7, 10, 13, 14, 15})
+
+
 def is_target(path: Path) -> bool:
+    """Whether PATH is a SQLite database holding the projector's bookkeeping.
+
+    Raises TargetError when SQLite cannot read it at all right now (a full disk where its
+    -shm must be created, an I/O error, a lock): saying "not a projector target" then
+    would suggest the target is gone."""
     try:
         conn = connect_readonly(path)
         try:
@@ -351,7 +362,9 @@ def is_target(path: Path) -> bool:
         finally:
             conn.close()
         return row is not None
-    except sqlite3.DatabaseError:
+    except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _CANNOT_READ_NOW:
+            raise TargetError(f"{path}: cannot read it ({exc})") from None
         return False
 
 
@@ -656,9 +669,7 @@ def check_references(
                 raise CatalogError(f"{where}: {shown}: {problem}")
 
 
-def _unchecked_reference(
-    parent: Table | None, children: list[str], named: list[str | None]
-) -> str:
+def _unchecked_reference(parent: Table | None, children: list[str], named: list[str | None]) -> str:
     """Why the replay could not check a valid foreign key of CHILDREN to PARENT's NAMED
     columns, or '': handlers look a parent row up by its key (`Table.row_key`), so a
     foreign key must name one column and the parent's single-column primary key (a

@@ -36,6 +36,7 @@ from tests.conftest import (
     SMALL,
     SMALL_STATE,
     sha256,
+    tree_sha256,
     write_ndjson,
 )
 
@@ -1034,3 +1035,87 @@ def test_verify_against_a_state_materialized_up_to_another_event_says_so(tmp_pat
     same = tmp_path / "same.db"
     ok("-q", "replay", SMALL, same)
     assert "materialized" not in ok("verify", same, "--against", SMALL).stdout
+
+
+# ---------------------------------------------------------------- a full disk, an I/O error
+
+
+def _full(*_: Any, **__: Any) -> None:
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorcode = 13  # type: ignore[attr-defined]  # SQLITE_FULL
+    raise error
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Path):
+    """stdout on a full disk (here /dev/full): one line on stderr, exit 1."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    for args in (["status", target], ["digest", target, "--json"], ["inspect", SMALL, "--json"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "projector", *map(str, args)],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr == "Error: cannot write the output (No space left on device)\n", args
+
+
+def test_a_target_sqlite_cannot_read_now_is_not_called_no_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A full disk (no room for its -shm) or an I/O error is said as such: "not a
+    projector target" would suggest the target is gone."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    monkeypatch.setattr("projector.target.connect_readonly", _full)
+    for command in ("status", "digest", "parked", "backups", "verify", "rollback"):
+        line = one_error_line(invoke(command, target))
+        assert line == f"Error: {target}: cannot read it (database or disk is full)", command
+
+
+def test_a_full_disk_during_replay_parked_or_finalize_is_one_line_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """replay-parked and finalize on a full disk: one line, the target (and the app
+    database) as they were, no backup left behind."""
+    store = tmp_path / "store"
+    shutil.copytree(SMALL, store)
+    with contextlib.closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        conn.execute("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 45")
+    target = tmp_path / "t.db"
+    ok("-q", "replay", store, target, "--on-invalid", "park")
+    before = tree_sha256(tmp_path)
+    monkeypatch.setattr("projector.replay._replay_parked", _full)
+    line = one_error_line(invoke("replay-parked", target))
+    assert line == (
+        f"Error: {target}: replay-parked could not be written (database or disk is full); "
+        "the target is as it was"
+    )
+    assert tree_sha256(tmp_path) == before
+    monkeypatch.setattr("projector.finalize._write_app", _full)
+    app = tmp_path / "app.db"
+    line = one_error_line(invoke("finalize", target, "--out", app))
+    assert line == (
+        f"Error: {app}: cannot write the hand-off (database or disk is full); not handed "
+        "over, app.db is not created"
+    )
+    assert tree_sha256(tmp_path) == before
+
+
+def test_a_dry_run_that_cannot_copy_the_target_names_the_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The dry run's copy goes to the temporary folder: a full one is named, not the
+    target's backup (a dry run takes none)."""
+    store = tmp_path / "store"
+    shutil.copytree(SMALL, store)
+    target = tmp_path / "t.db"
+    ok("-q", "replay", store, target)
+    monkeypatch.setattr("projector.backup._copy", _full)
+    line = one_error_line(invoke("replay", "--dry-run", store, target))
+    assert line.startswith(f"Error: {target}: cannot copy it for the dry run into ")
+    assert line.endswith("(database or disk is full)")

@@ -108,6 +108,25 @@ def test_a_wal_mode_eventlog_without_wal_or_shm_files_is_read_without_creating_t
     assert any(e["event"] == "source.snapshot" and "WAL" in e["detail"] for e in logs)
 
 
+def test_a_private_copy_that_cannot_be_made_names_the_temporary_folder(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A full temporary folder is named as the problem (and TMPDIR as the way out), not
+    the source folder, which nothing writes to."""
+    _wal_mode(store)
+
+    def full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("events.sqlite_source.shutil.copyfile", full)
+    result = CliRunner().invoke(cli, ["inspect", str(store)])
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert line.startswith(f"Error: {store / 'eventlog@6.db'}: cannot copy it to read it (")
+    assert "/projector-snapshot-" in line
+    assert line.endswith(": No space left on device; set TMPDIR to a folder with room")
+
+
 @pytest.mark.parametrize("shm", [True, False], ids=["with -shm", "without -shm"])
 def test_committed_events_still_in_the_wal_file_are_read(store: Path, shm: bool):
     """Events committed to the -wal file but not yet checkpointed are part of the history."""

@@ -761,16 +761,22 @@ def replay_parked(target: Path, catalog: str | None, as_json: bool) -> None:
 def parked(target: Path, kind: str | None, as_json: bool) -> None:
     """List TARGET's parked events: position, event, name, kind, row and reason.
 
-    A held event names the parked event it waits on.
+    A held event names the parked event it waits on. TARGET may be an app database
+    `finalize` wrote: its parked events are read from the sidecar beside it.
 
     \b
     Example:
       projector parked out/app.db --kind integrity
     """
+    from projector.finalize import is_handed_over, sidecar_path
     from projector.runs import parked as list_parked
 
     with _errors():
-        info = list_parked(target, kind)
+        if is_handed_over(target):
+            sidecar = sidecar_path(target)
+            info = list_parked(sidecar, kind) | {"target": str(target), "sidecar": str(sidecar)}
+        else:
+            info = list_parked(target, kind)
     if as_json:
         _emit(info)
         return

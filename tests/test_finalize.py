@@ -113,6 +113,20 @@ def test_digest_and_status_still_work_from_the_app_database(migrated, tmp_path, 
     assert info["handoff"]["position"] == 200 and info["appChangedSinceHandoff"] is False
 
 
+def test_parked_reads_the_parked_events_of_an_app_database_from_its_sidecar(tmp_path, runner):
+    """`projector parked APP_DB` lists what `parked TARGET` listed: the events that stayed
+    parked are in the sidecar, not in the app's tables."""
+    target, app_db = tmp_path / "t.db", tmp_path / "app.db"
+    replay(REBASE, target, ReplayOptions())
+    finalize(target, FinalizeOptions(out=app_db))
+    ours = json.loads(runner.invoke(cli, ["parked", str(app_db), "--json"]).stdout)
+    theirs = json.loads(runner.invoke(cli, ["parked", str(target), "--json"]).stdout)
+    assert ours["parked"] == theirs["parked"] == 29 and ours["events"] == theirs["events"]
+    assert (ours["target"], ours["sidecar"]) == (str(app_db), str(sidecar_path(app_db)))
+    listed = runner.invoke(cli, ["parked", str(app_db), "--kind", "integrity"])
+    assert listed.exit_code == 0 and listed.stdout.startswith("29 parked (16 held, 13 integrity)")
+
+
 def test_finalize_says_what_it_verified_and_verify_points_from_the_app_db_to_the_target(
     migrated, tmp_path, runner
 ):

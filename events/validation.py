@@ -26,7 +26,7 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import fastjsonschema
@@ -430,7 +430,17 @@ class Validator:
                 try:
                     self._fast[event.name](stripped)
                 except (fastjsonschema.JsonSchemaException, RecursionError) as again:
-                    return stripped, self.explain(event, stripped, again)
+                    # Decided as LiveStore decides (on the args without them), but said, or
+                    # the value shown would not be the one stored.
+                    problem = self.explain(event, stripped, again)
+                    dropped = ", ".join(label(p) for p in found[:3]) + (
+                        f" and {len(found) - 3} more" if len(found) > 3 else ""
+                    )
+                    return stripped, replace(
+                        problem,
+                        reason=f"{problem.reason} (in the args without {dropped}: not in the "
+                        "schema, dropped as LiveStore drops them)",
+                    )
                 for path in found:
                     detail = f"key {label(path.rsplit('.', 1)[-1])} is not in the schema: dropped"
                     notes.append(Note(EXCESS_KEY, path, detail))

@@ -225,6 +225,19 @@ def test_an_excess_key_beside_a_real_problem_reports_the_real_problem():
         _event("v1.MemoryAdded", {**MEMORY, "mood": 1, "importance": "high"})
     )
     assert problem is not None and problem.path == "$.importance" and not notes
+    assert problem.reason.endswith(
+        "(in the args without $.mood: not in the schema, dropped as LiveStore drops them)"
+    )
+
+
+def test_a_required_key_misspelled_says_the_misspelling_was_dropped():
+    """{"iid": ...} lacks "id" once the excess "iid" is dropped, as LiveStore drops it: the
+    message says so, or its value ({}) would not be the one stored."""
+    _, problem, _ = Validator(AI_DESK).check(_event("v1.PersonaDeleted", {"iid": "p1"}))
+    assert problem is not None and problem.message() == (
+        "e1230.1 (#1234, v1.PersonaDeleted): 'id' is a required property (in the args without "
+        "$.iid: not in the schema, dropped as LiveStore drops them) at $ (value: {})"
+    )
 
 
 def test_lone_surrogates_and_nul_are_accepted_with_warnings():

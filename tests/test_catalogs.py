@@ -661,8 +661,15 @@ def test_a_view_sqlite_refuses_is_one_line_when_the_catalog_compiles(runner, tmp
         ('{**row, "nmae": args["name"]}', "puts column(s) ['nmae'] that items lacks"),
         ('{"id": args["id"], "name": args["name"]}', "puts a row without column(s) ['archived'"),
         ('{**row, "id": "other"}', "puts a row of items whose id is 'other' under the key 'a'"),
-        ('{**row, "name": {"x": 1}}', "puts a dict, which SQLite cannot store (text, numbers, bytes or None), into items.name"),
-        ('{**row, "qty": 2**64}', "puts 18446744073709551616, beyond SQLite's 64-bit integers, into items.qty"),
+        (
+            '{**row, "name": {"x": 1}}',
+            "puts a dict, which SQLite cannot store (text, numbers, bytes or None), "
+            "into items.name",
+        ),
+        (
+            '{**row, "qty": 2**64}',
+            "puts 18446744073709551616, beyond SQLite's 64-bit integers, into items.qty",
+        ),
     ],
 )
 def test_a_python_handler_putting_a_row_its_table_does_not_fit_is_refused(tmp_path, put, problem):
@@ -745,8 +752,10 @@ def test_a_foreign_key_sqlite_could_never_satisfy_is_refused_naming_the_migratio
     [
         ("x TEXT REFERENCES audit(itemId)", "CREATE UNIQUE INDEX audit_item ON audit (itemId);"),
         ("x TEXT, y TEXT, FOREIGN KEY (x, y) REFERENCES item_labels", ""),
-        ("x TEXT, y TEXT, FOREIGN KEY (x, y) REFERENCES audit(id, itemId)",
-         "CREATE UNIQUE INDEX audit_pair ON audit (id, itemId);"),
+        (
+            "x TEXT, y TEXT, FOREIGN KEY (x, y) REFERENCES audit(id, itemId)",
+            "CREATE UNIQUE INDEX audit_pair ON audit (id, itemId);",
+        ),
     ],
 )
 def test_a_foreign_key_the_replay_cannot_check_is_refused(tmp_path, reference, unique):

@@ -296,7 +296,7 @@ class _Reader:
                 pass
             except OSError as exc:  # the temporary folder is full, or cannot be written
                 raise SourceError(
-                    f"{self.path}: cannot copy it to read it ({reason}) into {tmp}: "
+                    f"{self.path}: cannot copy it to read it ({reason}) into {tmp.parent}: "
                     f"{exc.strerror or exc}; set TMPDIR to a folder with room"
                 ) from None
             else:

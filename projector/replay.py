@@ -834,7 +834,7 @@ def _dry_run(source: Source, target: Path, options: ReplayOptions) -> ReplayResu
         scratch = scratch_dir / "target.db"
         if target.exists() and is_target(target):
             backups.take_backup(
-                target, scratch, f"cannot copy it for the dry run into {scratch_dir}"
+                target, scratch, f"cannot copy it for the dry run into {scratch_dir.parent}"
             )
         result = _run(source, scratch, options, command="replay", label=target)
         result.backup = None

@@ -735,7 +735,8 @@ def replay_parked(target: Path, catalog: str | None, as_json: bool) -> None:
 
     Run it once the cause is fixed: a schema or handler added (--catalog), or a parked
     event's argsJson repaired in the _projector_parked table. Events that fail again
-    stay parked, with their new reason.
+    stay parked, with their new reason; a run that re-applies nothing and parks every
+    event as before leaves the target as it was (no run recorded, no backup).
 
     \b
     Example:

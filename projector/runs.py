@@ -11,7 +11,6 @@ from typing import Any
 from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
-from projector.handlers import any_row, entity_list
 from projector.lock import writer_holder, writer_lock
 from projector.target import (
     PARKED_TABLE,
@@ -230,6 +229,8 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
     ``waitsOn`` is the earliest parked event it waits for (on its row or its whole table).
     Raises TargetError.
     """
+    from projector.handlers import any_row, entity_list  # compiled handlers: not for status
+
     require_target(target)
     conn = connect_readonly(target)
     try:

@@ -447,6 +447,22 @@ class Validator:
                 return stripped, None
         return args, self.explain(event, args, error)
 
+    def fits(self, name: str, path: tuple[str, ...], value: Any) -> bool:
+        """Whether VALUE is what the schema of events named NAME allows at PATH (names of
+        nested properties), e.g. an invalid event's key, before its row is trusted. False
+        where the schema does not say (no such property)."""
+        reference = self._reference.get(name)
+        schema: Any = reference.schema if reference is not None else None
+        for step in path:
+            properties = schema.get("properties") if isinstance(schema, dict) else None
+            schema = properties.get(step) if isinstance(properties, dict) else None
+        if not isinstance(schema, (dict, bool)) or not path:
+            return False
+        try:
+            return bool(reference.evolve(schema=schema).is_valid(value))
+        except Exception:  # a subschema that cannot stand alone (a $ref to its root)
+            return False
+
     def explain(self, event: Event, args: Any, fast_error: Exception | None = None) -> Problem:
         """jsonschema's account of why ARGS break the schema of the event's name (or, should
         it find none, the fast validator's own: both reasons are true)."""

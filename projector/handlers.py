@@ -113,6 +113,22 @@ class Handler:
         found.extend(any_row(t) for t in self.bulk)
         return found
 
+    def entities_trusted(
+        self, args: Any, fits: Callable[[tuple[str, ...], Any], bool]
+    ) -> list[str]:
+        """`entities` of an event that is not applied (parked): a row whose key FITS (path
+        of the arg, value) refuses stands for its whole table, as does a row the args do
+        not name, since a later event on the row it meant must wait behind it too."""
+        found = []
+        for table, get in self.rows:
+            value = get(args)
+            if (type(value) is str or type(value) is int) and fits(_PATHS.get(get, ()), value):
+                found.append(f"{table}:{value}")
+            else:
+                found.append(any_row(table))
+        found.extend(any_row(t) for t in self.bulk)
+        return found
+
     @property
     def any_rows(self) -> tuple[str, ...]:
         """The entities that stand for every row of the tables the handler writes."""

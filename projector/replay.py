@@ -491,11 +491,17 @@ class Projection:
                 raise ReplayError(problem.message(self.where))
             entities: list[str] = []
             if handler is not None:
-                # Args too broken to name their rows hold back the handler's whole tables:
-                # re-applying the event later must not overtake events it preceded.
-                entities = (handler.entities(current) if isinstance(current, dict) else []) or list(
-                    handler.any_rows
-                )
+                # Args too broken to name their rows (a key its schema refuses, e.g. a
+                # number for a text id) hold back the handler's whole tables: re-applying
+                # the event later must not overtake events it preceded.
+                name = event.name
+                entities = (
+                    handler.entities_trusted(
+                        current, lambda path, value: self.validator.fits(name, path, value)
+                    )
+                    if isinstance(current, dict)
+                    else []
+                ) or list(handler.any_rows)
             elif problem.kind == UNKNOWN and event.schema_hash != -1:
                 # No one knows which rows an event of no handler touches: every later event
                 # waits behind it, so that `replay_parked` (once a catalog knows it) applies

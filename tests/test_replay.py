@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from projector.cli import cli
 from projector.digest import digest
 from projector.errors import Busy, CheckpointMismatch, Interrupted, ReplayError, TargetError
+from projector.handlers import entity_list
 from projector.lock import writer_lock
 from projector.replay import ReplayOptions, replay, replay_parked, resume
 from projector.runs import parked, rollback, status
@@ -451,6 +452,35 @@ def test_an_unknown_event_holds_back_every_later_event_so_its_repair_replays_in_
         sqlite3.connect(skipped).execute(f"SELECT reason FROM _projector_parked {where}").fetchone()
     )
     assert reason.startswith("e3 (v1.PersonaCreated): a handler knows it now, but it held no")
+
+
+@pytest.mark.parametrize(
+    ("g", "path", "value", "table"),
+    [(24, "$.key", 42, "config"), (72, "$.id", 42, "memories"), (4, "$.id", 7, "personas")],
+)
+def test_an_invalid_event_whose_key_breaks_its_schema_holds_its_whole_table(
+    small_copy: Path, target: Path, g: int, path: str, value: int, table: str
+):
+    """A number where the schema wants a text key names no row of the event's: the
+    event holds its whole table back (not row 42), so once repaired replay-parked applies
+    it before the later events on the row it meant, and the target equals LiveStore's."""
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    where = f"WHERE seqNumGlobal = {g} AND seqNumClient = 0"
+    (original,) = conn.execute(f"SELECT argsJson FROM eventlog {where}").fetchone()
+    conn.execute(f"UPDATE eventlog SET argsJson = json_set(argsJson, '{path}', {value}) {where}")
+    conn.commit()
+    conn.close()
+    result = replay(small_copy, target, ReplayOptions(on_invalid="park"))
+    assert result.parked["invalid"] == 1 and result.parked["held"] > 0
+    conn = sqlite3.connect(target)
+    (entity,) = conn.execute(f"SELECT entity FROM _projector_parked {where}").fetchone()
+    assert table + ":*" in entity_list(entity) and f"{table}:{value}" not in entity_list(entity)
+    conn.execute(f"UPDATE _projector_parked SET argsJson = ? {where}", (original,))
+    conn.commit()
+    conn.close()
+    assert replay_parked(target).parked_total == 0
+    report = verify(target, SMALL_STATE)
+    assert report.ok and report.differences == [], [d.line() for d in report.differences]
 
 
 def test_dry_run_reports_and_leaves_the_target_untouched(small_copy: Path, target: Path):

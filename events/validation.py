@@ -452,7 +452,9 @@ class Validator:
         nested properties), e.g. an invalid event's key, before its row is trusted. False
         where the schema does not say (no such property)."""
         reference = self._reference.get(name)
-        schema: Any = reference.schema if reference is not None else None
+        if reference is None:
+            return False
+        schema: Any = reference.schema
         for step in path:
             properties = schema.get("properties") if isinstance(schema, dict) else None
             schema = properties.get(step) if isinstance(properties, dict) else None

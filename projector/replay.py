@@ -60,7 +60,14 @@ from projector.errors import (
     ReplayError,
     TargetError,
 )
-from projector.handlers import Handler, any_row, compile_catalog, entity_list, entity_text
+from projector.handlers import (
+    SKIPPED_BY_LIVESTORE,
+    Handler,
+    any_row,
+    compile_catalog,
+    entity_text,
+    held_by,
+)
 from projector.lock import held_lock_fd, refuse_if_busy, writer_lock
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
@@ -294,10 +301,11 @@ class Projection:
         self.held_entities: set[str] = set()
         #: Tables with a held entity: a bulk change to one waits too.
         self.held_tables: set[str] = set()
-        for (text,) in conn.execute(
-            f"SELECT DISTINCT entity FROM {PARKED_TABLE} WHERE entity IS NOT NULL"
+        for kind, text, reason in conn.execute(
+            f"SELECT DISTINCT kind, entity, reason FROM {PARKED_TABLE} "
+            "WHERE entity IS NOT NULL OR kind = 'unknown'"
         ):
-            for entity in entity_list(text):
+            for entity in held_by(kind, text, reason, self.every_table):
                 self.hold(entity)
         self._handlers: dict[str, Handler | None] = {}
         #: Every table some handler reads rows of (`Handler.collect`'s keys).
@@ -477,7 +485,7 @@ class Projection:
             problem = replace(
                 problem,
                 reason=f"{problem.reason}; the app that wrote it did not know it either "
-                "(schemaHash -1) and LiveStore skips it on replay",
+                f"{SKIPPED_BY_LIVESTORE} and LiveStore skips it on replay",
             )
         return handler, args, problem, notes
 
@@ -1717,6 +1725,8 @@ def _replay_parked(
                     "rows; replay the log into a new target with this catalog"
                 )
             projection.park(event, UNKNOWN, reason, [])
+            for held in held_by(kind, entity, reason, projection.every_table):
+                projection.hold(held)  # parked before unknown events held every table
             projection.store.flush()
             outcomes.append(UNKNOWN)
         else:

@@ -27,7 +27,7 @@ from events.sqlite_source import state_files
 from projector import deviations
 from projector.checkpoint import PrefixDigest, TrackingView
 from projector.errors import TargetError
-from projector.handlers import any_row, entity_list
+from projector.handlers import any_row, held_by
 from projector.lock import held_lock_fd, refuse_if_busy
 from projector.replay import client_only_tables
 from projector.runs import shown_state
@@ -698,12 +698,14 @@ def _deviations_by_entity(conn: sqlite3.Connection) -> dict[str, dict[str, list[
     return found
 
 
-def _parked_by_entity(conn: sqlite3.Connection) -> dict[str, list[str]]:
+def _parked_by_entity(conn: sqlite3.Connection, tables: dict[str, Table]) -> dict[str, list[str]]:
+    every_table = [any_row(name) for name, t in tables.items() if t.derived is None]
     found: dict[str, list[str]] = {}
-    for text, event_id in conn.execute(
-        f"SELECT entity, eventId FROM {PARKED_TABLE} WHERE entity IS NOT NULL ORDER BY position"
+    for kind, text, reason, event_id in conn.execute(
+        f"SELECT kind, entity, reason, eventId FROM {PARKED_TABLE} "
+        "WHERE entity IS NOT NULL OR kind = 'unknown' ORDER BY position"
     ):
-        for entity in entity_list(text):
+        for entity in held_by(kind, text, reason, every_table):
             # A key holding U+0000 names, in LiveStore's state, the row cut there.
             for row in deviations.nul_entities(entity):
                 found.setdefault(row, []).append(event_id)
@@ -734,7 +736,7 @@ def _compare(
         }
     except sqlite3.DatabaseError as exc:
         raise TargetError(f"{against}: not a readable SQLite state database ({exc})") from None
-    parked = _parked_by_entity(conn)
+    parked = _parked_by_entity(conn, tables)
     mirrored = _mirrored(tables)
     recorded = _deviations_by_entity(conn)
     try:

@@ -226,10 +226,13 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
     Returns ``{"target", "parked": total, "byKind", "events": [{"position", "eventId",
     "name", "kind", "reason", "row", "waitsOn"}]}``: ``row`` is the row the event touches
     (``table:key``, ``table:*`` when its args could not name one); a held event's
-    ``waitsOn`` is the earliest parked event it waits for (on its row or its whole table).
+    ``waitsOn`` is the parked event at the root of its hold: the earliest it waits for
+    (on its row, its table, or any table after an unknown event), or that one's cause
+    when it is held itself.
     Raises TargetError.
     """
-    from projector.handlers import any_row, entity_list  # compiled handlers: not for status
+    # The compiled handlers' module: not for status.
+    from projector.handlers import SKIPPED_BY_LIVESTORE, any_row, entity_list
 
     require_target(target)
     conn = connect_readonly(target)
@@ -240,23 +243,38 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
         ).fetchall()
     finally:
         conn.close()
-    first: dict[str, tuple[int, str]] = {}  # row -> the first parked event on it
+    Label = tuple[int, str]  # (position, "e12 (#14)"): the earliest sorts first
+    first: dict[str, Label] = {}  # entity -> the first parked event holding it
+    first_in_table: dict[str, Label] = {}  # table -> the first parked event on a row of it
+    everything: Label | None = None  # an unknown event parked with no entity (held_by)
+    root: dict[int, Label] = {}  # a held event's position -> the event at the root of it
     events = []
     by_kind: dict[str, int] = {}
     for position, event_id, name, what, reason, entity in rows:
         by_kind[what] = by_kind.get(what, 0) + 1
         waits_on = None
         entities = entity_list(entity)
+        label = (position, f"{event_id} (#{position:,})")
         if what == "held":
-            # Held by an earlier park on one of its rows or on a whole table (args too
-            # broken to name a row, or an unknown event): the earliest is the cause (see
-            # Projection.apply).
-            causes = [
-                first[k] for e in entities for k in (e, any_row(e.split(":", 1)[0])) if k in first
-            ]
-            waits_on = min(causes)[1] if causes else None
+            # Held by an earlier park on one of its rows, on its whole table (args too
+            # broken to name a row), on any row of a table it changes in bulk, or by an
+            # unknown event (every table): the earliest is the cause, and the cause of a
+            # cause that is itself held is what it waits on (see Projection.apply).
+            causes = [] if everything is None else [everything]
+            for e in entities:
+                table = e.split(":", 1)[0]
+                causes += [first[k] for k in (e, any_row(table)) if k in first]
+                if e == any_row(table) and table in first_in_table:
+                    causes.append(first_in_table[table])
+            if causes:
+                cause = min(causes)
+                root[position] = root.get(cause[0], cause)
+                waits_on = root[position][1]
+        elif what == "unknown" and entity is None and SKIPPED_BY_LIVESTORE not in str(reason):
+            everything = everything or label
         for e in entities:
-            first.setdefault(e, (position, f"{event_id} (#{position:,})"))
+            first.setdefault(e, label)
+            first_in_table.setdefault(e.split(":", 1)[0], label)
         if kind is None or what == kind:
             events.append(
                 {

@@ -23,7 +23,7 @@ from projector.lock import writer_lock
 from projector.replay import ReplayOptions, replay, replay_parked, resume
 from projector.runs import parked, rollback, status
 from projector.verify import verify
-from tests.conftest import REBASE, REBASE_STATE, SHARED, SMALL, SMALL_STATE, tree_sha256
+from tests.conftest import FIXTURES, REBASE, REBASE_STATE, SHARED, SMALL, SMALL_STATE, tree_sha256
 
 
 def overall(path: Path) -> str:
@@ -481,6 +481,8 @@ def test_an_unknown_event_parked_by_an_earlier_version_holds_every_table_after_i
         assert [(d.table, d.what) for d in report.unexplained] == [("personas", "differs")]
     else:
         assert later.parked_total == later.read == later.parked["held"] > 100
+        waits = {e["waitsOn"] for e in parked(target)["events"] if e["kind"] == "held"}
+        assert waits == {f"e36 (#{first.position})"}
         assert report.ok and report.differences
         assert all("e36" in d.explained_by for d in report.differences)
 
@@ -572,3 +574,25 @@ def test_a_dry_run_removes_the_scratch_copies_of_killed_dry_runs(
         (folder / "target.db").write_bytes(b"x" * 1000)
     replay(SMALL, tmp_path / "t.db", dry_run=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
+
+
+def test_held_events_wait_on_the_parked_event_at_the_root_of_their_hold(tmp_path: Path):
+    """A bulk "clear completed" waits on the parked todo that holds a row of its table,
+    and every event held behind the held bulk event waits on that todo too (not on the
+    held event in between): `parked` names what to repair."""
+    store = tmp_path / "todomvc"
+    shutil.copytree(FIXTURES / "todomvc-synced" / "todomvc", store)
+    with closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        conn.execute(  # a valid id, an invalid text: it holds its own row only
+            "UPDATE eventlog SET argsJson = json_set(argsJson, '$.text', 5) "
+            "WHERE seqNumGlobal = 117 AND seqNumClient = 0"
+        )
+    target = tmp_path / "t.db"
+    result = replay(store, target, ReplayOptions(on_invalid="park"))
+    assert result.parked["invalid"] == 1 and result.parked["held"] > 1
+    listed = parked(target)["events"]
+    (bad,) = [e for e in listed if e["kind"] == "invalid"]
+    assert bad["eventId"] == "e117" and bad["row"].startswith("todos:643aa8ad")
+    clear = next(e for e in listed if e["name"] == "v1.TodoClearedCompleted")
+    assert clear["kind"] == "held" and clear["row"] == "todos:*"
+    assert {e["waitsOn"] for e in listed if e["kind"] == "held"} == {f"e117 (#{bad['position']})"}

@@ -1740,8 +1740,16 @@ def _replay_parked(
     )
     conn.execute(
         f"UPDATE {RUNS_TABLE} SET state = 'complete', endedAt = ?, read = ?, "
-        "applied = ?, parked = ?, toPosition = ? WHERE run = ?",
-        (_now(), result.read, result.applied, result.parked_total, state.position, run),
+        "applied = ?, reapplied = ?, parked = ?, toPosition = ? WHERE run = ?",
+        (
+            _now(),
+            result.read,
+            result.applied,
+            result.reapplied,
+            result.parked_total,
+            state.position,
+            run,
+        ),
     )
 
 

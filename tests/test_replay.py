@@ -401,6 +401,9 @@ def test_park_reports_exactly_the_corrupted_events_and_repair_restores_livestore
     data = json.loads(out.stdout)
     assert data["parked"] == 0 and data["reapplied"] == result.parked_total
     assert data["changed"] is True and Path(data["backup"]).is_file()
+    with closing(sqlite3.connect(target)) as db:
+        last = db.execute("SELECT command, applied, reapplied FROM _projector_runs ORDER BY run")
+        assert last.fetchall()[-1] == ("replay-parked", data["reapplied"], data["reapplied"])
     report = verify(target, SMALL_STATE)
     assert report.ok and report.differences == [], [d.line() for d in report.differences]
 

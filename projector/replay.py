@@ -80,6 +80,7 @@ from projector.target import (
     deferrable_indexes,
     is_target,
     open_target,
+    read_tables,
     real_target,
     refuse_source_folder,
     require_target,
@@ -710,17 +711,25 @@ def _catalog_for(
             catalog = load_recorded(state.catalog)
         except CatalogError as exc:
             raise CheckpointMismatch(f"{label}: {exc}") from None
-    if state is not None and state.catalog != catalog.reference:
+    same_files = state is not None and state.catalog_digest == catalog.digest
+    if state is not None and state.catalog != catalog.reference and not same_files:
         raise CheckpointMismatch(
             f"{label}: was migrated with catalog {state.catalog!r}, not {catalog.reference!r}"
         )
-    if state is not None and state.catalog_digest and state.catalog_digest != catalog.digest:
-        raise CheckpointMismatch(
-            f"{label}: catalog {catalog.name!r} changed since this migration began "
-            f"({catalog.directory}); migrate into a new target with the new catalog"
-        )
+    if state is not None and state.catalog_digest and not same_files:
+        raise CheckpointMismatch(_catalog_changed(label, catalog, state))
     _require_projection(catalog)
     return catalog
+
+
+def _catalog_changed(label: Path, catalog: Catalog, state: MigrationState) -> str:
+    """Why a migration cannot go on with CATALOG, whose files changed since it began (an
+    upgrade of the projector changes a bundled catalog's files), and what to do."""
+    return (
+        f"{label}: catalog {catalog.name!r} changed since this migration began "
+        f"({catalog.directory}); migrate into a new target with the new catalog, or go on with "
+        f"--catalog DIR holding the files it began with (digest {str(state.catalog_digest)[:12]})"
+    )
 
 
 def _require_projection(catalog: Catalog) -> None:
@@ -1217,7 +1226,7 @@ def _begin(
         conn.execute(
             f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
             "storeId = COALESCE(storeId, ?), onInvalid = ?, strictKeys = ?, sourceTotal = ?, "
-            "state = 'running' WHERE id = 1",
+            "state = 'running', catalog = ? WHERE id = 1",
             (
                 str(source.path.resolve()),
                 source.kind,
@@ -1226,6 +1235,7 @@ def _begin(
                 on_invalid,
                 int(strict_keys),
                 result.total,
+                catalog.reference,  # the same files (`_catalog_for`), perhaps from a folder
             ),
         )
     conn.execute(
@@ -1637,6 +1647,13 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
         if state is None:
             raise TargetError(f"{target}: no migration recorded")
         catalog = options.catalog or load_recorded(state.catalog)
+        switch = catalog.reference != state.catalog or (
+            bool(state.catalog_digest) and catalog.digest != state.catalog_digest
+        )
+        if switch and options.catalog is None:  # the bundled catalog changed with an upgrade
+            raise CheckpointMismatch(_catalog_changed(target, catalog, state))
+        if switch:
+            _require_same_tables(target, catalog)
         result = ReplayResult(
             source=state.source,
             target=str(target),
@@ -1659,6 +1676,11 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
                 with db.atomic():
                     before = conn.execute(parked_rows).fetchall()
                     _replay_parked(conn, result, projection, state, run, options)
+                    if switch:  # later runs go on with the catalog that re-applied these
+                        conn.execute(
+                            f"UPDATE {STATE_TABLE} SET catalog = ?, catalogDigest = ? WHERE id = 1",
+                            (catalog.reference, catalog.digest),
+                        )
                     if not result.reapplied and conn.execute(parked_rows).fetchall() == before:
                         raise _Unchanged  # rolls the run's record back: nothing to keep
             except _Unchanged:
@@ -1681,6 +1703,25 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
     log.info("replay_parked.done", read=result.read, reapplied=result.reapplied)
     _log_attention(result)
     return result
+
+
+def _require_same_tables(target: Path, catalog: Catalog) -> None:
+    """Raise CheckpointMismatch unless CATALOG declares the tables TARGET holds, with the
+    same columns (replay-parked with a catalog other than the one recorded)."""
+    declared = {name: t.columns for name, t in compile_catalog(catalog)[0].items()}
+    conn = connect_readonly(target)
+    try:
+        present = {name: t.columns for name, t in read_tables(conn, catalog).items()}
+    except CatalogError as exc:
+        present = {"": (str(exc),)}
+    finally:
+        conn.close()
+    if declared != present:
+        raise CheckpointMismatch(
+            f"{target}: catalog {catalog.name!r} ({catalog.directory}) declares other tables "
+            "or columns than the target holds; re-apply parked events with a catalog of the "
+            "same tables"
+        )
 
 
 class _Unchanged(Exception):

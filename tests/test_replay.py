@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from events.catalog import Catalog
 from projector.cli import cli
 from projector.digest import digest
 from projector.errors import Busy, CheckpointMismatch, Interrupted, ReplayError, TargetError
@@ -23,7 +24,16 @@ from projector.lock import writer_lock
 from projector.replay import ReplayOptions, replay, replay_parked, resume
 from projector.runs import parked, rollback, status
 from projector.verify import verify
-from tests.conftest import FIXTURES, REBASE, REBASE_STATE, SHARED, SMALL, SMALL_STATE, tree_sha256
+from tests.conftest import (
+    FIXTURES,
+    REBASE,
+    REBASE_STATE,
+    ROOT,
+    SHARED,
+    SMALL,
+    SMALL_STATE,
+    tree_sha256,
+)
 
 
 def overall(path: Path) -> str:
@@ -599,3 +609,69 @@ def test_held_events_wait_on_the_parked_event_at_the_root_of_their_hold(tmp_path
     clear = next(e for e in listed if e["name"] == "v1.TodoClearedCompleted")
     assert clear["kind"] == "held" and clear["row"] == "todos:*"
     assert {e["waitsOn"] for e in listed if e["kind"] == "held"} == {f"e117 (#{bad['position']})"}
+
+
+def _ai_desk_copy(where: Path, drop_plugin_uninstalled: bool = False) -> Path:
+    """A copy of the bundled ai-desk catalog folder (without v1.PluginUninstalled)."""
+    folder = where / ("ai-desk-old" if drop_plugin_uninstalled else "ai-desk-copy")
+    shutil.copytree(ROOT / "schemas" / "ai-desk", folder)
+    if drop_plugin_uninstalled:
+        (folder / "v1.PluginUninstalled.json").unlink()
+        spec = folder / "catalog.toml"
+        text = spec.read_text("utf-8")
+        declared = '[events."v1.PluginUninstalled"]\ndelete = "plugins"\nwhere = { id = "$.id" }\n'
+        assert declared in text
+        spec.write_text(text.replace(declared, ""), "utf-8")
+    return folder
+
+
+def test_replay_parked_with_another_catalog_records_it_for_the_catch_ups_after(
+    small_copy: Path, target: Path, tmp_path: Path
+):
+    """The repair route for unknown events: replay-parked --catalog with the catalog that
+    knows them (the same tables) re-applies them and is recorded, so a later catch-up
+    goes on with it instead of parking the same events as unknown again."""
+    old = Catalog.load(_ai_desk_copy(tmp_path, drop_plugin_uninstalled=True))
+    append = hold_back_tail(small_copy, 120)
+    first = replay(small_copy, target, ReplayOptions(on_invalid="park", catalog=old))
+    assert first.parked["unknown"] >= 1
+    bundled = Catalog.bundled("ai-desk")
+    again = replay_parked(target, ReplayOptions(catalog=bundled))
+    assert again.parked_total == 0 and status(target)["catalog"] == "ai-desk"
+    append()
+    later = replay(small_copy, target)
+    assert later.parked_total == 0 and later.catalog == "ai-desk"
+    assert verify(target, SMALL_STATE).ok
+
+
+def test_a_catalog_changed_by_an_upgrade_can_go_on_with_the_files_the_migration_began_with(
+    small_copy: Path, target: Path, tmp_path: Path
+):
+    """A target begun with a bundled catalog whose files have changed since (an upgrade of
+    the projector) is refused by replay and replay-parked, saying how to go on: with a
+    folder holding the files it began with, which later runs then use."""
+    began = _ai_desk_copy(tmp_path)
+    with open(began / "catalog.toml", "a", encoding="utf-8") as spec:
+        spec.write("\n# as an earlier version shipped it\n")
+    append = hold_back_tail(small_copy, 120)
+    replay(small_copy, target)
+    with closing(sqlite3.connect(target)) as db, db:  # begun with the earlier files
+        db.execute(
+            "UPDATE _projector_migration SET catalogDigest = ?", (Catalog.load(began).digest,)
+        )
+    appended = append()
+    for refused in (lambda: replay(small_copy, target), lambda: replay_parked(target)):
+        with pytest.raises(CheckpointMismatch, match="changed since this migration began") as e:
+            refused()
+        assert str(e.value).endswith(
+            f"or go on with --catalog DIR holding the files it began with "
+            f"(digest {Catalog.load(began).digest[:12]})"
+        )
+    with pytest.raises(CheckpointMismatch, match="was migrated with catalog 'ai-desk'"):
+        replay(
+            small_copy, target, ReplayOptions(catalog=Catalog.load(_ai_desk_copy(tmp_path, True)))
+        )
+    went_on = replay(small_copy, target, ReplayOptions(catalog=Catalog.load(began)))
+    assert went_on.read == appended and went_on.parked_total == 0
+    assert status(target)["catalog"] == str(began.resolve())
+    assert verify(target, SMALL_STATE).ok

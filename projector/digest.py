@@ -56,7 +56,10 @@ def digest_tables(conn: sqlite3.Connection) -> list[str]:
     ]
     order = present
     if STATE_TABLE in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}:
-        row = conn.execute(f"SELECT tables FROM {STATE_TABLE} WHERE id = 1").fetchone()
+        try:
+            row = conn.execute(f"SELECT tables FROM {STATE_TABLE} WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # made by projector 0.1: no recorded order
+            row = None
         if row and row[0]:
             recorded = json.loads(row[0])
             order = [t for t in recorded if t in present] + [

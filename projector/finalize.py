@@ -56,6 +56,7 @@ from projector.target import (
     in_source_folder,
     is_target,
     real_target,
+    refuse_legacy,
     refuse_sidecar,
     require_target,
 )
@@ -170,6 +171,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     refuse_handed_over(target, "finalize")
     require_target(target)
     refuse_sidecar(target)
+    refuse_legacy(target, "to hand it over")
     app_db = options.out or default_app_db(target)
     sidecar = sidecar_path(app_db)
     if {app_db.resolve(), sidecar.resolve()} & {target.resolve()}:

@@ -280,6 +280,27 @@ def refuse_sidecar(path: Path) -> None:
         )
 
 
+def refuse_legacy(path: Path, doing: str) -> None:
+    """Raise TargetError when PATH was made by projector 0.1 (`LEGACY_MIGRATIONS`), read
+    without writing: DOING says what cannot be done with it (e.g. "to hand it over")."""
+    conn = connect_readonly(path)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")}
+    except sqlite3.DatabaseError:  # no migrations table: not made by 0.1 either
+        names = set()
+    finally:
+        conn.close()
+    if names & LEGACY_MIGRATIONS:
+        raise _legacy(path, f" {doing}")
+
+
+def _legacy(path: Path, doing: str = "") -> TargetError:
+    return TargetError(
+        f"{path}: was made by projector 0.1, before catalogs; migrate into a new target"
+        f"{doing} (this one stays readable: status, digest and verify still work)"
+    )
+
+
 def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> Database:
     """Open TARGET as a sqlite-utils Database; when CREATE (or when the projector's own
     tables are behind this version), create or upgrade it: the projector's bookkeeping
@@ -795,7 +816,4 @@ def _table_sql(conn: sqlite3.Connection) -> dict[str, str]:
 def _refuse_legacy(db: Database, path: Path) -> None:
     applied = {m.name for m in migrations.applied(db)}
     if applied & LEGACY_MIGRATIONS:
-        raise TargetError(
-            f"{path}: was made by projector 0.1, before catalogs; migrate into a new target "
-            "(this one stays readable: status, digest and verify still work)"
-        )
+        raise _legacy(path)

@@ -71,6 +71,14 @@ def test_a_target_made_before_catalogs_is_refused_with_a_reason(tmp_path: Path):
     old.close()
     with pytest.raises(TargetError, match="before catalogs"):
         open_target(path, create=True, catalog=Catalog.bundled("ai-desk"))
+    # It stays readable, as the refusal says (its state table has no recorded order),
+    # and finalize refuses it first thing, not once it has verified it.
+    from projector.digest import digest
+    from projector.finalize import finalize
+
+    assert len(digest(path)["overall"]) == 64
+    with pytest.raises(TargetError, match="before catalogs; migrate into a new target to hand"):
+        finalize(path)
 
 
 def test_a_digest_is_one_moment_of_a_target_a_run_is_writing(

@@ -12,6 +12,7 @@ them back as the eventlog's: ``1e999`` stays ``1e999``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -170,7 +171,13 @@ def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[in
     Raises SourceError (an event that cannot be exported) and OSError.
     """
     if not isinstance(out, Path):
-        return _write(source, out, fmt, **kw)
+        try:
+            return _write(source, out, fmt, **kw)
+        except OSError as exc:  # stdout on a full disk (a closed pipe is click's: EPIPE)
+            if exc.errno == errno.EPIPE:
+                raise
+            name = str(getattr(out, "name", "the output")).strip("<>")
+            raise ExportError(f"{name}: cannot write it ({exc.strerror or exc})") from None
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         # backslashreplace: a lone surrogate (from a JSON source's "\ud800") is written

@@ -1051,7 +1051,16 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Pat
     """stdout on a full disk (here /dev/full): one line on stderr, exit 1."""
     target = tmp_path / "t.db"
     ok("-q", "replay", SMALL, target)
-    for args in (["status", target], ["digest", target, "--json"], ["inspect", SMALL, "--json"]):
+    generic = "Error: cannot write the output (No space left on device)\n"
+    for args, expected in (
+        (["status", target], generic),
+        (["digest", target, "--json"], generic),
+        (["inspect", SMALL, "--json"], generic),
+        (
+            ["export", SMALL, "-", "--format", "ndjson"],
+            "Error: stdout: cannot write it (No space left on device)\n",
+        ),
+    ):
         with open("/dev/full", "w") as full:
             done = subprocess.run(
                 [sys.executable, "-m", "projector", *map(str, args)],
@@ -1060,8 +1069,7 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Pat
                 text=True,
                 cwd=ROOT,
             )
-        assert done.returncode == 1, (args, done.stderr)
-        assert done.stderr == "Error: cannot write the output (No space left on device)\n", args
+        assert (done.returncode, done.stderr) == (1, expected), args
 
 
 def test_a_target_sqlite_cannot_read_now_is_not_called_no_target(

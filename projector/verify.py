@@ -27,7 +27,7 @@ from events.sqlite_source import state_files
 from projector import deviations
 from projector.checkpoint import PrefixDigest, TrackingView
 from projector.errors import TargetError
-from projector.handlers import any_row, held_by
+from projector.handlers import any_row, entity_list
 from projector.lock import held_lock_fd, refuse_if_busy
 from projector.replay import client_only_tables
 from projector.runs import shown_state
@@ -694,18 +694,23 @@ def _deviations_by_entity(conn: sqlite3.Connection) -> dict[str, dict[str, list[
     for entity, deviation, event_id in conn.execute(
         f"SELECT entity, deviation, eventId FROM {DEVIATIONS_TABLE} ORDER BY position"
     ):
-        found.setdefault(entity, {}).setdefault(deviation, []).append(event_id)
+        if deviation in deviations.DEVIATIONS:  # a name no replay writes explains nothing
+            found.setdefault(entity, {}).setdefault(deviation, []).append(event_id)
     return found
 
 
-def _parked_by_entity(conn: sqlite3.Connection, tables: dict[str, Table]) -> dict[str, list[str]]:
-    every_table = [any_row(name) for name, t in tables.items() if t.derived is None]
+def _parked_by_entity(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """{entity: [event ids]} of the parked events that explain a difference on a row: each
+    names the rows it would have changed. An unknown event explains none, though it holds
+    every later event back (`Projection.apply`): LiveStore skips an event its schema does
+    not define, so no row differs because of it; a difference it could have made (a newer
+    app's event) stays unexplained, and the catalog that knows it is the cure."""
     found: dict[str, list[str]] = {}
-    for kind, text, reason, event_id in conn.execute(
-        f"SELECT kind, entity, reason, eventId FROM {PARKED_TABLE} "
-        "WHERE entity IS NOT NULL OR kind = 'unknown' ORDER BY position"
+    for text, event_id in conn.execute(
+        f"SELECT entity, eventId FROM {PARKED_TABLE} "
+        "WHERE entity IS NOT NULL AND kind != 'unknown' ORDER BY position"
     ):
-        for entity in held_by(kind, text, reason, every_table):
+        for entity in entity_list(text):
             # A key holding U+0000 names, in LiveStore's state, the row cut there.
             for row in deviations.nul_entities(entity):
                 found.setdefault(row, []).append(event_id)
@@ -736,7 +741,7 @@ def _compare(
         }
     except sqlite3.DatabaseError as exc:
         raise TargetError(f"{against}: not a readable SQLite state database ({exc})") from None
-    parked = _parked_by_entity(conn, tables)
+    parked = _parked_by_entity(conn)
     mirrored = _mirrored(tables)
     recorded = _deviations_by_entity(conn)
     try:
@@ -747,6 +752,9 @@ def _compare(
             )
         for name, table in mirrored.items():
             if name not in state_tables:
+                report.differences.append(
+                    Difference(table.name, "*", "extra", f"LiveStore's state has no table {name}")
+                )
                 continue
             _compare_table(conn, state, name, table, parked, recorded, report)
         head = _materialized_head(state)
@@ -854,11 +862,15 @@ def _compare_table(
     report.compared_rows += len(theirs)
     references = [(theirs_cols.index(to_theirs[ref.column]), ref.table) for ref in table.references]
 
-    def explain(pk: tuple[Any, ...], row: tuple[Any, ...] | None) -> list[str]:
+    def explain(pk: tuple[Any, ...], child: tuple[Any, ...] | None = None) -> list[str]:
+        """The parked events on the row PK (or its whole table), and for a CHILD row that
+        is in the target only, those on a row it refers to: a parked deletion of its
+        parent (LiveStore deleted the child with it) is the only way a parked event on
+        another row leaves a row behind."""
         why = parked.get(f"{name}:{pk[0]}", []) + parked.get(any_row(name), [])
-        if row is not None:
+        if child is not None:
             for column, ref_table in references:
-                why += parked.get(f"{ref_table}:{row[column]}", [])
+                why += parked.get(f"{ref_table}:{child[column]}", [])
         return why
 
     def deviated(pk: tuple[Any, ...]) -> dict[str, list[str]]:
@@ -874,7 +886,7 @@ def _compare_table(
                     label,
                     "missing",
                     "row is in LiveStore's state only",
-                    explain(pk, a),
+                    explain(pk),
                     deviated(pk),
                 )
             )
@@ -891,10 +903,13 @@ def _compare_table(
                 if x != y or type(x) is not type(y)
             ]
             if changed:
-                why = deviated(pk)
+                # A deviation recorded on the row explains its changed values only when
+                # every one of them shows it (text cut at U+0000), not any change at all.
                 by_value = {deviations.explain_values(x, y) for _, x, y in changed}
+                why = {}
                 if len(by_value) == 1 and None not in by_value:
-                    why.setdefault(by_value.pop() or "", [])
+                    shown = by_value.pop() or ""
+                    why = {shown: deviated(pk).get(shown, [])}
                 detail = "; ".join(f"{c}: {excerpts(x, y)}" for c, x, y in changed)
                 report.differences.append(
                     Difference(
@@ -902,7 +917,7 @@ def _compare_table(
                         label,
                         "differs",
                         detail,
-                        explain(pk, a),
+                        explain(pk),
                         why,
                         columns=[c for c, _, _ in changed],
                     )

@@ -472,9 +472,10 @@ def test_an_unknown_event_parked_by_an_earlier_version_holds_every_table_after_i
     small_copy: Path, target: Path, skipped: bool
 ):
     """Versions before unknown events held every table stored them with no entity: a
-    catch-up by this one holds the new events behind such an event all the same, and
-    verify --against explains the rows it may have changed; one its own app did not know
-    either (schemaHash -1, its reason says so) holds nothing, as LiveStore skips it."""
+    catch-up by this one holds the new events behind such an event all the same (verify
+    --against explains their rows by them; the row the unknown event itself changed in
+    LiveStore's state stays unexplained, as for a fresh migration); one its own app did
+    not know either (schemaHash -1, its reason says so) holds nothing."""
     conn = sqlite3.connect(small_copy / "eventlog@6.db")
     conn.execute("UPDATE eventlog SET name = 'v1.PersonaRenamed' WHERE seqNumGlobal = 36")
     if skipped:
@@ -489,15 +490,17 @@ def test_an_unknown_event_parked_by_an_earlier_version_holds_every_table_after_i
     append()
     later = replay(small_copy, target)
     report = verify(target, small_copy)  # LiveStore's state of the log before e36 was renamed
-    if skipped:  # nothing held; the row e36 changed in LiveStore's state is a true difference
+    # The row e36 changed in this LiveStore state (made before it was renamed) is a true
+    # difference: no parked event explains it, an unknown one least of all.
+    assert [(d.table, d.what) for d in report.unexplained] == [("personas", "differs")]
+    if skipped:
         assert later.parked_total == 0
-        assert [(d.table, d.what) for d in report.unexplained] == [("personas", "differs")]
     else:
         assert later.parked_total == later.read == later.parked["held"] > 100
         waits = {e["waitsOn"] for e in parked(target)["events"] if e["kind"] == "held"}
         assert waits == {f"e36 (#{first.position})"}
-        assert report.ok and report.differences
-        assert all("e36" in d.explained_by for d in report.differences)
+        explained = [d for d in report.differences if d.explained]
+        assert len(explained) > 10 and not any("e36" in d.explained_by for d in explained)
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,8 @@ class Difference:
         if self.explanation:
             why.append(f"explained: {self.explanation}")
         reason = "; ".join(why) or "UNEXPLAINED"
-        return f"{self.table}[{self.key}] {self.what}: {self.detail} -- {reason}"
+        key = self.key if self.key.isprintable() else repr(self.key)[1:-1]  # U+0000 in a key
+        return f"{self.table}[{key}] {self.what}: {self.detail} -- {reason}"
 
 
 def _ids(events: list[str]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from projector.replay import ReplayOptions, replay
-from projector.verify import VerifyReport, verify
+from projector.verify import Difference, VerifyReport, verify
 from tests.conftest import SMALL, SMALL_STATE
 
 PERSONA = "KJWT4G3y6Td7-W3HPwO1h"
@@ -130,3 +130,10 @@ def test_a_table_missing_from_livestores_state_is_a_difference(tmp_path: Path):
     report = verify(target, state)
     assert not report.ok
     assert sorted(_unexplained(report)) == [("memories", "*", "extra"), ("personas", "*", "extra")]
+
+
+def test_a_key_holding_u0000_is_shown_escaped():
+    """A difference line stays text (grep reads it): a control character in a key is
+    shown as its escape."""
+    line = Difference("config", "llm.model\x00y", "extra", "row is in the target only").line()
+    assert line == "config[llm.model\\x00y] extra: row is in the target only -- UNEXPLAINED"

@@ -56,8 +56,7 @@ UNKNOWN_EVENT = Deviation(
     "schema/unknown-events.ts).",
     projector="Stops (--on-invalid fail) or parks it as 'unknown', so that no event of the "
     "history is dropped unseen; `replay-parked` applies it once the catalog knows it.",
-    shows_as="parked unknown (it names no row, so it explains no difference; every later "
-    "event is held behind it)",
+    shows_as="parked unknown (it names no row, so no row differs and it explains none)",
 )
 DATE_TEXT = Deviation(
     "date-text",

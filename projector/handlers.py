@@ -75,21 +75,6 @@ def entity_list(text: str | None) -> list[str]:
     return [text]
 
 
-#: In a parked unknown event's reason: its own app did not know it either, and LiveStore
-#: skips it (`projector.replay.Projection._prepared`).
-SKIPPED_BY_LIVESTORE = "(schemaHash -1)"
-
-
-def held_by(kind: str, entity: str | None, reason: Any, every_table: list[str]) -> list[str]:
-    """The entities a parked event holds back (its `_projector_parked` KIND, ENTITY and
-    REASON): those stored, or EVERY_TABLE (``table:*`` of each) for an unknown event
-    stored with none, parked by a version before unknown events held every table back,
-    unless LiveStore skips it (its reason says `SKIPPED_BY_LIVESTORE`)."""
-    if kind == "unknown" and entity is None and SKIPPED_BY_LIVESTORE not in str(reason):
-        return every_table
-    return entity_list(entity)
-
-
 @dataclass(frozen=True)
 class Handler:
     """How one event name changes the tables.

@@ -60,14 +60,7 @@ from projector.errors import (
     ReplayError,
     TargetError,
 )
-from projector.handlers import (
-    SKIPPED_BY_LIVESTORE,
-    Handler,
-    any_row,
-    compile_catalog,
-    entity_text,
-    held_by,
-)
+from projector.handlers import Handler, compile_catalog, entity_list, entity_text
 from projector.lock import held_lock_fd, refuse_if_busy, writer_lock
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
@@ -287,8 +280,6 @@ class Projection:
         self.conn = conn
         catalog = validator.catalog
         tables, self.handlers = compile_catalog(catalog)
-        #: What an unknown event holds back: every table (see `apply`).
-        self.every_table = [any_row(name) for name, t in tables.items() if t.derived is None]
         self.upcasters = catalog.upcasters
         # The handlers check every reference themselves (a foreign key's row before the
         # row pointing at it; derived rows are written with their parent), which costs
@@ -302,11 +293,10 @@ class Projection:
         self.held_entities: set[str] = set()
         #: Tables with a held entity: a bulk change to one waits too.
         self.held_tables: set[str] = set()
-        for kind, text, reason in conn.execute(
-            f"SELECT DISTINCT kind, entity, reason FROM {PARKED_TABLE} "
-            "WHERE entity IS NOT NULL OR kind = 'unknown'"
+        for (text,) in conn.execute(
+            f"SELECT DISTINCT entity FROM {PARKED_TABLE} WHERE entity IS NOT NULL"
         ):
-            for entity in held_by(kind, text, reason, self.every_table):
+            for entity in entity_list(text):
                 self.hold(entity)
         self._handlers: dict[str, Handler | None] = {}
         #: Every table some handler reads rows of (`Handler.collect`'s keys).
@@ -486,7 +476,7 @@ class Projection:
             problem = replace(
                 problem,
                 reason=f"{problem.reason}; the app that wrote it did not know it either "
-                f"{SKIPPED_BY_LIVESTORE} and LiveStore skips it on replay",
+                "(schemaHash -1) and LiveStore skips it on replay",
             )
         return handler, args, problem, notes
 
@@ -511,12 +501,6 @@ class Projection:
                     if isinstance(current, dict)
                     else []
                 ) or list(handler.any_rows)
-            elif problem.kind == UNKNOWN and event.schema_hash != -1:
-                # No one knows which rows an event of no handler touches: every later event
-                # waits behind it, so that `replay_parked` (once a catalog knows it) applies
-                # it before them. An event its own app did not know (schemaHash -1) holds
-                # nothing: LiveStore skips it, and so does the target's state.
-                entities = self.every_table
             self.park(event, problem.kind, problem.message(), entities)
             return problem.kind
         assert handler is not None
@@ -1724,6 +1708,73 @@ def _require_same_tables(target: Path, catalog: Catalog) -> None:
         )
 
 
+def _overtaken(
+    projection: Projection,
+    state: MigrationState,
+    known: dict[int, Event],
+    parked: set[int],
+    options: ReplayOptions,
+) -> dict[int, str]:
+    """{position: why} of the events parked as unknown that a handler now knows (KNOWN, by
+    position) and that an event applied after them overtook: one that changed a row they
+    change (or any row of a table either changes by a condition). The applied events are
+    those up to the checkpoint not in PARKED, read again from the recorded source; should
+    it not be readable (retired, changed), every one of KNOWN is overtaken."""
+    if not known:
+        return {}
+    mine: dict[int, set[str]] = {}
+    for position, event in known.items():
+        handler, args, problem, _ = projection.prepare(event)
+        entities = set(handler.entities(args) if handler and isinstance(args, dict) else [])
+        mine[position] = entities or set(handler.any_rows if handler else ())
+    found: dict[int, str] = {}
+    first = min(known)
+    digest = PrefixDigest()  # the events read must be those migrated
+    try:
+        version = state.format_version if state.source_kind == KIND_SQLITE else None
+        source = open_source(
+            state.source, lock_timeout=options.lock_timeout, format_version=version
+        )
+        try:
+            for event in source.events():
+                if event.position > state.position:
+                    break
+                digest.update(event)
+                if event.position <= first or event.position in parked:
+                    continue
+                handler, args, problem, _ = projection.prepare(event)
+                if handler is None or problem is not None:
+                    continue  # parked when it was replayed (or not applied at all)
+                theirs = set(handler.entities(args)) or set(handler.any_rows)
+                for position, entities in mine.items():
+                    if position < event.position and position not in found:
+                        if _overlap(entities, theirs):
+                            found[position] = (
+                                f"{event.event_id} (#{event.position:,}), applied after it, "
+                                "changed its rows"
+                            )
+        finally:
+            source.close()
+    except (SourceError, OSError) as exc:
+        why = f"its source could not be read again to check the events after it ({exc})"
+        return {position: why for position in known}
+    if digest.hexdigest() != state.prefix_digest:
+        why = "its source's events differ from those migrated, so the events after it"
+        return {position: f"{why} cannot be checked" for position in known}
+    return found
+
+
+def _overlap(ours: set[str], theirs: set[str]) -> bool:
+    """Whether two sets of entities (``table:key``, ``table:*``) share a row."""
+    for a in ours:
+        table_a, _, key_a = a.partition(":")
+        for b in theirs:
+            table_b, _, key_b = b.partition(":")
+            if table_a == table_b and (key_a == key_b or "*" in (key_a, key_b)):
+                return True
+    return False
+
+
 class _Unchanged(Exception):
     """A replay-parked that changed nothing: its transaction is rolled back."""
 
@@ -1754,20 +1805,27 @@ def _replay_parked(
     # Each is taken out of the parked table and applied (or parked again).
     conn.execute(f"DELETE FROM {PARKED_TABLE}")
     outcomes: list[str | None] = []
-    for event, (*_, kind, reason, entity) in zip(events, rows, strict=True):
-        if kind == UNKNOWN and entity is None:
-            # It held nothing back (its app did not know it either: schemaHash -1; or it was
-            # parked before unknown events held every table), so later events on its rows
-            # may be applied already: applying it now could undo them. It stays parked.
-            if isinstance(event.name, str) and projection.handler_for(event.name) is not None:
-                reason = (
-                    f"{event.event_id} ({event.name}): a handler knows it now, but it held no "
-                    "later event back, so applying it here could undo later changes to its "
-                    "rows; replay the log into a new target with this catalog"
-                )
+    known = {
+        event.position: event
+        for event, row in zip(events, rows, strict=True)
+        if row[8] == UNKNOWN and isinstance(event.name, str) and projection.handler_for(event.name)
+    }
+    overtaken = _overtaken(projection, state, known, {e.position for e in events}, options)
+    for event, (*_, kind, reason, _entity) in zip(events, rows, strict=True):
+        if kind == UNKNOWN and event.position not in known:  # still unknown: as it was
             projection.park(event, UNKNOWN, reason, [])
-            for held in held_by(kind, entity, reason, projection.every_table):
-                projection.hold(held)  # parked before unknown events held every table
+            projection.store.flush()
+            outcomes.append(UNKNOWN)
+        elif kind == UNKNOWN and event.position in overtaken:
+            # It held nothing back (LiveStore skips an event its schema does not define,
+            # and so did the replay): a later event applied without it changed one of its
+            # rows, and applying it now would undo that change. It stays parked.
+            reason = (
+                f"{event.event_id} ({event.name}): a handler knows it now, but "
+                f"{overtaken[event.position]}; replay the log into a new target with this "
+                "catalog"
+            )
+            projection.park(event, UNKNOWN, reason, [])
             projection.store.flush()
             outcomes.append(UNKNOWN)
         else:

@@ -227,12 +227,11 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
     "name", "kind", "reason", "row", "waitsOn"}]}``: ``row`` is the row the event touches
     (``table:key``, ``table:*`` when its args could not name one); a held event's
     ``waitsOn`` is the parked event at the root of its hold: the earliest it waits for
-    (on its row, its table, or any table after an unknown event), or that one's cause
-    when it is held itself.
+    (on its row or its table), or that one's cause when it is held itself.
     Raises TargetError.
     """
     # The compiled handlers' module: not for status.
-    from projector.handlers import SKIPPED_BY_LIVESTORE, any_row, entity_list
+    from projector.handlers import any_row, entity_list
 
     require_target(target)
     conn = connect_readonly(target)
@@ -246,7 +245,6 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
     Label = tuple[int, str]  # (position, "e12 (#14)"): the earliest sorts first
     first: dict[str, Label] = {}  # entity -> the first parked event holding it
     first_in_table: dict[str, Label] = {}  # table -> the first parked event on a row of it
-    everything: Label | None = None  # an unknown event parked with no entity (held_by)
     root: dict[int, Label] = {}  # a held event's position -> the event at the root of it
     events = []
     by_kind: dict[str, int] = {}
@@ -257,10 +255,10 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
         label = (position, f"{event_id} (#{position:,})")
         if what == "held":
             # Held by an earlier park on one of its rows, on its whole table (args too
-            # broken to name a row), on any row of a table it changes in bulk, or by an
-            # unknown event (every table): the earliest is the cause, and the cause of a
-            # cause that is itself held is what it waits on (see Projection.apply).
-            causes = [] if everything is None else [everything]
+            # broken to name a row), or on any row of a table it changes in bulk: the
+            # earliest is the cause, and the cause of a cause that is itself held is what
+            # it waits on (see Projection.apply).
+            causes = []
             for e in entities:
                 table = e.split(":", 1)[0]
                 causes += [first[k] for k in (e, any_row(table)) if k in first]
@@ -270,8 +268,6 @@ def parked(target: Path, kind: str | None = None) -> dict[str, Any]:
                 cause = min(causes)
                 root[position] = root.get(cause[0], cause)
                 waits_on = root[position][1]
-        elif what == "unknown" and entity is None and SKIPPED_BY_LIVESTORE not in str(reason):
-            everything = everything or label
         for e in entities:
             first.setdefault(e, label)
             first_in_table.setdefault(e.split(":", 1)[0], label)

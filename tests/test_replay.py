@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -418,14 +419,15 @@ def test_park_reports_exactly_the_corrupted_events_and_repair_restores_livestore
     assert report.ok and report.differences == [], [d.line() for d in report.differences]
 
 
-def test_an_unknown_event_holds_back_every_later_event_so_its_repair_replays_in_order(
+def test_a_repaired_unknown_event_goes_in_only_where_no_later_event_was_applied(
     small_copy: Path, target: Path
 ):
-    """An event no handler knows could touch any row: every later event is held behind it,
-    so once its name is repaired replay-parked applies it before the persona's later
-    updates and its deletion, and the target equals LiveStore's state. One its own app did
-    not know (schemaHash -1) holds nothing back, as LiveStore skips it: a handler for it
-    later does not re-apply it out of order."""
+    """An event no handler knows holds nothing back (LiveStore skips it, and the target
+    equals LiveStore's state of that log). Once its name is repaired, replay-parked does
+    not apply it after a later event that was applied without it and changed its row (a
+    persona created after its own update): it stays parked, naming that event. Where no
+    later applied event touched its rows (here: the log's last event), it goes in, and the
+    target equals LiveStore's."""
     conn = sqlite3.connect(small_copy / "eventlog@6.db")
     where = "WHERE seqNumGlobal = 3 AND seqNumClient = 0"
     (name,) = conn.execute(f"SELECT name FROM eventlog {where}").fetchone()
@@ -434,73 +436,64 @@ def test_an_unknown_event_holds_back_every_later_event_so_its_repair_replays_in_
     conn.commit()
     conn.close()
     result = replay(small_copy, target, ReplayOptions(on_invalid="park"))
-    assert result.parked["unknown"] == 1 and result.accounted
+    assert result.parked["unknown"] == 1
     conn = sqlite3.connect(target)
-    (position,) = conn.execute(f"SELECT position FROM _projector_parked {where}").fetchone()
-    assert result.parked["held"] == result.read - position  # every event after it
-    listed = parked(target)["events"]
-    assert {e["waitsOn"] for e in listed if e["kind"] == "held"} == {f"e3 (#{position})"}
     conn.execute(f"UPDATE _projector_parked SET name = 'v1.PersonaCreated' {where}")
     conn.commit()
     conn.close()
+
+    def app_tables() -> dict[str, object]:
+        return {k: v for k, v in digest(target)["tables"].items() if k != "_projector_parked"}
+
+    before = app_tables()
     again = replay_parked(target)
-    assert again.parked_total == 0 and again.reapplied == result.parked_total
-    report = verify(target, SMALL_STATE)
+    assert again.reapplied == 0 and again.parked_total == result.parked_total and again.changed
+    (reason,) = (
+        sqlite3.connect(target).execute(f"SELECT reason FROM _projector_parked {where}").fetchone()
+    )
+    assert re.fullmatch(
+        r"e3 \(v1\.PersonaCreated\): a handler knows it now, but e\d+ \(#\d+\), applied after "
+        r"it, changed its rows; replay the log into a new target with this catalog",
+        reason,
+    ), reason
+    assert app_tables() == before
+
+    tail = small_copy.parent / "tail" / "ai-desk"  # the same, as the log's last event
+    shutil.copytree(SMALL, tail)
+    last = "WHERE seqNumGlobal = 173 AND seqNumClient = 0"
+    with closing(sqlite3.connect(tail / "eventlog@6.db")) as db, db:
+        db.execute(f"UPDATE eventlog SET name = 'v1.MemoryAddedX' {last}")
+    at_end = target.with_name("tail.db")
+    assert replay(tail, at_end, ReplayOptions(on_invalid="park")).parked["unknown"] == 1
+    with closing(sqlite3.connect(at_end)) as db, db:
+        db.execute(f"UPDATE _projector_parked SET name = 'v1.MemoryAdded' {last}")
+    assert replay_parked(at_end).reapplied == 1
+    report = verify(at_end, SMALL_STATE)
     assert report.ok and report.differences == [], [d.line() for d in report.differences]
 
-    skipped = target.with_name("skipped.db")
-    conn = sqlite3.connect(small_copy / "eventlog@6.db")
-    conn.execute(f"UPDATE eventlog SET schemaHash = -1 {where}")
-    conn.commit()
-    conn.close()
-    result = replay(small_copy, skipped, ReplayOptions(on_invalid="park"))
-    assert result.parked_total == 1 + result.parked["integrity"] + result.parked["held"]
-    conn = sqlite3.connect(skipped)
-    conn.execute(f"UPDATE _projector_parked SET name = 'v1.PersonaCreated' {where}")
-    conn.commit()
-    conn.close()
-    again = replay_parked(skipped)
-    assert again.reapplied == 0 and again.changed
-    (reason,) = (
-        sqlite3.connect(skipped).execute(f"SELECT reason FROM _projector_parked {where}").fetchone()
-    )
-    assert reason.startswith("e3 (v1.PersonaCreated): a handler knows it now, but it held no")
 
-
-@pytest.mark.parametrize("skipped", [False, True], ids=["unknown", "schemaHash -1"])
-def test_an_unknown_event_parked_by_an_earlier_version_holds_every_table_after_it(
-    small_copy: Path, target: Path, skipped: bool
+def test_a_repaired_unknown_event_stays_parked_when_its_source_cannot_be_read_again(
+    small_copy: Path, target: Path, tmp_path: Path
 ):
-    """Versions before unknown events held every table stored them with no entity: a
-    catch-up by this one holds the new events behind such an event all the same (verify
-    --against explains their rows by them; the row the unknown event itself changed in
-    LiveStore's state stays unexplained, as for a fresh migration); one its own app did
-    not know either (schemaHash -1, its reason says so) holds nothing."""
-    conn = sqlite3.connect(small_copy / "eventlog@6.db")
-    conn.execute("UPDATE eventlog SET name = 'v1.PersonaRenamed' WHERE seqNumGlobal = 36")
-    if skipped:
-        conn.execute("UPDATE eventlog SET schemaHash = -1 WHERE seqNumGlobal = 36")
-    conn.commit()
-    conn.close()
-    append = hold_back_tail(small_copy, 36)
-    first = replay(small_copy, target, ReplayOptions(on_invalid="park"))
-    assert first.parked_total == first.parked["unknown"] == 1
-    with closing(sqlite3.connect(target)) as db, db:  # as an earlier version left it
-        db.execute("UPDATE _projector_parked SET entity = NULL")
-    append()
-    later = replay(small_copy, target)
-    report = verify(target, small_copy)  # LiveStore's state of the log before e36 was renamed
-    # The row e36 changed in this LiveStore state (made before it was renamed) is a true
-    # difference: no parked event explains it, an unknown one least of all.
-    assert [(d.table, d.what) for d in report.unexplained] == [("personas", "differs")]
-    if skipped:
-        assert later.parked_total == 0
-    else:
-        assert later.parked_total == later.read == later.parked["held"] > 100
-        waits = {e["waitsOn"] for e in parked(target)["events"] if e["kind"] == "held"}
-        assert waits == {f"e36 (#{first.position})"}
-        explained = [d for d in report.differences if d.explained]
-        assert len(explained) > 10 and not any("e36" in d.explained_by for d in explained)
+    """Whether a later event overtook it is read from the recorded source: retired (or
+    rewritten), it cannot be told, and the event stays parked, saying so."""
+    originals = _corrupt(small_copy / "eventlog@6.db")
+    replay(small_copy, target, ReplayOptions(on_invalid="park"))
+    with closing(sqlite3.connect(target)) as db, db:
+        for (g, c), (name, args) in originals.items():
+            db.execute(
+                "UPDATE _projector_parked SET name = ?, argsJson = ? "
+                "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+                (name, args, g, c),
+            )
+    shutil.move(small_copy, tmp_path / "retired")
+    again = replay_parked(target)
+    assert again.parked_total == again.parked["unknown"] == 1
+    (reason,) = sqlite3.connect(target).execute(
+        "SELECT reason FROM _projector_parked WHERE kind = 'unknown'"
+    ).fetchone()
+    assert reason.startswith("e33 (v1.MemoryAdded): a handler knows it now, but its source ")
+    assert "could not be read again to check the events after it" in reason
 
 
 @pytest.mark.parametrize(
@@ -635,9 +628,9 @@ def test_replay_parked_with_another_catalog_records_it_for_the_catch_ups_after(
     knows them (the same tables) re-applies them and is recorded, so a later catch-up
     goes on with it instead of parking the same events as unknown again."""
     old = Catalog.load(_ai_desk_copy(tmp_path, drop_plugin_uninstalled=True))
-    append = hold_back_tail(small_copy, 120)
+    append = hold_back_tail(small_copy, 99)  # e99 is small's one v1.PluginUninstalled
     first = replay(small_copy, target, ReplayOptions(on_invalid="park", catalog=old))
-    assert first.parked["unknown"] >= 1
+    assert first.parked_total == first.parked["unknown"] == 1
     bundled = Catalog.bundled("ai-desk")
     again = replay_parked(target, ReplayOptions(catalog=bundled))
     assert again.parked_total == 0 and status(target)["catalog"] == "ai-desk"

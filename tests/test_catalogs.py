@@ -371,7 +371,8 @@ def test_migrations_split_statements_like_sqlite_and_a_trigger_survives(tmp_path
 
 def test_verify_maps_tables_and_columns_onto_livestores_state(tmp_path):
     """livestore = "name" and livestore_columns compare a renamed table and column with
-    LiveStore's; a table of the target's own (livestore = false) is not compared."""
+    LiveStore's; a table of the target's own (livestore = false) is not compared; a
+    mirrored table LiveStore's state lacks is a difference."""
     conn = run(
         tmp_path,
         [
@@ -386,9 +387,27 @@ def test_verify_maps_tables_and_columns_onto_livestores_state(tmp_path):
     s.execute("CREATE TABLE __livestore_schema (tableName TEXT PRIMARY KEY, schemaHash, updatedAt)")
     s.execute("CREATE TABLE audit_log (id TEXT PRIMARY KEY, itemId TEXT, message TEXT)")
     s.execute("INSERT INTO audit_log VALUES ('x1', 'a', 'hi')")
+    # The tables LiveStore's state holds under the target's own names, as they are.
+    s.execute("ATTACH DATABASE ? AS t", (str(tmp_path / "target.db"),))
+    for name in ("owners", "items", "prefs"):
+        s.execute(f"CREATE TABLE main.{name} AS SELECT * FROM t.{name}")
+    copied = sum(
+        s.execute(f"SELECT COUNT(*) FROM {n}").fetchone()[0] for n in ("owners", "items", "prefs")
+    )
     s.commit()
+    s.execute("DETACH DATABASE t")
     report = verify(tmp_path / "target.db", state)
-    assert report.ok and report.compared_rows == 1, [d.line() for d in report.differences]
+    assert report.ok and report.compared_rows == 1 + copied, [d.line() for d in report.differences]
+    s.execute("DROP TABLE prefs")
+    s.commit()
+    dropped = verify(tmp_path / "target.db", state)
+    assert [d.line() for d in dropped.differences] == [
+        "prefs[*] extra: LiveStore's state has no table prefs -- UNEXPLAINED"
+    ]
+    s.execute("ATTACH DATABASE ? AS t", (str(tmp_path / "target.db"),))
+    s.execute("CREATE TABLE main.prefs AS SELECT * FROM t.prefs")
+    s.commit()
+    s.execute("DETACH DATABASE t")
     s.execute("UPDATE audit_log SET message = 'changed'")
     s.commit()
     s.close()

@@ -489,9 +489,11 @@ def test_a_repaired_unknown_event_stays_parked_when_its_source_cannot_be_read_ag
     shutil.move(small_copy, tmp_path / "retired")
     again = replay_parked(target)
     assert again.parked_total == again.parked["unknown"] == 1
-    (reason,) = sqlite3.connect(target).execute(
-        "SELECT reason FROM _projector_parked WHERE kind = 'unknown'"
-    ).fetchone()
+    (reason,) = (
+        sqlite3.connect(target)
+        .execute("SELECT reason FROM _projector_parked WHERE kind = 'unknown'")
+        .fetchone()
+    )
     assert reason.startswith("e33 (v1.MemoryAdded): a handler knows it now, but its source ")
     assert "could not be read again to check the events after it" in reason
 

@@ -1310,7 +1310,11 @@ def main() -> None:
         if not echoed:
             raise
         sys.stdout = open(os.devnull, "w")  # nothing more to flush at exit  # noqa: SIM115
-        click.echo(f"Error: cannot write the output ({exc.strerror or exc})", err=True)
+        click.echo(
+            f"Error: cannot write the output ({exc.strerror or exc}); what the command did "
+            "is not undone",
+            err=True,
+        )
         sys.exit(1)
 
 

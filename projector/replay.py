@@ -61,7 +61,7 @@ from projector.errors import (
     TargetError,
 )
 from projector.handlers import Handler, compile_catalog, entity_list, entity_text
-from projector.lock import held_lock_fd, refuse_if_busy, writer_lock
+from projector.lock import held_lock_fd, refuse_hard_links, refuse_if_busy, writer_lock
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
 from projector.target import (
@@ -754,13 +754,21 @@ def replay(
             raise TargetError(f"{target}: is the source; refusing to write to it")
         refuse_source_folder(target, source)
         check_writable(target)
-        if dry_run:
+        if dry_run:  # refused where the real run would be
             refuse_if_busy(target)
+            refuse_hard_links(target)
             return _dry_run(source, target, options)
         with writer_lock(target):
             return _run(source, target, options, command="replay")
     finally:
         source.close()
+
+
+def _refuse_handed_over(target: Path, command: str) -> None:
+    """`projector.finalize.refuse_handed_over` (imported here: finalize imports replay)."""
+    from projector.finalize import refuse_handed_over
+
+    refuse_handed_over(target, command)
 
 
 def _open(path: str | Path, options: ReplayOptions) -> Source:
@@ -807,6 +815,7 @@ def resume(
             f"{target}: no such target database; nothing to resume: a migration starts "
             f"with `projector replay SOURCE {target}`"
         )
+    _refuse_handed_over(target, "resume")
     require_target(target, "; nothing to resume")
     check_writable(target)
     state, _, _ = _read_record(target, target)
@@ -1623,6 +1632,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
     """
     options = options or ReplayOptions()
     target = real_target(Path(target_path))
+    _refuse_handed_over(target, "replay-parked")
     require_target(target)
     check_writable(target)
     started = time.monotonic()
@@ -1822,8 +1832,8 @@ def _replay_parked(
             # rows, and applying it now would undo that change. It stays parked.
             reason = (
                 f"{event.event_id} ({event.name}): a handler knows it now, but "
-                f"{overtaken[event.position]}; replay the log into a new target with this "
-                "catalog"
+                f"{overtaken[event.position]}; to apply it in its place, migrate the log "
+                "into a new target with a catalog that knows it as the log names it"
             )
             projection.park(event, UNKNOWN, reason, [])
             projection.store.flush()

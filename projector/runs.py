@@ -106,6 +106,9 @@ def rollback(target: Path) -> dict[str, Any]:
     Raises TargetError, Busy.
     """
     target = real_target(target)
+    from projector.finalize import refuse_handed_over  # finalize imports runs
+
+    refuse_handed_over(target, "rollback")
     require_target(target)
     refuse_sidecar(target)
     check_writable(target)

@@ -1051,7 +1051,10 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Pat
     """stdout on a full disk (here /dev/full): one line on stderr, exit 1."""
     target = tmp_path / "t.db"
     ok("-q", "replay", SMALL, target)
-    generic = "Error: cannot write the output (No space left on device)\n"
+    generic = (
+        "Error: cannot write the output (No space left on device); what the command did is "
+        "not undone\n"
+    )
     for args, expected in (
         (["status", target], generic),
         (["digest", target, "--json"], generic),
@@ -1070,6 +1073,17 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Pat
                 cwd=ROOT,
             )
         assert (done.returncode, done.stderr) == (1, expected), args
+    # A run whose summary cannot be written has done its work all the same.
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "projector", "replay", str(SMALL), str(tmp_path / "u.db")],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+    assert done.returncode == 1 and done.stderr.endswith("what the command did is not undone\n")
+    assert json.loads(ok("status", tmp_path / "u.db", "--json").stdout)["state"] == "complete"
 
 
 def test_a_target_sqlite_cannot_read_now_is_not_called_no_target(

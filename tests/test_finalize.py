@@ -125,6 +125,12 @@ def test_parked_reads_the_parked_events_of_an_app_database_from_its_sidecar(tmp_
     assert (ours["target"], ours["sidecar"]) == (str(app_db), str(sidecar_path(app_db)))
     listed = runner.invoke(cli, ["parked", str(app_db), "--kind", "integrity"])
     assert listed.exit_code == 0 and listed.stdout.startswith("29 parked (16 held, 13 integrity)")
+    for command in ("replay-parked", "resume", "rollback"):  # writers point at the target
+        refused = runner.invoke(cli, [command, str(app_db)])
+        assert refused.exit_code == 1 and refused.stderr == (
+            f"Error: {app_db}: is an app database handed over by finalize, not a projector "
+            f"target; {command} the target it came from ({target.resolve()})\n"
+        ), command
 
 
 def test_finalize_says_what_it_verified_and_verify_points_from_the_app_db_to_the_target(

@@ -284,6 +284,7 @@ def test_a_target_with_a_second_hard_link_is_refused_by_every_writer(
     os.link(target, other)
     for write in (
         lambda: replay(small_copy, other),
+        lambda: replay(small_copy, other, dry_run=True),  # refused where the run would be
         lambda: resume(target),
         lambda: rollback(other),
     ):
@@ -453,7 +454,8 @@ def test_a_repaired_unknown_event_goes_in_only_where_no_later_event_was_applied(
     )
     assert re.fullmatch(
         r"e3 \(v1\.PersonaCreated\): a handler knows it now, but e\d+ \(#\d+\), applied after "
-        r"it, changed its rows; replay the log into a new target with this catalog",
+        r"it, changed its rows; to apply it in its place, migrate the log into a new target "
+        r"with a catalog that knows it as the log names it",
         reason,
     ), reason
     assert app_tables() == before

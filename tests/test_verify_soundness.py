@@ -18,12 +18,17 @@ PERSONA = "KJWT4G3y6Td7-W3HPwO1h"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
-    copy = tmp_path / "store" / "ai-desk"
-    shutil.copytree(SMALL, copy)
-    for path in copy.iterdir():
-        path.chmod(0o644)
-    return copy
+def store(small_copy: Path) -> Path:
+    """A writable copy of the small store (conftest's small_copy)."""
+    return small_copy
+
+
+def _parked_replay(store: Path, tmp_path: Path, mutation: str) -> Path:
+    """STORE's eventlog changed by the SQL MUTATION, replayed with --on-invalid park."""
+    _sql(store / "eventlog@6.db", mutation)
+    target = tmp_path / "t.db"
+    replay(store, target, ReplayOptions(on_invalid="park"))
+    return target
 
 
 def _sql(path: Path, *statements: str) -> None:
@@ -39,13 +44,12 @@ def _unexplained(report: VerifyReport) -> list[tuple[str, str, str]]:
 def test_an_unknown_event_explains_no_difference(store: Path, tmp_path: Path):
     """An event no handler knows is parked, and LiveStore skips it: a row changed in the
     target is not "explained" by it (it names no row), even as the log's last event."""
-    _sql(
-        store / "eventlog@6.db",
+    target = _parked_replay(
+        store,
+        tmp_path,
         "INSERT INTO eventlog VALUES (174, 0, 0, 173, 0, 0, 'v2.MemoryArchived', "
         "'{\"id\":\"x\"}', 'desktop-A', 'static', 12345, '{\"_tag\":\"None\"}')",
     )
-    target = tmp_path / "t.db"
-    replay(store, target, ReplayOptions(on_invalid="park"))
     assert verify(target, SMALL_STATE).ok
     _sql(target, f"UPDATE personas SET name = 'Evil' WHERE id = '{PERSONA}'")
     report = verify(target, SMALL_STATE)
@@ -58,13 +62,12 @@ def test_a_parked_event_on_a_parent_does_not_explain_changes_to_its_children(
     """A persona's deletion parked (its date without milliseconds) explains that persona's
     difference, not a changed or missing memory of it."""
     persona = "olEjScJj4aOVbBJV1TETo"
-    _sql(
-        store / "eventlog@6.db",
+    target = _parked_replay(
+        store,
+        tmp_path,
         "UPDATE eventlog SET argsJson = json_set(argsJson, '$.deletedAt', "
         "'2024-01-21T11:39:28Z') WHERE seqNumGlobal = 171 AND seqNumClient = 0",
     )
-    target = tmp_path / "t.db"
-    replay(store, target, ReplayOptions(on_invalid="park"))
     clean = verify(target, SMALL_STATE)
     assert clean.ok and [(d.table, d.key) for d in clean.differences] == [("personas", persona)]
     with closing(sqlite3.connect(target)) as conn:

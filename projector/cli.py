@@ -729,14 +729,17 @@ def resume(
 @_command("replay-parked")
 @click.argument("target", type=click.Path(path_type=Path))
 @_catalog_option
+@_lock_timeout_option
 @json_option
-def replay_parked(target: Path, catalog: str | None, as_json: bool) -> None:
+def replay_parked(target: Path, catalog: str | None, lock_timeout: float, as_json: bool) -> None:
     """Re-apply TARGET's parked events in their original order, each exactly once.
 
     Run it once the cause is fixed: a schema or handler added (--catalog), or a parked
     event's argsJson repaired in the _projector_parked table. Events that fail again
     stay parked, with their new reason; a run that re-applies nothing and parks every
-    event as before leaves the target as it was (no run recorded, no backup).
+    event as before leaves the target as it was (no run recorded, no backup). An event
+    parked as unknown that a catalog now knows is applied only if no event applied after
+    it changed its rows (the recorded source is read again: --lock-timeout applies).
 
     \b
     Example:
@@ -747,7 +750,9 @@ def replay_parked(target: Path, catalog: str | None, as_json: bool) -> None:
     from projector.replay import replay_parked as run
 
     with _errors():
-        result = run(target, ReplayOptions(catalog=_load_catalog(catalog)))
+        result = run(
+            target, ReplayOptions(catalog=_load_catalog(catalog), lock_timeout=lock_timeout)
+        )
     _print_result(result, as_json)
 
 

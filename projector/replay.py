@@ -1730,15 +1730,19 @@ def _overtaken(
     change (or any row of a table either changes by a condition). The applied events are
     those up to the checkpoint not in PARKED, read again from the recorded source; should
     it not be readable (retired, changed), every one of KNOWN is overtaken."""
-    if not known:
-        return {}
+    # Its rows as it names them now (args too broken to name one: its whole tables). An
+    # event whose args are broken too is checked all the same: should a later one have
+    # overtaken it, mending its args would not let it in either.
     mine: dict[int, set[str]] = {}
     for position, event in known.items():
-        handler, args, problem, _ = projection.prepare(event)
-        entities = set(handler.entities(args) if handler and isinstance(args, dict) else [])
-        mine[position] = entities or set(handler.any_rows if handler else ())
+        handler, args, _, _ = projection.prepare(event)
+        if handler is not None:
+            named = handler.entities(args) if isinstance(args, dict) else []
+            mine[position] = set(named) or set(handler.any_rows)
+    if not mine:
+        return {}
     found: dict[int, str] = {}
-    first = min(known)
+    first = min(mine)
     digest = PrefixDigest()  # the events read must be those migrated
     try:
         version = state.format_version if state.source_kind == KIND_SQLITE else None
@@ -1754,14 +1758,19 @@ def _overtaken(
                     continue
                 handler, args, problem, _ = projection.prepare(event)
                 if handler is None or problem is not None:
-                    continue  # parked when it was replayed (or not applied at all)
-                theirs = set(handler.entities(args)) or set(handler.any_rows)
+                    # Applied all the same (repaired in the parked table and re-applied,
+                    # or under a catalog that knew it): in a form this one cannot read,
+                    # so it may have changed any row.
+                    theirs = {"*:*"}
+                    how = "applied after it in a form this catalog cannot read, may have"
+                else:
+                    theirs = set(handler.entities(args)) or set(handler.any_rows)
+                    how = "applied after it,"
                 for position, entities in mine.items():
                     if position < event.position and position not in found:
                         if _overlap(entities, theirs):
                             found[position] = (
-                                f"{event.event_id} (#{event.position:,}), applied after it, "
-                                "changed its rows"
+                                f"{event.event_id} (#{event.position:,}), {how} changed its rows"
                             )
         finally:
             source.close()
@@ -1775,12 +1784,14 @@ def _overtaken(
 
 
 def _overlap(ours: set[str], theirs: set[str]) -> bool:
-    """Whether two sets of entities (``table:key``, ``table:*``) share a row."""
+    """Whether two sets of entities (``table:key``, ``table:*``, ``*:*`` for any row of
+    any table) share a row."""
     for a in ours:
         table_a, _, key_a = a.partition(":")
         for b in theirs:
             table_b, _, key_b = b.partition(":")
-            if table_a == table_b and (key_a == key_b or "*" in (key_a, key_b)):
+            same_table = table_a == table_b or "*" in (table_a, table_b)
+            if same_table and (key_a == key_b or "*" in (key_a, key_b)):
                 return True
     return False
 
@@ -1831,9 +1842,9 @@ def _replay_parked(
             # and so did the replay): a later event applied without it changed one of its
             # rows, and applying it now would undo that change. It stays parked.
             reason = (
-                f"{event.event_id} ({event.name}): a handler knows it now, but "
-                f"{overtaken[event.position]}; to apply it in its place, migrate the log "
-                "into a new target with a catalog that knows it as the log names it"
+                f"{event.event_id} (#{event.position:,}, {event.name}): a handler knows it "
+                f"now, but {overtaken[event.position]}; to apply it in its place, migrate the "
+                "log into a new target with a catalog that knows it as the log names it"
             )
             projection.park(event, UNKNOWN, reason, [])
             projection.store.flush()

@@ -453,7 +453,7 @@ def test_a_repaired_unknown_event_goes_in_only_where_no_later_event_was_applied(
         sqlite3.connect(target).execute(f"SELECT reason FROM _projector_parked {where}").fetchone()
     )
     assert re.fullmatch(
-        r"e3 \(v1\.PersonaCreated\): a handler knows it now, but e\d+ \(#\d+\), applied after "
+        r"e3 \(#4, v1\.PersonaCreated\): a handler knows it now, but e\d+ \(#\d+\), applied after "
         r"it, changed its rows; to apply it in its place, migrate the log into a new target "
         r"with a catalog that knows it as the log names it",
         reason,
@@ -496,7 +496,7 @@ def test_a_repaired_unknown_event_stays_parked_when_its_source_cannot_be_read_ag
         .execute("SELECT reason FROM _projector_parked WHERE kind = 'unknown'")
         .fetchone()
     )
-    assert reason.startswith("e33 (v1.MemoryAdded): a handler knows it now, but its source ")
+    assert reason.startswith("e33 (#41, v1.MemoryAdded): a handler knows it now, but its source ")
     assert "could not be read again to check the events after it" in reason
 
 
@@ -675,3 +675,50 @@ def test_a_catalog_changed_by_an_upgrade_can_go_on_with_the_files_the_migration_
     assert went_on.read == appended and went_on.parked_total == 0
     assert status(target)["catalog"] == str(began.resolve())
     assert verify(target, SMALL_STATE).ok
+
+
+def test_a_repaired_unknown_event_stays_parked_behind_a_later_one_applied_in_repaired_form(
+    tmp_path: Path,
+):
+    """Two events on one todo, both unknown, repaired later one first: the later one goes
+    in (nothing after it touched the row); the earlier one then must not, though the
+    source still spells the later one unknown (it was applied in its repaired form)."""
+    store = tmp_path / "todomvc"
+    shutil.copytree(FIXTURES / "todomvc-synced" / "todomvc", store)
+    with closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        rows = conn.execute(
+            "SELECT seqNumGlobal, name FROM eventlog WHERE seqNumGlobal IN (643, 647) "
+            "AND seqNumClient = 0 ORDER BY seqNumGlobal"
+        ).fetchall()
+        assert rows == [(643, "v1.TodoUncompleted"), (647, "v1.TodoCompleted")]
+        conn.execute(
+            "UPDATE eventlog SET name = name || 'X' "
+            "WHERE seqNumGlobal IN (643, 647) AND seqNumClient = 0"
+        )
+    target = tmp_path / "t.db"
+    assert replay(store, target, ReplayOptions(on_invalid="park")).parked["unknown"] == 2
+
+    def repair(g: int, name: str) -> None:
+        with closing(sqlite3.connect(target)) as db, db:
+            db.execute(
+                "UPDATE _projector_parked SET name = ? WHERE seqNumGlobal = ? AND seqNumClient = 0",
+                (name, g),
+            )
+
+    repair(647, "v1.TodoCompleted")
+    assert replay_parked(target).reapplied == 1
+    repair(643, "v1.TodoUncompleted")
+    with closing(sqlite3.connect(target)) as db, db:  # args broken too: overtaken all the same
+        (args,) = db.execute("SELECT argsJson FROM _projector_parked").fetchone()
+        db.execute("UPDATE _projector_parked SET argsJson = 'not json'")
+    broken = replay_parked(target)
+    assert broken.parked_total == broken.parked["unknown"] == 1 and broken.reapplied == 0
+    with closing(sqlite3.connect(target)) as db, db:
+        db.execute("UPDATE _projector_parked SET argsJson = ?", (args,))
+    again = replay_parked(target)
+    assert again.reapplied == 0 and again.parked_total == 1
+    (reason,) = sqlite3.connect(target).execute("SELECT reason FROM _projector_parked").fetchone()
+    assert reason.startswith("e643 (#") and (
+        "e647 (#1,471), applied after it in a form this catalog cannot read, may have changed "
+        "its rows" in reason
+    )

@@ -105,13 +105,7 @@ class Handler:
     def entities(self, args: Any) -> list[str]:
         """``table:key`` of each row the event touches, when the args name it, and
         ``table:*`` for a table it touches by a condition."""
-        found = []
-        for table, get in self.rows:
-            value = get(args)
-            if type(value) is str or type(value) is int:
-                found.append(f"{table}:{value}")
-        found.extend(any_row(t) for t in self.bulk)
-        return found
+        return self._entities(args, None)
 
     def entities_trusted(
         self, args: Any, fits: Callable[[tuple[str, ...], Any], bool]
@@ -119,12 +113,19 @@ class Handler:
         """`entities` of an event that is not applied (parked): a row whose key FITS (path
         of the arg, value) refuses stands for its whole table, as does a row the args do
         not name, since a later event on the row it meant must wait behind it too."""
+        return self._entities(args, fits)
+
+    def _entities(
+        self, args: Any, fits: Callable[[tuple[str, ...], Any], bool] | None
+    ) -> list[str]:
         found = []
         for table, get in self.rows:
             value = get(args)
-            if (type(value) is str or type(value) is int) and fits(_PATHS.get(get, ()), value):
+            if (type(value) is str or type(value) is int) and (
+                fits is None or fits(_PATHS.get(get, ()), value)
+            ):
                 found.append(f"{table}:{value}")
-            else:
+            elif fits is not None:
                 found.append(any_row(table))
         found.extend(any_row(t) for t in self.bulk)
         return found

@@ -1745,10 +1745,7 @@ def _overtaken(
     first = min(mine)
     digest = PrefixDigest()  # the events read must be those migrated
     try:
-        version = state.format_version if state.source_kind == KIND_SQLITE else None
-        source = open_source(
-            state.source, lock_timeout=options.lock_timeout, format_version=version
-        )
+        source = _open(state.source, options)  # the eventlog file itself, as resume reads it
         try:
             for event in source.events():
                 if event.position > state.position:
@@ -1833,20 +1830,17 @@ def _replay_parked(
     }
     overtaken = _overtaken(projection, state, known, {e.position for e in events}, options)
     for event, (*_, kind, reason, _entity) in zip(events, rows, strict=True):
-        if kind == UNKNOWN and event.position not in known:  # still unknown: as it was
-            projection.park(event, UNKNOWN, reason, [])
-            projection.store.flush()
-            outcomes.append(UNKNOWN)
-        elif kind == UNKNOWN and event.position in overtaken:
-            # It held nothing back (LiveStore skips an event its schema does not define,
-            # and so did the replay): a later event applied without it changed one of its
-            # rows, and applying it now would undo that change. It stays parked.
-            reason = (
-                f"{event.event_id} (#{event.position:,}, {event.name}): a handler knows it "
-                f"now, but {overtaken[event.position]}; to apply it in its place, migrate the "
-                "log into a new target with a catalog that knows it as the log names it"
-            )
-            projection.park(event, UNKNOWN, reason, [])
+        if kind == UNKNOWN and (event.position not in known or event.position in overtaken):
+            if event.position in overtaken:
+                # It held nothing back (LiveStore skips an event its schema does not
+                # define, and so did the replay): a later event applied without it changed
+                # one of its rows, and applying it now would undo that change.
+                reason = (
+                    f"{event.event_id} (#{event.position:,}, {event.name}): a handler knows it "
+                    f"now, but {overtaken[event.position]}; to apply it in its place, migrate "
+                    "the log into a new target with a catalog that knows it as the log names it"
+                )
+            projection.park(event, UNKNOWN, reason, [])  # still unknown: as it was
             projection.store.flush()
             outcomes.append(UNKNOWN)
         else:

@@ -702,14 +702,13 @@ def _deviations_by_entity(conn: sqlite3.Connection) -> dict[str, dict[str, list[
 
 def _parked_by_entity(conn: sqlite3.Connection) -> dict[str, list[str]]:
     """{entity: [event ids]} of the parked events that explain a difference on a row: each
-    names the rows it would have changed. An unknown event explains none, though it holds
-    every later event back (`Projection.apply`): LiveStore skips an event its schema does
-    not define, so no row differs because of it; a difference it could have made (a newer
-    app's event) stays unexplained, and the catalog that knows it is the cure."""
+    names the rows it would have changed. An unknown event names none (no entity), so it
+    explains none: LiveStore skips an event its schema does not define, so no row differs
+    because of it; a difference it could have made (a newer app's event) stays
+    unexplained, and the catalog that knows it is the cure."""
     found: dict[str, list[str]] = {}
     for text, event_id in conn.execute(
-        f"SELECT entity, eventId FROM {PARKED_TABLE} "
-        "WHERE entity IS NOT NULL AND kind != 'unknown' ORDER BY position"
+        f"SELECT entity, eventId FROM {PARKED_TABLE} WHERE entity IS NOT NULL ORDER BY position"
     ):
         for entity in entity_list(text):
             # A key holding U+0000 names, in LiveStore's state, the row cut there.

@@ -20,7 +20,7 @@ _ISO = re.compile(
 )
 #: A UTF-16 surrogate on its own: JSON's \ud83d escape decodes to one (a pair decodes to
 #: one astral character), and UTF-8 cannot encode it.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[" + chr(0xD800) + "-" + chr(0xDFFF) + "]")
 
 
 def utf8_text(text: str) -> str:

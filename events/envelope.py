@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 def format_event_id(seq_global: int, seq_client: int, rebase_generation: int | None) -> str:
@@ -35,6 +35,9 @@ class Event(NamedTuple):
     (``seqNumGlobal, seqNumClient``); it is what checkpoints count.
     ``args_json`` is the argsJson text as stored: it is parsed and validated later,
     so that an event whose args are not JSON is still an event to account for.
+    ``name``, ``args_json`` and the ids after them are typed ``Any``: a hostile source's
+    may be any SQLite or JSON value (NULL, a number, a BLOB), and the compiled modules
+    (events/_native.py) check a declared type at run time.
     """
 
     position: int
@@ -43,11 +46,11 @@ class Event(NamedTuple):
     rebase_generation: int | None
     parent_global: int
     parent_client: int
-    name: str
-    args_json: str
-    client_id: str | None = None
-    session_id: str | None = None
-    schema_hash: int | None = None
+    name: Any
+    args_json: Any
+    client_id: Any = None
+    session_id: Any = None
+    schema_hash: Any = None
 
     @property
     def event_id(self) -> str:

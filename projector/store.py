@@ -240,7 +240,7 @@ class RowStore:
         try:
             yield
         except BaseException:
-            for table, key, row, original, dirty in reversed(journal):
+            for table, key, row, original, dirty in journal[::-1]:
                 self._rows[table][key] = row
                 if original is _ABSENT:
                     self._original[table].pop(key, None)

@@ -10,13 +10,25 @@ LARGE := ../shared/livestore/fixtures/large/ai-desk
 .PHONY: install consumer demo test lint golden bench verify-seed oracle-install oracle-deps oracle \
 	corpus clean
 
-# constraints.txt pins every package to the versions the suite was run with.
+# constraints.txt pins every package to the versions the suite was run with. The install
+# itself compiles nothing: $(NATIVE) does, once mypyc is in the virtualenv.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	PROJECTOR_PURE_PYTHON=1 $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the projector with its dev tools
+# The replay's hot-path modules (COMPILED in events/_native.py) compiled by mypyc into C
+# extensions beside their sources (setup.py), rebuilt when one of them changes. Where they
+# cannot be built, the pure-Python modules run: the same results, slower.
+NATIVE := events/_native_build.json
+NATIVE_SOURCES := $(shell sed -n '/^COMPILED = (/,/^)/p' events/_native.py | \
+	grep -o '"[a-z_.]*"' | tr -d '"' | sed 's|\.|/|g; s|$$|.py|')
+$(NATIVE): $(STAMP) setup.py events/_native.py $(NATIVE_SOURCES)
+	$(BIN)/python setup.py --quiet build_ext --inplace 2>&1 | \
+		grep -v -e 'Treating generator comprehension as list' -e '_BetaConfiguration' || true
+	@test -f $(NATIVE) || echo "native: the modules did not compile; the pure-Python ones run (slower)"
+
+install: $(STAMP) $(NATIVE) ## Create .venv, install the projector with its dev tools, compile its hot path
 
 # The new app's side of the hand-off (tests/test_consumer.py): better-sqlite3, drizzle-orm
 # and drizzle-kit at the exact versions of tests/consumer/package-lock.json.
@@ -38,7 +50,7 @@ consumer: ## npm ci the Node consumer test's packages (skipped, with a message, 
 		echo "consumer: node/npm not found: tests/test_consumer.py (the app's side of the hand-off) will be skipped"; \
 	fi
 
-demo: $(STAMP) ## Migrate the bundled real LiveStore log and verify it against LiveStore's state
+demo: $(STAMP) $(NATIVE) ## Migrate the bundled real LiveStore log and verify it against LiveStore's state
 	@mkdir -p out
 	@rm -f $(DEMO_TARGET) $(DEMO_TARGET)-wal $(DEMO_TARGET)-shm $(DEMO_TARGET).*.bak
 	$(BIN)/projector inspect $(DEMO_SOURCE)
@@ -47,7 +59,7 @@ demo: $(STAMP) ## Migrate the bundled real LiveStore log and verify it against L
 	$(BIN)/projector verify $(DEMO_TARGET) --against $(DEMO_SOURCE)/state-11367593325@6.db
 	$(BIN)/projector digest $(DEMO_TARGET)
 
-test: $(STAMP) consumer oracle-deps ## Run the test suite (what CI runs)
+test: $(STAMP) $(NATIVE) consumer oracle-deps ## Run the test suite (what CI runs)
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy
@@ -55,16 +67,16 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-golden: $(STAMP) ## Regenerate fixtures/*/expected.json (review the diff before committing)
+golden: $(STAMP) $(NATIVE) ## Regenerate fixtures/*/expected.json (review the diff before committing)
 	$(BIN)/python -m tests.golden
 
-bench: $(STAMP) ## Throughput and memory on large and on a 1,000,000-event log
+bench: $(STAMP) $(NATIVE) ## Throughput and memory on large and on a 1,000,000-event log
 	$(BIN)/python bench/bench.py --large $(LARGE)
 
 SEED ?= 101
 EVENTS ?= 2000
 SYNC ?= none
-verify-seed: $(STAMP) ## Make a new real log with LiveStore's generator (Node 20) and verify a migration of it
+verify-seed: $(STAMP) $(NATIVE) ## Make a new real log with LiveStore's generator (Node 20) and verify a migration of it
 	@mkdir -p out
 	rm -rf out/seed$(SEED) out/seed$(SEED).db out/seed$(SEED).db-wal out/seed$(SEED).db-shm \
 		out/seed$(SEED).db.lock out/seed$(SEED).db.*.bak
@@ -98,16 +110,16 @@ CATALOG ?=
 OUT ?= out/oracle-state.db
 # SCHEMA: the app's LiveStore schema module; CATALOG: a catalog whose [livestore]
 # schema_module names it (default: ai-desk's).
-oracle: $(STAMP) $(ORACLE_STAMP) ## make oracle STORE=DIR [CATALOG=name|SCHEMA=schema.mjs] [OUT=state.db]: LiveStore rebuilds DIR's state
+oracle: $(STAMP) $(NATIVE) $(ORACLE_STAMP) ## make oracle STORE=DIR [CATALOG=name|SCHEMA=schema.mjs] [OUT=state.db]: LiveStore rebuilds DIR's state
 	@test -n "$(STORE)" || { echo "usage: make oracle STORE=DIR [CATALOG=name|dir | SCHEMA=path/to/schema.mjs] [OUT=state.db]" >&2; exit 2; }
 	@mkdir -p $(dir $(OUT))
 	node oracle/rebuild.mjs $(STORE) $(OUT) $(if $(SCHEMA),--schema $(SCHEMA),$(if $(CATALOG),--schema $$($(BIN)/python -m events.catalog schema-module $(CATALOG))))
 
 CORPUS_SEED ?= 1
 CORPUS_COUNT ?= 240
-corpus: $(STAMP) $(ORACLE_STAMP) ## Regenerate fixtures/differential/corpus.json with LiveStore (EXTEND=1 adds to it)
+corpus: $(STAMP) $(NATIVE) $(ORACLE_STAMP) ## Regenerate fixtures/differential/corpus.json with LiveStore (EXTEND=1 adds to it)
 	$(BIN)/python -m tests.differential --seed $(CORPUS_SEED) --count $(CORPUS_COUNT) $(if $(EXTEND),--extend)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSUMER)/node_modules \
-		oracle/node_modules
+		oracle/node_modules build $(NATIVE) events/*.so projector/*.so

@@ -59,6 +59,7 @@ FLOOR_BATCH = 10_000
 
 
 def _child_replay(source: Path, target: Path, profile: bool = False) -> dict[str, Any]:
+    from events import _native
     from projector.log import configure
     from projector.profile import Phases
     from projector.replay import ReplayOptions, replay
@@ -75,6 +76,7 @@ def _child_replay(source: Path, target: Path, profile: bool = False) -> dict[str
         "parked": result.parked_total,
         "state": result.state,
         "writerVmHwmMB": result.writer_peak_mb,
+        "build": _native.state(),
     }
     if phases is not None:
         data["phases"] = {k: round(v, 3) for k, v in phases.seconds.items()}
@@ -489,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             "replayBatchSize": DEFAULT_BATCH,
             "targetCacheKiB": CACHE_KIB,
             "floorBatchSize": FLOOR_BATCH,
+            # Which build of the hot-path modules the replays ran (events/_native.py).
+            "build": sorted({r["build"] for runs in replays.values() for r in runs}),
         },
         "logs": logs,
         "profile": profiles,

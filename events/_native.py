@@ -1,0 +1,130 @@
+"""Which build of the replay's hot-path modules runs: compiled (mypyc) or pure Python.
+
+`make install` compiles the modules in COMPILED with mypyc (setup.py): the same source,
+turned into C extensions beside it, which cut the main process's CPU per replayed event
+by about a sixth (issue 15; `make bench` records which build ran). Python imports an
+extension before the .py of the same name, so a compiled module that no longer matches
+its source (edited, or checked out since the build) would run old code. `install`
+therefore loads all of them from their .py unless the build's manifest (the SHA-256 of
+each source it compiled) matches every source now, and says so on stderr when they
+differ. PROJECTOR_PURE_PYTHON=1 asks for the pure-Python modules (the tests replay with
+both builds and compare the targets).
+
+This module imports nothing of the project's; setup.py reads COMPILED and GROUP from its
+source (importing it would choose a build).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+#: The modules mypyc compiles: the per-event work of a replay (parse and validate,
+#: handlers, row store, digest, history check). Orchestration (projector.replay,
+#: the sources) stays Python: compiling it gains little, and tests patch it.
+COMPILED = (
+    "events.encoding",
+    "events.envelope",
+    "events.fastpath",
+    "events.history",
+    "events.validation",
+    "projector.checkpoint",
+    "projector.handlers",
+    "projector.store",
+)
+#: The shared library mypyc builds for them (events/_native__mypyc.*.so).
+GROUP = "events._native"
+#: Written beside the shared library by setup.py once every extension is built:
+#: {"sources": {module: sha256 of its .py}}.
+MANIFEST = "_native_build.json"
+#: Set to any non-empty value: run the pure-Python modules.
+PURE_ENV = "PROJECTOR_PURE_PYTHON"
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_state: str | None = None
+
+
+def source_path(module: str) -> Path:
+    """The .py file of MODULE (one of COMPILED), under the project root."""
+    return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def source_digests(modules: Sequence[str] = COMPILED) -> dict[str, str]:
+    """{module: SHA-256 hex of its source file} for MODULES."""
+    return {m: hashlib.sha256(source_path(m).read_bytes()).hexdigest() for m in modules}
+
+
+def _built(directory: Path, name: str) -> bool:
+    return any((directory / f"{name}{s}").is_file() for s in importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def _check() -> tuple[str, str | None]:
+    """(state, warning): state is "compiled", "pure (asked)", "pure (not built)" or
+    "pure (stale)"; the warning is for stderr (sources changed since the build)."""
+    if os.environ.get(PURE_ENV):
+        return "pure (asked)", None
+    manifest = ROOT / "events" / MANIFEST
+    lib_dir = ROOT.joinpath(*GROUP.split(".")[:-1])
+    modules_built = all(
+        _built(source_path(m).parent, m.rsplit(".", 1)[1]) for m in COMPILED
+    ) and _built(lib_dir, GROUP.rsplit(".", 1)[1] + "__mypyc")
+    if not modules_built:
+        return "pure (not built)", None
+    try:
+        recorded: Any = json.loads(manifest.read_text())["sources"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "pure (not built)", None
+    changed = [m for m, digest in source_digests().items() if recorded.get(m) != digest]
+    if not changed:
+        return "compiled", None
+    files = ", ".join(str(source_path(m).relative_to(ROOT)) for m in changed)
+    return "pure (stale)", (
+        f"projector: the compiled modules are older than their sources ({files} changed "
+        "since the build); running the pure-Python ones, which are slower; `make install` "
+        "rebuilds them"
+    )
+
+
+class _SourceFinder:
+    """A meta path finder that loads the modules of COMPILED from their .py files."""
+
+    @staticmethod
+    def find_spec(
+        name: str, path: Any = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name not in COMPILED:
+            return None
+        return importlib.util.spec_from_file_location(name, source_path(name))
+
+
+def install() -> str:
+    """Choose the build once per process, before any module of COMPILED is imported
+    (importing this module calls it; `events/__init__.py` imports it first), and return
+    its state: "compiled", "pure (asked)", "pure (not built)" or "pure (stale)"."""
+    global _state
+    if _state is None:
+        _state, warning = _check()
+        if _state != "compiled":
+            sys.meta_path.insert(0, _SourceFinder())
+        if warning:
+            print(warning, file=sys.stderr)
+    return _state
+
+
+def state() -> str:
+    """The state `install` chose, and which build of COMPILED is loaded."""
+    return install()
+
+
+__all__ = ["COMPILED", "GROUP", "MANIFEST", "PURE_ENV", "install", "source_digests", "state"]
+
+install()

@@ -1,0 +1,94 @@
+"""Compiles the replay's hot-path modules with mypyc (issue 15); see events/_native.py.
+
+pyproject.toml holds the project's metadata; this file only adds the extensions. Every
+extension is optional: where mypyc or a C compiler is missing, or a module fails to
+compile, the install goes on and the pure-Python modules run (`events._native` checks the
+manifest this build writes last). PROJECTOR_PURE_PYTHON=1 skips the compile.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+NATIVE = ROOT / "events" / "_native.py"
+
+
+def _constant(name: str) -> object:
+    """NAME's value in events/_native.py, read without importing it."""
+    for node in ast.parse(NATIVE.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{NATIVE}: no {name}")
+
+
+COMPILED: tuple[str, ...] = tuple(_constant("COMPILED"))  # type: ignore[arg-type]
+GROUP = str(_constant("GROUP"))
+MANIFEST = str(_constant("MANIFEST"))
+
+
+def _path(module: str) -> str:
+    return str(Path(*module.split(".")).with_suffix(".py"))
+
+
+def _extensions() -> list:
+    """The extensions mypyc makes of COMPILED, each optional: a failed compile leaves the
+    pure-Python module. Run only by build_ext (mypy's analysis takes seconds)."""
+    from mypyc.build import mypycify
+
+    extensions = mypycify(
+        [_path(m) for m in COMPILED], opt_level="3", group_name=GROUP, multi_file=True
+    )
+    for extension in extensions:
+        extension.optional = True
+        # mypyc writes a dotted group's headers under its package (build/events/) but
+        # includes them as if at build/ from the per-module C files.
+        extension.include_dirs.append(str(Path("build", *GROUP.split(".")[:-1])))
+    return extensions
+
+
+class BuildNative(build_ext):
+    """Compiles COMPILED, then writes the manifest:
+    only when every extension was built, naming the SHA-256 of each source compiled."""
+
+    def finalize_options(self) -> None:
+        # Before finalizing (which prepares each extension), not in run: an editable
+        # install copies back the outputs of the extensions known before run.
+        if os.environ.get(str(_constant("PURE_ENV"))):
+            print("PROJECTOR_PURE_PYTHON is set: nothing compiled, the pure-Python modules run")
+            self.distribution.ext_modules = []
+        else:
+            try:
+                self.distribution.ext_modules = _extensions()
+            except ImportError:
+                print("mypyc is not installed: the pure-Python modules will run")
+                self.distribution.ext_modules = []
+        super().finalize_options()
+
+    def run(self) -> None:
+        (ROOT / "events" / MANIFEST).unlink(missing_ok=True)
+        super().run()
+        if not self.extensions:
+            return
+        lib = Path(self.get_ext_fullpath(f"{GROUP}__mypyc"))
+        if not all(Path(self.get_ext_fullpath(e.name)).is_file() for e in self.extensions):
+            print("some modules did not compile: the pure-Python modules will run")
+            return
+        sources = {m: hashlib.sha256((ROOT / _path(m)).read_bytes()).hexdigest() for m in COMPILED}
+        (lib.parent / MANIFEST).write_text(json.dumps({"sources": sources}, indent=1) + "\n")
+
+
+#: A placeholder: build_ext runs only for a project with extensions; BuildNative
+#: replaces it with mypyc's.
+_PLACEHOLDER = Extension(f"{GROUP}__mypyc", sources=[])
+
+setup(ext_modules=[_PLACEHOLDER], cmdclass={"build_ext": BuildNative})

@@ -1,0 +1,206 @@
+"""The compiled build of the hot-path modules (events/_native.py): it runs where it was
+built, it gives the targets the pure-Python modules give, and a build that no longer
+matches its sources is never run."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from events import _native
+from tests.conftest import ROOT
+from tests.golden import cases
+
+EXTENSION = importlib.machinery.EXTENSION_SUFFIXES[0]
+
+#: Runs every golden case's every source and prints {case:source: replay summary and
+#: digest of each table}; a subprocess runs it under each build.
+GOLDEN_RUN = """
+import json, sys, tempfile
+from pathlib import Path
+from projector.digest import digest
+from projector.log import configure
+from tests.golden import cases, run_case
+from events import _native
+configure("human", "quiet")
+out = {"state": _native.state(), "cases": {}}
+with tempfile.TemporaryDirectory() as work:
+    for case, spec in cases():
+        for source in spec["sources"]:
+            target = run_case(case, spec, source, Path(work) / case)
+            out["cases"][f"{case}:{source}"] = digest(target)
+print(json.dumps(out))
+"""
+
+
+#: Replays the differential corpus's mutated logs (wrong types, excess and missing keys,
+#: unknown events, odd numbers and dates, duplicates: parked with reasons) and prints the
+#: digest of each target, parked events included.
+DIFFERENTIAL_RUN = """
+import json, tempfile
+from pathlib import Path
+from projector.digest import digest
+from projector.log import configure
+from projector.replay import ReplayOptions, replay
+from tests import differential
+from events import _native
+configure("human", "quiet")
+out = {"state": _native.state(), "logs": {}}
+with tempfile.TemporaryDirectory() as work:
+    for mutation in differential.load_corpus()["mutations"]:
+        folder = Path(work) / mutation["id"]
+        store = differential.apply_ops(differential.BASE, mutation["ops"], folder / "ai-desk")
+        replay(store, folder / "target.db", ReplayOptions(on_invalid="park"))
+        out["logs"][mutation["id"]] = digest(folder / "target.db")
+print(json.dumps(out))
+"""
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != _native.PURE_ENV}
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+
+
+def _compiled_here() -> bool:
+    return _native.state() == "compiled"
+
+
+def test_the_compiled_build_runs_where_it_was_built():
+    """`make install` compiles the modules; a build that failed silently (every extension
+    is optional) would leave the speed-up off with no word: this test says so."""
+    if os.environ.get(_native.PURE_ENV):
+        pytest.skip(f"{_native.PURE_ENV} is set: the pure-Python modules run by request")
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the pure-Python modules run")
+    assert _native.state() == "compiled"
+    for module in _native.COMPILED:
+        assert sys.modules[module].__file__.endswith(EXTENSION), module
+
+
+def test_pure_python_is_loaded_when_asked():
+    """PROJECTOR_PURE_PYTHON=1 loads each module from its .py, even beside its extension."""
+    listed = ", ".join(f"{m}.__file__" for m in _native.COMPILED)
+    imports = "; ".join(f"import {m}" for m in _native.COMPILED)
+    done = _python(f"{imports}; print([{listed}])", **{_native.PURE_ENV: "1"})
+    assert done.returncode == 0, done.stderr
+    files = eval(done.stdout)  # a list of paths printed by repr
+    assert [Path(f).suffix for f in files] == [".py"] * len(_native.COMPILED)
+    assert done.stderr == ""
+
+
+@pytest.mark.skipif(not _compiled_here(), reason="the compiled build is not in use here")
+def test_both_builds_replay_every_golden_case_to_the_same_tables():
+    """Every golden case (every source form, parked and invalid events, three apps, a user
+    catalog) replayed by the compiled and by the pure-Python modules: the
+    same digest for every table. (The goldens themselves were made by pure Python, and
+    the rest of the suite runs the compiled modules against them.)"""
+    compiled = _python(GOLDEN_RUN)
+    pure = _python(GOLDEN_RUN, **{_native.PURE_ENV: "1"})
+    assert compiled.returncode == 0, compiled.stderr
+    assert pure.returncode == 0, pure.stderr
+    got_compiled, got_pure = json.loads(compiled.stdout), json.loads(pure.stdout)
+    assert (got_compiled["state"], got_pure["state"]) == ("compiled", "pure (asked)")
+    expected = {f"{case}:{s}" for case, spec in cases() for s in spec["sources"]}
+    assert set(got_compiled["cases"]) == expected
+    assert got_compiled["cases"] == got_pure["cases"]
+
+
+@pytest.mark.skipif(not _compiled_here(), reason="the compiled build is not in use here")
+def test_both_builds_park_the_differential_corpus_alike():
+    """The corpus's mutated logs, each replayed by both builds: the same tables and the
+    same parked events with the same reasons."""
+    compiled = _python(DIFFERENTIAL_RUN)
+    pure = _python(DIFFERENTIAL_RUN, **{_native.PURE_ENV: "1"})
+    assert compiled.returncode == 0, compiled.stderr
+    assert pure.returncode == 0, pure.stderr
+    got_compiled, got_pure = json.loads(compiled.stdout), json.loads(pure.stdout)
+    assert (got_compiled["state"], got_pure["state"]) == ("compiled", "pure (asked)")
+    assert len(got_compiled["logs"]) >= 200
+    assert got_compiled["logs"] == got_pure["logs"]
+
+
+def _fake_build(root: Path) -> None:
+    """Under ROOT: every compiled module's source, an (empty) extension beside each, the
+    shared library, and the manifest of a build of those sources."""
+    for module in _native.COMPILED:
+        source = root.joinpath(*module.split(".")).with_suffix(".py")
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(f"# {module}\n")
+        source.with_suffix(EXTENSION).write_bytes(b"")
+    package, lib = _native.GROUP.rsplit(".", 1)
+    (root / package / f"{lib}__mypyc{EXTENSION}").write_bytes(b"")
+    digests = _native.source_digests()  # under ROOT, which the caller set to root
+    (root / "events" / _native.MANIFEST).write_text(json.dumps({"sources": digests}))
+
+
+def test_a_build_older_than_its_sources_is_not_run(tmp_path: Path, monkeypatch):
+    """The manifest names each compiled source's SHA-256: one edited since (or checked out
+    since) makes every module load from its .py, with one line on stderr."""
+    monkeypatch.delenv(_native.PURE_ENV, raising=False)
+    monkeypatch.setattr(_native, "ROOT", tmp_path)
+    _fake_build(tmp_path)
+    assert _native._check() == ("compiled", None)
+
+    (tmp_path / "projector" / "store.py").write_text("# edited\n")
+    state, warning = _native._check()
+    assert state == "pure (stale)"
+    assert warning is not None and "projector/store.py changed since the build" in warning
+    assert "`make install` rebuilds them" in warning
+
+    monkeypatch.setenv(_native.PURE_ENV, "1")
+    assert _native._check() == ("pure (asked)", None)
+
+
+@pytest.mark.parametrize("missing", ["manifest", "shared library", "one extension"])
+def test_a_partial_build_is_not_run(tmp_path: Path, monkeypatch, missing: str):
+    """Every extension is optional in setup.py: a module that did not compile, or a build
+    that stopped before its manifest, leaves all of them pure Python (a compiled module
+    calls the others' compiled code directly, so they must not be mixed)."""
+    monkeypatch.delenv(_native.PURE_ENV, raising=False)
+    monkeypatch.setattr(_native, "ROOT", tmp_path)
+    _fake_build(tmp_path)
+    package, lib = _native.GROUP.rsplit(".", 1)
+    gone = {
+        "manifest": tmp_path / "events" / _native.MANIFEST,
+        "shared library": tmp_path / package / f"{lib}__mypyc{EXTENSION}",
+        "one extension": tmp_path / "projector" / f"handlers{EXTENSION}",
+    }[missing]
+    gone.unlink()
+    assert _native._check() == ("pure (not built)", None)
+
+
+@pytest.mark.skipif(not _compiled_here(), reason="the compiled build is not in use here")
+def test_an_edited_source_runs_as_edited(tmp_path: Path):
+    """End to end, on a copy of the packages with their build: edit a compiled module's
+    source, and the edit is what runs (not the stale extension), with the warning."""
+    copy = tmp_path / "copy"
+    for package in ("events", "projector", "schemas"):
+        shutil.copytree(
+            ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    store = copy / "projector" / "store.py"
+    store.write_text(store.read_text() + "\nEDITED_SINCE_THE_BUILD = True\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import projector.store as s; print(s.__file__, s.EDITED_SINCE_THE_BUILD)",  # noqa: E501
+        ],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(store), "True"]
+    assert "projector/store.py changed since the build" in done.stderr

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -73,18 +74,23 @@ class BuildNative(build_ext):
                 print("mypyc is not installed: the pure-Python modules will run")
                 self.distribution.ext_modules = []
         super().finalize_options()
+        self.force = True  # mypyc wrote every C file again
 
     def run(self) -> None:
-        (ROOT / "events" / MANIFEST).unlink(missing_ok=True)
+        manifest = Path(self.get_ext_fullpath(f"{GROUP}__mypyc")).parent / MANIFEST
+        manifest.unlink(missing_ok=True)
+        started = time.time()
         super().run()
         if not self.extensions:
             return
-        lib = Path(self.get_ext_fullpath(f"{GROUP}__mypyc"))
-        if not all(Path(self.get_ext_fullpath(e.name)).is_file() for e in self.extensions):
+        # Each extension must come from this run: one that failed to compile now may have
+        # left an older build of its module in place (every extension is rebuilt: force).
+        outputs = [Path(self.get_ext_fullpath(e.name)) for e in self.extensions]
+        if not all(o.is_file() and o.stat().st_mtime >= started - 1 for o in outputs):
             print("some modules did not compile: the pure-Python modules will run")
             return
         sources = {m: hashlib.sha256((ROOT / _path(m)).read_bytes()).hexdigest() for m in COMPILED}
-        (lib.parent / MANIFEST).write_text(json.dumps({"sources": sources}, indent=1) + "\n")
+        manifest.write_text(json.dumps({"sources": sources}, indent=1) + "\n")
 
 
 #: A placeholder: build_ext runs only for a project with extensions; BuildNative

@@ -71,6 +71,17 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _both_builds(code: str) -> tuple[dict, dict]:
+    """What CODE prints (JSON) run by the compiled build and by the pure-Python one."""
+    compiled = _python(code)
+    pure = _python(code, **{_native.PURE_ENV: "1"})
+    assert compiled.returncode == 0, compiled.stderr
+    assert pure.returncode == 0, pure.stderr
+    got_compiled, got_pure = json.loads(compiled.stdout), json.loads(pure.stdout)
+    assert (got_compiled["state"], got_pure["state"]) == ("compiled", "pure (asked)")
+    return got_compiled, got_pure
+
+
 def _compiled_here() -> bool:
     return _native.state() == "compiled"
 
@@ -91,9 +102,10 @@ def test_pure_python_is_loaded_when_asked():
     """PROJECTOR_PURE_PYTHON=1 loads each module from its .py, even beside its extension."""
     listed = ", ".join(f"{m}.__file__" for m in _native.COMPILED)
     imports = "; ".join(f"import {m}" for m in _native.COMPILED)
-    done = _python(f"{imports}; print([{listed}])", **{_native.PURE_ENV: "1"})
+    code = f"import json; {imports}; print(json.dumps([{listed}]))"
+    done = _python(code, **{_native.PURE_ENV: "1"})
     assert done.returncode == 0, done.stderr
-    files = eval(done.stdout)  # a list of paths printed by repr
+    files = json.loads(done.stdout)
     assert [Path(f).suffix for f in files] == [".py"] * len(_native.COMPILED)
     assert done.stderr == ""
 
@@ -101,15 +113,10 @@ def test_pure_python_is_loaded_when_asked():
 @pytest.mark.skipif(not _compiled_here(), reason="the compiled build is not in use here")
 def test_both_builds_replay_every_golden_case_to_the_same_tables():
     """Every golden case (every source form, parked and invalid events, three apps, a user
-    catalog) replayed by the compiled and by the pure-Python modules: the
-    same digest for every table. (The goldens themselves were made by pure Python, and
+    catalog) replayed by the compiled and by the pure-Python modules: the same digest
+    for every table. (The goldens themselves were made by pure Python, and
     the rest of the suite runs the compiled modules against them.)"""
-    compiled = _python(GOLDEN_RUN)
-    pure = _python(GOLDEN_RUN, **{_native.PURE_ENV: "1"})
-    assert compiled.returncode == 0, compiled.stderr
-    assert pure.returncode == 0, pure.stderr
-    got_compiled, got_pure = json.loads(compiled.stdout), json.loads(pure.stdout)
-    assert (got_compiled["state"], got_pure["state"]) == ("compiled", "pure (asked)")
+    got_compiled, got_pure = _both_builds(GOLDEN_RUN)
     expected = {f"{case}:{s}" for case, spec in cases() for s in spec["sources"]}
     assert set(got_compiled["cases"]) == expected
     assert got_compiled["cases"] == got_pure["cases"]
@@ -119,12 +126,7 @@ def test_both_builds_replay_every_golden_case_to_the_same_tables():
 def test_both_builds_park_the_differential_corpus_alike():
     """The corpus's mutated logs, each replayed by both builds: the same tables and the
     same parked events with the same reasons."""
-    compiled = _python(DIFFERENTIAL_RUN)
-    pure = _python(DIFFERENTIAL_RUN, **{_native.PURE_ENV: "1"})
-    assert compiled.returncode == 0, compiled.stderr
-    assert pure.returncode == 0, pure.stderr
-    got_compiled, got_pure = json.loads(compiled.stdout), json.loads(pure.stdout)
-    assert (got_compiled["state"], got_pure["state"]) == ("compiled", "pure (asked)")
+    got_compiled, got_pure = _both_builds(DIFFERENTIAL_RUN)
     assert len(got_compiled["logs"]) >= 200
     assert got_compiled["logs"] == got_pure["logs"]
 

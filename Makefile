@@ -19,14 +19,20 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The replay's hot-path modules (COMPILED in events/_native.py) compiled by mypyc into C
 # extensions beside their sources (setup.py), rebuilt when one of them changes. Where they
-# cannot be built, the pure-Python modules run: the same results, slower.
-NATIVE := events/_native_build.json
+# cannot be built, the pure-Python modules run: the same results, slower. The stamp is
+# dated when the build started (a source edited during it is built again next time), and
+# is made even when the compile fails (it is not tried again until a source changes).
+NATIVE := build/native.stamp
 NATIVE_SOURCES := $(shell sed -n '/^COMPILED = (/,/^)/p' events/_native.py | \
 	grep -o '"[a-z_.]*"' | tr -d '"' | sed 's|\.|/|g; s|$$|.py|')
 $(NATIVE): $(STAMP) setup.py events/_native.py $(NATIVE_SOURCES)
+	@mkdir -p build && touch $@.new
 	$(BIN)/python setup.py --quiet build_ext --inplace 2>&1 | \
-		grep -v -e 'Treating generator comprehension as list' -e '_BetaConfiguration' || true
-	@test -f $(NATIVE) || echo "native: the modules did not compile; the pure-Python ones run (slower)"
+		grep -v -e 'Treating generator comprehension as list' -e '_BetaConfiguration' \
+			-e '^$$' || true
+	@$(BIN)/python -c "from events import _native; s = _native.state(); \
+		s == 'compiled' or print(f'native: {s}: the pure-Python modules run (slower)')"
+	@mv $@.new $@
 
 install: $(STAMP) $(NATIVE) ## Create .venv, install the projector with its dev tools, compile its hot path
 
@@ -122,4 +128,4 @@ corpus: $(STAMP) $(NATIVE) $(ORACLE_STAMP) ## Regenerate fixtures/differential/c
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache $(CONSUMER)/node_modules \
-		oracle/node_modules build $(NATIVE) events/*.so projector/*.so
+		oracle/node_modules build events/_native_build.json events/*.so projector/*.so

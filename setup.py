@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -57,14 +58,31 @@ def _extensions() -> list:
     return extensions
 
 
+def _sha256(module: str) -> str:
+    return hashlib.sha256((ROOT / _path(module)).read_bytes()).hexdigest()
+
+
+def _remove_extensions() -> None:
+    """Every extension file in the packages of COMPILED: a module taken out of COMPILED,
+    or one that fails to compile now, must not leave an older build of itself behind."""
+    for package in sorted({m.split(".")[0] for m in (*COMPILED, GROUP)}):
+        for old in (ROOT / package).iterdir():
+            if old.name.endswith(tuple(EXTENSION_SUFFIXES)):
+                old.unlink()
+
+
 class BuildNative(build_ext):
-    """Compiles COMPILED, then writes the manifest:
-    only when every extension was built, naming the SHA-256 of each source compiled."""
+    """Compiles COMPILED, then writes the manifest: only when every extension was built
+    by this run, naming the SHA-256 each source had when mypyc read it."""
 
     def finalize_options(self) -> None:
+        # Hashed before mypyc reads them: a source edited while the build runs does not
+        # match the manifest, so its stale extension is never run.
+        self.sources = {m: _sha256(m) for m in COMPILED}
+        self.started = time.time()
         # Before finalizing (which prepares each extension), not in run: an editable
         # install copies back the outputs of the extensions known before run.
-        if os.environ.get(str(_constant("PURE_ENV"))):
+        if os.environ.get(str(_constant("PURE_ENV")), "") not in ("", "0"):
             print("PROJECTOR_PURE_PYTHON is set: nothing compiled, the pure-Python modules run")
             self.distribution.ext_modules = []
         else:
@@ -74,23 +92,21 @@ class BuildNative(build_ext):
                 print("mypyc is not installed: the pure-Python modules will run")
                 self.distribution.ext_modules = []
         super().finalize_options()
-        self.force = True  # mypyc wrote every C file again
+        self.force = True  # rebuild every extension, even one whose C file is unchanged
 
     def run(self) -> None:
         manifest = Path(self.get_ext_fullpath(f"{GROUP}__mypyc")).parent / MANIFEST
         manifest.unlink(missing_ok=True)
-        started = time.time()
+        if self.inplace:
+            _remove_extensions()
         super().run()
         if not self.extensions:
             return
-        # Each extension must come from this run: one that failed to compile now may have
-        # left an older build of its module in place (every extension is rebuilt: force).
         outputs = [Path(self.get_ext_fullpath(e.name)) for e in self.extensions]
-        if not all(o.is_file() and o.stat().st_mtime >= started - 1 for o in outputs):
+        if not all(o.is_file() and o.stat().st_mtime >= self.started - 1 for o in outputs):
             print("some modules did not compile: the pure-Python modules will run")
             return
-        sources = {m: hashlib.sha256((ROOT / _path(m)).read_bytes()).hexdigest() for m in COMPILED}
-        manifest.write_text(json.dumps({"sources": sources}, indent=1) + "\n")
+        manifest.write_text(json.dumps({"sources": self.sources}, indent=1) + "\n")
 
 
 #: A placeholder: build_ext runs only for a project with extensions; BuildNative

@@ -1,14 +1,15 @@
 """Which build of the replay's hot-path modules runs: compiled (mypyc) or pure Python.
 
 `make install` compiles the modules in COMPILED with mypyc (setup.py): the same source,
-turned into C extensions beside it, which cut the main process's CPU per replayed event
-by about a sixth (issue 15; `make bench` records which build ran). Python imports an
-extension before the .py of the same name, so a compiled module that no longer matches
-its source (edited, or checked out since the build) would run old code. `install`
-therefore loads all of them from their .py unless the build's manifest (the SHA-256 of
-each source it compiled) matches every source now, and says so on stderr when they
-differ. PROJECTOR_PURE_PYTHON=1 asks for the pure-Python modules (the tests replay with
-both builds and compare the targets).
+turned into C extensions beside it, which run about 15% fewer instructions per replayed
+event (issue 15; `make bench` records which build ran). Python imports an extension
+before the .py of the same name, so a compiled module that no longer matches its source
+(edited, or checked out since the build) would run old code. `install` therefore loads
+every module of these packages from its .py unless the build's manifest (the SHA-256 of
+each source when mypyc read it) matches every source now and no extension lies there
+that the build does not make (a module taken out of COMPILED); it says so on stderr
+when either is found. PROJECTOR_PURE_PYTHON=1 asks for the pure-Python modules (the
+tests replay with both builds and compare the targets).
 
 This module imports nothing of the project's; setup.py reads COMPILED and GROUP from its
 source (importing it would choose a build).
@@ -45,12 +46,17 @@ GROUP = "events._native"
 #: Written beside the shared library by setup.py once every extension is built:
 #: {"sources": {module: sha256 of its .py}}.
 MANIFEST = "_native_build.json"
-#: Set to any non-empty value: run the pure-Python modules.
+#: Set (to anything but "" or "0"): run the pure-Python modules.
 PURE_ENV = "PROJECTOR_PURE_PYTHON"
 
 ROOT = Path(__file__).resolve().parent.parent
 
 _state: str | None = None
+
+
+def pure_asked() -> bool:
+    """Whether PURE_ENV asks for the pure-Python modules."""
+    return os.environ.get(PURE_ENV, "") not in ("", "0")
 
 
 def source_path(module: str) -> Path:
@@ -67,16 +73,43 @@ def _built(directory: Path, name: str) -> bool:
     return any((directory / f"{name}{s}").is_file() for s in importlib.machinery.EXTENSION_SUFFIXES)
 
 
+def extension_files(package: str) -> list[Path]:
+    """The extension modules (any of this Python's suffixes) in PACKAGE's folder."""
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    return sorted(p for p in (ROOT / package).iterdir() if p.name.endswith(suffixes))
+
+
+def _stray_extensions() -> list[Path]:
+    """Extension files in the packages of COMPILED that the build does not make (left by
+    a module taken out of COMPILED, or by an older build)."""
+    packages = sorted({m.split(".")[0] for m in (*COMPILED, GROUP)})
+    made = {*COMPILED, f"{GROUP}__mypyc"}
+    return [
+        path
+        for package in packages
+        for path in extension_files(package)
+        if f"{package}.{path.name.split('.')[0]}" not in made
+    ]
+
+
 def _check() -> tuple[str, str | None]:
     """(state, warning): state is "compiled", "pure (asked)", "pure (not built)" or
-    "pure (stale)"; the warning is for stderr (sources changed since the build)."""
-    if os.environ.get(PURE_ENV):
+    "pure (stale)"; the warning is for stderr (sources changed since the build, or an
+    extension the build does not make)."""
+    if pure_asked():
         return "pure (asked)", None
     manifest = ROOT / "events" / MANIFEST
     lib_dir = ROOT.joinpath(*GROUP.split(".")[:-1])
     modules_built = all(
         _built(source_path(m).parent, m.rsplit(".", 1)[1]) for m in COMPILED
     ) and _built(lib_dir, GROUP.rsplit(".", 1)[1] + "__mypyc")
+    stray = _stray_extensions()
+    if stray:
+        files = ", ".join(str(p.relative_to(ROOT)) for p in stray)
+        return "pure (stale)", (
+            f"projector: {files} left by an older build; running the pure-Python modules, "
+            "which are slower; `make install` rebuilds them (`make clean` removes the build)"
+        )
     if not modules_built:
         return "pure (not built)", None
     try:
@@ -95,15 +128,23 @@ def _check() -> tuple[str, str | None]:
 
 
 class _SourceFinder:
-    """A meta path finder that loads the modules of COMPILED from their .py files."""
+    """A meta path finder that loads every module of the packages of COMPILED that has a
+    .py file from it, whatever extension lies beside it (COMPILED's, or a stray one)."""
 
     @staticmethod
     def find_spec(
         name: str, path: Any = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if name not in COMPILED:
+        package, dot, _ = name.partition(".")
+        if not dot or package not in _PACKAGES:
             return None
-        return importlib.util.spec_from_file_location(name, source_path(name))
+        source = source_path(name)
+        if not source.is_file():
+            return None
+        return importlib.util.spec_from_file_location(name, source)
+
+
+_PACKAGES = frozenset(m.split(".")[0] for m in COMPILED)
 
 
 def install() -> str:
@@ -125,6 +166,16 @@ def state() -> str:
     return install()
 
 
-__all__ = ["COMPILED", "GROUP", "MANIFEST", "PURE_ENV", "install", "source_digests", "state"]
+__all__ = [
+    "COMPILED",
+    "GROUP",
+    "MANIFEST",
+    "PURE_ENV",
+    "extension_files",
+    "install",
+    "pure_asked",
+    "source_digests",
+    "state",
+]
 
 install()

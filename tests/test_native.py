@@ -161,6 +161,20 @@ def test_a_build_older_than_its_sources_is_not_run(tmp_path: Path, monkeypatch):
 
     monkeypatch.setenv(_native.PURE_ENV, "1")
     assert _native._check() == ("pure (asked)", None)
+    monkeypatch.setenv(_native.PURE_ENV, "0")
+    assert _native._check()[0] == "pure (stale)"
+
+
+def test_an_extension_the_build_does_not_make_is_not_run(tmp_path: Path, monkeypatch):
+    """A module taken out of COMPILED leaves its extension beside its source, which Python
+    would still import: every module then loads from its .py, with one line on stderr."""
+    monkeypatch.delenv(_native.PURE_ENV, raising=False)
+    monkeypatch.setattr(_native, "ROOT", tmp_path)
+    _fake_build(tmp_path)
+    (tmp_path / "projector" / f"cli{EXTENSION}").write_bytes(b"")
+    state, warning = _native._check()
+    assert state == "pure (stale)"
+    assert warning is not None and f"projector/cli{EXTENSION} left by an older build" in warning
 
 
 @pytest.mark.parametrize("missing", ["manifest", "shared library", "one extension"])

@@ -35,17 +35,18 @@ class Event(NamedTuple):
     (``seqNumGlobal, seqNumClient``); it is what checkpoints count.
     ``args_json`` is the argsJson text as stored: it is parsed and validated later,
     so that an event whose args are not JSON is still an event to account for.
-    ``name``, ``args_json`` and the ids after them are typed ``Any``: a hostile source's
-    may be any SQLite or JSON value (NULL, a number, a BLOB), and the compiled modules
-    (events/_native.py) check a declared type at run time.
+    The parent's position, ``name``, ``args_json`` and the ids after them are typed
+    ``Any``: a hostile source's may be any SQLite or JSON value (NULL, text, a BLOB), and
+    the compiled modules (events/_native.py) check a declared type at run time. (A
+    position that is not an integer is refused when the source is read.)
     """
 
     position: int
     seq_global: int
     seq_client: int
     rebase_generation: int | None
-    parent_global: int
-    parent_client: int
+    parent_global: Any
+    parent_client: Any
     name: Any
     args_json: Any
     client_id: Any = None

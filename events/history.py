@@ -91,7 +91,7 @@ class HistoryCheck:
                     found,
                     MISSING_PARENT,
                     f"{event.event_id}'s parent {_label(pg, pc)} is not in the log"
-                    + ("" if (pg, pc) < (g, c) else " before it"),
+                    + (" before it" if _at_or_after(pg, pc, g, c) else ""),
                     event,
                 )
         return found
@@ -143,6 +143,12 @@ class HistoryCheck:
             f"{n:,} {words[kind]}{'s' if n != 1 else ''}"
             for kind, n in sorted(self.counts.items(), key=lambda kv: KINDS.index(kv[0]))
         )
+
+
+def _at_or_after(pg: Any, pc: Any, g: int, c: int) -> bool:
+    """Whether the parent (PG, PC) is at or after the event (G, C); False for a parent
+    that is no position (a hand-made table's NULL or text)."""
+    return type(pg) is int and type(pc) is int and (pg, pc) >= (g, c)
 
 
 def _label(g: Any, c: Any) -> str:

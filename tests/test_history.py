@@ -82,6 +82,39 @@ def test_a_parent_pointer_to_a_missing_client_event(small_copy: Path):
     assert _warnings(small_copy) == [("missing-parent", 8, "e6.1")]
 
 
+@pytest.mark.parametrize(
+    ("value", "warned"),
+    [("'e5'", ["e6's parent ('e5', 0) is not in the log"]), ("NULL", [])],
+)
+def test_a_parent_that_is_no_position_does_not_stop_a_replay(small_copy: Path, value, warned):
+    """A hand-made (non-STRICT) eventlog whose parent column holds text or NULL: text is
+    a missing parent, named as it is; NULL reads as no parent, as 0 does (the root). The
+    replay goes on. (Text raised TypeError comparing it with the event's position; NULL
+    raised it in the compiled build, whose declared int was checked.)"""
+    ddl = (
+        'CREATE TABLE eventlog ("seqNumGlobal" integer not null, "seqNumClient" integer not '
+        'null, "seqNumRebaseGeneration" integer not null, "parentSeqNumGlobal" integer, '
+        '"parentSeqNumClient" integer not null, "parentSeqNumRebaseGeneration" integer not '
+        'null, "name" text not null, "argsJson" text not null, "clientId" text not null, '
+        '"sessionId" text not null, "schemaHash" integer not null, "syncMetadataJson" text '
+        'not null, PRIMARY KEY ("seqNumGlobal", "seqNumClient", "seqNumRebaseGeneration"))'
+    )
+    _edit(
+        small_copy,
+        "ALTER TABLE eventlog RENAME TO strict_eventlog",
+        ddl,
+        "INSERT INTO eventlog SELECT * FROM strict_eventlog",
+        "DROP TABLE strict_eventlog",
+        f"UPDATE eventlog SET parentSeqNumGlobal = {value} WHERE seqNumGlobal = 6 "
+        "AND seqNumClient = 0",
+    )
+    found = HistoryCheck().check(open_source(small_copy).events())
+    assert [detail for _, detail, _, _ in found] == warned
+    assert all((position, event_id) == (7, "e6") for _, _, position, event_id in found)
+    result = replay(small_copy, small_copy.parent / "t.db", ReplayOptions())
+    assert (result.state, result.parked_total) == ("complete", 0)
+
+
 def test_parents_are_joined_on_global_and_client_only(small_copy: Path):
     """A parent's rebase generation that differs from the stored row's is no hole (FORMAT.md)."""
     _edit(small_copy, "UPDATE eventlog SET parentSeqNumRebaseGeneration = 3 WHERE seqNumGlobal = 9")

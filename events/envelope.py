@@ -6,8 +6,11 @@ import re
 from typing import Any, NamedTuple
 
 
-def format_event_id(seq_global: int, seq_client: int, rebase_generation: int | None) -> str:
-    """LiveStore's notation for an event id: ``e{global}[.{client}][r{generation}]``."""
+def format_event_id(seq_global: Any, seq_client: Any, rebase_generation: Any) -> str:
+    """LiveStore's notation for an event id: ``e{global}[.{client}][r{generation}]``.
+
+    The positions are integers in every event; they are typed ``Any`` because a message
+    about a hand-made table (e.g. its duplicate positions) names whatever it holds."""
     text = f"e{seq_global}"
     if seq_client:
         text += f".{seq_client}"

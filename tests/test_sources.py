@@ -218,6 +218,29 @@ def test_duplicate_positions_in_sqlite_are_refused(small_copy: Path):
         open_source(small_copy)
 
 
+def test_duplicate_positions_that_are_not_integers_are_named_as_stored(small_copy: Path):
+    """A hand-made (non-STRICT) table with two rows at the real-valued position 4.5: the
+    one-line refusal names it (the compiled build, with integers declared, raised
+    TypeError writing the message)."""
+    conn = sqlite3.connect(small_copy / "eventlog@6.db")
+    (strict,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'eventlog'").fetchone()
+    conn.execute("ALTER TABLE eventlog RENAME TO strict_eventlog")
+    conn.execute(strict.removesuffix(" strict"))
+    conn.execute("INSERT INTO eventlog SELECT * FROM strict_eventlog")
+    conn.execute("DROP TABLE strict_eventlog")
+    for generation in (1, 2):
+        conn.execute(
+            "INSERT INTO eventlog SELECT 4.5, 0, ?, parentSeqNumGlobal, parentSeqNumClient, "
+            "parentSeqNumRebaseGeneration, name, argsJson, clientId, sessionId, schemaHash, "
+            "syncMetadataJson FROM eventlog WHERE seqNumGlobal = 5",
+            (generation,),
+        )
+    conn.commit()
+    conn.close()
+    with pytest.raises(SourceError, match=r"duplicate event position e4\.5 \(2 rows\)"):
+        open_source(small_copy)
+
+
 def test_reading_never_changes_the_source(tmp_path: Path):
     """Every byte of the store directory is the same after it was read in full."""
     store = tmp_path / "ai-desk"

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+import msgspec
+
 #: toISOString()'s shape, with the ranges of month, day, hour, minute and second. ASCII
 #: digits and the end of the text only: Python's \d would read Arabic-Indic digits and
 #: its $ would allow a final newline, which toISOString never writes.
@@ -123,10 +125,48 @@ def _js_encode(value: Any, finite: bool) -> str:
     return _compact(value)
 
 
+#: msgspec's encoder writes a value without floats exactly as `_compact` does (every
+#: string escape, non-ASCII kept, integers of any size: tests/test_encoding.py checks each
+#: code point), about five times faster; it refuses a lone surrogate (UTF-8 cannot hold it).
+_msgspec_encode = msgspec.json.Encoder().encode
+
+
+#: Values nested deeper than this take the json module's path, which counts depth against
+#: the interpreter's recursion limit (so it refuses what it refused before msgspec wrote
+#: the common values).
+_MSGSPEC_DEPTH = 128
+
+
+def _floatless(value: Any, depth: int = 0) -> bool:
+    """VALUE holds only text, integers, booleans, null, lists and dicts (no float), at
+    most `_MSGSPEC_DEPTH` levels deep."""
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return True
+    if depth >= _MSGSPEC_DEPTH:
+        return False
+    if cls is dict:
+        for item in value.values():
+            if not _floatless(item, depth + 1):
+                return False
+        return True
+    if cls is list:
+        for item in value:
+            if not _floatless(item, depth + 1):
+                return False
+        return True
+    return False
+
+
 def js_json(value: Any, *, finite: bool = False) -> str:
     """JSON.stringify(value) for JSON-decoded Python values: an infinite number is null
     (ValueError when FINITE, and for NaN, which JSON.parse never yields), a lone surrogate
     is its escape (\\ud83d), other non-ASCII text is kept as it is."""
+    if _floatless(value):
+        try:  # valid UTF-8 out: no lone surrogate to escape
+            return _msgspec_encode(value).decode("utf-8")
+        except (UnicodeEncodeError, TypeError, OverflowError):
+            pass  # a lone surrogate, a key that is no text: the json module's path
     text = _compact(value) if not _needs_js_floats(value) else _js_encode(value, finite)
     if text.isascii() or _LONE_SURROGATE.search(text) is None:
         return text
@@ -189,14 +229,40 @@ def is_iso_date(text: Any) -> bool:
     """
     if type(text) is not str:
         return True  # not a string: the schema's type keyword speaks to it
+    if len(text) == 24 and text.isascii():  # a four-digit year: _ISO's checks, without re
+        octets = text.encode("ascii")
+        if not (
+            octets[4] == 45  # "-"
+            and octets[7] == 45  # "-"
+            and octets[10] == 84  # "T"
+            and octets[13] == 58  # ":"
+            and octets[16] == 58  # ":"
+            and octets[19] == 46  # "."
+            and octets[23] == 90  # "Z"
+            and len(octets.translate(None, b"0123456789")) == 7  # the rest: ASCII digits
+        ):
+            return False
+        month = octets[5] * 10 + octets[6] - 528  # 528 = ord("0") * 11
+        day = octets[8] * 10 + octets[9] - 528
+        if not (
+            1 <= month <= 12
+            and 1 <= day <= 31
+            and octets[11] * 10 + octets[12] - 528 <= 23
+            and octets[14] * 10 + octets[15] - 528 <= 59
+            and octets[17] * 10 + octets[18] - 528 <= 59
+        ):
+            return False
+        if day <= 28:
+            return True  # no month is shorter, no 4-digit year out of range
+        year = int(text[:4])
+        return day <= _days_in_month(year, month)  # a 4-digit year is in range
     match = _ISO.match(text)
     if match is None:
         return False
-    year_text, day_text = match.group(1), match.group(3)
-    if len(year_text) == 4 and day_text <= "28":
-        return True  # the common case: no month is shorter, no 4-digit year out of range
-    year, month, day = int(year_text), int(match.group(2)), int(day_text)
-    if len(year_text) == 7 and (0 <= year <= 9999 or year_text == "-000000"):
+    # A signed six-digit year (a four-digit one makes the 24 characters checked above).
+    year_text = match.group(1)
+    year, month, day = int(year_text), int(match.group(2)), int(match.group(3))
+    if 0 <= year <= 9999 or year_text == "-000000":
         return False
     if day > _days_in_month(year, month):
         return False

@@ -353,14 +353,15 @@ def _open_json(path: Path) -> Source:
 
 def _seq(value: Any, where: str) -> tuple[int, int, int | None]:
     """A seqNum: an int (global, as in `livestore sync export`) or LiveStore's client form."""
+    # true and false are no positions, though Python's bool is an int.
     if isinstance(value, bool):
         raise SourceError(f"{where}: seqNum is not a number")
     if isinstance(value, int):
         seq: tuple[int, int, int | None] = (value, 0, None)
-    elif isinstance(value, dict) and isinstance(value.get("global"), int):
+    elif isinstance(value, dict) and type(value.get("global")) is int:
         client = value.get("client", 0)
         generation = value.get("rebaseGeneration")
-        if not isinstance(client, int) or not (generation is None or isinstance(generation, int)):
+        if type(client) is not int or not (generation is None or type(generation) is int):
             raise SourceError(f"{where}: malformed seqNum {json.dumps(value)[:80]}")
         seq = (value["global"], client, generation)
     else:

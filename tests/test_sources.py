@@ -468,6 +468,19 @@ NDJSON_BAD_LINES = {
     "not UTF-8": (b'{"name": "\xff"}', "line 3 is not UTF-8 text"),
     "a number": (b"42", "line 3 is not a LiveStore event"),
     "an event without seqNum": (b'{"name": "v1.ConfigSet", "args": {}}', "line 3: missing"),
+    # true is no position (Python's bool is an int; compiled code read it as 1, pure as True)
+    "a boolean global position": (
+        b'{"name": "v1.ConfigSet", "seqNum": {"global": true, "client": 0}, "args": {}}',
+        "line 3: missing or malformed seqNum",
+    ),
+    "a boolean client position": (
+        b'{"name": "v1.ConfigSet", "seqNum": {"global": 3, "client": true}, "args": {}}',
+        "line 3: malformed seqNum",
+    ),
+    "a boolean rebase generation": (
+        b'{"name": "v1.ConfigSet", "seqNum": {"global": 3, "rebaseGeneration": false}, "args": {}}',
+        "line 3: malformed seqNum",
+    ),
 }
 
 

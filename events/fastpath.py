@@ -335,12 +335,15 @@ class FastPath:
                 and name in valid
                 and text.count("[") + text.count("{") <= MAX_BRACKETS
                 and "\\u" not in text
-                and not (name in scan and long_number(text))
             ):
                 try:
-                    append(decode(text))
+                    args = decode(text)
                 except Exception:
-                    append(DECLINED)
+                    args = DECLINED
+                # Screened after parsing, which cached the text's UTF-8 for its encode.
+                if args is not DECLINED and name in scan and long_number(text):
+                    args = DECLINED
+                append(args)
             else:
                 append(DECLINED)
         if lap is not None:

@@ -62,22 +62,24 @@ class PrefixDigest:
     def update_many(self, events: Iterable[Event]) -> None:
         """The same digest as `update` on each event in turn, hashed in one call.
 
-        Each event is encoded on its own and the bytes joined: joining the texts first
-        would widen the whole batch to 4 bytes a character as soon as one event holds an
-        emoji, and cost more to encode.
+        Each event's ``{global}.{client}\\x1f{name}\\x1f{args}\\x1e`` is encoded to UTF-8 in
+        pieces and the bytes joined (UTF-8 of a concatenation is the concatenation of the
+        pieces' UTF-8, lone surrogates included under ``surrogatepass``). The args text,
+        encoded on its own, is copied from the UTF-8 that parsing it has already cached
+        (`events.fastpath`); joining the texts first would widen the whole batch to 4 bytes
+        a character as soon as one event holds an emoji, and cost more to encode.
         """
-        self._hash.update(
-            b"".join(
-                [
-                    (
-                        f"{g}.{c}\x1f{name}\x1f{args}\x1e"
-                        if isinstance(args, str)
-                        else f"{g}.{c}\x1f{name}\x1f{args!r}\x1e"
-                    ).encode("utf-8", "surrogatepass")
-                    for _, g, c, _, _, _, name, args, *_ in events
-                ]
-            )
-        )
+        parts: list[bytes] = []
+        append = parts.append
+        for event in events:
+            args = event[7]
+            append(f"{event[1]}.{event[2]}\x1f{event[6]}\x1f".encode("utf-8", "surrogatepass"))
+            if type(args) is str:
+                append(args.encode("utf-8", "surrogatepass"))
+            else:
+                append(f"{args!r}".encode("utf-8", "surrogatepass"))
+            append(b"\x1e")
+        self._hash.update(b"".join(parts))
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

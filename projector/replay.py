@@ -1381,13 +1381,14 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     lap("read")
     if not chunk:
         return 0
+    # With a writer process, the batch is validated while the writer still writes the one
+    # before; its rows are read only once that one is committed.
+    prepared = projection.prepare_many(chunk, lap) if ctx.writer is not None else None
+    # Hashed once parsed: the args' UTF-8 that parsing cached is then copied, not encoded.
     ctx.digest.update_many(chunk)
     digest = ctx.digest.hexdigest()
     holes = ctx.history.check(chunk)
     lap("digest")
-    # With a writer process, the batch is validated while the writer still writes the one
-    # before; its rows are read only once that one is committed.
-    prepared = projection.prepare_many(chunk, lap) if ctx.writer is not None else None
     _settle(ctx)
     lap("wait")
     held = set(projection.held_entities)

@@ -41,6 +41,7 @@ from events.catalog import (
 )
 from events.encoding import is_iso_date
 from events.envelope import Event
+from events.errors import CatalogError
 from events.fastpath import DECLINED, FastPath
 from events.history import HistoryCheck
 from events.regex import compile_pattern, ecma_schema
@@ -355,7 +356,13 @@ class Validator:
             schema = self.catalog.schemas.get(name)
             if schema is None:
                 return None
-            fast = self._fast[name] = _fast_validator(schema)
+            try:
+                fast = self._fast[name] = _fast_validator(schema)
+            except (SyntaxError, RecursionError) as exc:  # Python's limits on generated code
+                raise CatalogError(
+                    f"the schema of {name} is nested too deeply for its validator "
+                    f"(fastjsonschema: {exc.msg if isinstance(exc, SyntaxError) else exc})"
+                ) from None
         return fast
 
     def _explain_check(self, event: Event) -> tuple[Any, Problem | None, tuple[Note, ...]]:

@@ -67,8 +67,10 @@ _TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9_.:/-]{0,31}$")
 _IDENTIFIER_KEY = re.compile(r"^(?:id|key|.*Id|.*_id|.*Key)$")
 #: Integers in this range are epoch milliseconds (2001-09-09 .. 2286-11-20), a guess.
 EPOCH_MS = (10**12, 10**13)
-#: Deeper nesting, or more distinct keys in one object, is described as any JSON value.
-MAX_DEPTH = 24
+#: Deeper nesting, or more distinct keys in one object, is described as any JSON value
+#: (fastjsonschema compiles a schema to Python, which refuses more than 20 nested blocks:
+#: about 21 levels of arrays).
+MAX_DEPTH = 16
 MAX_KEYS = 200
 #: How many keys per noun are tracked to notice a create of a key already created.
 MAX_TRACKED_KEYS = 1_000_000
@@ -305,6 +307,10 @@ def read_log(
             if event.client_only:
                 ef.client_only += 1
             try:
+                # argsJson that is no text (a BLOB of a hand-made table) is not JSON to
+                # replay either (events.validation: "argsJson is not text").
+                if type(event.args_json) is not str:
+                    raise TypeError("argsJson is not text")
                 args = parse_args(event.args_json)
             except (ValueError, TypeError, RecursionError):
                 ef.unparseable += 1

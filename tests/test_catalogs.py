@@ -853,3 +853,19 @@ def test_an_exception_raised_in_a_python_handler_says_the_hook_raised_it(tmp_pat
         ("invalid", reason)
     ]
     assert conn.execute("SELECT name FROM items").fetchall() == [("A",)]
+
+
+def test_a_schema_nested_too_deeply_for_its_validator_is_one_line(runner, tmp_path):
+    """fastjsonschema compiles a schema to Python, which refuses some 21 levels of nested
+    arrays: a catalog with such a schema is refused in one line when an event needs it."""
+    catalog_dir = tmp_path / "deep"
+    catalog_dir.mkdir()
+    deep: dict[str, Any] = {"type": "integer"}
+    for _ in range(30):
+        deep = {"type": "array", "items": deep}
+    (catalog_dir / "v1.Deep.json").write_text(_schema_of(deep), "utf-8")
+    log = write_ndjson(tmp_path / "log.ndjson", [("v1.Deep", {"x": [["not an array"]]})])
+    result = runner.invoke(cli, ["validate", "--catalog", str(catalog_dir), str(log)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    assert "the schema of v1.Deep is nested too deeply for its validator" in result.stderr

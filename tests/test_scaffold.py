@@ -634,3 +634,18 @@ def test_the_state_may_be_given_as_its_store_folder(tmp_path: Path):
     by_file = scaffold(TODOMVC, tmp_path / "a", state=TODOMVC_STATE)
     by_folder = scaffold(TODOMVC, tmp_path / "b", state=TODOMVC)
     assert by_folder.percent_equal == by_file.percent_equal is not None
+
+
+def test_args_nested_deeper_than_the_validator_compiles_are_drafted_as_any_json(
+    runner, tmp_path: Path
+):
+    """200 levels of arrays: the draft describes the deep part as any JSON value, so its
+    schema compiles (fastjsonschema's Python refuses some 21 levels of arrays) and the
+    draft replays every event."""
+    deep = "[" * 200 + "]" * 200
+    log = tmp_path / "deep.ndjson"
+    line = '{"name": "v1.ConfigSet", "seqNum": %d, "args": {"key": "k%d", "value": %s}}\n'
+    log.write_text("".join(line % (i, i, deep) for i in (1, 2, 3)))
+    result = runner.invoke(cli, ["scaffold", str(log), str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert "read 3 = applied 3 + parked 0" in result.output + result.stderr

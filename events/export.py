@@ -41,7 +41,7 @@ def _raw_args(args_json: Any, *, js_numbers: bool = False) -> tuple[str, str, An
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _in_events(value: Any) -> str:
@@ -62,6 +62,13 @@ def _dumps(event: Event, value: dict[str, Any], encode: Callable[[Any], str]) ->
     except RecursionError:
         raise SourceError(
             f"{event.event_id} (#{event.position}): args nested too deeply to be exported"
+        ) from None
+    except ValueError:
+        # NaN (or, in NDJSON, Infinity) as a clientId or sessionId, which only a JSON
+        # source read by Python's lenient parser can hold: JSON has no such number.
+        raise SourceError(
+            f"{event.event_id} (#{event.position}): holds NaN or Infinity outside its args, "
+            "which JSON cannot represent; it cannot be exported"
         ) from None
 
 

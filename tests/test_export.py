@@ -189,3 +189,21 @@ def test_exported_at_is_written_as_to_iso_string_writes_it(tmp_path: Path):
     assert "'2024-01-01T00:00:00' has no UTC offset" in refused.stderr
     export(SMALL, out)
     assert is_iso_date(json.loads(out.read_text("utf-8"))["exportedAt"])
+
+
+def test_nan_outside_the_args_is_a_one_line_refusal_in_either_format(tmp_path: Path):
+    """A clientId NaN (Python's json reads the token; JSON has no such number) cannot be
+    exported: one line naming the event, no traceback, no file (NDJSON wrote NaN)."""
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [("v1.ConfigSet", {"key": "a", "value": 1}), ("v1.ConfigSet", {"key": "b", "value": 2})],
+    )
+    lines = log.read_text("utf-8").splitlines()
+    lines[1] = lines[1][:-1] + ', "clientId": NaN}'
+    log.write_text("\n".join(lines) + "\n", "utf-8")
+    for out in (tmp_path / "out.json", tmp_path / "out.ndjson"):
+        result = CliRunner().invoke(cli, ["export", str(log), str(out)])
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+        assert "e2 (#2): holds NaN or Infinity outside its args" in result.stderr
+        assert not out.exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,31 @@ UNPARSEABLE = "unparseable"
 EXCESS_KEY = "excess-key"
 LONE_SURROGATE = "lone-surrogate"
 NUL_IN_TEXT = "nul-in-text"
+
+
+#: Args nested deeper than this are unparseable (deviation deep-nesting). Python's json
+#: parser counts nesting against the interpreter's recursion limit, so how deep it reads
+#: would depend on the caller's stack, which differs between the compiled build and the
+#: pure one; below this limit neither build, nor anything the args go through after
+#: parsing (validation, encoding), comes near it.
+MAX_NESTING = 128
+NESTING_REASON = f"nested more than {MAX_NESTING} levels deep"
+#: A JSON string (skipped whole) or a bracket.
+_NESTING_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def nesting(text: str) -> int:
+    """How deep TEXT's arrays and objects nest (brackets inside strings do not count); for
+    text that is not JSON, how deep its brackets outside strings nest."""
+    depth = deepest = 0
+    for token in _NESTING_TOKEN.findall(text):
+        if token == "[" or token == "{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif token == "]" or token == "}":
+            depth -= 1
+    return deepest
 
 
 def _reject_constant(name: str) -> Any:
@@ -390,6 +416,8 @@ class Validator:
                 NO_NOTES,
             )
         try:
+            if text.count("[") + text.count("{") > MAX_NESTING and nesting(text) > MAX_NESTING:
+                raise ValueError(NESTING_REASON)
             args = parse_args(text, js_numbers=True)
         except (ValueError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from events.validation import DATE_TEXT_REASON
+from events.validation import DATE_TEXT_REASON, MAX_NESTING, NESTING_REASON
 
 NUL = "\x00"
 
@@ -78,8 +78,19 @@ RELATIONAL_INTEGRITY = Deviation(
     shows_as="parked integrity / held; verify: 'explained by parked ...'",
 )
 
+DEEP_NESTING = Deviation(
+    "deep-nesting",
+    livestore="JSON.parse (V8) reads args nested thousands of levels deep.",
+    projector=f"Parks args nested more than {MAX_NESTING} levels deep as unparseable: Python's "
+    "json parser counts nesting against the interpreter's recursion limit, so a deeper limit "
+    "would depend on the caller's stack (and differ between the compiled and the pure "
+    "build); no app's args come near it.",
+    shows_as=f"parked unparseable ('argsJson is not JSON ({NESTING_REASON})')",
+)
+
 DEVIATIONS: dict[str, Deviation] = {
-    d.name: d for d in (NUL_TRUNCATION, UNKNOWN_EVENT, DATE_TEXT, RELATIONAL_INTEGRITY)
+    d.name: d
+    for d in (NUL_TRUNCATION, UNKNOWN_EVENT, DATE_TEXT, RELATIONAL_INTEGRITY, DEEP_NESTING)
 }
 
 
@@ -112,6 +123,8 @@ def for_parked(kind: str, reason: str) -> str | None:
         return RELATIONAL_INTEGRITY.name
     if kind == "invalid" and DATE_TEXT_REASON in reason:
         return DATE_TEXT.name
+    if kind == "unparseable" and NESTING_REASON in reason:
+        return DEEP_NESTING.name
     return None
 
 

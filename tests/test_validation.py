@@ -19,6 +19,8 @@ from events.validation import (
     EXCESS_KEY,
     INVALID,
     LONE_SURROGATE,
+    MAX_NESTING,
+    NESTING_REASON,
     NUL_IN_TEXT,
     UNKNOWN,
     UNPARSEABLE,
@@ -26,6 +28,7 @@ from events.validation import (
     Validator,
     detect_catalog,
     fast_validator,
+    nesting,
     reference_validator,
     validate_events,
 )
@@ -403,3 +406,29 @@ def test_a_date_with_a_final_newline_gets_a_true_reason():
     assert problem.reason == (
         '"2024-01-01T00:00:00.000Z\\n" is not a date as Date.prototype.toISOString() writes it'
     )
+
+
+def _at_stack_depth(frames: int, call: Callable[[], Any]) -> Any:
+    """CALL's result, called FRAMES Python frames deeper than here."""
+    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
+
+
+@pytest.mark.parametrize("depth", [1, 64, 65, 128, 129, 300, 900, 990, 5000])
+def test_how_deep_args_may_nest_does_not_depend_on_the_callers_stack(depth: int):
+    """Up to MAX_NESTING levels the args are read, past it they are unparseable, named so,
+    however deep the caller's stack is (json's own limit moves with it, and differed
+    between the compiled and the pure build for args about 960 levels deep)."""
+    value = "[" * depth + '"x"' + "]" * depth
+    event = _event("v1.ConfigSet", '{"key": "k", "value": ' + value + "}")
+    for frames in (0, 300, 700):
+        _, problem, _ = _at_stack_depth(frames, lambda: Validator(AI_DESK).check(event))
+        if depth <= MAX_NESTING - 1:  # the args object is one level more
+            assert problem is None, (depth, frames)
+        else:
+            assert problem is not None and problem.kind == UNPARSEABLE, (depth, frames)
+            assert problem.reason == f"argsJson is not JSON ({NESTING_REASON})"
+
+
+def test_nesting_counts_brackets_outside_strings():
+    assert nesting('[[1],{"a":["[[[", "\\"]"]}]') == 3
+    assert nesting("{}") == 1 and nesting('"[[["') == 0 and nesting("[" * 9) == 9

@@ -50,6 +50,10 @@ class TrackingView(SQLiteTrackingRecorder):
         return self._max_tracking_id(APPLICATION_NAME, SQLiteCursor(conn.cursor())) or 0
 
 
+#: Pieces (three an event) `PrefixDigest.update_many` joins and hashes at a time.
+_HASHED_PARTS = 3 * 256
+
+
 class PrefixDigest:
     """A running digest of the events' identities and args, in replay order."""
 
@@ -60,7 +64,9 @@ class PrefixDigest:
         self.update_many((event,))
 
     def update_many(self, events: Iterable[Event]) -> None:
-        """The same digest as `update` on each event in turn, hashed in one call.
+        """The same digest as `update` on each event in turn, hashed a few hundred events
+        at a time (a batch's whole text, joined, would be megabytes more at the batch's
+        peak of memory).
 
         Each event's ``{global}.{client}\\x1f{name}\\x1f{args}\\x1e`` is encoded to UTF-8 in
         pieces and the bytes joined (UTF-8 of a concatenation is the concatenation of the
@@ -69,6 +75,7 @@ class PrefixDigest:
         (`events.fastpath`); joining the texts first would widen the whole batch to 4 bytes
         a character as soon as one event holds an emoji, and cost more to encode.
         """
+        update = self._hash.update
         parts: list[bytes] = []
         append = parts.append
         for event in events:
@@ -79,7 +86,11 @@ class PrefixDigest:
             else:
                 append(f"{args!r}".encode("utf-8", "surrogatepass"))
             append(b"\x1e")
-        self._hash.update(b"".join(parts))
+            if len(parts) >= _HASHED_PARTS:
+                update(b"".join(parts))
+                parts.clear()
+        if parts:
+            update(b"".join(parts))
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

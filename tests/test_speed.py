@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -52,6 +53,24 @@ def test_prefix_digests_are_the_ones_targets_already_recorded(events: object, ex
     for event in listed[3:]:
         split.update(event)
     assert whole.hexdigest() == split.hexdigest() == expected
+
+
+def test_a_batch_hashed_in_pieces_has_the_digest_of_its_whole_text():
+    """update_many hashes a few hundred events at a time: a batch of 2,000 (small's events
+    over and over, hostile ones among them) has the digest of its whole text, each event
+    spelled ``{global}.{client}\\x1f{name}\\x1f{args}\\x1e`` in UTF-8."""
+    listed = (list(open_source(SMALL).events()) + HOSTILE) * 10
+    assert len(listed) > 2 * 256
+    text = "".join(
+        f"{e.seq_global}.{e.seq_client}\x1f{e.name}\x1f"
+        + (e.args_json if isinstance(e.args_json, str) else repr(e.args_json))
+        + "\x1e"
+        for e in listed
+    )
+    expected = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20)
+    batch = PrefixDigest()
+    batch.update_many(listed)
+    assert batch.hexdigest() == expected.hexdigest()
 
 
 @pytest.mark.slow

@@ -73,14 +73,20 @@ def _send_data(stream: IO[bytes], data: bytes) -> None:
 
 
 def _receive(stream: IO[bytes]) -> Any:
+    data = _receive_data(stream)
+    return None if data is None else marshal.loads(data)
+
+
+def _receive_data(stream: IO[bytes]) -> Any:
+    """One message's bytes, or None when the other side is gone."""
     head = stream.read(_LENGTH.size)
     if len(head) < _LENGTH.size:
-        return None  # the other side is gone
+        return None
     (length,) = _LENGTH.unpack(head)
     data = stream.read(length)
     if len(data) < length:
         return None
-    return marshal.loads(data)
+    return data
 
 
 # ---------------------------------------------------------------- the child
@@ -191,7 +197,11 @@ def serve(parent: int) -> int:
             if kind == "batch":
                 assert conn is not None
                 batch = _Batch(conn)
-                parts: list[bytes] = message[1]
+                # The batch's parts follow the header, each a message of its own: read
+                # them all first, so the main process is not kept waiting on the pipe.
+                parts: list[bytes] = [_receive_data(stdin) for _ in range(message[1])]
+                if None in parts:  # the main process is gone: nothing to commit
+                    break
                 while parts:
                     batch.feed(marshal.loads(parts.pop(0)))  # each part freed once run
                 answer, batch = batch.commit(), None
@@ -255,10 +265,20 @@ class BatchWriter:
         """Send a batch's statements, which the writer runs in one transaction; False (and
         nothing sent) when they hold a value marshal cannot carry."""
         try:
-            data = marshal.dumps(("batch", [marshal.dumps(part) for part in _parts(ops)]))
+            parts = [marshal.dumps(part) for part in _parts(ops)]
         except ValueError:
             return False
-        self._submit(data)
+        # A header, then each part as a message of its own, dropped once sent: the
+        # batch is held serialized once, not also joined into one message.
+        self._submit(marshal.dumps(("batch", len(parts))))
+        assert self.proc.stdin is not None
+        try:
+            for index in range(len(parts)):
+                data, parts[index] = parts[index], b""
+                _send_data(self.proc.stdin, data)
+                del data
+        except (BrokenPipeError, OSError) as exc:
+            raise WriterError(self._gone(f"could not be sent a batch ({exc})")) from None
         return True
 
     def wait(self) -> None:

@@ -115,7 +115,7 @@ def test_a_batch_the_writer_cannot_be_sent_is_written_by_the_main_process(
     the main process; the result is the same."""
 
     def refuse(value: object) -> bytes:
-        if isinstance(value, tuple) and value and value[0] == "batch":
+        if isinstance(value, list):  # a part of a batch's statements
             raise ValueError("unmarshallable object")
         return original(value)
 

@@ -78,22 +78,27 @@ NUL_IN_TEXT = "nul-in-text"
 #: parsing (validation, encoding), comes near it.
 MAX_NESTING = 128
 NESTING_REASON = f"nested more than {MAX_NESTING} levels deep"
-#: A JSON string (skipped whole) or a bracket.
-_NESTING_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+#: A JSON string (its brackets are text), and what is not a bracket.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: 10x faster
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
 
 
-def nesting(text: str) -> int:
-    """How deep TEXT's arrays and objects nest (brackets inside strings do not count); for
-    text that is not JSON, how deep its brackets outside strings nest."""
-    depth = deepest = 0
-    for token in _NESTING_TOKEN.findall(text):
-        if token == "[" or token == "{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-        elif token == "]" or token == "}":
-            depth -= 1
-    return deepest
+def nesting(text: str, limit: int = MAX_NESTING) -> int:
+    """How deep TEXT's arrays and objects nest (brackets inside strings do not count),
+    counted up to LIMIT + 1. Each round takes away every innermost pair at once (one
+    regex pass over the brackets alone), so the cost is the brackets times the depth, at
+    C speed. Brackets left without a pair (text cut short, not JSON) all count as levels:
+    a parser goes that deep before it finds the text is not JSON."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = 0
+    while brackets and depth <= limit:
+        fewer = _INNERMOST.sub("", brackets)
+        if len(fewer) == len(brackets):
+            return depth + brackets.count("[") + brackets.count("{")
+        brackets = fewer
+        depth += 1
+    return depth
 
 
 def _reject_constant(name: str) -> Any:

@@ -432,3 +432,17 @@ def test_how_deep_args_may_nest_does_not_depend_on_the_callers_stack(depth: int)
 def test_nesting_counts_brackets_outside_strings():
     assert nesting('[[1],{"a":["[[[", "\\"]"]}]') == 3
     assert nesting("{}") == 1 and nesting('"[[["') == 0 and nesting("[" * 9) == 9
+    assert nesting("[[][[]]]") == 3 and nesting('{"a":[{}]}') == 3
+    assert nesting("[" * 300 + "]" * 300) == MAX_NESTING + 1  # counted no further
+
+
+@pytest.mark.parametrize("cut", ["[" * 500, '{"key": "k", "value": ' + "[" * 500])
+def test_deep_text_cut_short_gets_one_reason_at_any_call_depth(cut: str):
+    """Text cut short inside deep brackets is not JSON; it is refused as nested too
+    deeply (how deep json's parser would go before it finds the end) at any stack depth."""
+    event = _event("v1.ConfigSet", cut)
+    reasons = {
+        _at_stack_depth(frames, lambda: Validator(AI_DESK).check(event))[1].reason
+        for frames in (0, 300, 700)
+    }
+    assert reasons == {f"argsJson is not JSON ({NESTING_REASON})"}

@@ -50,6 +50,8 @@ MANIFEST = "_native_build.json"
 PURE_ENV = "PROJECTOR_PURE_PYTHON"
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The packages of COMPILED (GROUP's shared library lives in one of them).
+_PACKAGES = frozenset(m.split(".")[0] for m in (*COMPILED, GROUP))
 
 _state: str | None = None
 
@@ -82,11 +84,10 @@ def extension_files(package: str) -> list[Path]:
 def _stray_extensions() -> list[Path]:
     """Extension files in the packages of COMPILED that the build does not make (left by
     a module taken out of COMPILED, or by an older build)."""
-    packages = sorted({m.split(".")[0] for m in (*COMPILED, GROUP)})
     made = {*COMPILED, f"{GROUP}__mypyc"}
     return [
         path
-        for package in packages
+        for package in sorted(_PACKAGES)
         for path in extension_files(package)
         if f"{package}.{path.name.split('.')[0]}" not in made
     ]
@@ -142,9 +143,6 @@ class _SourceFinder:
         if not source.is_file():
             return None
         return importlib.util.spec_from_file_location(name, source)
-
-
-_PACKAGES = frozenset(m.split(".")[0] for m in COMPILED)
 
 
 def install() -> str:

@@ -1384,7 +1384,8 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     # With a writer process, the batch is validated while the writer still writes the one
     # before; its rows are read only once that one is committed.
     prepared = projection.prepare_many(chunk, lap) if ctx.writer is not None else None
-    # Hashed once parsed: the args' UTF-8 that parsing cached is then copied, not encoded.
+    # Hashed after parsing (when a writer process runs, the batch is parsed above): the
+    # args' UTF-8 that parsing cached is then copied, not encoded again.
     ctx.digest.update_many(chunk)
     digest = ctx.digest.hexdigest()
     holes = ctx.history.check(chunk)

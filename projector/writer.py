@@ -77,7 +77,7 @@ def _receive(stream: IO[bytes]) -> Any:
     return None if data is None else marshal.loads(data)
 
 
-def _receive_data(stream: IO[bytes]) -> Any:
+def _receive_data(stream: IO[bytes]) -> bytes | None:
     """One message's bytes, or None when the other side is gone."""
     head = stream.read(_LENGTH.size)
     if len(head) < _LENGTH.size:
@@ -199,11 +199,13 @@ def serve(parent: int) -> int:
                 batch = _Batch(conn)
                 # The batch's parts follow the header, each a message of its own: read
                 # them all first, so the main process is not kept waiting on the pipe.
-                parts: list[bytes] = [_receive_data(stdin) for _ in range(message[1])]
-                if None in parts:  # the main process is gone: nothing to commit
+                received = [_receive_data(stdin) for _ in range(message[1])]
+                parts = [part for part in reversed(received) if part is not None]
+                del received
+                if len(parts) < message[1]:  # the main process is gone: nothing to commit
                     break
                 while parts:
-                    batch.feed(marshal.loads(parts.pop(0)))  # each part freed once run
+                    batch.feed(marshal.loads(parts.pop()))  # each part freed once run
                 answer, batch = batch.commit(), None
             else:  # "open"
                 _, path, pragmas = message
@@ -250,13 +252,17 @@ class BatchWriter:
             raise
 
     def _call(self, message: Any) -> None:
-        self._submit(marshal.dumps(message))
+        self._submit([marshal.dumps(message)])
         self.wait()
 
-    def _submit(self, data: bytes) -> None:
+    def _submit(self, messages: list[bytes]) -> None:
+        """Send MESSAGES in order, each dropped from the list once sent (a batch's parts
+        are not held twice)."""
         assert not self.pending and self.proc.stdin is not None
+        messages.reverse()
         try:
-            _send_data(self.proc.stdin, data)
+            while messages:
+                _send_data(self.proc.stdin, messages.pop())
         except (BrokenPipeError, OSError) as exc:
             raise WriterError(self._gone(f"could not be sent a batch ({exc})")) from None
         self.pending = True
@@ -268,17 +274,10 @@ class BatchWriter:
             parts = [marshal.dumps(part) for part in _parts(ops)]
         except ValueError:
             return False
-        # A header, then each part as a message of its own, dropped once sent: the
-        # batch is held serialized once, not also joined into one message.
-        self._submit(marshal.dumps(("batch", len(parts))))
-        assert self.proc.stdin is not None
-        try:
-            for index in range(len(parts)):
-                data, parts[index] = parts[index], b""
-                _send_data(self.proc.stdin, data)
-                del data
-        except (BrokenPipeError, OSError) as exc:
-            raise WriterError(self._gone(f"could not be sent a batch ({exc})")) from None
+        # A header, then each part as a message of its own: the batch is held serialized
+        # once, not also joined into one message.
+        parts.insert(0, marshal.dumps(("batch", len(parts))))
+        self._submit(parts)
         return True
 
     def wait(self) -> None:

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
+from sqlite_utils import Database, hookimpl, plugins
 
 from events.catalog import Catalog
 from projector.errors import TargetError
@@ -109,3 +109,26 @@ def test_a_digest_is_one_moment_of_a_target_a_run_is_writing(
     assert digest_module.digest(target)["overall"] == before
     monkeypatch.undo()
     assert digest_module.digest(target)["overall"] != before
+
+
+class _ProbePlugin:
+    """A sqlite-utils plugin, as an installed package would register one."""
+
+    @hookimpl
+    def prepare_connection(self, conn: sqlite3.Connection) -> None:
+        conn.create_function("plugin_probe", 0, lambda: 1)
+
+
+def test_installed_sqlite_utils_plugins_do_not_run_on_a_target(tmp_path: Path):
+    """What a replay writes must not depend on what else is installed: a plugin's
+    prepare_connection hook is not run on the target's connection."""
+    plugin = _ProbePlugin()
+    plugins.pm.register(plugin)
+    try:
+        assert Database(memory=True).execute("SELECT plugin_probe()").fetchone() == (1,)
+        db = open_target(tmp_path / "t.db", create=True, catalog=Catalog.bundled("ai-desk"))
+        with pytest.raises(sqlite3.OperationalError, match="no such function: plugin_probe"):
+            db.execute("SELECT plugin_probe()")
+        db.close()
+    finally:
+        plugins.pm.unregister(plugin)

@@ -1391,6 +1391,7 @@ def _apply_batch(ctx: _Replay, events: Iterator[Event]) -> int:
     holes = ctx.history.check(chunk)
     lap("digest")
     _settle(ctx)
+    _writer_ready(ctx)
     lap("wait")
     held = set(projection.held_entities)
     on_slice = (lambda position: progress(position, result.total)) if progress else None
@@ -1465,6 +1466,21 @@ def _settle(ctx: _Replay) -> None:
     _committed(ctx, pending.events, outcomes, pending.holes)
 
 
+def _writer_ready(ctx: _Replay) -> None:
+    """Wait for the writer process to have opened the target (it starts while the first
+    batch is read); if it could not, the run writes its batches itself, as on one core."""
+    writer = ctx.writer
+    if writer is None or writer.opened:
+        return
+    try:
+        writer.ready()
+    except (OSError, WriterError, sqlite3.Error) as exc:
+        log.debug("replay.writer_unavailable", target=str(ctx.result.target), detail=str(exc))
+        ctx.writer = None
+        writer.close()
+        ctx.db.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+
+
 def _use_writer(options: ReplayOptions, result: ReplayResult) -> bool:
     """Whether to write from a second process: asked for, or (None) worth it: a second
     core, and more than one batch to apply (the next batch is read while one is written)."""
@@ -1478,7 +1494,8 @@ def _use_writer(options: ReplayOptions, result: ReplayResult) -> bool:
 def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter | None:
     """A writer process on TARGET, its connection set up as `open_target`'s and the
     projection's (foreign keys checked by the handlers; see `Projection`); None when it
-    cannot be started (the run then writes its batches itself, as on one core)."""
+    cannot be started (the run then writes its batches itself, as on one core). Whether
+    it opened the target is known at the first batch (`_writer_ready`)."""
     pragmas = [
         "PRAGMA foreign_keys = OFF",
         "PRAGMA busy_timeout = 5000",

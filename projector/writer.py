@@ -229,6 +229,7 @@ def serve(parent: int) -> int:
 class BatchWriter:
     """The main process's handle on a writer process for TARGET.
 
+    ``ready`` waits until the process has opened TARGET (it starts meanwhile);
     ``submit`` sends a batch and returns at once; ``wait`` returns when it is committed
     and raises, in this process, what went wrong otherwise: `RowRefused` (redo the batch
     one event at a time), `TrackingRefused`, the `sqlite3.Error` (a full disk, an I/O
@@ -243,17 +244,24 @@ class BatchWriter:
             pass_fds=keep_fds,
         )
         self.pending = False
+        #: Whether the process answered that it opened TARGET (`ready`).
+        self.opened = False
         #: The writer process's peak RSS in KiB, known once it is closed (Linux).
         self.peak_rss_kib: int | None = None
+        # The answer is awaited by `ready`: the process starts (an interpreter, sqlite3,
+        # the target opened: 70-120 ms) while the main process reads its first batch.
         try:
-            self._call(("open", str(target), pragmas))
+            self._submit([marshal.dumps(("open", str(target), pragmas))])
         except BaseException:
             self.close()
             raise
 
-    def _call(self, message: Any) -> None:
-        self._submit([marshal.dumps(message)])
-        self.wait()
+    def ready(self) -> None:
+        """Wait until the process has opened the target; raises WriterError (it died, or
+        could not open it) or the `sqlite3.Error`. Call before the first `submit`."""
+        if not self.opened:
+            self.wait()
+            self.opened = True
 
     def _submit(self, messages: list[bytes]) -> None:
         """Send MESSAGES in order, each dropped from the list once sent (a batch's parts

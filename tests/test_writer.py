@@ -126,11 +126,32 @@ def test_a_batch_the_writer_cannot_be_sent_is_written_by_the_main_process(
     assert digest(target) == digest(one_process) and parked(target) == parked(one_process)
 
 
+def test_a_writer_that_cannot_open_the_target_leaves_the_batches_to_the_main_process(
+    tmp_path: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The writer starts while the first batch is read; when it then answers that it
+    could not open the target, the run writes every batch itself, with the same result."""
+    started: list[BatchWriter] = []
+    original = BatchWriter.__init__
+
+    def broken_open(self: BatchWriter, target: Path, pragmas: list[str], **kw: object) -> None:
+        original(self, target, [*pragmas, "PRAGMA no such pragma syntax"], **kw)  # type: ignore[arg-type]
+        started.append(self)
+
+    monkeypatch.setattr(BatchWriter, "__init__", broken_open)
+    target = tmp_path / "t.db"
+    result = replay(REBASE, target, options(writer=True))
+    assert len(started) == 1 and started[0].proc.poll() is not None  # started, then closed
+    assert result.writer_peak_mb is None  # no batch was written by it
+    assert digest(target) == digest(one_process) and parked(target) == parked(one_process)
+
+
 def test_submit_says_when_a_batch_holds_a_value_marshal_cannot_carry(tmp_path: Path):
     target = tmp_path / "t.db"
     sqlite3.connect(target).close()
     writer = BatchWriter(target, [])
     try:
+        writer.ready()
         assert writer.submit([("one", "SELECT ?", (object(),), True)]) is False
         assert writer.submit([("one", "SELECT ?", (1,), True)]) is True
         writer.wait()

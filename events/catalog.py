@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 
 from events.errors import CatalogError
 from events.regex import ecma_schema
@@ -292,18 +293,26 @@ def _load_schemas(directory: Path) -> dict[str, dict[str, Any]]:
             doc = json.loads(path.read_text("utf-8"))
         except ValueError as exc:
             raise CatalogError(f"{path}: not a valid JSON Schema ({exc})") from None
+        except RecursionError:
+            raise CatalogError(f"{path}: not a valid JSON Schema (nested too deeply)") from None
         if not isinstance(doc, dict):
             raise CatalogError(
                 f"{path}: an event's schema is a JSON object (with its args' properties), "
                 f"not {json.dumps(doc)[:40]}"
             )
         try:
-            jsonschema.Draft202012Validator.check_schema(doc)
+            check_schema(doc)
         except jsonschema.SchemaError as exc:
             # str(exc) is jsonschema's many-line explanation; its message and the place
             # in the schema are what a reader needs.
             raise CatalogError(
                 f"{path}: not a valid JSON Schema ({_shortened(exc.message)} at {exc.json_path})"
+            ) from None
+        except RecursionError:
+            # jsonschema recurses in Python: about 90 nested `properties` are its limit.
+            raise CatalogError(
+                f"{path}: not a valid JSON Schema here (nested too deeply for jsonschema "
+                "to check it)"
             ) from None
         try:
             ecma_schema(doc)  # every pattern has a Python spelling (or ValueError)
@@ -314,6 +323,73 @@ def _load_schemas(directory: Path) -> dict[str, dict[str, Any]]:
             raise CatalogError(f"{path}: event {name} has two schemas in {directory}")
         schemas[name] = doc
     return schemas
+
+
+#: The meta-schema every event schema is checked against, and the only ``$schema`` the
+#: quick check (`check_schema`) takes as its own.
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+#: Deeper schemas are checked by jsonschema alone (see `_quick_valid`).
+QUICK_DEPTH = 64
+
+
+def check_schema(doc: Any) -> None:
+    """Raise `jsonschema.SchemaError` unless DOC is a valid JSON Schema (draft 2020-12,
+    whatever its ``$schema`` says), exactly as
+    ``jsonschema.Draft202012Validator.check_schema`` decides.
+
+    jsonschema_rs's meta-schema check answers first, about 50 times cheaper (4 ms a
+    schema in jsonschema, 60 ms for ai-desk's 15, on every command that loads a catalog).
+    Its "valid" is taken only where the two must agree (`_quick_valid`); anything else
+    (an invalid schema, another ``$schema``) is decided, and explained, by jsonschema.
+    tests/test_catalogs.py holds them to agreement on generated schemas.
+    """
+    if not _quick_valid(doc):
+        jsonschema.Draft202012Validator.check_schema(doc)
+
+
+def _quick_valid(doc: Any) -> bool:
+    """Whether jsonschema_rs finds DOC valid against the 2020-12 meta-schema, and DOC is
+    one jsonschema's check then finds valid too:
+
+    * every ``$schema`` in DOC (at any depth) is `DRAFT_2020_12`: jsonschema_rs picks the
+      meta-schema by ``$schema``, and would fetch an unknown one over the network;
+    * DOC nests at most `QUICK_DEPTH` levels: jsonschema's check recurses in Python, and
+      runs out of stack (RecursionError) on schemas jsonschema_rs checks;
+    * every text under a ``pattern`` key and every key of a ``patternProperties`` object,
+      at any depth, compiles with Python's ``re``: jsonschema also checks the meta-schema's
+      ``format: regex`` (its only format check here: "uri" and "uri-reference" need
+      packages that are not installed), jsonschema_rs does not. Keys at any depth, not
+      only where they are keywords, so the test can only be stricter.
+    """
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > QUICK_DEPTH:
+            return False
+        if type(node) is list:
+            stack.extend((item, depth + 1) for item in node)
+        elif type(node) is dict:
+            for key, value in node.items():
+                if key == "$schema" and value != DRAFT_2020_12:
+                    return False
+                if key == "pattern" and type(value) is str and not _compiles(value):
+                    return False
+                if key == "patternProperties" and type(value) is dict:
+                    if not all(_compiles(k) for k in value):
+                        return False
+                stack.append((value, depth + 1))
+    try:
+        return bool(jsonschema_rs.meta.is_valid(doc))
+    except Exception:  # whatever it is, jsonschema decides
+        return False
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def _shortened(text: str, limit: int = 160) -> str:

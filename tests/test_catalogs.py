@@ -506,6 +506,22 @@ def test_every_bundled_catalog_loads_and_is_picked_by_its_events():
             "$.properties.x.pattern)",
         ),
         (
+            lambda d: (d / "v1.Nothing.json").write_text(
+                _schema_of({"patternProperties": {"(": {}}}), "utf-8"
+            ),
+            "/v1.Nothing.json: not a valid JSON Schema ('(' is not a 'regex' at "
+            "$.properties.x.patternProperties)",
+        ),
+        (
+            lambda d: (d / "v1.Nothing.json").write_text(_nested_schema(100), "utf-8"),
+            "/v1.Nothing.json: not a valid JSON Schema here (nested too deeply for jsonschema "
+            "to check it)",
+        ),
+        (
+            lambda d: (d / "v1.Nothing.json").write_text("[" * 5000 + "]" * 5000, "utf-8"),
+            "/v1.Nothing.json: not a valid JSON Schema (nested too deeply)",
+        ),
+        (
             lambda d: (d / "v1.Nothing.json").write_text(_schema_of({"type": "strin"}), "utf-8"),
             "/v1.Nothing.json: not a valid JSON Schema ('strin' is not valid under any of the "
             "given schemas at $.properties.x.type)",
@@ -548,6 +564,11 @@ def test_a_broken_catalog_is_one_line_before_anything_is_written(runner, tmp_pat
     assert not target.exists()
     validated = runner.invoke(cli, ["validate", "--catalog", str(catalog_dir), str(log)])
     assert (validated.exit_code, validated.stderr) == (1, result.stderr)
+
+
+def _nested_schema(levels: int) -> str:
+    """An object schema whose property x is an object schema ..., LEVELS deep."""
+    return '{"type": "object", "properties": {"x": ' * levels + "{}" + "}}" * levels
 
 
 def _event_reading(catalog_dir: Path, changes: str) -> None:

@@ -93,20 +93,6 @@ def js_number(value: float) -> str:
     return sign + digits[0] + "." + digits[1:] + exp
 
 
-def _needs_js_floats(value: Any) -> bool:
-    cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:  # the common leaves, first
-        return False
-    if isinstance(value, float):
-        text = repr(value)
-        return "e" in text or text.endswith(".0") or not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(map(_needs_js_floats, value.values()))
-    if isinstance(value, list):
-        return any(map(_needs_js_floats, value))
-    return False
-
-
 def _js_encode(value: Any, finite: bool) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -131,43 +117,78 @@ def _js_encode(value: Any, finite: bool) -> str:
 _msgspec_encode = msgspec.json.Encoder().encode
 
 
-#: Values nested deeper than this take the json module's path, which counts depth against
-#: the interpreter's recursion limit (so it refuses what it refused before msgspec wrote
-#: the common values).
-_MSGSPEC_DEPTH = 128
+#: How deep the projector reads JSON: args nested deeper are unparseable (deviation
+#: deep-nesting, `events.validation`), so no value written from them is deeper. msgspec
+#: writes values up to this deep; deeper ones take the json module's path, which counts
+#: depth against the interpreter's recursion limit (and refuses what it refused before).
+MAX_NESTING = 128
+
+#: What `_kind` finds in a value: only text, integers, booleans, null, lists and dicts,
+#: at most `MAX_NESTING` deep (msgspec writes it); a float, or another type, or deeper
+#: (the json module writes it); a float JSON.stringify prints unlike ``repr`` (an
+#: exponent, a trailing ".0", not finite: `_js_encode` writes it).
+_PLAIN, _COMPACT, _JS_FLOATS = 0, 1, 2
 
 
-def _floatless(value: Any, depth: int = 0) -> bool:
-    """VALUE holds only text, integers, booleans, null, lists and dicts (no float), at
-    most `_MSGSPEC_DEPTH` levels deep."""
+def _kind(value: Any, depth: int = 0) -> int:
+    """The encoder VALUE needs (`_PLAIN`, `_COMPACT` or `_JS_FLOATS`), in one walk."""
     cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:
-        return True
-    if depth >= _MSGSPEC_DEPTH:
-        return False
-    if cls is dict:
-        for item in value.values():
-            if not _floatless(item, depth + 1):
-                return False
-        return True
-    if cls is list:
-        for item in value:
-            if not _floatless(item, depth + 1):
-                return False
-        return True
-    return False
+    if cls is str or cls is int or cls is bool or value is None:  # the common leaves, first
+        return _PLAIN
+    if isinstance(value, float):
+        return _float_kind(value)
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return _COMPACT
+    if depth >= MAX_NESTING:  # no recursion past it (compiled code has no stack check)
+        return _deep_kind(value)
+    kind = _PLAIN if cls is dict or cls is list else _COMPACT
+    for item in items:
+        found = _kind(item, depth + 1)
+        if found > kind:
+            if found == _JS_FLOATS:
+                return found
+            kind = found
+    return kind
+
+
+def _float_kind(value: float) -> int:
+    text = repr(value)
+    if "e" in text or text.endswith(".0") or not math.isfinite(value):
+        return _JS_FLOATS
+    return _COMPACT
+
+
+def _deep_kind(value: Any) -> int:
+    """`_kind` of a value nested past `MAX_NESTING` (never `_PLAIN`), walked with a list
+    for a stack: the json module's path then refuses it if it is too deep for it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if _float_kind(item) == _JS_FLOATS:
+                return _JS_FLOATS
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return _COMPACT
 
 
 def js_json(value: Any, *, finite: bool = False) -> str:
     """JSON.stringify(value) for JSON-decoded Python values: an infinite number is null
     (ValueError when FINITE, and for NaN, which JSON.parse never yields), a lone surrogate
     is its escape (\\ud83d), other non-ASCII text is kept as it is."""
-    if _floatless(value):
+    kind = _kind(value)
+    if kind == _PLAIN:
         try:  # valid UTF-8 out: no lone surrogate to escape
             return _msgspec_encode(value).decode("utf-8")
         except (UnicodeEncodeError, TypeError, OverflowError):
             pass  # a lone surrogate, a key that is no text: the json module's path
-    text = _compact(value) if not _needs_js_floats(value) else _js_encode(value, finite)
+    text = _compact(value) if kind != _JS_FLOATS else _js_encode(value, finite)
     if text.isascii() or _LONE_SURROGATE.search(text) is None:
         return text
     return json_escape_surrogates(text)

@@ -306,13 +306,16 @@ class FastPath:
             or name not in self._valid
             or args_json.count("[") + args_json.count("{") > MAX_BRACKETS
             or "\\u" in args_json
-            or (name in self._scan and _long_number(args_json))
         ):
             return DECLINED
         try:
-            return self._decode(args_json)
+            args = self._decode(args_json)
         except Exception:  # whatever it is, the explaining path decides
             return DECLINED
+        # Screened after parsing, which cached the text's UTF-8 for its encode.
+        if name in self._scan and _long_number(args_json):
+            return DECLINED
+        return args
 
     def valid(self, name: str, args: Any) -> bool:
         """Whether ARGS (parsed by `parse` for NAME) are valid for NAME's schema."""
@@ -324,28 +327,8 @@ class FastPath:
     def accept_many(self, events: Sequence[Event], lap: Lap | None = None) -> list[Any]:
         """`accept` of each event, in order: its args or DECLINED. LAP, when given, is
         called with "parse" after parsing all of them and "validate" after validating."""
-        decode, valid, scan, long_number = self._decode, self._valid, self._scan, _long_number
-        found: list[Any] = []
-        append = found.append
-        for event in events:  # `parse`, inlined: this loop runs for every event replayed
-            name, text = event.name, event.args_json
-            if (
-                type(name) is str
-                and type(text) is str
-                and name in valid
-                and text.count("[") + text.count("{") <= MAX_BRACKETS
-                and "\\u" not in text
-            ):
-                try:
-                    args = decode(text)
-                except Exception:
-                    args = DECLINED
-                # Screened after parsing, which cached the text's UTF-8 for its encode.
-                if args is not DECLINED and name in scan and long_number(text):
-                    args = DECLINED
-                append(args)
-            else:
-                append(DECLINED)
+        valid = self._valid
+        found = [self.parse(event.name, event.args_json) for event in events]
         if lap is not None:
             lap("parse")
         for index, (event, args) in enumerate(zip(events, found, strict=True)):

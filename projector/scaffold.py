@@ -306,13 +306,14 @@ def read_log(
             ef.count += 1
             if event.client_only:
                 ef.client_only += 1
+            if type(event.args_json) is not str:
+                # A BLOB argsJson (a hand-made table) is not JSON to replay either
+                # (events.validation: "argsJson is not text").
+                ef.unparseable += 1
+                continue
             try:
-                # argsJson that is no text (a BLOB of a hand-made table) is not JSON to
-                # replay either (events.validation: "argsJson is not text").
-                if type(event.args_json) is not str:
-                    raise TypeError("argsJson is not text")
                 args = parse_args(event.args_json)
-            except (ValueError, TypeError, RecursionError):
+            except (ValueError, RecursionError):
                 ef.unparseable += 1
                 continue
             ef.args.add(args)

@@ -128,13 +128,16 @@ def test_is_iso_date_of_any_24_characters(text: str):
 
 
 def test_js_json_of_deeply_nested_values_is_the_json_modules():
-    """Past `_MSGSPEC_DEPTH` levels the json module writes the value, refusing what it
+    """Past `MAX_NESTING` levels the json module writes the value, refusing what it
     always refused (a value nested past the interpreter's recursion limit)."""
+    # Past it too, floats print as JSON.stringify prints them.
+    leaves = {"x": '"x"', 1e21: "1e+21", 2.0: "2", 0.5: "0.5", "f": '{"a":[1,1e-7]}'}
     for depth in (127, 128, 129, 200):
-        value: Any = "x"
-        for _ in range(depth):
-            value = [value]
-        assert js_json(value) == stringify(value)
+        for leaf, written in leaves.items():
+            value: Any = {"a": [1, 1e-7]} if leaf == "f" else leaf
+            for _ in range(depth):
+                value = [value]
+            assert js_json(value) == "[" * depth + written + "]" * depth
     deep: Any = []
     for _ in range(100_000):
         deep = [deep]

@@ -40,7 +40,7 @@ from events.catalog import (
     bundled_catalog_names,
     detect_catalog,
 )
-from events.encoding import is_iso_date
+from events.encoding import MAX_NESTING, is_iso_date
 from events.envelope import Event
 from events.errors import CatalogError
 from events.fastpath import DECLINED, FastPath
@@ -71,12 +71,11 @@ LONE_SURROGATE = "lone-surrogate"
 NUL_IN_TEXT = "nul-in-text"
 
 
-#: Args nested deeper than this are unparseable (deviation deep-nesting). Python's json
-#: parser counts nesting against the interpreter's recursion limit, so how deep it reads
-#: would depend on the caller's stack, which differs between the compiled build and the
-#: pure one; below this limit neither build, nor anything the args go through after
-#: parsing (validation, encoding), comes near it.
-MAX_NESTING = 128
+# Args nested deeper than MAX_NESTING (`events.encoding`) are unparseable (deviation
+# deep-nesting). Python's json parser counts nesting against the interpreter's recursion
+# limit, so how deep it reads would depend on the caller's stack, which differs between
+# the compiled build and the pure one; below this limit neither build, nor anything the
+# args go through after parsing (validation, encoding), comes near it.
 NESTING_REASON = f"nested more than {MAX_NESTING} levels deep"
 #: A JSON string (its brackets are text), and what is not a bracket.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: 10x faster
@@ -123,7 +122,15 @@ def parse_args(args_json: str, *, js_numbers: bool = False) -> Any:
     """Parse argsJson as JavaScript's JSON.parse would: NaN and Infinity are not JSON.
 
     With JS_NUMBERS an integer beyond 2^53 is read as the double JavaScript reads (what
-    LiveStore's materializers saw); without, exactly (for exports of the text)."""
+    LiveStore's materializers saw); without, exactly (for exports of the text). Raises
+    ValueError for text that is not JSON, and (`NESTING_REASON`) for args nested more
+    than `MAX_NESTING` levels, whatever the caller's stack (deviation deep-nesting): the
+    replay, export and scaffold read the same args alike."""
+    if type(args_json) is str and (
+        args_json.count("[") + args_json.count("{") > MAX_NESTING
+        and nesting(args_json) > MAX_NESTING
+    ):
+        raise ValueError(NESTING_REASON)
     if type(args_json) is str and not args_json.startswith("\ufeff"):
         return (_JS_DECODER if js_numbers else _DECODER).decode(args_json)
     # bytes, or a BOM: json.loads' own checks and messages.
@@ -421,8 +428,6 @@ class Validator:
                 NO_NOTES,
             )
         try:
-            if text.count("[") + text.count("{") > MAX_NESTING and nesting(text) > MAX_NESTING:
-                raise ValueError(NESTING_REASON)
             args = parse_args(text, js_numbers=True)
         except (ValueError, RecursionError) as exc:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from events.validation import DATE_TEXT_REASON, MAX_NESTING, NESTING_REASON
+from events.encoding import MAX_NESTING
+from events.validation import DATE_TEXT_REASON, NESTING_REASON
 
 NUL = "\x00"
 
@@ -84,7 +85,8 @@ DEEP_NESTING = Deviation(
     projector=f"Parks args nested more than {MAX_NESTING} levels deep as unparseable: Python's "
     "json parser counts nesting against the interpreter's recursion limit, so a deeper limit "
     "would depend on the caller's stack (and differ between the compiled and the pure "
-    "build); no app's args come near it.",
+    "build); no app's args come near it. `export` keeps such args as their argsJson text, "
+    "and `scaffold` counts them unparseable, alike.",
     shows_as=f"parked unparseable ('argsJson is not JSON ({NESTING_REASON})')",
 )
 

@@ -6,6 +6,7 @@ read, global events only); the NDJSON form keeps every event and its argsJson as
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 from click.testing import CliRunner
 
 from events.encoding import is_iso_date
+from events.export import export as export_source
 from events.sources import open_source
+from events.validation import NESTING_REASON
 from projector.cli import cli
 from projector.digest import digest
 from projector.replay import ReplayOptions, replay
@@ -207,3 +210,36 @@ def test_nan_outside_the_args_is_a_one_line_refusal_in_either_format(tmp_path: P
         assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
         assert "e2 (#2): holds NaN or Infinity outside its args" in result.stderr
         assert not out.exists()
+
+
+def _at_stack_depth(frames: int, call: Any) -> Any:
+    """CALL's result, called FRAMES Python frames deeper than here."""
+    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
+
+
+def test_args_nested_past_the_limit_export_as_text_at_any_stack_depth(
+    small_copy: Path, tmp_path: Path
+):
+    """Args nested more than MAX_NESTING levels are not JSON to the replay (deviation
+    deep-nesting), so the export keeps them as their argsJson text, however deep the
+    caller's stack (json's own limit moves with it); the export replays as the log does."""
+
+    def export_ndjson(source: Path, out: Path) -> None:
+        export_source(open_source(source), out, "ndjson")
+
+    deep = '{"key": "k", "value": ' + "[" * 200 + "]" * 200 + "}"
+    set_args(small_copy, "v1.ConfigSet", deep)
+    written = []
+    for frames in (0, 700):
+        out = tmp_path / f"at-{frames}.ndjson"
+        _at_stack_depth(frames, functools.partial(export_ndjson, small_copy, out))
+        written.append(out.read_text("utf-8"))
+    assert written[0] == written[1]
+    (line,) = [json.loads(x) for x in written[0].splitlines() if "[[[" in x]
+    assert line["argsJson"] == deep and "args" not in line
+    log_target, ndjson_target = tmp_path / "log.db", tmp_path / "ndjson.db"
+    replay(small_copy, log_target, ReplayOptions(on_invalid="park"))
+    replay(tmp_path / "at-0.ndjson", ndjson_target, ReplayOptions(on_invalid="park"))
+    assert digest(ndjson_target) == digest(log_target)  # parked alike, with the same reason
+    reasons = sqlite3.connect(log_target).execute("SELECT reason FROM _projector_parked")
+    assert any(r.endswith(f"argsJson is not JSON ({NESTING_REASON})") for (r,) in reasons)

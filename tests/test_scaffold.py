@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from events.catalog import Catalog
 from projector.cli import cli
 from projector.errors import ReplayError, ScaffoldError
-from projector.scaffold import Shape, infer_schema, scaffold
+from projector.scaffold import Shape, infer_schema, read_log, scaffold
 from tests.conftest import FIXTURES, SMALL, SMALL_STATE, write_ndjson
 
 TODOMVC = FIXTURES / "todomvc-small" / "todomvc"
@@ -649,3 +649,20 @@ def test_args_nested_deeper_than_the_validator_compiles_are_drafted_as_any_json(
     result = runner.invoke(cli, ["scaffold", str(log), str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert "read 3 = applied 3 + parked 0" in result.output + result.stderr
+
+
+def _at_stack_depth(frames: int, call: Any) -> Any:
+    """CALL's result, called FRAMES Python frames deeper than here."""
+    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
+
+
+def test_args_nested_past_the_limit_are_unparseable_at_any_stack_depth(tmp_path: Path):
+    """200 levels: not JSON to the replay (deviation deep-nesting), so not to the draft
+    either, however deep the caller's stack (json's own limit moves with it)."""
+    deep = "[" * 200 + "]" * 200
+    log = tmp_path / "deep.ndjson"
+    line = '{"name": "v1.ConfigSet", "seqNum": %d, "args": {"key": "k%d", "value": %s}}\n'
+    log.write_text("".join(line % (i, i, deep) for i in (1, 2, 3)))
+    for frames in (0, 700):
+        facts = _at_stack_depth(frames, lambda: read_log(log))
+        assert facts.events["v1.ConfigSet"].unparseable == 3, frames

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events.encoding import MAX_NESTING
 from events.envelope import Event
 from events.sources import open_source
 from events.validation import (
     EXCESS_KEY,
     INVALID,
     LONE_SURROGATE,
-    MAX_NESTING,
     NESTING_REASON,
     NUL_IN_TEXT,
     UNKNOWN,

@@ -69,6 +69,7 @@ from projector.target import (
     PARKED_TABLE,
     RUNS_TABLE,
     STATE_TABLE,
+    WAL_AUTOCHECKPOINT_PAGES,
     check_writable,
     deferrable_indexes,
     is_target,
@@ -1501,6 +1502,7 @@ def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter | None:
         "PRAGMA busy_timeout = 5000",
         f"PRAGMA cache_size = -{CACHE_KIB}",
         "PRAGMA synchronous = NORMAL",
+        f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}",
     ]
     if options.max_page_count:
         pragmas.append(f"PRAGMA max_page_count = {int(options.max_page_count)}")

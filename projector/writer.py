@@ -165,6 +165,19 @@ class _Batch:
             self.conn.execute("ROLLBACK")
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the committed batch's pages from the WAL into the database, once the main
+    process has the answer: it reads and applies the next batch meanwhile, instead of
+    waiting for checkpoints run inside later commits (SQLite's wal_autocheckpoint, kept
+    as a bound for a batch larger than it). PASSIVE: it waits for no reader, and what it
+    cannot copy now is copied after the next batch. A failure here is no batch's: the
+    next commit meets a real I/O error again and reports it."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass
+
+
 def _peak_rss_kib() -> int | None:
     """This process's peak resident set size (Linux VmHWM), in KiB."""
     try:
@@ -218,6 +231,8 @@ def serve(parent: int) -> int:
             if conn is not None and conn.in_transaction:
                 conn.execute("ROLLBACK")
         _send(stdout, answer)
+        if kind == "batch" and answer == ("ok",) and conn is not None:
+            _checkpoint(conn)
     if conn is not None:
         conn.close()
     return 0

@@ -56,6 +56,12 @@ def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any] | str]]) -> 
     return path
 
 
+def at_stack_depth(frames: int, call: Any) -> Any:
+    """CALL's result, called FRAMES Python frames deeper than here (how deep Python's json
+    parser reads depends on the caller's stack)."""
+    return call() if frames == 0 else at_stack_depth(frames - 1, call)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -21,7 +21,7 @@ from events.validation import NESTING_REASON
 from projector.cli import cli
 from projector.digest import digest
 from projector.replay import ReplayOptions, replay
-from tests.conftest import FIXTURES, SMALL, write_ndjson
+from tests.conftest import FIXTURES, SMALL, at_stack_depth, write_ndjson
 
 #: The tables only client-only events write: a JSON export (global events only) has none.
 CLIENT_ONLY_TABLES = {"drafts", "uiState", "userPreferences"}
@@ -212,11 +212,6 @@ def test_nan_outside_the_args_is_a_one_line_refusal_in_either_format(tmp_path: P
         assert not out.exists()
 
 
-def _at_stack_depth(frames: int, call: Any) -> Any:
-    """CALL's result, called FRAMES Python frames deeper than here."""
-    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
-
-
 def test_args_nested_past_the_limit_export_as_text_at_any_stack_depth(
     small_copy: Path, tmp_path: Path
 ):
@@ -232,7 +227,7 @@ def test_args_nested_past_the_limit_export_as_text_at_any_stack_depth(
     written = []
     for frames in (0, 700):
         out = tmp_path / f"at-{frames}.ndjson"
-        _at_stack_depth(frames, functools.partial(export_ndjson, small_copy, out))
+        at_stack_depth(frames, functools.partial(export_ndjson, small_copy, out))
         written.append(out.read_text("utf-8"))
     assert written[0] == written[1]
     (line,) = [json.loads(x) for x in written[0].splitlines() if "[[[" in x]

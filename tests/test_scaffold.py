@@ -23,7 +23,7 @@ from events.catalog import Catalog
 from projector.cli import cli
 from projector.errors import ReplayError, ScaffoldError
 from projector.scaffold import Shape, infer_schema, read_log, scaffold
-from tests.conftest import FIXTURES, SMALL, SMALL_STATE, write_ndjson
+from tests.conftest import FIXTURES, SMALL, SMALL_STATE, at_stack_depth, write_ndjson
 
 TODOMVC = FIXTURES / "todomvc-small" / "todomvc"
 TODOMVC_STATE = TODOMVC / "state-96296379336@6.db"
@@ -651,11 +651,6 @@ def test_args_nested_deeper_than_the_validator_compiles_are_drafted_as_any_json(
     assert "read 3 = applied 3 + parked 0" in result.output + result.stderr
 
 
-def _at_stack_depth(frames: int, call: Any) -> Any:
-    """CALL's result, called FRAMES Python frames deeper than here."""
-    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
-
-
 def test_args_nested_past_the_limit_are_unparseable_at_any_stack_depth(tmp_path: Path):
     """200 levels: not JSON to the replay (deviation deep-nesting), so not to the draft
     either, however deep the caller's stack (json's own limit moves with it)."""
@@ -664,5 +659,5 @@ def test_args_nested_past_the_limit_are_unparseable_at_any_stack_depth(tmp_path:
     line = '{"name": "v1.ConfigSet", "seqNum": %d, "args": {"key": "k%d", "value": %s}}\n'
     log.write_text("".join(line % (i, i, deep) for i in (1, 2, 3)))
     for frames in (0, 700):
-        facts = _at_stack_depth(frames, lambda: read_log(log))
+        facts = at_stack_depth(frames, lambda: read_log(log))
         assert facts.events["v1.ConfigSet"].unparseable == 3, frames

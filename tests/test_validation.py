@@ -33,7 +33,7 @@ from events.validation import (
     validate_events,
 )
 from tests import differential
-from tests.conftest import FIXTURES, MICRO, REBASE, SHARED, SMALL
+from tests.conftest import FIXTURES, MICRO, REBASE, SHARED, SMALL, at_stack_depth
 
 GEN_SCHEMA = SHARED.parent / "gen" / "schema.mjs"
 AI_DESK = Catalog.bundled("ai-desk")
@@ -408,11 +408,6 @@ def test_a_date_with_a_final_newline_gets_a_true_reason():
     )
 
 
-def _at_stack_depth(frames: int, call: Callable[[], Any]) -> Any:
-    """CALL's result, called FRAMES Python frames deeper than here."""
-    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
-
-
 @pytest.mark.parametrize("depth", [1, 64, 65, 128, 129, 300, 900, 990, 5000])
 def test_how_deep_args_may_nest_does_not_depend_on_the_callers_stack(depth: int):
     """Up to MAX_NESTING levels the args are read, past it they are unparseable, named so,
@@ -421,7 +416,7 @@ def test_how_deep_args_may_nest_does_not_depend_on_the_callers_stack(depth: int)
     value = "[" * depth + '"x"' + "]" * depth
     event = _event("v1.ConfigSet", '{"key": "k", "value": ' + value + "}")
     for frames in (0, 300, 700):
-        _, problem, _ = _at_stack_depth(frames, lambda: Validator(AI_DESK).check(event))
+        _, problem, _ = at_stack_depth(frames, lambda: Validator(AI_DESK).check(event))
         if depth <= MAX_NESTING - 1:  # the args object is one level more
             assert problem is None, (depth, frames)
         else:
@@ -442,7 +437,7 @@ def test_deep_text_cut_short_gets_one_reason_at_any_call_depth(cut: str):
     deeply (how deep json's parser would go before it finds the end) at any stack depth."""
     event = _event("v1.ConfigSet", cut)
     reasons = {
-        _at_stack_depth(frames, lambda: Validator(AI_DESK).check(event))[1].reason
+        at_stack_depth(frames, lambda: Validator(AI_DESK).check(event))[1].reason
         for frames in (0, 300, 700)
     }
     assert reasons == {f"argsJson is not JSON ({NESTING_REASON})"}

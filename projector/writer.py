@@ -8,7 +8,8 @@ digests the next batch. Exactly-once is unchanged: a batch's statements, its tra
 record included, run in one transaction here, committed or rolled back whole; the main
 process waits for the answer (`BatchWriter.wait`) before it reads the target again, so
 it never sees a batch half-written, and redoes a refused batch itself, one event at a
-time (`projector.replay`).
+time (`projector.replay`). Once it has answered a batch, it copies that batch's pages
+from the WAL into the database (`_checkpoint`) while the main process goes on.
 
 This file runs as a script in a bare interpreter (``python -I -S``: no site-packages, the
 standard library only, about 10 MB), so the two processes stay within the memory the

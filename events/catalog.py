@@ -309,10 +309,11 @@ def _load_schemas(directory: Path) -> dict[str, dict[str, Any]]:
                 f"{path}: not a valid JSON Schema ({_shortened(exc.message)} at {exc.json_path})"
             ) from None
         except RecursionError:
-            # jsonschema recurses in Python: about 90 nested `properties` are its limit.
+            # jsonschema recurses in Python: 97 nested `properties` pass at a command's
+            # stack depth, 98 do not.
             raise CatalogError(
-                f"{path}: not a valid JSON Schema here (nested too deeply for jsonschema "
-                "to check it)"
+                f"{path}: cannot be checked as a JSON Schema: nested too deeply for jsonschema "
+                "(about 95 levels of properties are its limit)"
             ) from None
         try:
             ecma_schema(doc)  # every pattern has a Python spelling (or ValueError)

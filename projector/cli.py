@@ -288,7 +288,8 @@ _format_version_option = click.option(
     "--format-version",
     type=click.Choice(["4", "6"]),
     help="Read the store directory's eventlog@N.db: 6 (LiveStore 0.4.x) or 4 (0.3.x). "
-    "Default: the newest; needed when an older one holds events the newest lacks.",
+    "Default: the newest; needed when an older one holds events the newest lacks, or the "
+    "newest is a format this version cannot read.",
 )
 
 

@@ -126,13 +126,14 @@ def parse_args(args_json: str, *, js_numbers: bool = False) -> Any:
     ValueError for text that is not JSON, and (`NESTING_REASON`) for args nested more
     than `MAX_NESTING` levels, whatever the caller's stack (deviation deep-nesting): the
     replay, export and scaffold read the same args alike."""
-    if type(args_json) is str and (
-        args_json.count("[") + args_json.count("{") > MAX_NESTING
-        and nesting(args_json) > MAX_NESTING
-    ):
-        raise ValueError(NESTING_REASON)
-    if type(args_json) is str and not args_json.startswith("\ufeff"):
-        return (_JS_DECODER if js_numbers else _DECODER).decode(args_json)
+    if type(args_json) is str:
+        if (
+            args_json.count("[") + args_json.count("{") > MAX_NESTING
+            and nesting(args_json) > MAX_NESTING
+        ):
+            raise ValueError(NESTING_REASON)
+        if not args_json.startswith("\ufeff"):
+            return (_JS_DECODER if js_numbers else _DECODER).decode(args_json)
     # bytes, or a BOM: json.loads' own checks and messages.
     return json.loads(
         args_json, parse_constant=_reject_constant, parse_int=_js_int if js_numbers else None

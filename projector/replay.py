@@ -66,10 +66,10 @@ from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
 from projector.target import (
     CACHE_KIB,
+    CONNECTION_PRAGMAS,
     PARKED_TABLE,
     RUNS_TABLE,
     STATE_TABLE,
-    WAL_AUTOCHECKPOINT_PAGES,
     check_writable,
     deferrable_indexes,
     is_target,
@@ -1471,7 +1471,7 @@ def _writer_ready(ctx: _Replay) -> None:
     """Wait for the writer process to have opened the target (it starts while the first
     batch is read); if it could not, the run writes its batches itself, as on one core."""
     writer = ctx.writer
-    if writer is None or writer.opened:
+    if writer is None:
         return
     try:
         writer.ready()
@@ -1497,13 +1497,7 @@ def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter | None:
     projection's (foreign keys checked by the handlers; see `Projection`); None when it
     cannot be started (the run then writes its batches itself, as on one core). Whether
     it opened the target is known at the first batch (`_writer_ready`)."""
-    pragmas = [
-        "PRAGMA foreign_keys = OFF",
-        "PRAGMA busy_timeout = 5000",
-        f"PRAGMA cache_size = -{CACHE_KIB}",
-        "PRAGMA synchronous = NORMAL",
-        f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}",
-    ]
+    pragmas = ["PRAGMA foreign_keys = OFF", *CONNECTION_PRAGMAS, "PRAGMA synchronous = NORMAL"]
     if options.max_page_count:
         pragmas.append(f"PRAGMA max_page_count = {int(options.max_page_count)}")
     fd = held_lock_fd(target)

@@ -14,7 +14,10 @@ the explaining path accepts with equal args. What makes that hold:
   declined: numbers beyond the float range (``json`` reads infinity) and lone UTF-16
   surrogates (``json`` keeps them; the explaining path reports them). msgspec's nesting
   limit is a few levels deeper than ``json``'s, which also depends on the caller's
-  stack, so text with more than `MAX_BRACKETS` opening brackets is declined unparsed.
+  stack, so where an event's schema admits args nested more than `MAX_BRACKETS` levels
+  deep (`max_depth`), text with more than `MAX_BRACKETS` opening brackets is declined
+  unparsed. Where it does not, deeper text fails validation if msgspec parses it, and is
+  declined either way.
   Text with a ``\\u`` escape is declined too: JSON spells U+0000 and a lone surrogate
   only so, and the explaining path notes both (`events.validation`).
 * **Numbers.** JSON.parse reads an integer beyond 2^53 as the nearest double
@@ -224,6 +227,31 @@ def leaves_numbers_unchecked(schema: Any) -> bool:
     return False
 
 
+def max_depth(schema: Any) -> int | None:
+    """How deep the args SCHEMA accepts can nest (0 for a scalar, 1 for an object of
+    scalars), or None when it admits any depth: a value of any type somewhere, an object
+    that allows undeclared keys, an array without ``items``."""
+    if type(schema) is not dict:
+        return 0 if schema is False else None
+    if "type" not in schema:
+        return 0 if "enum" in schema else None  # enum values are scalars (`strict_copy`)
+    names = schema["type"] if type(schema["type"]) is list else [schema["type"]]
+    deepest = 0
+    if "object" in names:
+        inner = [schema.get("additionalProperties", True), *schema.get("properties", {}).values()]
+        for sub in inner:
+            depth = max_depth(sub)
+            if depth is None:
+                return None
+            deepest = max(deepest, depth + 1)
+    if "array" in names:
+        depth = max_depth(schema.get("items", True))
+        if depth is None:
+            return None
+        deepest = max(deepest, depth + 1)
+    return deepest
+
+
 _DECODE = msgspec.json.Decoder().decode
 #: Numbers at most this far from 0 are read alike by JSON.parse and msgspec.
 SAFE_INTEGER = 2**53
@@ -280,6 +308,12 @@ class FastPath:
         self._valid: dict[str, Callable[[Any], bool]] = {}
         #: Event names whose text is scanned for long integers (`leaves_numbers_unchecked`).
         self._scan = {name for name, schema in schemas.items() if leaves_numbers_unchecked(schema)}
+        #: Event names whose text is screened for nesting (see the module's doc).
+        self._screen = {
+            name
+            for name, schema in schemas.items()
+            if (depth := max_depth(schema)) is None or depth > MAX_BRACKETS
+        }
         #: Event name -> why its schema has no fast path.
         self.unsupported: dict[str, str] = {}
         for name, schema in schemas.items():
@@ -304,8 +338,8 @@ class FastPath:
             type(name) is not str
             or type(args_json) is not str
             or name not in self._valid
-            or args_json.count("[") + args_json.count("{") > MAX_BRACKETS
             or "\\u" in args_json
+            or (name in self._screen and args_json.count("[") + args_json.count("{") > MAX_BRACKETS)
         ):
             return DECLINED
         try:
@@ -351,5 +385,6 @@ __all__ = [
     "MAX_BRACKETS",
     "Unsupported",
     "loads",
+    "max_depth",
     "strict_copy",
 ]

@@ -28,6 +28,7 @@ from events.fastpath import (
     FastPath,
     Unsupported,
     _long_number,
+    max_depth,
     strict_copy,
 )
 from events.sources import open_source
@@ -332,6 +333,58 @@ def test_nesting_near_the_recursion_limit_gets_the_same_verdict(
         for depth in range(850, 1010)
     ]
     agree(events, *pair(CATALOGS["ai-desk"]), many=False)
+
+
+def _memory_with_tags(tags: str) -> Event:
+    """A v1.MemoryAdded whose tags are TAGS (text): its schema admits two levels."""
+    return _event(
+        "v1.MemoryAdded",
+        '{"id":"m","personaId":"p","content":"c","kind":"fact","importance":0.5,'
+        f'"tags":{tags},"createdAt":"2024-02-26T08:53:41.713Z"}}',
+    )
+
+
+@pytest.mark.parametrize("depth", [1, 2, 65, 129, 300, 900, 1000, 5000, 100_000])
+def test_deep_text_where_the_schema_admits_two_levels_gets_the_same_verdict(depth: int, pair: Pair):
+    """The bracket screen is skipped where the schema bounds the depth (`max_depth`):
+    deeper text, however deep, fails validation or msgspec's own limit, and gets the
+    explaining path's verdict. Brackets inside strings do not decline anything there."""
+    events = [
+        _memory_with_tags("[" * depth + "]" * depth),
+        _memory_with_tags("[" + "[" * depth + '"a"' + "]" * depth + "]"),
+        _memory_with_tags('["' + "[{" * depth + '"]'),
+    ]
+    fast, reference = pair(CATALOGS["ai-desk"])
+    agree(events, fast, reference)
+    if fast.fastpath is not None:  # a bracket-heavy string is no reason to decline
+        assert fast.fastpath.accept(events[2].name, events[2].args_json) is not DECLINED
+
+
+def test_max_depth_counts_the_nesting_a_schema_admits():
+    """0 for scalars, one level an object or array, None wherever any value may go."""
+    assert max_depth({"type": "string"}) == 0
+    assert max_depth({"enum": ["a", None]}) == 0
+    assert max_depth(False) == 0
+    assert max_depth(True) is None
+    assert max_depth({}) is None
+    assert max_depth({"type": "object"}) is None  # undeclared keys of any value
+    assert max_depth({"type": "object", "additionalProperties": False}) == 1
+    assert max_depth({"type": "array"}) is None
+    assert max_depth({"type": "array", "items": {"type": "number"}}) == 1
+    nested = {
+        "type": ["object", "null"],
+        "properties": {"a": {"type": "array", "items": {"type": "array", "items": False}}},
+        "additionalProperties": {"type": "integer"},
+    }
+    assert max_depth(nested) == 3
+    assert max_depth({**nested, "additionalProperties": {"type": "array"}}) is None
+    assert (
+        max_depth({"type": "object", "properties": {"v": {}}, "additionalProperties": False})
+        is None
+    )
+    memory = CATALOGS["ai-desk"].schemas["v1.MemoryAdded"]
+    assert max_depth(memory) == 2
+    assert max_depth(CATALOGS["ai-desk"].schemas["v1.ConfigSet"]) is None
 
 
 def test_events_that_are_not_text_or_have_odd_names_get_the_same_verdict(

@@ -1009,7 +1009,8 @@ def _run(
         gc.disable()
         try:
             _apply_batches(ctx, events)
-            _stop_writer(ctx)
+            # The writer ends (checkpoints its last batch, exits) while indexes are built.
+            _stop_writer(ctx, wait=False)
             if options.phases:
                 options.phases.lap("wait")
             if not ctx.begun:  # a new target and a source without events
@@ -1020,6 +1021,9 @@ def _run(
                 _build_deferred_indexes(conn)
             if options.phases:
                 options.phases.lap("indexes")
+            _stop_writer(ctx)
+            if options.phases:
+                options.phases.lap("wait")
         except BaseException as exc:
             if collecting:
                 gc.enable()
@@ -1322,6 +1326,8 @@ class _Replay:
     #: The writer process, when batches are written by one, and its batch in flight.
     writer: BatchWriter | None = None
     pending: _Pending | None = None
+    #: The writer process told to end after the last batch (`_stop_writer`), until gone.
+    ending: BatchWriter | None = None
 
 
 @dataclass
@@ -1508,25 +1514,31 @@ def _start_writer(target: Path, options: ReplayOptions) -> BatchWriter | None:
         return None
 
 
-def _stop_writer(ctx: _Replay, *, failing: bool = False) -> None:
+def _stop_writer(ctx: _Replay, *, failing: bool = False, wait: bool = True) -> None:
     """Settle the batch in flight and end the writer process. FAILING: the run is failing
     for another reason, which wins; what the writer committed is still accounted for
-    (and a target whose first batch it committed is not taken for an untouched one)."""
+    (and a target whose first batch it committed is not taken for an untouched one).
+    Without WAIT, the process is only told to end (`ctx.ending`): a later call waits until
+    it is gone, which must come before the target's connection and lock are let go."""
     writer = ctx.writer
-    if writer is None:
-        return
-    try:
-        _settle(ctx)
-    except BaseException:
-        if not failing:
-            raise
-        if not ctx.begun:  # did the writer commit the first batch before it failed?
-            found = ctx.db.conn.execute(
-                f"SELECT 1 FROM {RUNS_TABLE} WHERE run = ?", (ctx.run,)
-            ).fetchone()
-            ctx.begun = found is not None
-    finally:
-        ctx.writer = None
+    if writer is not None:
+        try:
+            _settle(ctx)
+        except BaseException:
+            if not failing:
+                raise
+            if not ctx.begun:  # did the writer commit the first batch before it failed?
+                found = ctx.db.conn.execute(
+                    f"SELECT 1 FROM {RUNS_TABLE} WHERE run = ?", (ctx.run,)
+                ).fetchone()
+                ctx.begun = found is not None
+        finally:
+            ctx.writer = None
+            ctx.ending = writer
+            writer.request_close()
+    writer = ctx.ending
+    if wait and writer is not None:
+        ctx.ending = None
         writer.close()
         if writer.peak_rss_kib is not None:
             ctx.result.writer_peak_mb = round(writer.peak_rss_kib / 1024, 1)

@@ -9,7 +9,10 @@ record included, run in one transaction here, committed or rolled back whole; th
 process waits for the answer (`BatchWriter.wait`) before it reads the target again, so
 it never sees a batch half-written, and redoes a refused batch itself, one event at a
 time (`projector.replay`). Once it has answered a batch, it copies that batch's pages
-from the WAL into the database (`_checkpoint`) while the main process goes on.
+from the WAL into the database (`_checkpoint`) while the main process goes on; after
+the last batch, it does so and exits while the main process builds the deferred
+indexes (`BatchWriter.request_close`), which waits for it before it lets go of the
+target (`BatchWriter.close`).
 
 This file runs as a script in a bare interpreter (``python -I -S``: no site-packages, the
 standard library only, about 10 MB), so the two processes stay within the memory the
@@ -262,6 +265,8 @@ class BatchWriter:
         self.pending = False
         #: Whether the process answered that it opened TARGET (`ready`).
         self.opened = False
+        #: Whether it was told to end (`request_close`), its answer not yet read.
+        self.closing = False
         #: The writer process's peak RSS in KiB, known once it is closed (Linux).
         self.peak_rss_kib: int | None = None
         # The answer is awaited by `ready`: the process starts (an interpreter, sqlite3,
@@ -332,21 +337,33 @@ class BatchWriter:
         how = f"exit code {code}" if code is not None else "still running"
         return f"the batch writer process (pid {self.proc.pid}) {what} ({how})"
 
+    def request_close(self) -> None:
+        """Tell the process to end once the batch in flight is committed (its answer is
+        dropped: call `wait` first to know it) and its pages checkpointed, without
+        waiting: the caller goes on (builds the deferred indexes), then calls `close`."""
+        if self.closing or self.proc.stdin is None or self.proc.poll() is not None:
+            return
+        self.closing = True
+        try:
+            assert self.proc.stdout is not None
+            if self.pending:
+                self.pending = False
+                _receive(self.proc.stdout)
+            _send(self.proc.stdin, ("close",))
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
     def close(self) -> None:
-        """Let the writer finish the batch in flight (its answer is dropped: call `wait`
-        first to know it) and end it."""
-        if self.proc.poll() is None and self.proc.stdin is not None:
+        """End the process (`request_close`, if not done yet) and wait until it is gone."""
+        self.request_close()
+        if self.closing and self.proc.stdout is not None:
+            self.closing = False
             try:
-                assert self.proc.stdout is not None
-                if self.pending:
-                    self.pending = False
-                    _receive(self.proc.stdout)
-                _send(self.proc.stdin, ("close",))
-                self.proc.stdin.close()
                 answer = _receive(self.proc.stdout)
                 if answer is not None and answer[0] == "closed":
                     self.peak_rss_kib = answer[1]
-            except (BrokenPipeError, OSError):
+            except OSError:
                 pass
         try:
             self.proc.wait(timeout=60)

@@ -84,6 +84,41 @@ def test_the_writer_is_used_when_there_is_more_than_one_batch(monkeypatch: pytes
     assert not replay_module._use_writer(ReplayOptions(batch_size=50), result)
 
 
+def test_the_writer_ends_while_indexes_are_built_and_is_gone_when_the_run_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """After the last batch the writer is only told to end: it checkpoints and exits
+    while the main process builds the deferred indexes. The run waits for it before it
+    returns (and lets go of the target and its lock): its peak memory is known, and the
+    main process, the last to close the target, leaves no -wal behind."""
+    from projector import replay as replay_module
+
+    started: list[BatchWriter] = []
+    original = BatchWriter.__init__
+
+    def record(self: BatchWriter, *args: object, **kw: object) -> None:
+        original(self, *args, **kw)  # type: ignore[arg-type]
+        started.append(self)
+
+    monkeypatch.setattr(BatchWriter, "__init__", record)
+    told: list[bool] = []
+    build = replay_module._build_deferred_indexes
+
+    def during(conn: sqlite3.Connection) -> None:
+        told.append(started[0].closing)  # told to end, not yet waited for
+        build(conn)
+
+    monkeypatch.setattr(replay_module, "_build_deferred_indexes", during)
+    target = tmp_path / "t.db"
+    result = replay(REBASE, target, options(writer=True))
+    assert told == [True]
+    assert started[0].proc.poll() is not None and not started[0].closing
+    if sys.platform == "linux":
+        assert result.writer_peak_mb is not None
+    assert not Path(f"{target}-wal").exists()
+    assert status(target)["state"] == "complete" and verify(target).ok
+
+
 def test_a_row_the_target_refuses_in_the_writer_is_redone_one_event_at_a_time(tmp_path: Path):
     """The writer rolls the batch back; the main process redoes it one event at a time:
     exactly the event at fault is parked, its row's follower held, the rest applied."""

@@ -301,10 +301,15 @@ class _Columns:
         return None
 
 
-def _values_function(columns: _Columns) -> Callable[[Any], dict[str, Any]]:
+def _values_function(
+    columns: _Columns, base: dict[str, Any] | None = None
+) -> Callable[[Any], dict[str, Any]]:
     """`_Columns.values` as straight-line code: for each mapped column, read its arg,
-    and when present store it encoded (identity codecs inlined)."""
-    namespace: dict[str, Any] = {"MISSING": MISSING, "_constants": columns.constants}
+    and when present store it encoded (identity codecs inlined). With BASE (a row of
+    every column), the values are set over a copy of it: ``{**base, **values(args)}``,
+    in one dict."""
+    constants = columns.constants if base is None else {**base, **columns.constants}
+    namespace: dict[str, Any] = {"MISSING": MISSING, "_constants": constants}
     lines = ["def values(args):", "    row = dict(_constants)"]
     if columns.from_args:
         lines.append("    if type(args) is not dict:")
@@ -434,11 +439,12 @@ def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
             "LiveStore's .onConflict(key, 'update', {...}) changes (and set with nothing else)"
         )
     changes = _columns(table, spec["set"], f"{where}: set") if "set" in spec else None
-    defaults = {c: table.defaults[c] for c in table.columns}
+    # The new row: the columns' defaults, then the mapped values.
+    new_row = _values_function(columns, {c: table.defaults[c] for c in table.columns})
     name, noun, references = table.name, table.noun, bool(table.references)
 
     def insert(store: RowStore, args: Args) -> None:
-        row = {**defaults, **columns.values(args)}
+        row = new_row(args)
         row_key = _row_key(row[key], table)
         if references:
             _check_references(store, table, row)

@@ -35,6 +35,7 @@ from typing import Any
 from events.catalog import HOOKS_FILE, SPEC_FILE, Catalog, HandlerHook
 from events.encoding import iso_to_epoch_ms, js_json
 from events.errors import CatalogError
+from events.fastpath import loads
 from events.validation import sample
 from projector.errors import HookError, IntegrityBreak
 from projector.store import RowStore
@@ -645,7 +646,7 @@ def _client_document(table: Table) -> Handler:
             inserted = {**default, **{k: v for k, v in value.items() if v is not None}}
             store.put(name, args["id"], {"id": args["id"], "value": js_json(inserted)})
         elif value:
-            merged = json.loads(row["value"])
+            merged = loads(row["value"])  # msgspec: json.loads' value, a third the cost
             merged.update(value)
             store.put(name, args["id"], {"id": args["id"], "value": js_json(merged)})
 

@@ -4,9 +4,11 @@ Handlers read and write whole rows here instead of running SQL per event. A row 
 from the target the first time a batch touches it (`prefetch` reads the rows of a slice
 of events in one query per table); after that the batch works on its own copy, so a row
 that changes ten times in a batch is written once, and a row added and deleted within a
-batch is never written at all. `flush` writes what changed, table by table in key order
-(deletes, then updates, then inserts, each one `executemany`), inside the caller's
-transaction, so the rows still commit together with the checkpoint.
+batch is never written at all. A first replay does not look up a key it never wrote
+(`KeyFilter`: most of its lookups are new rows' keys). `flush` writes what changed,
+table by table in key order (deletes, then updates, then inserts, each one
+`executemany`), inside the caller's transaction, so the rows still commit together with
+the checkpoint.
 
 A derived table (one row per element of a parent's JSON-array column, like ai-desk's
 ``memory_tags``) is kept here: only the elements a parent row lost or gained are written.
@@ -51,6 +53,69 @@ DEVIATION_SQL = (
 #: The original of a row written without being read first: it may or may not exist.
 UNKNOWN: Any = object()
 EMPTY_ARRAY = "[]"
+#: Bits of the filter of keys a replay has written (`KeyFilter`): 2^23 bits, 1 MiB.
+FILTER_BITS = 1 << 23
+
+
+class KeyFilter:
+    """The text keys a run has written into tables that were empty when it began: a key
+    it never wrote cannot be there, and is not looked up (a new row's key, as ai-desk's
+    v1.MemoryAdded brings, is most of a first replay's lookups).
+
+    One bit a key, at the key's hash (a Bloom filter with one hash function), for every
+    filtered table: a bit set by another key (about 4% of lookups at 300,000 keys) only
+    means a lookup that finds nothing, as without the filter. Only text keys are filtered,
+    and only where SQLite compares them as Python does (`filterable`): a key column of
+    TEXT affinity under the BINARY collation (https://sqlite.org/datatype3.html, sections
+    3 and 7). A table whose rows are written with a key of another type stops being
+    filtered, as SQLite would store it converted.
+    """
+
+    def __init__(self, tables: set[str]):
+        #: The tables filtered: empty when the run began, and written only by it.
+        self.tables = tables
+        self._bits = bytearray(FILTER_BITS // 8) if tables else bytearray()
+
+    def add(self, table: str, keys: set[Key]) -> None:
+        """Note KEYS as written into TABLE (a flush)."""
+        if table not in self.tables:
+            return
+        bits = self._bits
+        mask = FILTER_BITS - 1
+        for key in keys:
+            if type(key) is not str:
+                self.tables.discard(table)
+                return
+            h = hash(key) & mask
+            bits[h >> 3] |= 1 << (h & 7)
+
+    def absent(self, table: str, key: Key) -> bool:
+        """Whether TABLE surely holds no row with KEY."""
+        if type(key) is not str or table not in self.tables:
+            return False
+        h = hash(key) & (FILTER_BITS - 1)
+        return not self._bits[h >> 3] & (1 << (h & 7))
+
+
+def filterable(conn: sqlite3.Connection, table: str, key: str) -> bool:
+    """Whether TABLE is empty and compares its KEY column's text as Python compares str:
+    the column's declared type has TEXT affinity (it holds a key bound as text unchanged)
+    and its primary key index uses the BINARY collation."""
+    if conn.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone() is not None:
+        return False
+    declared = next(
+        (str(r[2]).upper() for r in conn.execute(f'PRAGMA table_info("{table}")') if r[1] == key),
+        "",
+    )
+    if "INT" in declared or not any(t in declared for t in ("CHAR", "CLOB", "TEXT")):
+        return False
+    for index in conn.execute(f'PRAGMA index_list("{table}")'):
+        if index[3] == "pk":
+            collations = [
+                r[4] for r in conn.execute(f'PRAGMA index_xinfo("{index[1]}")') if r[2] == key
+            ]
+            return collations == ["BINARY"]
+    return False
 
 
 def _bindable(key: Key) -> bool:
@@ -107,6 +172,7 @@ class RowStore:
         self._others: dict[str, list[str]] = {}
         self._sql: dict[str, dict[str, str]] = {}
         self._journal: list[tuple[str, Key, Any, Any, bool]] | None = None
+        self.filter = KeyFilter({t for t, k in self.keys.items() if filterable(conn, t, k)})
         for table, key in self.keys.items():
             columns = tables[table].columns
             others = [c for c in columns if c != key]
@@ -163,6 +229,9 @@ class RowStore:
         rows = self._rows[table]
         if key in rows:
             return rows[key]
+        if self.filter.absent(table, key):
+            rows[key] = self._original[table][key] = None
+            return None
         found = self.conn.execute(self._sql[table]["select"], (key,)).fetchone()
         row = dict(zip(self._columns[table], found, strict=True)) if found else None
         rows[key] = self._original[table][key] = row
@@ -171,11 +240,17 @@ class RowStore:
     def prefetch(self, table: str, keys: set[Key]) -> None:
         """Read the rows of TABLE with KEYS in one query (`get` then finds them here)."""
         rows = self._rows[table]
-        wanted = _sorted({k for k in keys if k not in rows and _bindable(k)})
+        original = self._original[table]
+        unread = {k for k in keys if k not in rows and _bindable(k)}
+        if table in self.filter.tables:  # keys this run never wrote: no row to read
+            absent = self.filter.absent
+            for k in [k for k in unread if absent(table, k)]:
+                rows[k] = original[k] = None
+                unread.discard(k)
+        wanted = _sorted(unread)
         if not wanted:
             return
         columns = self._columns[table]
-        original = self._original[table]
         for k in wanted:
             rows[k] = original[k] = None
         query = self._sql[table]["select_many"]
@@ -304,6 +379,7 @@ class RowStore:
         statements: list[tuple[str, list[Any]]] = []
         for table in self.keys:
             if self._dirty[table]:
+                self.filter.add(table, self._dirty[table])
                 self._table_statements(table, statements)
         return statements
 

@@ -537,6 +537,11 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
             "  nothing re-applied, every event parked as before: the target is unchanged "
             "(no run recorded, no backup kept)"
         )
+    elif result.command != "replay-parked" and not result.read and not result.created:
+        click.echo(
+            f"  up to date: the source holds no event after #{result.position:,} (the run "
+            "is recorded all the same, with no backup; `rollback` undoes it alone)"
+        )
     if result.command != "replay-parked":
         total = f" of {result.total:,}" if result.total is not None else ""
         click.echo(

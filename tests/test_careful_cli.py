@@ -459,19 +459,23 @@ def test_the_summary_says_how_many_more_and_quiet_still_warns_once(tmp_path: Pat
 def test_a_run_that_applies_nothing_takes_no_backup_and_its_rollback_changes_nothing(
     tmp_path: Path,
 ):
-    """A catch-up with nothing new takes no backup; rolling it back leaves a complete
-    target complete (and the next rollback undoes the run before)."""
+    """A catch-up with nothing new says the target is up to date and takes no backup;
+    rolling it back leaves a complete target complete (and the rollback after the last
+    such run undoes the run before)."""
     target = tmp_path / "t.db"
     ok("-q", "replay", SMALL, target)
     again = json.loads(ok("-q", "replay", SMALL, target, "--json").stdout)
     assert again["read"] == 0 and again["backup"] is None
+    said = ok("replay", SMALL, target).stdout  # and once more, as a person reads it
+    assert "up to date: the source holds no event after #200" in said
     assert not list(tmp_path.glob("*.bak"))
     before = digest_of(target)
     message = ok("rollback", target).stdout
     assert "applied nothing" in message
     info = json.loads(ok("status", target, "--json").stdout)
-    assert info["state"] == "complete" and info["runs"] == 1
+    assert info["state"] == "complete" and info["runs"] == 2
     assert digest_of(target) == before
+    assert "applied nothing" in ok("rollback", target).stdout
     assert "removing it" in ok("rollback", target).stdout
     assert list(tmp_path.iterdir()) == []  # no target, -wal, -shm, lock or backup left
 

@@ -283,13 +283,16 @@ class _Columns:
     """A compiled column mapping: values read from the args, and constants.
 
     ``values(args)``: the mapped columns' stored values (a new dict); an absent arg
-    leaves its column out. Raises ValueError naming the column when a value does not
-    fit its codec. Written out as code by `_values_function`.
+    leaves its column out. With a BASE (an insert's defaults, every column), the values
+    are set over a copy of it: a whole new row, ``{**base, **values}`` in one dict.
+    Raises ValueError naming the column when a value does not fit its codec. Written out
+    as code by `_values_function`.
     """
 
     table: str
     from_args: tuple[tuple[str, Getter, Callable[[Any], Any]], ...]
     constants: dict[str, Any]
+    base: dict[str, Any] | None = None
     values: Callable[[Any], dict[str, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -302,13 +305,11 @@ class _Columns:
         return None
 
 
-def _values_function(
-    columns: _Columns, base: dict[str, Any] | None = None
-) -> Callable[[Any], dict[str, Any]]:
+def _values_function(columns: _Columns) -> Callable[[Any], dict[str, Any]]:
     """`_Columns.values` as straight-line code: for each mapped column, read its arg,
-    and when present store it encoded (identity codecs inlined). With BASE (a row of
-    every column), the values are set over a copy of it: ``{**base, **values(args)}``,
-    in one dict."""
+    and when present store it encoded (identity codecs inlined), over a copy of the
+    constants (and the base: `_Columns`)."""
+    base = columns.base
     constants = columns.constants if base is None else {**base, **columns.constants}
     namespace: dict[str, Any] = {"MISSING": MISSING, "_constants": constants}
     lines = ["def values(args):", "    row = dict(_constants)"]
@@ -346,7 +347,9 @@ def _collect_function(reads: tuple[tuple[str, Getter], ...]) -> Callable[..., No
     return _compiled("collect", lines, namespace)
 
 
-def _columns(table: Table, mapping: dict[str, Any], where: str) -> _Columns:
+def _columns(
+    table: Table, mapping: dict[str, Any], where: str, base: dict[str, Any] | None = None
+) -> _Columns:
     unknown = sorted(set(mapping) - set(table.columns))
     if unknown:
         raise CatalogError(f"{where}: {table.name} has no column(s) {unknown}")
@@ -362,7 +365,7 @@ def _columns(table: Table, mapping: dict[str, Any], where: str) -> _Columns:
                 constants[column] = None if constant is None else encode(constant)
             except (TypeError, ValueError) as exc:
                 raise CatalogError(f"{where}: {column}: {exc}") from None
-    return _Columns(table.name, tuple(from_args), constants)
+    return _Columns(table.name, tuple(from_args), constants, base)
 
 
 def _check_references(store: RowStore, table: Table, row: dict[str, Any]) -> None:
@@ -429,7 +432,9 @@ class _Op:
 def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
     key = table.row_key
     assert key is not None
-    columns = _columns(table, spec["values"], where)
+    # The new row: the columns' defaults, then the mapped values (`_Columns.base`).
+    defaults = {c: table.defaults[c] for c in table.columns}
+    columns = _columns(table, spec["values"], where, defaults)
     key_get = columns.getter(key)
     if key_get is None and key not in columns.constants:
         raise CatalogError(f"{where}: values must give the key column {key!r}")
@@ -440,12 +445,10 @@ def _insert(table: Table, spec: dict[str, Any], where: str) -> _Op:
             "LiveStore's .onConflict(key, 'update', {...}) changes (and set with nothing else)"
         )
     changes = _columns(table, spec["set"], f"{where}: set") if "set" in spec else None
-    # The new row: the columns' defaults, then the mapped values.
-    new_row = _values_function(columns, {c: table.defaults[c] for c in table.columns})
     name, noun, references = table.name, table.noun, bool(table.references)
 
     def insert(store: RowStore, args: Args) -> None:
-        row = new_row(args)
+        row = columns.values(args)
         row_key = _row_key(row[key], table)
         if references:
             _check_references(store, table, row)

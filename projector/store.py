@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,12 +89,19 @@ class KeyFilter:
             h = hash(key) & mask
             bits[h >> 3] |= 1 << (h & 7)
 
-    def absent(self, table: str, key: Key) -> bool:
-        """Whether TABLE surely holds no row with KEY."""
-        if type(key) is not str or table not in self.tables:
-            return False
-        h = hash(key) & (FILTER_BITS - 1)
-        return not self._bits[h >> 3] & (1 << (h & 7))
+    def absent(self, table: str, keys: Iterable[Key]) -> list[Key]:
+        """The KEYS TABLE surely holds no row with."""
+        if table not in self.tables:
+            return []
+        bits = self._bits
+        mask = FILTER_BITS - 1
+        found = []
+        for key in keys:
+            if type(key) is str:
+                h = hash(key) & mask
+                if not bits[h >> 3] & (1 << (h & 7)):
+                    found.append(key)
+        return found
 
 
 def filterable(conn: sqlite3.Connection, table: str, key: str) -> bool:
@@ -229,7 +236,7 @@ class RowStore:
         rows = self._rows[table]
         if key in rows:
             return rows[key]
-        if self.filter.absent(table, key):
+        if self.filter.absent(table, (key,)):
             rows[key] = self._original[table][key] = None
             return None
         found = self.conn.execute(self._sql[table]["select"], (key,)).fetchone()
@@ -242,11 +249,9 @@ class RowStore:
         rows = self._rows[table]
         original = self._original[table]
         unread = {k for k in keys if k not in rows and _bindable(k)}
-        if table in self.filter.tables:  # keys this run never wrote: no row to read
-            absent = self.filter.absent
-            for k in [k for k in unread if absent(table, k)]:
-                rows[k] = original[k] = None
-                unread.discard(k)
+        for k in self.filter.absent(table, unread):  # keys this run never wrote: no row
+            rows[k] = original[k] = None
+            unread.discard(k)
         wanted = _sorted(unread)
         if not wanted:
             return

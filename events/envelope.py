@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from events.errors import TextNotUtf8
+
 
 def format_event_id(seq_global: Any, seq_client: Any, rebase_generation: Any) -> str:
     """LiveStore's notation for an event id: ``e{global}[.{client}][r{generation}]``.
@@ -37,7 +39,10 @@ class Event(NamedTuple):
     ``position`` is the 1-based ordinal in LiveStore's replay order
     (``seqNumGlobal, seqNumClient``); it is what checkpoints count.
     ``args_json`` is the argsJson text as stored: it is parsed and validated later,
-    so that an event whose args are not JSON is still an event to account for.
+    so that an event whose args are not JSON is still an event to account for. Read
+    with ``Source.events(utf8_args=True)``, text may come as its UTF-8 ``bytes``, not yet
+    decoded (`args_text` decodes them); a BLOB always comes as a ``bytes`` subclass
+    (`events.sqlite_source.Blob`), never as plain ``bytes``.
     The parent's position, ``name``, ``args_json`` and the ids after them are typed
     ``Any``: a hostile source's may be any SQLite or JSON value (NULL, text, a BLOB), and
     the compiled modules (events/_native.py) check a declared type at run time. (A
@@ -64,3 +69,23 @@ class Event(NamedTuple):
     def client_only(self) -> bool:
         """Client-only and client-document events live at ``seqNumClient > 0``."""
         return self.seq_client > 0
+
+
+def args_text(event: Event) -> Any:
+    """EVENT's argsJson: text as ``str``, any other value as the source holds it.
+
+    Plain ``bytes`` are text read as its UTF-8 (``Source.events(utf8_args=True)``),
+    decoded here as strictly as Python's sqlite3 decodes TEXT. Raises `TextNotUtf8` (a
+    `SourceError`) when they are not UTF-8: SQLite holds them as TEXT, so the file is
+    damaged (read without ``utf8_args``, the same page is refused as unreadable).
+    """
+    value = event.args_json
+    if type(value) is not bytes:
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TextNotUtf8(
+            f"corrupt or unreadable SQLite file: the argsJson of event #{event.position:,} "
+            f"({event.event_id}) is TEXT that is not UTF-8 ({exc.reason} at byte {exc.start:,})"
+        ) from None

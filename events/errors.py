@@ -9,6 +9,11 @@ class SourceError(EventsError):
     """The source is not a readable LiveStore event log."""
 
 
+class TextNotUtf8(SourceError):
+    """Bytes read as a TEXT value's UTF-8 are not UTF-8 (`events.envelope.args_text`): the
+    file is damaged. The message names the event; the caller adds the file's path."""
+
+
 class SourceBusy(SourceError):
     """The source stayed locked by another process, or kept changing, past the lock timeout."""
 

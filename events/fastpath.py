@@ -20,6 +20,11 @@ the explaining path accepts with equal args. What makes that hold:
   declined either way.
   Text with a ``\\u`` escape is declined too: JSON spells U+0000 and a lone surrogate
   only so, and the explaining path notes both (`events.validation`).
+* **Text as bytes.** A replay reads a STRICT eventlog's argsJson as the bytes of its
+  UTF-8 (`events.sqlite_source.SqliteEventlog.events`). msgspec parses bytes to the
+  objects it parses their text to, and refuses bytes that are not UTF-8 (in strings or
+  out of them), so those are declined; the explaining path decodes them first
+  (`events.envelope.args_text`), as Python's sqlite3 decodes TEXT.
 * **Numbers.** JSON.parse reads an integer beyond 2^53 as the nearest double
   (`events.validation.parse_args`), msgspec exactly; so the schema copy bounds every
   number to [-2^53, 2^53] (where the two read alike), and events whose schema lets a
@@ -263,7 +268,7 @@ _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _SIXTEEN_DIGITS = b"0" * 16
 
 
-def _long_number(text: str) -> bool:
+def _long_number(text: Any) -> bool:
     """Whether TEXT may hold an integer beyond 2^53 (`_LONG_NUMBER_RE` finds one).
 
     Runs only for schemas that leave a number unchecked (`leaves_numbers_unchecked`).
@@ -271,7 +276,12 @@ def _long_number(text: str) -> bool:
     the pattern alone, whose lookbehind keeps ``re`` from skipping ahead, tries every
     position of every text (a third of the parse phase on real logs). Non-ASCII text
     encodes to bytes above 0x7f, so only ASCII digits can make a run, as in the pattern.
+    TEXT is a ``str``, or ``bytes`` holding UTF-8 that msgspec has parsed.
     """
+    if type(text) is bytes:
+        if _SIXTEEN_DIGITS not in text.translate(_DIGITS_AS_ZERO):
+            return False
+        return _LONG_NUMBER_RE(text.decode("utf-8")) is not None
     screened = text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO)
     if _SIXTEEN_DIGITS not in screened:
         return False
@@ -333,14 +343,25 @@ class FastPath:
 
     def parse(self, name: Any, args_json: Any) -> Any:
         """ARGS_JSON parsed, or DECLINED (not JSON, out of the fast path's reach, or an
-        event whose schema has no fast path)."""
-        if (
-            type(name) is not str
-            or type(args_json) is not str
-            or name not in self._valid
-            or "\\u" in args_json
-            or (name in self._screen and args_json.count("[") + args_json.count("{") > MAX_BRACKETS)
-        ):
+        event whose schema has no fast path). ARGS_JSON is a ``str``, or ``bytes`` of
+        text's UTF-8 (`events.envelope.Event`): msgspec refuses bytes that are not UTF-8,
+        so the explaining path, which decodes them, sees those. Any other value (a `Blob`
+        too) is declined."""
+        if type(name) is not str or name not in self._valid:
+            return DECLINED
+        kind = type(args_json)
+        if kind is str:
+            if "\\u" in args_json or (
+                name in self._screen and args_json.count("[") + args_json.count("{") > MAX_BRACKETS
+            ):
+                return DECLINED
+        elif kind is bytes:
+            if b"\\u" in args_json or (
+                name in self._screen
+                and args_json.count(b"[") + args_json.count(b"{") > MAX_BRACKETS
+            ):
+                return DECLINED
+        else:
             return DECLINED
         try:
             args = self._decode(args_json)

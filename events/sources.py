@@ -56,7 +56,9 @@ class Source:
     store_id: str | None
     details: dict[str, Any] = field(default_factory=dict)
 
-    def events(self) -> Iterator[Event]:  # pragma: no cover - overridden
+    def events(self, *, utf8_args: bool = False) -> Iterator[Event]:  # pragma: no cover
+        """The events in replay order. With UTF8_ARGS, a source may yield argsJson text as
+        its UTF-8 bytes (`events.envelope.Event`); JSON sources always yield ``str``."""
         raise NotImplementedError
 
     def event_names(self) -> set[str]:
@@ -746,7 +748,7 @@ class JsonExport(_StreamedJson):
     def count(self) -> int | None:
         return int(self.details["eventCount"])
 
-    def events(self) -> Iterator[Event]:
+    def events(self, *, utf8_args: bool = False) -> Iterator[Event]:
         def objects() -> Iterator[tuple[str, Any]]:
             read = 0
             for key, value in _export_members(self.path):
@@ -773,7 +775,7 @@ class NdjsonSource(_StreamedJson):
     def __init__(self, path: Path):
         super().__init__(path=path, kind=KIND_NDJSON, format_version=None, store_id=None)
 
-    def events(self) -> Iterator[Event]:
+    def events(self, *, utf8_args: bool = False) -> Iterator[Event]:
         def objects() -> Iterator[tuple[str, Any]]:
             with self.path.open("rb") as fh:
                 for number, raw in enumerate(fh, start=1):

@@ -41,7 +41,7 @@ from events.catalog import (
     detect_catalog,
 )
 from events.encoding import MAX_NESTING, is_iso_date
-from events.envelope import Event
+from events.envelope import Event, args_text
 from events.errors import CatalogError
 from events.fastpath import DECLINED, FastPath
 from events.history import HistoryCheck
@@ -405,7 +405,12 @@ class Validator:
         return fast
 
     def _explain_check(self, event: Event) -> tuple[Any, Problem | None, tuple[Note, ...]]:
-        """`check` without the fast path: fastjsonschema decides, jsonschema explains."""
+        """`check` without the fast path: fastjsonschema decides, jsonschema explains.
+
+        Raises `TextNotUtf8` for argsJson read as bytes that are not UTF-8
+        (`events.envelope.args_text`): every event the fast path does not parse comes here.
+        """
+        text = args_text(event)
         name = event.name
         fast = self._fast_for(name) if isinstance(name, str) else None
         if fast is None:
@@ -414,9 +419,9 @@ class Validator:
                 Problem(UNKNOWN, event.position, event.event_id, str(name), "unknown event name"),
                 NO_NOTES,
             )
-        text = event.args_json
         if not isinstance(text, str):
-            kind = type(text).__name__
+            # A BLOB comes as a `Blob` (events.sqlite_source): named as the bytes it is.
+            kind = "bytes" if isinstance(text, bytes) else type(text).__name__
             return (
                 None,
                 Problem(

@@ -73,7 +73,9 @@ class PrefixDigest:
         pieces' UTF-8, lone surrogates included under ``surrogatepass``). The args text,
         encoded on its own, is copied from the UTF-8 that parsing it has already cached
         (`events.fastpath`); joining the texts first would widen the whole batch to 4 bytes
-        a character as soon as one event holds an emoji, and cost more to encode.
+        a character as soon as one event holds an emoji, and cost more to encode. Args
+        read as their UTF-8 bytes (`events.envelope.Event`) are those bytes already; any
+        other value (a BLOB's `events.sqlite_source.Blob` too) is hashed as its repr.
         """
         update = self._hash.update
         parts: list[bytes] = []
@@ -83,6 +85,8 @@ class PrefixDigest:
             append(f"{event[1]}.{event[2]}\x1f{event[6]}\x1f".encode("utf-8", "surrogatepass"))
             if type(args) is str:
                 append(args.encode("utf-8", "surrogatepass"))
+            elif type(args) is bytes:  # text's UTF-8, as read (`Event`): hashed as it is
+                append(args)
             else:
                 append(f"{args!r}".encode("utf-8", "surrogatepass"))
             append(b"\x1e")

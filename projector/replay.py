@@ -27,10 +27,11 @@ from typing import Any
 import structlog
 
 from events.catalog import bundled_catalog_names, load_recorded
-from events.envelope import Event
-from events.errors import CatalogError, SourceError
+from events.envelope import Event, args_text
+from events.errors import CatalogError, SourceError, TextNotUtf8
 from events.history import HistoryCheck
 from events.sources import KIND_EXPORT, KIND_SQLITE, Source, connect_readonly, open_source
+from events.sqlite_source import Blob
 from events.validation import (
     INVALID,
     LONE_SURROGATE,
@@ -579,7 +580,7 @@ class Projection:
                 event.position,
                 event.event_id,
                 _storable(event.name),
-                _storable(event.args_json),
+                _storable(args_text(event)),
                 kind,
                 _storable(reason),
                 _storable(entity_text(entities)),
@@ -1008,7 +1009,10 @@ def _run(
         collecting = gc.isenabled()
         gc.disable()
         try:
-            _apply_batches(ctx, events)
+            try:
+                _apply_batches(ctx, events)
+            except TextNotUtf8 as exc:  # found as the batch was validated
+                raise SourceError(f"{source.path}: {exc}") from None
             # The writer ends (checkpoints its last batch, exits) while indexes are built.
             _stop_writer(ctx, wait=False)
             if options.phases:
@@ -1275,7 +1279,7 @@ def _after_checkpoint(
     showing them to HISTORY, whose warnings they do not raise again (an earlier run
     tolerated them)."""
     digest = PrefixDigest()
-    events = source.events()
+    events = source.events(utf8_args=True)
     if checkpoint:
         assert state is not None
         last = None
@@ -1844,7 +1848,9 @@ def _replay_parked(
         "ORDER BY position"
     ).fetchall()
     events = [
-        Event(p, g, c, r, 0, 0, name, args, cid, sid)
+        # A BLOB parked as it was read (a non-STRICT eventlog's) is a Blob again: plain
+        # bytes would stand for text (`Event`).
+        Event(p, g, c, r, 0, 0, name, Blob(args) if type(args) is bytes else args, cid, sid)
         for p, name, args, g, c, r, cid, sid, *_ in rows
     ]
     # Each is taken out of the parked table and applied (or parked again).

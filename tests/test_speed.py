@@ -13,6 +13,7 @@ import projector.replay as replay_module
 from events.catalog import Catalog
 from events.envelope import Event
 from events.sources import connect_readonly, open_source
+from events.sqlite_source import Blob
 from projector.checkpoint import PrefixDigest
 from projector.digest import digest
 from projector.errors import Interrupted, ReplayError
@@ -29,7 +30,7 @@ LARGE_DIGEST = "846887b516ba971c9fb9e1fbb9f9a8ef5ae1a310cf303d5f89cba22d01e27c38
 HOSTILE = [
     Event(1, 1, 0, 0, 0, 0, "v1.X", '{"a":"\ud800 😀 é"}'),
     Event(2, 2, 0, 0, 1, 0, 7, None),  # type: ignore[arg-type]
-    Event(3, 2, 1, 0, 2, 0, "\udc00", b"\xff"),  # type: ignore[arg-type]
+    Event(3, 2, 1, 0, 2, 0, "\udc00", Blob(b"\xff")),  # a BLOB, as sources yield one
     Event(4, 3, 0, 0, 2, 0, "n", 12),  # type: ignore[arg-type]
 ]
 
@@ -38,15 +39,23 @@ HOSTILE = [
     ("events", "expected"),
     [
         (SMALL, "ece0d0294ee4a3b845a90cfa842621785e5294b3"),
+        ((SMALL, "utf8"), "ece0d0294ee4a3b845a90cfa842621785e5294b3"),
         (FIXTURES / "synced-rebase" / "events.ndjson", "25a2d1bc6a2ecd0dcbc165efbd45025956e6a0ff"),
         (HOSTILE, "0a63c813f7f4776aaa7b65b383265afd63e71b86"),
     ],
-    ids=["small", "synced-rebase-ndjson", "hostile"],
+    ids=["small", "small-args-read-as-utf8", "synced-rebase-ndjson", "hostile"],
 )
 def test_prefix_digests_are_the_ones_targets_already_recorded(events: object, expected: str):
     """A target made by an earlier version still resumes: the prefix digest of the same
-    events is byte for byte the same, in one call or split anywhere."""
-    listed = list(open_source(events).events()) if isinstance(events, Path) else list(events)
+    events is byte for byte the same, in one call or split anywhere, and whether a
+    replay reads the args as text or as their UTF-8 (``events(utf8_args=True)``)."""
+    if isinstance(events, tuple):
+        listed = list(open_source(events[0]).events(utf8_args=True))
+        assert all(type(e.args_json) is bytes for e in listed)
+    elif isinstance(events, Path):
+        listed = list(open_source(events).events())
+    else:
+        listed = list(events)
     whole, split = PrefixDigest(), PrefixDigest()
     whole.update_many(listed)
     split.update_many(listed[:3])
@@ -67,6 +76,12 @@ def test_a_batch_hashed_in_pieces_has_the_digest_of_its_whole_text():
         + "\x1e"
         for e in listed
     )
+    # Args read as their UTF-8 (every other event: both kinds in one piece) are hashed as
+    # the text they spell. Text with a lone surrogate has no UTF-8: it stays text.
+    for index, e in enumerate(listed):
+        if index % 2 and type(e.args_json) is str and "\ud800" not in e.args_json:
+            listed[index] = e._replace(args_json=e.args_json.encode("utf-8"))
+    assert any(type(e.args_json) is bytes and not e.args_json.isascii() for e in listed)
     expected = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20)
     batch = PrefixDigest()
     batch.update_many(listed)

@@ -1,0 +1,187 @@
+"""A replay reads a STRICT eventlog's argsJson as the bytes of its UTF-8 text
+(`SqliteEventlog.events(utf8_args=True)`): parsed and hashed as they are, never decoded to
+``str`` and encoded back. These tests hold it to what reading the text gave: the same
+events and digest, a BLOB still told apart from text, and bytes that are not UTF-8 still
+refusing the source, wherever the event goes (fast path, explaining path, parked).
+
+The fast path's verdicts on bytes are checked against the explaining path's on the text
+by every agreement test of tests/test_fastpath.py (the ``fastpath-on-utf8-bytes`` pair).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from events.sources import open_source
+from events.sqlite_source import Blob
+from projector.checkpoint import PrefixDigest
+from projector.cli import cli
+from projector.digest import digest
+from tests.conftest import SMALL
+
+EVENTLOG = "eventlog@6.db"
+
+
+def _events(path: Path, **kwargs: bool) -> list:
+    source = open_source(path)
+    try:
+        return list(source.events(**kwargs))
+    finally:
+        source.close()
+
+
+def test_a_strict_eventlog_yields_args_as_the_utf8_of_their_text():
+    """Every field as read without utf8_args; argsJson the UTF-8 of the same text (the
+    small log holds emoji, Arabic and CJK text: not only ASCII)."""
+    as_text, as_read = _events(SMALL), _events(SMALL, utf8_args=True)
+    assert len(as_read) == len(as_text) > 0
+    assert any(not e.args_json.isascii() for e in as_text)
+    for text, read in zip(as_text, as_read, strict=True):
+        assert type(read.args_json) is bytes
+        assert read.args_json == text.args_json.encode("utf-8")
+        assert read._replace(args_json=text.args_json) == text
+
+
+def test_the_digest_of_args_read_as_utf8_is_the_digest_of_their_text():
+    """The checkpoint's prefix digest (`PrefixDigest`) is the same either way."""
+    by_text, by_bytes = PrefixDigest(), PrefixDigest()
+    by_text.update_many(_events(SMALL))
+    by_bytes.update_many(_events(SMALL, utf8_args=True))
+    assert by_bytes.hexdigest() == by_text.hexdigest()
+
+
+def _loose_copy(tmp_path: Path) -> Path:
+    """The small log copied into a non-STRICT eventlog (a hand-made table), whose first
+    v1.ConfigSet holds its argsJson as a BLOB."""
+    store = tmp_path / "loose" / "ai-desk"
+    store.mkdir(parents=True)
+    src = sqlite3.connect(SMALL / EVENTLOG)
+    dst = sqlite3.connect(store / EVENTLOG)
+    with dst:
+        for (sql,) in src.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        ):
+            dst.execute(sql.replace(") strict", ")").replace(") STRICT", ")"))
+        for (table,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            rows = src.execute(f'SELECT * FROM "{table}"').fetchall()
+            if rows:
+                marks = ",".join("?" * len(rows[0]))
+                dst.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+        dst.execute(
+            "UPDATE eventlog SET argsJson = CAST(argsJson AS BLOB) WHERE seqNumGlobal = "
+            "(SELECT MIN(seqNumGlobal) FROM eventlog WHERE name = 'v1.ConfigSet')"
+        )
+    assert not any(r[5] for r in dst.execute("PRAGMA table_list") if r[1] == "eventlog")
+    src.close()
+    dst.close()
+    return store
+
+
+def test_a_blob_where_text_belongs_stays_a_blob(tmp_path: Path, runner: CliRunner):
+    """In a non-STRICT eventlog, text comes as text and a BLOB as a `Blob`, which the
+    replay parks as not text (it is not parsed as the UTF-8 it might hold)."""
+    store = _loose_copy(tmp_path)
+    read = _events(store, utf8_args=True)
+    blobs = [e for e in read if isinstance(e.args_json, bytes)]
+    assert [type(e.args_json) for e in blobs] == [Blob]
+    assert all(type(e.args_json) is str for e in read if e not in blobs)
+    assert [e.args_json for e in _events(store) if isinstance(e.args_json, bytes)] == [
+        bytes(blobs[0].args_json)
+    ]
+    target = tmp_path / "target.db"
+    result = runner.invoke(cli, ["replay", str(store), str(target), "--on-invalid", "park"])
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(target)
+    parked = conn.execute("SELECT position, reason, typeof(argsJson) FROM _projector_parked")
+    (position, reason, kind), *others = parked.fetchall()
+    conn.close()
+    assert position == blobs[0].position
+    assert "argsJson is not text (bytes)" in reason
+    assert kind == "blob"
+    # The later events on the same config key wait behind it, as text.
+    assert others and all(r.startswith("held back") and k == "text" for _, r, k in others)
+
+
+def _damage(store: Path, name: str, text: bytes) -> int:
+    """Give the first event named NAME argsJson TEXT holding TEXT's bytes; its position."""
+    conn = sqlite3.connect(store / EVENTLOG)
+    with conn:
+        g, c = conn.execute(
+            "SELECT seqNumGlobal, seqNumClient FROM eventlog WHERE name = ? "
+            "ORDER BY seqNumGlobal, seqNumClient LIMIT 1",
+            (name,),
+        ).fetchone()
+        conn.execute(
+            "UPDATE eventlog SET argsJson = CAST(? AS TEXT) "
+            "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+            (text, g, c),
+        )
+        (position,) = conn.execute(
+            "SELECT COUNT(*) FROM eventlog WHERE (seqNumGlobal, seqNumClient) <= (?, ?)", (g, c)
+        ).fetchone()
+    conn.close()
+    return position
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        # parsed by the fast path, which declines it (msgspec refuses it)
+        ("v1.MemoryAdded", b'{"id":"m\xff"}'),
+        # declined unparsed (a \\u escape): the explaining path decodes it
+        ("v1.MemoryAdded", b'{"id":"\\u0041\xc3("}'),
+        # not UTF-8 outside a string
+        ("v1.ConfigSet", b'{"key":"k","value":1}\xed\xa0\x80'),
+    ],
+    ids=["in-a-string", "declined-unparsed", "after-the-json"],
+)
+def test_text_that_is_not_utf8_refuses_the_replay(
+    small_copy: Path, target: Path, runner: CliRunner, name: str, text: bytes
+):
+    """SQLite holds it as TEXT: the file is damaged, as Python's sqlite3 says when it
+    decodes it. One line naming the file and the event, exit 1, nothing written."""
+    position = _damage(small_copy, name, text)
+    event = _events(small_copy, utf8_args=True)[position - 1]
+    assert event.args_json == text
+    result = runner.invoke(cli, ["replay", str(small_copy), str(target)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith(f"Error: {small_copy / EVENTLOG}: corrupt or unreadable SQLite file")
+    assert f"the argsJson of event #{position} ({event.event_id}) is TEXT that is not UTF-8" in line
+    assert not target.exists()
+
+
+def test_an_unknown_event_with_text_that_is_not_utf8_refuses_the_replay_too(
+    small_copy: Path, target: Path, runner: CliRunner
+):
+    """An event no schema names is parked with its argsJson as text: it is decoded all
+    the same, so bytes that are not UTF-8 refuse the source there too, not parked."""
+    conn = sqlite3.connect(small_copy / EVENTLOG)
+    with conn:
+        conn.execute(
+            "UPDATE eventlog SET name = 'v9.Unknown', argsJson = CAST(X'7B22FF227D' AS TEXT) "
+            "WHERE seqNumGlobal = (SELECT MAX(seqNumGlobal) FROM eventlog)"
+        )
+    conn.close()
+    result = runner.invoke(cli, ["replay", str(small_copy), str(target), "--on-invalid", "park"])
+    assert result.exit_code == 1
+    assert "is TEXT that is not UTF-8 (invalid start byte at byte 2)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_replay_migrates_the_text_it_read(tmp_path: Path, runner: CliRunner):
+    """The tables of a replay that read the args as bytes hold what they held when they
+    were read as text: the digest of a replay of the log and of its NDJSON export agree
+    (an NDJSON source yields text)."""
+    export = tmp_path / "small.ndjson"
+    shutil.copy(SMALL.parent / "events.ndjson", export)
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    assert runner.invoke(cli, ["replay", str(SMALL), str(a)]).exit_code == 0
+    assert runner.invoke(cli, ["replay", str(export), str(b)]).exit_code == 0
+    assert digest(a)["overall"] == digest(b)["overall"]

@@ -18,8 +18,11 @@ the explaining path accepts with equal args. What makes that hold:
   deep (`max_depth`), text with more than `MAX_BRACKETS` opening brackets is declined
   unparsed. Where it does not, deeper text fails validation if msgspec parses it, and is
   declined either way.
-  Text with a ``\\u`` escape is declined too: JSON spells U+0000 and a lone surrogate
-  only so, and the explaining path notes both (`events.validation`).
+  Text with a ``\\u0000`` escape is declined too: JSON spells U+0000 only so, and the
+  explaining path notes it (`events.validation`). A lone surrogate, which JSON also
+  spells only as an escape and the explaining path notes too, msgspec refuses. Other
+  escapes (JSON.stringify writes control characters as ``\\u0007``, ``\\u001b``...)
+  parse to the same text either way.
 * **Text as bytes.** A replay reads a STRICT eventlog's argsJson as the bytes of its
   UTF-8 (`events.sqlite_source.SqliteEventlog.events`). msgspec parses bytes to the
   objects it parses their text to, and refuses bytes that are not UTF-8 (in strings or
@@ -351,12 +354,12 @@ class FastPath:
             return DECLINED
         kind = type(args_json)
         if kind is str:
-            if "\\u" in args_json or (
+            if "\\u0000" in args_json or (
                 name in self._screen and args_json.count("[") + args_json.count("{") > MAX_BRACKETS
             ):
                 return DECLINED
         elif kind is bytes:
-            if b"\\u" in args_json or (
+            if b"\\u0000" in args_json or (
                 name in self._screen
                 and args_json.count(b"[") + args_json.count(b"{") > MAX_BRACKETS
             ):

@@ -504,25 +504,60 @@ def test_formats_are_checked_as_the_explaining_path_checks_them():
     "text",
     [
         '{"s": "a\\u0000b"}',  # U+0000: the explaining path notes it (nul-in-text)
-        '{"s": "\\ud83d"}',  # a lone surrogate: noted and stored as U+FFFD
-        '{"s": "\\u00e9"}',  # any escape: declined, the explaining path decides
+        '{"s\\u0000": 1}',
+        '{"s": "\\ud83d"}',  # a lone surrogate: noted and stored as U+FFFD (msgspec refuses)
+        '{"s": "\\ud83dx"}',
+        '{"s": "\\uD83D\\u0041"}',
+        '{"s": "\\udc00\\ud83d"}',
+        '{"\\udc00": "k"}',
         '{"n": 9007199254740993}',  # beyond 2^53: JSON.parse reads 9007199254740992
         '{"n": -12345678901234567890}',
         '{"v": {"deep": [12345678901234567]}}',  # a value of any type: the text is scanned
     ],
 )
 def test_text_the_explaining_path_reads_otherwise_is_declined(text: str):
-    """Escapes (which may spell U+0000 or a lone surrogate) and integers JSON.parse rounds
-    are left to the explaining path, which notes or rounds them."""
+    """Escapes that spell U+0000 or a lone surrogate and integers JSON.parse rounds are
+    left to the explaining path, which notes or rounds them, as text and as UTF-8."""
     schema = {
         "type": "object",
         "properties": {"s": {"type": "string"}, "n": {"type": "number"}, "v": {}},
     }
     assert FastPath({"x": schema}).accept("x", text) is DECLINED
+    assert FastPath({"x": schema}).accept("x", text.encode("utf-8")) is DECLINED
     assert FastPath({"x": schema}).accept("x", '{"s": "é", "n": 0.6280709661077708}') == {
         "s": "é",
         "n": 0.6280709661077708,
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"s": "\\u0007 \\u001b[0m \\u001f"}',  # control characters, as JSON.stringify writes them
+        '{"s": "\\u00e9\\u2028"}',
+        '{"s": "\\uD83D\\uDE00 \\udbff\\udfff"}',  # surrogate pairs: one character each
+        '{"s\\u0001": "\\u0000x"}',  # \\u0000 declines wherever it is (below)
+    ],
+)
+def test_other_escapes_take_the_fast_path_with_the_same_text(text: str):
+    """Escapes that spell neither U+0000 nor a lone surrogate parse to the same text
+    either way: the fast path takes them. Real logs hold them: JSON.stringify writes
+    control characters so (379 of large's events hold \\u0007 and \\u001b)."""
+    schema = {"type": "object", "properties": {"s": {"type": "string"}}}
+    fast = FastPath({"x": schema})
+    for spelled in (text, text.encode("utf-8")):
+        got = fast.accept("x", spelled)
+        if "\\u0000" in text:
+            assert got is DECLINED
+        else:
+            assert got is not DECLINED and same(got, json.loads(text))
+    validator, reference = validators(_catalog_of(schema))
+    agree([_event("x", text)], validator, reference)
+
+
+def _catalog_of(schema: dict[str, Any]) -> Catalog:
+    """A catalog of one event, ``x``, with SCHEMA."""
+    return Catalog(name="t", directory=ROOT, schemas={"x": schema})
 
 
 def test_every_bundled_and_test_catalog_schema_has_a_fast_path():

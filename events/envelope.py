@@ -87,5 +87,6 @@ def args_text(event: Event) -> Any:
     except UnicodeDecodeError as exc:
         raise TextNotUtf8(
             f"corrupt or unreadable SQLite file: the argsJson of event #{event.position:,} "
-            f"({event.event_id}) is TEXT that is not UTF-8 ({exc.reason} at byte {exc.start:,})"
+            f"({event.event_id}, {event.name}) is TEXT that is not UTF-8 ({exc.reason} at "
+            f"byte {exc.start:,})"
         ) from None

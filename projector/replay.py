@@ -1298,6 +1298,7 @@ def _after_checkpoint(
                 "migrate it into a new target"
             )
         if digest.hexdigest() != state.prefix_digest or last.event_id != state.last_event_id:
+            _refuse_text_not_utf8(source, checkpoint)  # it changes the digest too: say it
             why = (
                 "it was migrated from a `livestore sync export` (global events only), and "
                 "this source also holds client-only events"
@@ -1309,6 +1310,19 @@ def _after_checkpoint(
                 f"migrated into {label}: {why}; migrate it into a new target"
             )
     return digest, events
+
+
+def _refuse_text_not_utf8(source: Source, last: int) -> None:
+    """Raise `SourceError` naming the first event up to position LAST whose argsJson,
+    read as UTF-8 bytes, is not UTF-8 (`events.envelope.args_text`); return if none is.
+    Reads the events again: called only where their digest has already disagreed."""
+    for event in source.events(utf8_args=True):
+        if event.position > last:
+            return
+        try:
+            args_text(event)
+        except TextNotUtf8 as exc:
+            raise SourceError(f"{source.path}: {exc}") from None
 
 
 @dataclass

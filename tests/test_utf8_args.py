@@ -153,7 +153,10 @@ def test_text_that_is_not_utf8_refuses_the_replay(
     assert "Traceback" not in result.output
     line = result.output.strip().splitlines()[-1]
     assert line.startswith(f"Error: {small_copy / EVENTLOG}: corrupt or unreadable SQLite file")
-    assert f"the argsJson of event #{position} ({event.event_id}) is TEXT that is not UTF-8" in line
+    assert (
+        f"the argsJson of event #{position} ({event.event_id}, {name}) is TEXT that is not UTF-8"
+        in line
+    )
     assert not target.exists()
 
 
@@ -185,3 +188,20 @@ def test_a_replay_migrates_the_text_it_read(tmp_path: Path, runner: CliRunner):
     assert runner.invoke(cli, ["replay", str(SMALL), str(a)]).exit_code == 0
     assert runner.invoke(cli, ["replay", str(export), str(b)]).exit_code == 0
     assert digest(a)["overall"] == digest(b)["overall"]
+
+
+def test_a_catch_up_over_text_that_is_not_utf8_says_so(
+    small_copy: Path, target: Path, runner: CliRunner
+):
+    """Text damaged after a migration changes the prefix digest: a catch-up says which
+    event is not UTF-8, not that the history was rewritten, and the target is unchanged."""
+    assert runner.invoke(cli, ["replay", str(small_copy), str(target)]).exit_code == 0
+    before = digest(target)["overall"]
+    position = _damage(small_copy, "v1.MemoryAdded", b'{"id":"m\xff"}')
+    result = runner.invoke(cli, ["replay", str(small_copy), str(target)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert f"the argsJson of event #{position} (" in result.output
+    assert "is TEXT that is not UTF-8" in result.output
+    assert "differ from those migrated" not in result.output
+    assert digest(target)["overall"] == before

@@ -361,6 +361,9 @@ def _probe(conn: sqlite3.Connection) -> dict[str, Any]:
     found["strict"] = any(
         row[5] for row in conn.execute("PRAGMA table_list") if row[1] == "eventlog"
     )
+    # How the file stores text: UTF-8 (LiveStore's) or UTF-16 (the encoding pragma,
+    # sqlite.org/pragma.html#pragma_encoding).
+    found["encoding"] = conn.execute("PRAGMA encoding").fetchone()[0]
     if not {"seqNumGlobal", "seqNumClient"} <= found["columns"].keys():
         return found
     found["duplicate"] = conn.execute(
@@ -443,10 +446,15 @@ class SqliteEventlog(Source):
             raise SourceError(f"{self.path}: is storage format {version}, not {wanted}")
         self.format_version = version
         self._select = ", ".join(c if c in columns else "NULL" for c in _SELECT)
-        # A STRICT table's argsJson is TEXT: read as a BLOB, its bytes are the text's UTF-8
-        # as stored, without the decoding to str that parsing would only undo.
-        self._select_utf8 = self._select.replace("argsJson", "CAST(argsJson AS BLOB)", 1)
         self._strict = bool(found.get("strict"))
+        # A STRICT table's argsJson is TEXT: in a UTF-8 file, read as a BLOB, its bytes are
+        # the text's UTF-8 as stored, without the decoding to str that parsing would only
+        # undo. (A UTF-16 file's bytes would be UTF-16: its text is read as text.)
+        self._select_utf8 = (
+            self._select.replace("argsJson", "CAST(argsJson AS BLOB)", 1)
+            if self._strict and found.get("encoding") == "UTF-8"
+            else self._select
+        )
         dup = found["duplicate"]
         if dup:
             raise SourceError(
@@ -465,12 +473,13 @@ class SqliteEventlog(Source):
     def events(self, *, utf8_args: bool = False) -> Iterator[Event]:
         """Stream the rows that existed when the source was opened, in replay order.
 
-        With UTF8_ARGS, a STRICT eventlog's argsJson comes as the bytes of its UTF-8 text,
-        not decoded nor checked (`events.envelope.args_text` does both; msgspec checks
-        them as it parses): a replay parses and hashes them as they are, where decoding
-        them to ``str`` cost a tenth of reading them and msgspec encoded the text back.
-        A non-STRICT table's argsJson comes as it is, with or without UTF8_ARGS: text as
-        ``str``, a BLOB as a `Blob` (plain ``bytes`` stand for text only).
+        With UTF8_ARGS, the argsJson of a STRICT eventlog in a UTF-8 file (LiveStore's)
+        comes as the bytes of its UTF-8 text, not decoded nor checked
+        (`events.envelope.args_text` does both; msgspec checks them as it parses): a
+        replay parses and hashes them as they are, where decoding them to ``str`` cost a
+        tenth of reading them and msgspec encoded the text back. Otherwise (a UTF-16
+        file, a non-STRICT table) argsJson comes as it is, with or without UTF8_ARGS:
+        text as ``str``, a BLOB as a `Blob` (plain ``bytes`` stand for text only).
 
         Raises `SourceError` when the events already streamed were rewritten meanwhile
         (a LiveStore rebase while the log was read), and whatever `_Reader.read` raises.
@@ -480,7 +489,7 @@ class SqliteEventlog(Source):
         head_g, head_c = self._head
         position = 0
         anchor: tuple[Any, ...] | None = None
-        select = self._select_utf8 if utf8_args and self._strict else self._select
+        select = self._select_utf8 if utf8_args else self._select
         sql_first = (
             f"SELECT {select} FROM eventlog "
             "WHERE (seqNumGlobal, seqNumClient) <= (?, ?) "

@@ -205,3 +205,33 @@ def test_a_catch_up_over_text_that_is_not_utf8_says_so(
     assert "is TEXT that is not UTF-8" in result.output
     assert "differ from those migrated" not in result.output
     assert digest(target)["overall"] == before
+
+
+def test_a_utf16_eventlog_is_read_as_text(tmp_path: Path, runner: CliRunner):
+    """SQLite can store a file's text as UTF-16 (the encoding pragma): its argsJson read
+    as a BLOB would be UTF-16, so it is read as text, and the replay migrates what the
+    UTF-8 log migrates."""
+    store = tmp_path / "utf16" / "ai-desk"
+    store.mkdir(parents=True)
+    src = sqlite3.connect(SMALL / EVENTLOG)
+    dst = sqlite3.connect(store / EVENTLOG)
+    dst.execute("PRAGMA encoding = 'UTF-16le'")
+    with dst:
+        for (sql,) in src.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        ):
+            dst.execute(sql)
+        for (table,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            rows = src.execute(f'SELECT * FROM "{table}"').fetchall()
+            if rows:
+                marks = ",".join("?" * len(rows[0]))
+                dst.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+    assert dst.execute("PRAGMA encoding").fetchone()[0] == "UTF-16le"
+    src.close()
+    dst.close()
+    assert all(type(e.args_json) is str for e in _events(store, utf8_args=True))
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    assert runner.invoke(cli, ["replay", str(SMALL), str(a)]).exit_code == 0
+    result = runner.invoke(cli, ["replay", str(store), str(b)])
+    assert result.exit_code == 0, result.output
+    assert digest(a)["overall"] == digest(b)["overall"]

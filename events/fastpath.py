@@ -51,7 +51,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import jsonschema_rs
 import msgspec
@@ -269,6 +269,10 @@ _LONG_NUMBER_RE = re.compile("(?<![0-9.eE+])[0-9]{16,}(?![0-9.eE])").search
 #: Every byte as "0" when an ASCII digit, else as a space (see `_long_number`).
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _SIXTEEN_DIGITS = b"0" * 16
+#: What `FastPath.parse` looks for in argsJson, as text and as UTF-8: the escape of
+#: U+0000 and the two opening brackets.
+_TEXT_MARKS: Final = ("\\u0000", "[", "{")
+_UTF8_MARKS: Final = (b"\\u0000", b"[", b"{")
 
 
 def _long_number(text: Any) -> bool:
@@ -281,14 +285,11 @@ def _long_number(text: Any) -> bool:
     encodes to bytes above 0x7f, so only ASCII digits can make a run, as in the pattern.
     TEXT is a ``str``, or ``bytes`` holding UTF-8 that msgspec has parsed.
     """
-    if type(text) is bytes:
-        if _SIXTEEN_DIGITS not in text.translate(_DIGITS_AS_ZERO):
-            return False
-        return _LONG_NUMBER_RE(text.decode("utf-8")) is not None
-    screened = text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO)
-    if _SIXTEEN_DIGITS not in screened:
+    is_text = type(text) is str
+    octets = text.encode("utf-8", "surrogatepass") if is_text else text
+    if _SIXTEEN_DIGITS not in octets.translate(_DIGITS_AS_ZERO):
         return False
-    return _LONG_NUMBER_RE(text) is not None
+    return _LONG_NUMBER_RE(text if is_text else text.decode("utf-8")) is not None
 
 
 def loads(text: str) -> Any:
@@ -353,18 +354,19 @@ class FastPath:
         if type(name) is not str or name not in self._valid:
             return DECLINED
         kind = type(args_json)
+        nul: Any
+        bracket: Any
+        brace: Any
         if kind is str:
-            if "\\u0000" in args_json or (
-                name in self._screen and args_json.count("[") + args_json.count("{") > MAX_BRACKETS
-            ):
-                return DECLINED
+            nul, bracket, brace = _TEXT_MARKS
         elif kind is bytes:
-            if b"\\u0000" in args_json or (
-                name in self._screen
-                and args_json.count(b"[") + args_json.count(b"{") > MAX_BRACKETS
-            ):
-                return DECLINED
+            nul, bracket, brace = _UTF8_MARKS
         else:
+            return DECLINED
+        if nul in args_json or (
+            name in self._screen
+            and args_json.count(bracket) + args_json.count(brace) > MAX_BRACKETS
+        ):
             return DECLINED
         try:
             args = self._decode(args_json)

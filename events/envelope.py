@@ -77,7 +77,8 @@ def args_text(event: Event) -> Any:
     Plain ``bytes`` are text read as its UTF-8 (``Source.events(utf8_args=True)``),
     decoded here as strictly as Python's sqlite3 decodes TEXT. Raises `TextNotUtf8` (a
     `SourceError`) when they are not UTF-8: SQLite holds them as TEXT, so the file is
-    damaged (read without ``utf8_args``, the same page is refused as unreadable).
+    damaged (read without ``utf8_args``, the same page is refused the same way, by
+    `events.sqlite_source`).
     """
     value = event.args_json
     if type(value) is not bytes:
@@ -85,8 +86,18 @@ def args_text(event: Event) -> Any:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TextNotUtf8(
-            f"corrupt or unreadable SQLite file: the argsJson of event #{event.position:,} "
-            f"({event.event_id}, {event.name}) is TEXT that is not UTF-8 ({exc.reason} at "
-            f"byte {exc.start:,})"
-        ) from None
+        raise text_not_utf8("argsJson", event.position, event.event_id, event.name, exc) from None
+
+
+def text_not_utf8(
+    column: str, position: int, event_id: str, name: Any, exc: UnicodeDecodeError
+) -> TextNotUtf8:
+    """The refusal of an eventlog whose COLUMN of the event at POSITION (EVENT_ID, NAME:
+    None when the name is the text at fault) holds TEXT that is not UTF-8, EXC being its
+    decoding's failure: one sentence naming the event, the column and the first bad
+    byte's offset in the value (bytes, 0-based), for the caller to prefix with the file."""
+    named = f"{event_id}, {name}" if name is not None else event_id
+    return TextNotUtf8(
+        f"corrupt or unreadable SQLite file: the {column} of event #{position:,} ({named}) "
+        f"is TEXT that is not UTF-8 ({exc.reason} at byte {exc.start:,})"
+    )

@@ -38,14 +38,14 @@ import sqlite3
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from events.envelope import Event, format_event_id
-from events.errors import SourceBusy, SourceError
+from events.envelope import Event, format_event_id, text_not_utf8
+from events.errors import SourceBusy, SourceError, TextNotUtf8
 from events.sources import KIND_SQLITE, SQLITE_MAGIC, Source
 
 log = structlog.get_logger("projector")
@@ -111,6 +111,8 @@ _SELECT = (
     "sessionId",
     "schemaHash",
 )
+#: The columns of `_SELECT` that hold text, with their index there.
+_TEXT_COLUMNS = (("name", 5), ("argsJson", 6), ("clientId", 7), ("sessionId", 8))
 
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 #: Builds an `Event` from a tuple of its fields without the NamedTuple's Python __new__.
@@ -201,7 +203,7 @@ class _Reader:
             assert self._conn is not None
             try:
                 return query(self._conn)
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError, TextNotUtf8) as exc:
                 raise self._corrupt(exc, where) from None
         started = time.monotonic()
         delay = 0.001
@@ -216,9 +218,10 @@ class _Reader:
             assert self._conn is not None
             try:
                 result = query(self._conn)
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError, TextNotUtf8) as exc:
                 # UnicodeDecodeError: a damaged schema (sqlite_master) holds bytes that are
-                # not UTF-8.
+                # not UTF-8; TextNotUtf8: so does an event (`_fetch_events`). Either may
+                # also be a page read while it was written: then retried.
                 code = getattr(exc, "sqlite_errorcode", 0) or 0
                 after = self._fingerprint()
                 if code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
@@ -273,6 +276,8 @@ class _Reader:
         )
 
     def _corrupt(self, exc: Exception, where: str) -> SourceError:
+        if isinstance(exc, TextNotUtf8):  # it names the event and says why
+            return SourceError(f"{self.path}: {exc}")
         return SourceError(f"{self.path}: corrupt or unreadable SQLite file{where} ({exc})")
 
     def _reconnect(self) -> None:
@@ -347,6 +352,58 @@ class _Reader:
 
 def _fetch(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> list[Any]:
     return conn.execute(sql, params).fetchall()
+
+
+def _fetch_events(
+    sql: str,
+    params: tuple[Any, ...],
+    explain: str | None,
+    base: int,
+    columns: tuple[tuple[str, int], ...],
+    conn: sqlite3.Connection,
+) -> list[Any]:
+    """The rows of SQL: a page of `SqliteEventlog.events` whose first row is the event at
+    position BASE + 1, or a query over the events' names. When they cannot be read and a
+    TEXT value of theirs is not UTF-8 (SQLite stores text without checking it,
+    sqlite.org/invalidutf.html; Python's sqlite3 then raises OperationalError "Could not
+    decode to UTF-8 column ..."), raises `TextNotUtf8` naming the first such value's event
+    and column among COLUMNS (`_TEXT_COLUMNS`), as the replay does for argsJson read as
+    bytes (`events.envelope.args_text`). EXPLAIN reads the same events (with PARAMS) with
+    each text column as its bytes (None for any other value); without it (a UTF-16 file),
+    or when it finds no such value or cannot run, the error is raised as it is."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as failure:
+        if explain is None:
+            raise
+        try:
+            found = _first_not_utf8(conn.execute(explain, params), base, columns)
+        except sqlite3.Error:
+            raise failure from None
+        if found is None:
+            raise
+        raise found from None
+
+
+def _first_not_utf8(
+    rows: Iterable[Any], base: int, columns: tuple[tuple[str, int], ...]
+) -> TextNotUtf8 | None:
+    """`TextNotUtf8` for the first value of ROWS (`_fetch_events`'s EXPLAIN) in one of
+    COLUMNS (`_TEXT_COLUMNS`) that is not UTF-8, the first row being the event at
+    position BASE + 1; None when all are."""
+    for index, row in enumerate(rows):
+        name = None
+        for column, at in columns:
+            if row[at] is None:
+                continue
+            try:
+                text = row[at].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                event_id = format_event_id(row[0], row[1], row[2])
+                return text_not_utf8(column, base + 1 + index, event_id, name, exc)
+            if column == "name":
+                name = text
+    return None
 
 
 def _probe(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -446,6 +503,20 @@ class SqliteEventlog(Source):
             raise SourceError(f"{self.path}: is storage format {version}, not {wanted}")
         self.format_version = version
         self._select = ", ".join(c if c in columns else "NULL" for c in _SELECT)
+        # Finds the value sqlite3 could not decode (`_fetch_events`), in a UTF-8 file.
+        texts = {c for c, _ in _TEXT_COLUMNS}
+        self._select_explain = (
+            ", ".join(
+                "NULL"
+                if c not in columns
+                else f"CASE WHEN typeof({c}) = 'text' THEN CAST({c} AS BLOB) END"
+                if c in texts
+                else c
+                for c in _SELECT
+            )
+            if found.get("encoding") == "UTF-8"
+            else None
+        )
         self._strict = bool(found.get("strict"))
         # A STRICT table's argsJson is TEXT: in a UTF-8 file, read as a BLOB, its bytes are
         # the text's UTF-8 as stored, without the decoding to str that parsing would only
@@ -490,26 +561,42 @@ class SqliteEventlog(Source):
         position = 0
         anchor: tuple[Any, ...] | None = None
         select = self._select_utf8 if utf8_args else self._select
-        sql_first = (
-            f"SELECT {select} FROM eventlog "
+        first = (
             "WHERE (seqNumGlobal, seqNumClient) <= (?, ?) "
             "ORDER BY seqNumGlobal, seqNumClient LIMIT ?"
         )
-        sql_next = (
-            f"SELECT {select} FROM eventlog "
+        after = (
             "WHERE (seqNumGlobal, seqNumClient) >= (?, ?) "
             "AND (seqNumGlobal, seqNumClient) <= (?, ?) "
             "ORDER BY seqNumGlobal, seqNumClient LIMIT ?"
         )
+        explain = self._select_explain
+        explain_first = f"SELECT {explain} FROM eventlog {first}" if explain else None
+        explain_after = f"SELECT {explain} FROM eventlog {after}" if explain else None
         while True:
             if anchor is None:
-                rows = self._page(sql_first, (head_g, head_c, PAGE_ROWS))
+                rows = self._reader.read(
+                    functools.partial(
+                        _fetch_events,
+                        f"SELECT {select} FROM eventlog {first}",
+                        (head_g, head_c, PAGE_ROWS),
+                        explain_first,
+                        position,
+                        _TEXT_COLUMNS,
+                    )
+                )
                 start = 0
             else:
                 last_id = format_event_id(anchor[0], anchor[1], None)
-                rows = self._page(
-                    sql_next,
-                    (anchor[0], anchor[1], head_g, head_c, PAGE_ROWS + 1),
+                rows = self._reader.read(
+                    functools.partial(
+                        _fetch_events,
+                        f"SELECT {select} FROM eventlog {after}",
+                        (anchor[0], anchor[1], head_g, head_c, PAGE_ROWS + 1),
+                        explain_after,
+                        position - 1,  # the page starts with the anchor, the event at POSITION
+                        _TEXT_COLUMNS,
+                    ),
                     f" after {last_id}",
                 )
                 if not rows or tuple(rows[0]) != anchor:
@@ -564,14 +651,25 @@ class SqliteEventlog(Source):
             anchor = tuple(rows[-1])
 
     def event_names(self) -> set[str]:
-        rows = self._page("SELECT DISTINCT name FROM eventlog", ())
+        rows = self._names("SELECT DISTINCT name FROM eventlog")
         return {row[0] for row in rows if isinstance(row[0], str)}
+
+    def _names(self, sql: str) -> list[Any]:
+        """The rows of SQL, a query over the events' names; a name that is not UTF-8 is
+        named by its event (`_fetch_events`, reading the whole log in replay order)."""
+        explain = self._select_explain
+        every = f"SELECT {explain} FROM eventlog ORDER BY seqNumGlobal, seqNumClient"
+        return self._reader.read(
+            functools.partial(
+                _fetch_events, sql, (), every if explain else None, 0, _TEXT_COLUMNS[:1]
+            )
+        )
 
     def name_counts(self) -> dict[str, tuple[int, int]]:
         """``{name: (events, events stored with schemaHash -1)}`` in one query (see
         `Source.name_counts`); both known formats have the schemaHash column."""
-        rows = self._page(
-            "SELECT name, COUNT(*), SUM(schemaHash = -1) FROM eventlog GROUP BY name", ()
+        rows = self._names(
+            "SELECT name, COUNT(*), SUM(schemaHash = -1) FROM eventlog GROUP BY name"
         )
         return {name: (n, u or 0) for name, n, u in rows if isinstance(name, str)}
 

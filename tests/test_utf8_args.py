@@ -178,6 +178,112 @@ def test_an_unknown_event_with_text_that_is_not_utf8_refuses_the_replay_too(
     assert "Traceback" not in result.output
 
 
+def _damage_column(store: Path, position: int, column: str, text: bytes) -> str:
+    """Give COLUMN of the event at POSITION (replay order) TEXT holding TEXT's bytes; the
+    event's id."""
+    conn = sqlite3.connect(store / EVENTLOG)
+    with conn:
+        g, c = conn.execute(
+            "SELECT seqNumGlobal, seqNumClient FROM eventlog "
+            "ORDER BY seqNumGlobal, seqNumClient LIMIT 1 OFFSET ?",
+            (position - 1,),
+        ).fetchone()
+        conn.execute(
+            f"UPDATE eventlog SET {column} = CAST(? AS TEXT) "
+            "WHERE seqNumGlobal = ? AND seqNumClient = ?",
+            (text, g, c),
+        )
+    conn.close()
+    return f"e{g}" if not c else f"e{g}.{c}"
+
+
+def _refusal(runner: CliRunner, args: list[str]) -> str:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    return result.output.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", ["validate", "inspect", "export", "replay"])
+def test_every_command_names_the_event_whose_args_are_not_utf8(
+    small_copy: Path, tmp_path: Path, runner: CliRunner, command: str
+):
+    """The commands that read the text as text (sqlite3 cannot decode it) refuse the log
+    with the replay's sentence, naming the event, not with sqlite3's, which quoted the
+    whole argsJson and named no event."""
+    position = _damage(small_copy, "v1.MemoryAdded", b'{"id":"m\xff"}')
+    event = _events(small_copy, utf8_args=True)[position - 1]
+    args = [command, str(small_copy)]
+    if command in ("export", "replay"):
+        args.append(str(tmp_path / ("out.ndjson" if command == "export" else "t.db")))
+    line = _refusal(runner, args)
+    assert line == (
+        f"Error: {small_copy / EVENTLOG}: corrupt or unreadable SQLite file: the argsJson of "
+        f"event #{position} ({event.event_id}, v1.MemoryAdded) is TEXT that is not UTF-8 "
+        "(invalid start byte at byte 8)"
+    )
+    assert "Could not decode" not in line
+
+
+@pytest.mark.parametrize("command", ["validate", "replay"])
+@pytest.mark.parametrize(
+    ("column", "position", "text", "named"),
+    [
+        # on a page after the first (each page but the first starts with its anchor)
+        ("clientId", 123, b"client-\xfe", True),
+        ("sessionId", 50, b"\xed\xa0\x80", True),  # an encoded surrogate
+        # the names are read first (the catalog's choice, validate's names)
+        ("name", 77, b"v1.Memory\xc0", False),
+    ],
+    ids=["clientId-later-page", "sessionId", "name"],
+)
+def test_text_that_is_not_utf8_is_named_in_any_column(
+    small_copy: Path,
+    tmp_path: Path,
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    column: str,
+    position: int,
+    text: bytes,
+    named: bool,
+):
+    """Any text column of the events, on any page: the position is counted across pages
+    (40 rows a page here), the event's name is given unless it is the text at fault."""
+    monkeypatch.setattr("events.sqlite_source.PAGE_ROWS", 40)
+    name = _events(small_copy)[position - 1].name
+    event_id = _damage_column(small_copy, position, column, text)
+    args = [command, str(small_copy)] + ([str(tmp_path / "t.db")] if command == "replay" else [])
+    line = _refusal(runner, args)
+    shown = f"{event_id}, {name}" if named else event_id
+    with pytest.raises(UnicodeDecodeError) as bad:
+        text.decode("utf-8")
+    assert line == (
+        f"Error: {small_copy / EVENTLOG}: corrupt or unreadable SQLite file: the {column} of "
+        f"event #{position} ({shown}) is TEXT that is not UTF-8 ({bad.value.reason} at byte "
+        f"{bad.value.start})"
+    )
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_a_blob_is_not_taken_for_text_that_is_not_utf8(tmp_path: Path, runner: CliRunner):
+    """In a non-STRICT eventlog a BLOB comes as bytes and is never decoded: bytes in it
+    that are not UTF-8 are not the text at fault, a later event's damaged text is."""
+    store = _loose_copy(tmp_path)
+    conn = sqlite3.connect(store / EVENTLOG)
+    with conn:
+        conn.execute("UPDATE eventlog SET argsJson = X'FF00FF' WHERE typeof(argsJson) = 'blob'")
+    conn.close()
+    blob = next(e for e in _events(store) if isinstance(e.args_json, bytes))
+    later = blob.position + 5
+    name = _events(store)[later - 1].name
+    event_id = _damage_column(store, later, "sessionId", b"s\xff")
+    line = _refusal(runner, ["validate", str(store)])
+    assert f"the sessionId of event #{later} ({event_id}, {name}) is TEXT that is not UTF-8" in (
+        line
+    )
+
+
 def test_a_replay_migrates_the_text_it_read(tmp_path: Path, runner: CliRunner):
     """The tables of a replay that read the args as bytes hold what they held when they
     were read as text: the digest of a replay of the log and of its NDJSON export agree

@@ -1067,6 +1067,22 @@ def _run(
             stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
             result.state = "interrupted" if stopped else "failed"
             _finish(db, run, result, quiet=True)
+            if not stopped and exc.args and isinstance(exc.args[0], str):
+                # Say what stays: the message is otherwise the event's or the source's.
+                position = conn.execute(
+                    f"SELECT position FROM {STATE_TABLE} WHERE id = 1"
+                ).fetchone()[0]
+                park = (
+                    " (or park such events: `projector replay` again with --on-invalid park)"
+                    if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"
+                    else ""
+                )
+                exc.args = (
+                    f"{exc.args[0]}; {label} holds every batch up to #{position:,} "
+                    f"(`projector status {label}`): once the cause is fixed, "
+                    f"`projector resume {label}` goes on from there{park}",
+                    *exc.args[1:],
+                )
             raise
         if collecting:
             gc.enable()

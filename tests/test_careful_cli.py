@@ -201,7 +201,14 @@ def test_a_run_that_fails_after_committing_stays_resumable(tmp_path: Path):
     store = store_copy(tmp_path, "store")
     edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 45", ()))
     target = tmp_path / "t.db"
-    one_error_line(invoke("-q", "replay", store, target, "--batch-size", "20"))
+    line = one_error_line(invoke("-q", "replay", store, target, "--batch-size", "20"))
+    # The line says what stays and how to go on, not only what the event is.
+    assert "v1.Teleported" in line
+    assert line.endswith(
+        f"; {target} holds every batch up to #40 (`projector status {target}`): once the "
+        f"cause is fixed, `projector resume {target}` goes on from there (or park such "
+        "events: `projector replay` again with --on-invalid park)"
+    )
     info = json.loads(ok("status", target, "--json").stdout)
     assert info["state"] == "interrupted" and info["lastRun"]["state"] == "failed"
     assert info["position"] == 40 and info["applied"] == 40
@@ -209,6 +216,31 @@ def test_a_run_that_fails_after_committing_stays_resumable(tmp_path: Path):
     ok("-q", "resume", target)
     assert json.loads(ok("status", target, "--json").stdout)["state"] == "complete"
     assert ok("verify", target, "--against", SMALL_STATE).stdout.strip().endswith("verified")
+
+
+def test_a_source_damaged_past_the_first_batch_says_what_the_target_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A source that breaks mid-run (text that is not UTF-8, on a page read after the
+    first batch) keeps the batches before it: the line names the event, says what the
+    target holds and that resume goes on once the source is repaired (no advice to park:
+    it is no event's fault); repaired, resume finishes."""
+    monkeypatch.setattr("events.sqlite_source.PAGE_ROWS", 20)
+    store = store_copy(tmp_path, "store")
+    edit(
+        store, ("UPDATE eventlog SET clientId = CAST(X'63FF' AS TEXT) WHERE seqNumGlobal = 45", ())
+    )
+    target = tmp_path / "t.db"
+    line = one_error_line(invoke("-q", "replay", store, target, "--batch-size", "20"))
+    assert "the clientId of event #" in line and "is TEXT that is not UTF-8" in line
+    assert line.endswith(
+        f"; {target} holds every batch up to #40 (`projector status {target}`): once the "
+        f"cause is fixed, `projector resume {target}` goes on from there"
+    )
+    assert json.loads(ok("status", target, "--json").stdout)["position"] == 40
+    edit(store, ("UPDATE eventlog SET clientId = 'c' WHERE seqNumGlobal = 45", ()))
+    ok("-q", "resume", target)
+    assert json.loads(ok("status", target, "--json").stdout)["state"] == "complete"
 
 
 # ---------------------------------------------------------------- 2. no traceback from a path

@@ -114,8 +114,12 @@ def writer_lock(target: Path) -> Iterator[None]:
     Raises `TargetError` (one line) when the lock file cannot be created: a read-only
     file system, a folder the user cannot write, or a directory in the lock file's place;
     and when the database has other names (hard links, `refuse_hard_links`).
+
+    The folders it creates for TARGET are removed again on release when TARGET is not
+    there (a refused or undone first run, a dry run): what changes nothing leaves nothing.
     """
     path = lock_path(target)
+    created = _missing_folders(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -147,3 +151,18 @@ def writer_lock(target: Path) -> Iterator[None]:
             pass
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+        if created and not os.path.lexists(path.with_name(path.name[: -len(".lock")])):
+            for folder in created:  # deepest first; one another process filled stays
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """FOLDER and those of its parents that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    while not os.path.lexists(folder) and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing

@@ -196,6 +196,29 @@ def test_a_failed_first_run_leaves_no_target_behind(tmp_path: Path):
     assert list(tmp_path.iterdir()) == [tmp_path / "store"]
 
 
+def test_a_refused_run_or_a_dry_run_leaves_no_folder_it_created(tmp_path: Path):
+    """The folders a first run creates for its target go again when it leaves no target:
+    refused, failed before its first commit, or a dry run. A folder that was there stays,
+    and a run that migrates keeps the ones it made."""
+    store = store_copy(tmp_path, "store")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    target = kept / "new" / "deeper" / "t.db"
+    ok("-q", "replay", store, target, "--dry-run")
+    assert list(kept.iterdir()) == []
+    conn = sqlite3.connect(store / "eventlog@6.db")
+    (name,) = conn.execute("SELECT name FROM eventlog WHERE seqNumGlobal = 3").fetchone()
+    conn.close()
+    edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 3", ()))
+    one_error_line(invoke("-q", "replay", store, target))
+    assert list(kept.iterdir()) == []
+    one_error_line(invoke("-q", "replay", store, target, "--catalog", "no-such-catalog"), 1)
+    assert list(kept.iterdir()) == []
+    edit(store, ("UPDATE eventlog SET name = ? WHERE seqNumGlobal = 3", (name,)))
+    ok("-q", "replay", store, target)
+    assert [p.name for p in target.parent.iterdir()] == ["t.db"]
+
+
 def test_a_run_that_fails_after_committing_stays_resumable(tmp_path: Path):
     """A failure after some batches keeps them, says the run failed, and resume finishes."""
     store = store_copy(tmp_path, "store")

@@ -1202,6 +1202,9 @@ def export(
 ) -> None:
     """Write SOURCE's events to OUT (`-` for stdout) as a JSON export or as NDJSON.
 
+    A file OUT appears only once the export is whole. On stdout, lines are written as
+    they are made: an export that fails part-way (exit 1) leaves the ones before it.
+
     \b
     Example:
       projector export fixtures/small/ai-desk small.ndjson

@@ -1069,9 +1069,12 @@ def _run(
             _finish(db, run, result, quiet=True)
             if not stopped and exc.args and isinstance(exc.args[0], str):
                 # Say what stays: the message is otherwise the event's or the source's.
-                position = conn.execute(
-                    f"SELECT position FROM {STATE_TABLE} WHERE id = 1"
-                ).fetchone()[0]
+                try:
+                    position = conn.execute(
+                        f"SELECT position FROM {STATE_TABLE} WHERE id = 1"
+                    ).fetchone()[0]
+                except sqlite3.Error:  # the target's own failure is not the one to report
+                    raise exc from None
                 park = (
                     " (or park such events: `projector replay` again with --on-invalid park)"
                     if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"

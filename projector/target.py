@@ -363,11 +363,15 @@ def open_target(path: Path, *, create: bool, catalog: Catalog | None = None) -> 
 
 
 def real_target(path: Path) -> Path:
-    """PATH, or the file it names when it is a symbolic link (absolute then): a backup
-    goes beside the database itself, a rollback restores or removes the database, not
-    the link to it. SQLite resolves the link too, and keeps the -wal and -shm beside the
-    database (its unix VFS: os_unix.c, unixFullPathname)."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    """PATH, or the file it names (absolute then) when it is a symbolic link or goes
+    through ``..``: a backup goes beside the database itself, a rollback restores or
+    removes the database, not the link to it. SQLite resolves the link too, and keeps the
+    -wal and -shm beside the database; it also takes ``..`` as the folder before it, even
+    where that folder does not exist (``new/../t.db`` is ``t.db``), where the system
+    refuses such a path (its unix VFS: os_unix.c, unixFullPathname)."""
+    if path.is_symlink() or ".." in path.parts:
+        return Path(os.path.realpath(path))
+    return path
 
 
 def require_target(path: Path, doing: str = "") -> None:

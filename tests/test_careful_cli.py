@@ -214,6 +214,10 @@ def test_a_refused_run_or_a_dry_run_leaves_no_folder_it_created(tmp_path: Path):
     assert list(kept.iterdir()) == []
     one_error_line(invoke("-q", "replay", store, target, "--catalog", "no-such-catalog"), 1)
     assert list(kept.iterdir()) == []
+    # Through a folder that does not exist and ``..``: SQLite takes it as the folder
+    # before it (the system would not), and the database it made is taken back there.
+    one_error_line(invoke("-q", "replay", store, kept / "missing" / ".." / "dots" / "t.db"))
+    assert list(kept.iterdir()) == []
     edit(store, ("UPDATE eventlog SET name = ? WHERE seqNumGlobal = 3", (name,)))
     ok("-q", "replay", store, target)
     assert [p.name for p in target.parent.iterdir()] == ["t.db"]

@@ -350,10 +350,6 @@ class _Reader:
             self._cleanup = None
 
 
-def _fetch(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> list[Any]:
-    return conn.execute(sql, params).fetchall()
-
-
 def _fetch_events(
     sql: str,
     params: tuple[Any, ...],
@@ -362,8 +358,8 @@ def _fetch_events(
     columns: tuple[tuple[str, int], ...],
     conn: sqlite3.Connection,
 ) -> list[Any]:
-    """The rows of SQL: a page of `SqliteEventlog.events` whose first row is the event at
-    position BASE + 1, or a query over the events' names. When they cannot be read and a
+    """The rows of SQL (`SqliteEventlog._page`), e.g. a page of `SqliteEventlog.events`
+    whose first row is the event at position BASE + 1. When they cannot be read and a
     TEXT value of theirs is not UTF-8 (SQLite stores text without checking it,
     sqlite.org/invalidutf.html; Python's sqlite3 then raises OperationalError "Could not
     decode to UTF-8 column ..."), raises `TextNotUtf8` naming the first such value's event
@@ -503,7 +499,11 @@ class SqliteEventlog(Source):
             raise SourceError(f"{self.path}: is storage format {version}, not {wanted}")
         self.format_version = version
         self._select = ", ".join(c if c in columns else "NULL" for c in _SELECT)
-        # Finds the value sqlite3 could not decode (`_fetch_events`), in a UTF-8 file.
+        self._strict = bool(found.get("strict"))
+        # Text read as a BLOB gives the bytes the file stores: its UTF-8 in a UTF-8 file
+        # (LiveStore's), UTF-16 in a UTF-16 one, whose text is read as text.
+        utf8_file = found.get("encoding") == "UTF-8"
+        # Finds the value sqlite3 could not decode (`_fetch_events`).
         texts = {c for c, _ in _TEXT_COLUMNS}
         self._select_explain = (
             ", ".join(
@@ -514,16 +514,14 @@ class SqliteEventlog(Source):
                 else c
                 for c in _SELECT
             )
-            if found.get("encoding") == "UTF-8"
+            if utf8_file
             else None
         )
-        self._strict = bool(found.get("strict"))
-        # A STRICT table's argsJson is TEXT: in a UTF-8 file, read as a BLOB, its bytes are
-        # the text's UTF-8 as stored, without the decoding to str that parsing would only
-        # undo. (A UTF-16 file's bytes would be UTF-16: its text is read as text.)
+        # A STRICT table's argsJson is TEXT: read as a BLOB, its bytes are the text's UTF-8
+        # as stored, without the decoding to str that parsing would only undo.
         self._select_utf8 = (
             self._select.replace("argsJson", "CAST(argsJson AS BLOB)", 1)
-            if self._strict and found.get("encoding") == "UTF-8"
+            if self._strict and utf8_file
             else self._select
         )
         dup = found["duplicate"]
@@ -538,8 +536,20 @@ class SqliteEventlog(Source):
         if self._reader.snapshot_reason:
             self.details["readFrom"] = f"a private copy ({self._reader.snapshot_reason})"
 
-    def _page(self, sql: str, params: tuple[Any, ...], where: str = "") -> list[Any]:
-        return self._reader.read(functools.partial(_fetch, sql, params), where)
+    def _page(
+        self,
+        sql: str,
+        params: tuple[Any, ...],
+        where: str = "",
+        *,
+        explain: str | None = None,
+        base: int = 0,
+        columns: tuple[tuple[str, int], ...] = _TEXT_COLUMNS,
+    ) -> list[Any]:
+        """The rows of SQL, read by `_Reader.read` (WHERE ends its errors' first clause);
+        EXPLAIN, BASE and COLUMNS name a value that is not UTF-8 (`_fetch_events`)."""
+        fetch = functools.partial(_fetch_events, sql, params, explain, base, columns)
+        return self._reader.read(fetch, where)
 
     def events(self, *, utf8_args: bool = False) -> Iterator[Event]:
         """Stream the rows that existed when the source was opened, in replay order.
@@ -571,33 +581,27 @@ class SqliteEventlog(Source):
             "ORDER BY seqNumGlobal, seqNumClient LIMIT ?"
         )
         explain = self._select_explain
-        explain_first = f"SELECT {explain} FROM eventlog {first}" if explain else None
-        explain_after = f"SELECT {explain} FROM eventlog {after}" if explain else None
+        sql_first, sql_after = (f"SELECT {select} FROM eventlog {w}" for w in (first, after))
+        explain_first, explain_after = (
+            f"SELECT {explain} FROM eventlog {w}" if explain else None for w in (first, after)
+        )
         while True:
             if anchor is None:
-                rows = self._reader.read(
-                    functools.partial(
-                        _fetch_events,
-                        f"SELECT {select} FROM eventlog {first}",
-                        (head_g, head_c, PAGE_ROWS),
-                        explain_first,
-                        position,
-                        _TEXT_COLUMNS,
-                    )
+                rows = self._page(
+                    sql_first,
+                    (head_g, head_c, PAGE_ROWS),
+                    explain=explain_first,
+                    base=position,
                 )
                 start = 0
             else:
                 last_id = format_event_id(anchor[0], anchor[1], None)
-                rows = self._reader.read(
-                    functools.partial(
-                        _fetch_events,
-                        f"SELECT {select} FROM eventlog {after}",
-                        (anchor[0], anchor[1], head_g, head_c, PAGE_ROWS + 1),
-                        explain_after,
-                        position - 1,  # the page starts with the anchor, the event at POSITION
-                        _TEXT_COLUMNS,
-                    ),
+                rows = self._page(
+                    sql_after,
+                    (anchor[0], anchor[1], head_g, head_c, PAGE_ROWS + 1),
                     f" after {last_id}",
+                    explain=explain_after,
+                    base=position - 1,  # the page starts with the anchor, the event at POSITION
                 )
                 if not rows or tuple(rows[0]) != anchor:
                     raise SourceError(
@@ -659,11 +663,7 @@ class SqliteEventlog(Source):
         named by its event (`_fetch_events`, reading the whole log in replay order)."""
         explain = self._select_explain
         every = f"SELECT {explain} FROM eventlog ORDER BY seqNumGlobal, seqNumClient"
-        return self._reader.read(
-            functools.partial(
-                _fetch_events, sql, (), every if explain else None, 0, _TEXT_COLUMNS[:1]
-            )
-        )
+        return self._page(sql, (), explain=every if explain else None, columns=_TEXT_COLUMNS[:1])
 
     def name_counts(self) -> dict[str, tuple[int, int]]:
         """``{name: (events, events stored with schemaHash -1)}`` in one query (see

@@ -1055,9 +1055,7 @@ def _run(
                 result.state = "failed"
                 _finish(db, run, result, quiet=True)
                 # The writer may have committed the batch it was killed after: ask the target.
-                position = conn.execute(
-                    f"SELECT position FROM {STATE_TABLE} WHERE id = 1"
-                ).fetchone()[0]
+                position = _committed_position(conn)
                 raise ReplayError(
                     f"{label}: {exc}; the target holds every batch up to #{position:,}; "
                     f"run `projector resume {label}`"
@@ -1070,9 +1068,7 @@ def _run(
             if not stopped and exc.args and isinstance(exc.args[0], str):
                 # Say what stays: the message is otherwise the event's or the source's.
                 try:
-                    position = conn.execute(
-                        f"SELECT position FROM {STATE_TABLE} WHERE id = 1"
-                    ).fetchone()[0]
+                    position = _committed_position(conn)
                 except sqlite3.Error:  # the target's own failure is not the one to report
                     raise exc from None
                 park = (
@@ -1098,6 +1094,11 @@ def _run(
         return result
     finally:
         conn.close()
+
+
+def _committed_position(conn: sqlite3.Connection) -> int:
+    """The position of the last batch committed to the target (the migration record)."""
+    return int(conn.execute(f"SELECT position FROM {STATE_TABLE} WHERE id = 1").fetchone()[0])
 
 
 def _undo(target: Path, result: ReplayResult, file_existed: bool) -> None:

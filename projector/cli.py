@@ -702,8 +702,9 @@ def resume(
 ) -> None:
     """Continue TARGET's interrupted migration from its checkpoint.
 
-    The source is the one recorded in TARGET (or --source); it must still hold the same
-    events up to the checkpoint, or resume refuses and TARGET is left as it was.
+    A complete one is caught up with the events appended since. The source is the one
+    recorded in TARGET (or --source); it must still hold the same events up to the
+    checkpoint, or resume refuses and TARGET is left as it was.
 
     \b
     Example:

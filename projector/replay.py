@@ -1032,56 +1032,55 @@ def _run(
             if collecting:
                 gc.enable()
             _stop_writer(ctx, failing=True)
+            stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
+            # An event at fault under "fail" (not the target's or the source's doing).
+            park = (
+                " (or park such events: `projector replay` again with --on-invalid park)"
+                if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"
+                else ""
+            )
             if not ctx.begun:
                 conn.close()
                 _undo(target, result, file_existed)
+                unchanged = "nothing was written" + (
+                    "" if created else f": {label} stays at #{checkpoint:,}"
+                )
                 if isinstance(exc, WriterError):
-                    raise ReplayError(f"{label}: {exc}; nothing was written") from None
+                    raise ReplayError(f"{label}: {exc}; {unchanged}") from None
                 if isinstance(exc, sqlite3.Error):
                     raise ReplayError(
                         f"{label}: write failed before the first batch was committed ({exc}); "
-                        "nothing was written"
+                        f"{unchanged}"
                     ) from None
+                if isinstance(exc, ReplayError) and _says(exc):  # an event at fault
+                    exc.args = (f"{exc.args[0]}; {unchanged}{park}", *exc.args[1:])
+                # Anything else (the source refused as it was read, a signal) reads as
+                # the refusals made before a run: the target is as it was.
                 raise
             if isinstance(exc, sqlite3.Error):
                 result.state = "failed"
                 _finish(db, run, result, quiet=True)
                 raise ReplayError(
-                    f"{label}: write failed after #{result.position:,} ({exc}); the target "
-                    f"holds every batch up to #{result.position:,}; fix the cause, then run "
-                    f"`projector resume {label}`"
+                    f"{label}: write failed after #{result.position:,} ({exc}); "
+                    + _holds(label, result.position)
                 ) from None
             if isinstance(exc, WriterError):
                 result.state = "failed"
                 _finish(db, run, result, quiet=True)
                 # The writer may have committed the batch it was killed after: ask the target.
                 position = _committed_position(conn)
-                raise ReplayError(
-                    f"{label}: {exc}; the target holds every batch up to #{position:,}; "
-                    f"run `projector resume {label}`"
-                ) from None
+                raise ReplayError(f"{label}: {exc}; {_holds(label, position)}") from None
             # ReplayError (an event under "fail"), Interrupted, EventsError (the source
             # broke mid-read), KeyboardInterrupt: the committed batches stay, resumable.
-            stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
             result.state = "interrupted" if stopped else "failed"
             _finish(db, run, result, quiet=True)
-            if not stopped and exc.args and isinstance(exc.args[0], str):
+            if not stopped and _says(exc):
                 # Say what stays: the message is otherwise the event's or the source's.
                 try:
                     position = _committed_position(conn)
                 except sqlite3.Error:  # the target's own failure is not the one to report
                     raise exc from None
-                park = (
-                    " (or park such events: `projector replay` again with --on-invalid park)"
-                    if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"
-                    else ""
-                )
-                exc.args = (
-                    f"{exc.args[0]}; {label} holds every batch up to #{position:,} "
-                    f"(`projector status {label}`): once the cause is fixed, "
-                    f"`projector resume {label}` goes on from there{park}",
-                    *exc.args[1:],
-                )
+                exc.args = (f"{exc.args[0]}; {_holds(label, position)}{park}", *exc.args[1:])
             raise
         if collecting:
             gc.enable()
@@ -1094,6 +1093,19 @@ def _run(
         return result
     finally:
         conn.close()
+
+
+def _says(exc: BaseException) -> bool:
+    """Whether EXC's message is its first argument (a sentence can be added to it)."""
+    return bool(exc.args) and isinstance(exc.args[0], str)
+
+
+def _holds(label: Path, position: int) -> str:
+    """What a target a run failed in after committing holds, and how to go on."""
+    return (
+        f"{label} holds every batch up to #{position:,} (`projector status {label}`): once "
+        f"the cause is fixed, `projector resume {label}` goes on from there"
+    )
 
 
 def _committed_position(conn: sqlite3.Connection) -> int:

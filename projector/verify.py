@@ -676,7 +676,7 @@ def _accounting_checks(
                 "source",
                 False,
                 f"source holds {count:,} events, {count - position:,} not migrated yet "
-                f"(run `projector replay` to catch up){holes}",
+                f"(`projector resume {target}` catches up){holes}",
             )
         )
     else:
@@ -762,7 +762,7 @@ def _compare(
         state.close()
     _explain_export(report, record, catalog)
     where = f" (from {picked})" if picked else ""
-    lag = _state_lag(head, record) if report.unexplained else ""
+    lag = _state_lag(head, record, report.target) if report.unexplained else ""
     report.checks.append(
         Check(
             "against",
@@ -790,7 +790,9 @@ def _materialized_head(state: sqlite3.Connection) -> tuple[int, int, int] | None
     return (int(row[0]), int(row[1]), int(row[2] or 0)) if row else None
 
 
-def _state_lag(head: tuple[int, int, int] | None, record: dict[str, Any] | None) -> str:
+def _state_lag(
+    head: tuple[int, int, int] | None, record: dict[str, Any] | None, target: str
+) -> str:
     """Why LiveStore's state may differ from the target: it was materialized up to another
     event than the target's last (a store whose app stopped between writing an event and
     materializing it, or a target not caught up yet); "" when they are the same or
@@ -811,7 +813,7 @@ def _state_lag(head: tuple[int, int, int] | None, record: dict[str, Any] | None)
         )
     return (
         f"; LiveStore's state holds events up to {theirs}, past the target's last event "
-        f"{last}: catch the target up (`projector replay`), then verify again"
+        f"{last}: catch the target up (`projector resume {target}`), then verify again"
     )
 
 

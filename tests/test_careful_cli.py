@@ -245,6 +245,61 @@ def test_a_run_that_fails_after_committing_stays_resumable(tmp_path: Path):
     assert ok("verify", target, "--against", SMALL_STATE).stdout.strip().endswith("verified")
 
 
+def test_verify_names_the_command_that_catches_a_target_up(tmp_path: Path):
+    """A source that holds events not migrated yet fails verify's source check with the
+    command to run, for a complete target and an interrupted one alike; running it as
+    said verifies."""
+    store = store_copy(tmp_path, "store")
+    rows = hold_back(store, 150)
+    target = tmp_path / "t.db"
+    ok("-q", "replay", store, target)
+    append(store, rows)
+
+    def source_check() -> str:
+        report = json.loads(invoke("verify", target, "--json").stdout)
+        (source,) = [c for c in report["checks"] if c["check"] == "source"]
+        assert not source["ok"]
+        return str(source["detail"])
+
+    said = f"(`projector resume {target}` catches up)"
+    assert said in source_check()
+    (name,) = {str(r[6]) for r in rows if r[0] == 170 and r[1] == 0}
+    edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 170", ()))
+    one_error_line(invoke("-q", "resume", target, "--batch-size", "10"))
+    assert json.loads(ok("status", target, "--json").stdout)["state"] == "interrupted"
+    assert said in source_check()
+    edit(store, ("UPDATE eventlog SET name = ? WHERE seqNumGlobal = 170", (name,)))
+    ok("-q", "resume", target)
+    assert ok("verify", target, "--against", SMALL_STATE).stdout.strip().endswith("verified")
+
+
+def test_a_run_that_fails_in_its_first_batch_says_nothing_was_written(tmp_path: Path):
+    """An invalid event under "fail" in a run's first batch: the line says that nothing
+    was written (a catch-up: where the target stays) and that parking is the other way;
+    the target is as it was, and a replay that parks goes on from there."""
+    store = store_copy(tmp_path, "store")
+    edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 45", ()))
+    park = " (or park such events: `projector replay` again with --on-invalid park)"
+    new = tmp_path / "new.db"
+    line = one_error_line(invoke("-q", "replay", store, new))
+    assert "v1.Teleported" in line and line.endswith(f"; nothing was written{park}")
+    assert not new.exists()
+    # A catch-up whose own first batch holds the event: the target stays where it was.
+    shorter = store_copy(tmp_path, "shorter")
+    edit(shorter, ("DELETE FROM eventlog WHERE seqNumGlobal >= 40", ()))
+    target = tmp_path / "t.db"
+    ok("-q", "replay", shorter, target)
+    before = json.loads(ok("status", target, "--json").stdout)
+    digest_before = ok("digest", target).stdout
+    line = one_error_line(invoke("-q", "replay", store, target))
+    position = before["position"]
+    assert line.endswith(f"; nothing was written: {target} stays at #{position:,}{park}")
+    assert json.loads(ok("status", target, "--json").stdout) == before
+    assert ok("digest", target).stdout == digest_before
+    ok("-q", "replay", store, target, "--on-invalid", "park")
+    assert json.loads(ok("status", target, "--json").stdout)["state"] == "complete"
+
+
 def test_a_source_damaged_past_the_first_batch_says_what_the_target_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -1087,7 +1142,8 @@ def test_verify_against_a_state_materialized_up_to_another_event_says_so(tmp_pat
         (
             ahead,
             "; LiveStore's state holds events up to e173, past the target's last event e170: "
-            "catch the target up (`projector replay`), then verify again",
+            f"catch the target up (`projector resume {ahead.parent / 't.db'}`), then verify "
+            "again",
         ),
     ):
         target = store.parent / "t.db"

@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from projector import __version__
+from projector.errors import command_line
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 #: projector.replay.DEFAULT_BATCH, repeated so that `--help` need not import the library.
@@ -556,7 +557,9 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
         click.echo(f"  parked {example['kind']}: {reason}")
     more = parked - len(result.examples)
     if more > 0:
-        where = "" if result.dry_run else f": `projector parked {result.target}` lists them all"
+        where = (
+            "" if result.dry_run else f": {command_line('parked', result.target)} lists them all"
+        )
         click.echo(f"  +{more:,} more parked{where}")
     _print_warnings(result.warning_examples)
     more = sum(result.warnings.values()) - len(result.warning_examples)
@@ -1105,7 +1108,7 @@ def finalize(
     if result.parked:
         click.echo(
             f"  parked: {result.parked:,} events not applied, kept in the sidecar "
-            f"(`projector status {result.app_db}`)"
+            f"({command_line('status', result.app_db)})"
         )
     for check in result.checks:
         click.echo(f"  ok  {check}")
@@ -1114,7 +1117,7 @@ def finalize(
             f"  drizzle: {result.drizzle['migration']} recorded as applied "
             f"({result.drizzle['migrations']})"
         )
-    click.echo(f"  bookkeeping: {result.sidecar} (`projector status {result.app_db}`)")
+    click.echo(f"  bookkeeping: {result.sidecar} ({command_line('status', result.app_db)})")
 
 
 @_command()

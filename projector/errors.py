@@ -1,6 +1,16 @@
 """The projector's exceptions: flat, one line each, mapped to exit codes by the CLI."""
 
+import shlex
+from pathlib import Path
+
 from events.errors import CatalogError, EventsError, SourceError
+
+
+def command_line(*words: str | Path) -> str:
+    """The command line a message tells the user to run, in backquotes: ``projector``
+    then WORDS, each quoted as a POSIX shell needs it to be taken as one word (a path
+    with a space: ``'my dir/app.db'``), so the line can be pasted as it is."""
+    return "`" + " ".join(["projector", *(shlex.quote(str(w)) for w in words)]) + "`"
 
 
 class ProjectorError(Exception):

@@ -44,7 +44,7 @@ from projector import drizzle as drizzle_files
 from projector.appschema import AppSchema, app_schema
 from projector.digest import digest as target_digest
 from projector.digest import key_columns, table_digest
-from projector.errors import HandoffError, TargetError
+from projector.errors import HandoffError, TargetError, command_line
 from projector.lock import writer_lock
 from projector.runs import status as target_status
 from projector.target import (
@@ -187,7 +187,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
             failed = [c for c in report.checks if not c.ok]
             why = f"{failed[0].name}: {failed[0].detail}" if failed else "unexplained differences"
             raise HandoffError(
-                f"{target}: does not verify ({why}); see `projector verify {target}`; "
+                f"{target}: does not verify ({why}); see {command_line('verify', target)}; "
                 "not handed over"
             )
         replaced = _check_replaceable(app_db, sidecar, options.force)

@@ -60,6 +60,7 @@ from projector.errors import (
     Interrupted,
     ReplayError,
     TargetError,
+    command_line,
 )
 from projector.handlers import Handler, compile_catalog, entity_list, entity_text
 from projector.lock import held_lock_fd, refuse_hard_links, refuse_if_busy, writer_lock
@@ -832,7 +833,7 @@ def resume(
             raise
         raise SourceError(
             f"{exc}; if the source moved, pass its new path: "
-            f"`projector resume {target} --source PATH`"
+            f"{command_line('resume', target, '--source', 'PATH')}"
         ) from None
     try:
         with writer_lock(target):
@@ -962,12 +963,14 @@ def _run(
         return result
     events = itertools.chain([first], events) if first is not None else events
     file_existed = target.exists()
+    # An empty file is a database SQLite creates in place: a run undone leaves it empty.
+    was_empty = file_existed and target.is_file() and target.stat().st_size == 0
     if not created and not dry_run:
         result.backup = str(backups.back_up_before(target, run))
     try:
         db = open_target(target, create=True, catalog=catalog)
     except BaseException:
-        _undo(target, result, file_existed)
+        _undo(target, result, file_existed, was_empty)
         raise
     conn = db.conn
     try:
@@ -1035,13 +1038,22 @@ def _run(
             stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
             # An event at fault under "fail" (not the target's or the source's doing).
             park = (
-                " (or park such events: `projector replay` again with --on-invalid park)"
+                " (or park such events: "
+                + command_line(
+                    "replay",
+                    source.path,
+                    label,
+                    "--on-invalid",
+                    "park",
+                    *(["--strict-keys"] if strict_keys else []),
+                )
+                + ")"
                 if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"
                 else ""
             )
             if not ctx.begun:
                 conn.close()
-                _undo(target, result, file_existed)
+                _undo(target, result, file_existed, was_empty)
                 unchanged = "nothing was written" + (
                     "" if created else f": {label} stays at #{checkpoint:,}"
                 )
@@ -1103,8 +1115,8 @@ def _says(exc: BaseException) -> bool:
 def _holds(label: Path, position: int) -> str:
     """What a target a run failed in after committing holds, and how to go on."""
     return (
-        f"{label} holds every batch up to #{position:,} (`projector status {label}`): once "
-        f"the cause is fixed, `projector resume {label}` goes on from there"
+        f"{label} holds every batch up to #{position:,} ({command_line('status', label)}): once "
+        f"the cause is fixed, {command_line('resume', label)} goes on from there"
     )
 
 
@@ -1113,14 +1125,19 @@ def _committed_position(conn: sqlite3.Connection) -> int:
     return int(conn.execute(f"SELECT position FROM {STATE_TABLE} WHERE id = 1").fetchone()[0])
 
 
-def _undo(target: Path, result: ReplayResult, file_existed: bool) -> None:
+def _undo(target: Path, result: ReplayResult, file_existed: bool, was_empty: bool) -> None:
     """Take back what a run wrote before it failed with nothing committed: its backup, and
-    the target itself when the run created it."""
+    the target itself when the run created it (a file that was empty is emptied again,
+    its side files removed)."""
     if result.backup:
         backups.delete(Path(result.backup))
         result.backup = None
     if result.created and not file_existed:
         backups.remove_database(target)
+    elif result.created and was_empty:
+        for path in backups.companions(target):
+            path.unlink()
+        os.truncate(target, 0)
 
 
 def _warn_export(result: ReplayResult, source: Source, catalog: Catalog, limit: int) -> None:
@@ -1179,7 +1196,7 @@ def _log_attention(result: ReplayResult) -> None:
     if result.dry_run:
         message = f"dry run: {message}"
     elif result.parked_total:
-        message += f"; list them with `projector parked {result.target}`"
+        message += f"; list them with {command_line('parked', result.target)}"
     log.warning("replay.attention", message=message)
 
 
@@ -1424,7 +1441,7 @@ def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
             _settle(ctx)
             raise Interrupted(
                 f"stopped at #{ctx.result.position:,} after a signal; continue with "
-                f"`projector resume {ctx.result.target}`"
+                f"{command_line('resume', ctx.result.target)}"
             )
 
 

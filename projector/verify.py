@@ -26,7 +26,7 @@ from events.sources import KIND_EXPORT, SQLITE_MAGIC, connect_readonly, open_sou
 from events.sqlite_source import state_files
 from projector import deviations
 from projector.checkpoint import PrefixDigest, TrackingView
-from projector.errors import TargetError
+from projector.errors import TargetError, command_line
 from projector.handlers import any_row, entity_list
 from projector.lock import held_lock_fd, refuse_if_busy
 from projector.replay import client_only_tables
@@ -676,13 +676,22 @@ def _accounting_checks(
                 "source",
                 False,
                 f"source holds {count:,} events, {count - position:,} not migrated yet "
-                f"(`projector resume {target}` catches up){holes}",
+                f"({_catch_up(state, target)}){holes}",
             )
         )
     else:
         report.checks.append(
             Check("source", True, f"all {count:,} source events accounted for ({source}){holes}")
         )
+
+
+def _catch_up(state: str, target: Path) -> str:
+    """How to migrate the events a target lacks, by its recorded STATE: a run that was
+    stopped goes on once what stopped it is fixed (`replay` says what that was)."""
+    resume = command_line("resume", target)
+    if shown_state(state, target) == "interrupted":
+        return f"its last run stopped: {resume} goes on once what stopped it is fixed"
+    return f"{resume} catches up"
 
 
 def _deviations_by_entity(conn: sqlite3.Connection) -> dict[str, dict[str, list[str]]]:
@@ -813,7 +822,7 @@ def _state_lag(
         )
     return (
         f"; LiveStore's state holds events up to {theirs}, past the target's last event "
-        f"{last}: catch the target up (`projector resume {target}`), then verify again"
+        f"{last}: catch the target up ({command_line('resume', target)}), then verify again"
     )
 
 

@@ -234,7 +234,7 @@ def test_a_run_that_fails_after_committing_stays_resumable(tmp_path: Path):
     assert line.endswith(
         f"; {target} holds every batch up to #40 (`projector status {target}`): once the "
         f"cause is fixed, `projector resume {target}` goes on from there (or park such "
-        "events: `projector replay` again with --on-invalid park)"
+        f"events: `projector replay {store / 'eventlog@6.db'} {target} --on-invalid park`)"
     )
     info = json.loads(ok("status", target, "--json").stdout)
     assert info["state"] == "interrupted" and info["lastRun"]["state"] == "failed"
@@ -261,13 +261,15 @@ def test_verify_names_the_command_that_catches_a_target_up(tmp_path: Path):
         assert not source["ok"]
         return str(source["detail"])
 
-    said = f"(`projector resume {target}` catches up)"
-    assert said in source_check()
+    assert f"(`projector resume {target}` catches up)" in source_check()
     (name,) = {str(r[6]) for r in rows if r[0] == 170 and r[1] == 0}
     edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 170", ()))
     one_error_line(invoke("-q", "resume", target, "--batch-size", "10"))
     assert json.loads(ok("status", target, "--json").stdout)["state"] == "interrupted"
-    assert said in source_check()
+    # Resuming as it stands would stop at the same event: the advice says so.
+    assert (
+        f"(its last run stopped: `projector resume {target}` goes on once what stopped it is fixed)"
+    ) in source_check()
     edit(store, ("UPDATE eventlog SET name = ? WHERE seqNumGlobal = 170", (name,)))
     ok("-q", "resume", target)
     assert ok("verify", target, "--against", SMALL_STATE).stdout.strip().endswith("verified")
@@ -279,11 +281,27 @@ def test_a_run_that_fails_in_its_first_batch_says_nothing_was_written(tmp_path: 
     the target is as it was, and a replay that parks goes on from there."""
     store = store_copy(tmp_path, "store")
     edit(store, ("UPDATE eventlog SET name = 'v1.Teleported' WHERE seqNumGlobal = 45", ()))
-    park = " (or park such events: `projector replay` again with --on-invalid park)"
+    eventlog = store / "eventlog@6.db"
+
+    def park(target: str, *more: str) -> str:
+        flags = " ".join(["--on-invalid park", *more])
+        return f" (or park such events: `projector replay {eventlog} {target} {flags}`)"
+
     new = tmp_path / "new.db"
     line = one_error_line(invoke("-q", "replay", store, new))
-    assert "v1.Teleported" in line and line.endswith(f"; nothing was written{park}")
+    assert "v1.Teleported" in line and line.endswith(f"; nothing was written{park(str(new))}")
     assert not new.exists()
+    # The commands it names can be pasted as they are (a path with a space is quoted), and
+    # keep what the run was asked for (--strict-keys).
+    spaced = tmp_path / "my dir" / "t.db"
+    line = one_error_line(invoke("-q", "replay", store, spaced, "--strict-keys"))
+    assert line.endswith(f"; nothing was written{park(repr(str(spaced)), '--strict-keys')}")
+    # An empty file (SQLite takes it for an empty database) is left empty, as it was.
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    one_error_line(invoke("-q", "replay", store, empty))
+    assert empty.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("empty")) == ["empty.db"]
     # A catch-up whose own first batch holds the event: the target stays where it was.
     shorter = store_copy(tmp_path, "shorter")
     edit(shorter, ("DELETE FROM eventlog WHERE seqNumGlobal >= 40", ()))
@@ -293,7 +311,9 @@ def test_a_run_that_fails_in_its_first_batch_says_nothing_was_written(tmp_path: 
     digest_before = ok("digest", target).stdout
     line = one_error_line(invoke("-q", "replay", store, target))
     position = before["position"]
-    assert line.endswith(f"; nothing was written: {target} stays at #{position:,}{park}")
+    assert line.endswith(
+        f"; nothing was written: {target} stays at #{position:,}{park(str(target))}"
+    )
     assert json.loads(ok("status", target, "--json").stdout) == before
     assert ok("digest", target).stdout == digest_before
     ok("-q", "replay", store, target, "--on-invalid", "park")

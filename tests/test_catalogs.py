@@ -868,8 +868,8 @@ def test_an_exception_raised_in_a_python_handler_says_the_hook_raised_it(tmp_pat
     with pytest.raises(ReplayError) as failed:
         replay(log, tmp_path / "failed.db", ReplayOptions(catalog=catalog))
     assert str(failed.value) == (
-        f"{reason}; nothing was written (or park such events: `projector replay` again "
-        "with --on-invalid park)"
+        f"{reason}; nothing was written (or park such events: `projector replay {log} "
+        f"{tmp_path / 'failed.db'} --on-invalid park`)"
     )
     replay(log, tmp_path / "t.db", ReplayOptions(on_invalid="park", catalog=catalog))
     conn = sqlite3.connect(tmp_path / "t.db")

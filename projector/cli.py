@@ -305,6 +305,18 @@ def _open(source: Path, lock_timeout: float, format_version: str | None) -> Any:
     return open_source(source, lock_timeout=lock_timeout, format_version=version)
 
 
+def _example_line(example: dict[str, Any]) -> str:
+    """A parked example's reason, led by its event as ``eId (#position, name)`` whatever its
+    kind: a held event's reason names none, an integrity break's names it without its
+    position (its recorded text, part of the target's digest, is left as it is)."""
+    reason, event_id, name = str(example["reason"]), example["eventId"], example["name"]
+    lead = f"{event_id} (#{example['position']:,}, {name}): "
+    if example["kind"] == "held":
+        return lead + reason
+    bare = f"{event_id} ({name}): "
+    return lead + reason[len(bare) :] if reason.startswith(bare) else reason
+
+
 def _print_warnings(warnings: list[dict[str, Any]]) -> None:
     for warning in warnings:
         where = f" at #{warning['position']:,}" if "position" in warning else ""
@@ -551,10 +563,7 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
     if result.backup:
         click.echo(f"  backup: {result.backup}")
     for example in result.examples:
-        reason = example["reason"]
-        if example["kind"] == "held":  # the other kinds' reasons name their event already
-            reason = f"{example['eventId']} (#{example['position']:,}, {example['name']}): {reason}"
-        click.echo(f"  parked {example['kind']}: {reason}")
+        click.echo(f"  parked {example['kind']}: {_example_line(example)}")
     more = parked - len(result.examples)
     if more > 0:
         where = (

@@ -579,6 +579,12 @@ def test_the_summary_says_how_many_more_and_quiet_still_warns_once(tmp_path: Pat
         re.match(r"  parked held: e\d+(r\d+)? \(#[\d,]+, v1\.\w+\): held back: ", line)
         for line in held
     ), held
+    # Every kind's line leads with its event as a held one's does: an integrity break too.
+    broken = [line for line in result.stdout.splitlines() if "parked integrity: " in line]
+    assert broken and all(
+        re.match(r"  parked integrity: e[\d.]+(r\d+)? \(#[\d,]+, v1\.\w+\): \w+\.", line)
+        for line in broken
+    ), broken
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "parked 29 event(s)" in lines[0] and "warning" in lines[0]
     strict = invoke("replay", REBASE, tmp_path / "b.db", "-q", "--strict", "--json")

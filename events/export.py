@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import IO, Any
 from events.encoding import js_json_indented
 from events.envelope import Event
 from events.errors import ExportError, SourceError
+from events.scratch import remove_dead
 from events.sources import Source
 from events.validation import parse_args
 
@@ -186,6 +188,8 @@ def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[in
             name = str(getattr(out, "name", "the output")).strip("<>")
             raise ExportError(f"{name}: cannot write it ({exc.strerror or exc})") from None
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    # What an export of the same OUT killed outright left behind (events.scratch).
+    remove_dead(out.parent, re.compile(rf"\.{re.escape(out.name)}\.(?P<pid>\d+)\.partial"))
     try:
         # backslashreplace: a lone surrogate (from a JSON source's "\ud800") is written
         # back as that same escape, where UTF-8 alone cannot encode it.

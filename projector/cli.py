@@ -90,6 +90,10 @@ def _errors() -> Iterator[None]:
         where = f"{exc.filename}: " if exc.filename else ""
         raise Failure(f"{where}{exc.strerror or exc}", kind=type(exc).__name__) from None
     except KeyboardInterrupt:
+        if _Signals.code == 128 + signal.SIGTERM:
+            raise Failure(
+                "stopped by SIGTERM", _Signals.code, kind="Interrupted", prefix="Interrupted"
+            ) from None
         raise Failure("stopped by Ctrl-C", 130, kind="Interrupted", prefix="Interrupted") from None
 
 
@@ -108,6 +112,21 @@ class _Signals:
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
         return lambda: cls.code != 0
+
+    @classmethod
+    def terminate_like_ctrl_c(cls) -> Any:
+        """Make SIGTERM raise KeyboardInterrupt (noting exit 143); return the handler it
+        replaced, or None where none can be set (not the main thread)."""
+        cls.code = 0
+
+        def handler(signum: int, _frame: Any) -> None:
+            cls.code = 128 + signum
+            raise KeyboardInterrupt
+
+        try:
+            return signal.signal(signal.SIGTERM, handler)
+        except ValueError:
+            return None
 
 
 def _flag_value(args: Sequence[str], name: str) -> str | None:
@@ -136,6 +155,10 @@ class ProjectorGroup(click.Group):
     """The command group: reports every error one way (see the module docstring)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # SIGTERM stops a command as Ctrl-C does, through the same clean-up (an export's or
+        # a hand-off's temporary files), exit 143; replay and resume stop at a batch
+        # boundary instead (`_Signals`).
+        previous = _Signals.terminate_like_ctrl_c()
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
@@ -143,6 +166,9 @@ class ProjectorGroup(click.Group):
             # choice (`| head`), so exit as a process killed by SIGPIPE does, quietly.
             _silence_stdout()
             sys.exit(EXIT_PIPE)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def main(  # type: ignore[override]
         self,
@@ -545,15 +571,19 @@ def _print_result(result: Any, as_json: bool, extra: dict[str, Any] | None = Non
         f"  read {result.read:,} = applied {result.applied:,} + parked {parked:,}"
         + (f" ({kinds})" if kinds else "")
     )
-    if not result.changed:
+    if not result.changed and result.command == "replay-parked":
         click.echo(
             "  nothing re-applied, every event parked as before: the target is unchanged "
             "(no run recorded, no backup kept)"
         )
     elif result.command != "replay-parked" and not result.read and not result.created:
+        recorded = (
+            "a dry run: nothing is recorded"
+            if result.dry_run
+            else "the run is recorded all the same, with no backup; `rollback` undoes it alone"
+        )
         click.echo(
-            f"  up to date: the source holds no event after #{result.position:,} (the run "
-            "is recorded all the same, with no backup; `rollback` undoes it alone)"
+            f"  up to date: the source holds no event after #{result.position:,} ({recorded})"
         )
     if result.command != "replay-parked":
         total = f" of {result.total:,}" if result.total is not None else ""
@@ -1041,6 +1071,12 @@ def verify(
     type=click.Path(path_type=Path),
     help="LiveStore's state DB, for the verification finalize runs first (as verify).",
 )
+@click.option(
+    "--no-source",
+    is_flag=True,
+    help="Do not re-read the recorded source in that verification (it was retired); the "
+    "check says it was skipped.",
+)
 @_catalog_option
 @click.option(
     "--journal-mode",
@@ -1070,6 +1106,7 @@ def finalize(
     target: Path,
     out: Path | None,
     against: Path | None,
+    no_source: bool,
     catalog: str | None,
     journal_mode: str,
     drizzle_dir: Path | None,
@@ -1100,6 +1137,7 @@ def finalize(
             drizzle=drizzle_dir,
             force=force,
             lock_timeout=lock_timeout,
+            source=not no_source,
         )
         result = run_finalize(target, options)
     if as_json:

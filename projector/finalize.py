@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from events.catalog import Catalog, load_recorded
+from events.scratch import remove_dead
 from events.sources import connect_readonly, read_only_fs, readonly_uri
 from events.sqlite_source import EVENTLOG_FILE, STATE_FILE
 from projector import backup as backups
@@ -87,7 +89,9 @@ _HANDOFF_DDL = f"""CREATE TABLE {HANDOFF_TABLE} (
 
 
 def sidecar_path(app_db: Path) -> Path:
-    """Where APP_DB's bookkeeping sidecar lives: ``APP_DB.projector.db``."""
+    """Where APP_DB's bookkeeping sidecar lives: ``APP_DB.projector.db``, beside the
+    database itself when APP_DB is a symbolic link to it (`real_target`)."""
+    app_db = real_target(app_db)
     return app_db.with_name(app_db.name + SIDECAR_SUFFIX)
 
 
@@ -109,6 +113,9 @@ class FinalizeOptions:
     #: Seconds the target's source may stay locked while verify re-reads it (None: the
     #: default of `events.sqlite_source`).
     lock_timeout: float | None = None
+    #: Whether verify re-reads the recorded source (False: it was retired; the check
+    #: says it was skipped, as `verify --no-source`).
+    source: bool = True
 
 
 @dataclass
@@ -172,7 +179,9 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     require_target(target)
     refuse_sidecar(target)
     refuse_legacy(target, "to hand it over")
-    app_db = options.out or default_app_db(target)
+    # Through a symbolic link, the database it links to is replaced, not the link: the
+    # app keeps opening the path it knows (as a target named through a link).
+    app_db = real_target(options.out or default_app_db(target))
     sidecar = sidecar_path(app_db)
     if {app_db.resolve(), sidecar.resolve()} & {target.resolve()}:
         raise HandoffError(f"{app_db}: is the target itself; hand over into another file")
@@ -182,7 +191,13 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     lock = contextlib.nullcontext() if read_only_fs(target) else writer_lock(target)
     with lock, _last_reader(target):
         catalog = options.catalog or recorded_catalog(target)
-        report = verify(target, options.against, catalog=catalog, lock_timeout=options.lock_timeout)
+        report = verify(
+            target,
+            options.against,
+            source=options.source,
+            catalog=catalog,
+            lock_timeout=options.lock_timeout,
+        )
         if not report.ok:
             failed = [c for c in report.checks if not c.ok]
             why = f"{failed[0].name}: {failed[0].detail}" if failed else "unexplained differences"
@@ -190,7 +205,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 f"{target}: does not verify ({why}); see {command_line('verify', target)}; "
                 "not handed over"
             )
-        replaced = _check_replaceable(app_db, sidecar, options.force)
+        replaced = _check_replaceable(app_db, sidecar, options.force, target)
         schema = app_schema(catalog)
         _check_same_tables(target, schema)
         try:  # as replay creates its target's folder
@@ -235,6 +250,12 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         state = _state(target)
         tmp_app = app_db.with_name(f".{app_db.name}.tmp{os.getpid()}")
         tmp_side = app_db.with_name(f".{sidecar.name}.tmp{os.getpid()}")
+        # What a finalize into the same APP_DB killed outright left (events.scratch).
+        names = "|".join(re.escape(n) for n in (app_db.name, sidecar.name))
+        remove_dead(
+            app_db.parent,
+            re.compile(rf"\.(?:{names})\.tmp(?P<pid>\d+)(?:-journal|-wal|-shm)?"),
+        )
         try:
             rows, checks = _write_app(tmp_app, target, schema, drizzle_row, options.journal_mode)
             checks.insert(0, _verified(target, report))
@@ -312,7 +333,14 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
 def _verified(target: Path, report: VerifyReport) -> str:
     """What the verification finalize ran first found (every check passed)."""
     against = next((c.detail for c in report.checks if c.name == "against"), None)
-    names = ", ".join(c.name for c in report.checks if c.name != "against")
+    names = ", ".join(
+        # A source check skipped (--no-source) passed without reading anything: say so.
+        f"{c.name} skipped (--no-source)"
+        if c.detail.startswith("skipped (--no-source)")
+        else c.name
+        for c in report.checks
+        if c.name != "against"
+    )
     if against is None:
         return (
             f"verified {target.name} ({names}; no --against: not compared with LiveStore's state)"
@@ -395,8 +423,11 @@ def _refuse_out(app_db: Path, target: Path) -> None:
         raise HandoffError(f"{app_db}: {problem}")
 
 
-def _check_replaceable(app_db: Path, sidecar: Path, force: bool) -> bool:
-    """Whether APP_DB exists and may be replaced; raises HandoffError when it may not."""
+def _check_replaceable(app_db: Path, sidecar: Path, force: bool, target: Path) -> bool:
+    """Whether APP_DB exists and may be replaced by TARGET's hand-off; raises HandoffError
+    when it may not: not handed over by finalize, handed over from another target (a
+    mistyped TARGET would swap the app's data for another store's, or another app's), or
+    changed by the app since."""
     if not app_db.exists():
         return False
     if force:
@@ -406,6 +437,12 @@ def _check_replaceable(app_db: Path, sidecar: Path, force: bool) -> bool:
         raise HandoffError(
             f"{app_db}: exists and was not handed over by `projector finalize` (no "
             f"{sidecar.name}); refusing to overwrite it (--force replaces it)"
+        )
+    if handoff["target"] != str(target.resolve()):
+        raise HandoffError(
+            f"{app_db}: was handed over from another target, {handoff['target']}, not from "
+            f"{target}; replacing it would swap the app's data for another migration's: "
+            "refusing (--force replaces it)"
         )
     try:
         now = content_digest(app_db)

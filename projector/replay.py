@@ -13,6 +13,7 @@ import gc
 import itertools
 import json
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -30,6 +31,7 @@ from events.catalog import bundled_catalog_names, load_recorded
 from events.envelope import Event, args_text
 from events.errors import CatalogError, SourceError, TextNotUtf8
 from events.history import HistoryCheck
+from events.scratch import remove_dead
 from events.sources import KIND_EXPORT, KIND_SQLITE, Source, connect_readonly, open_source
 from events.sqlite_source import Blob
 from events.validation import (
@@ -173,8 +175,9 @@ class ReplayResult:
     seconds: float = 0.0
     #: The writer process's peak RSS in MiB, when batches were written by one (Linux).
     writer_peak_mb: float | None = None
-    #: False for a replay-parked that re-applied nothing and re-parked every event as it
-    #: was: its transaction was rolled back (no run recorded, no backup kept).
+    #: False for a dry run (its scratch copy is thrown away), and for a replay-parked
+    #: that re-applied nothing and re-parked every event as it was: its transaction was
+    #: rolled back (no run recorded, no backup kept).
     changed: bool = True
 
     @property
@@ -756,6 +759,7 @@ def replay(
         if target.exists() and target.resolve() == source.path.resolve():
             raise TargetError(f"{target}: is the source; refusing to write to it")
         refuse_source_folder(target, source)
+        _refuse_handed_over(target, "replay into")
         check_writable(target)
         if dry_run:  # refused where the real run would be
             refuse_if_busy(target)
@@ -866,16 +870,9 @@ def _remove_dead_scratch() -> None:
     """Remove the scratch folders of dry runs whose process is gone (killed before it
     could remove its own: a copy of the target, as big as it). A folder whose pid names
     a live process (its own run, or a reused pid) is left alone."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{DRY_RUN_PREFIX}*-*"):
-        pid = folder.name[len(DRY_RUN_PREFIX) :].partition("-")[0]
-        if not pid.isdigit() or not folder.is_dir():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except (PermissionError, OverflowError):  # another user's process, or no pid at all
-            continue
+    remove_dead(
+        Path(tempfile.gettempdir()), re.compile(rf"{re.escape(DRY_RUN_PREFIX)}(?P<pid>\d+)-.+")
+    )
 
 
 def _now() -> str:
@@ -950,6 +947,7 @@ def _run(
         total=source.count(),
         created=created,
         dry_run=dry_run,
+        changed=not dry_run,
     )
     on_invalid = options.on_invalid or (state.on_invalid if state else "fail")
     strict_keys = options.strict_keys
@@ -1439,6 +1437,11 @@ def _apply_batches(ctx: _Replay, events: Iterator[Event]) -> None:
             return
         if ctx.options.should_stop():
             _settle(ctx)
+            if ctx.result.dry_run:  # its scratch copy goes: nothing to continue
+                raise Interrupted(
+                    f"stopped at #{ctx.result.position:,} after a signal (a dry run: "
+                    f"{ctx.result.target} is as it was)"
+                )
             raise Interrupted(
                 f"stopped at #{ctx.result.position:,} after a signal; continue with "
                 f"{command_line('resume', ctx.result.target)}"

@@ -124,6 +124,8 @@ def rollback(target: Path) -> dict[str, Any]:
         if last is None:
             raise TargetError(f"{target}: no run recorded; nothing to roll back")
         run, backup, created, state, read = last
+        if state == "running":  # with the writer lock held here, it was killed (as status says)
+            state = "interrupted"
         if created:
             removed = backups.remove_database(target)
             return {
@@ -183,6 +185,9 @@ def backups_of(target: Path, prune: int | None = None) -> dict[str, Any]:
     TargetError, Busy.
     """
     target = real_target(target)
+    from projector.finalize import refuse_handed_over  # finalize imports runs
+
+    refuse_handed_over(target, "list the backups of")  # they are beside the target
     require_target(target)
     pruned: list[dict[str, Any]] = []
     if prune is not None:

@@ -1288,3 +1288,62 @@ def test_a_dry_run_that_cannot_copy_the_target_names_the_temporary_folder(
         f"Error: {target}: cannot copy it for the dry run into {tempfile.gettempdir()} "
         "(database or disk is full)"
     )
+
+
+# ---------------------------------------------------------------- SIGTERM and what kills leave
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (not reused this soon)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_sigterm_stops_export_and_finalize_as_ctrl_c_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """SIGTERM mid-export or mid-finalize: one line, exit 143, and the temporary file each
+    writes through is gone (before, the process died on the spot and left it)."""
+    import events.export
+    import projector.finalize
+
+    def terminated(*_args: Any, **_kw: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM did not stop the command")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with monkeypatch.context() as patch:
+        patch.setattr(events.export, "write_ndjson", terminated)
+        result = invoke("export", SMALL, out / "e.ndjson", "--format", "ndjson")
+    assert result.exit_code == 143 and result.stderr == "Interrupted: stopped by SIGTERM\n"
+    assert list(out.iterdir()) == []
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    with monkeypatch.context() as patch:
+        patch.setattr(projector.finalize, "_write_app", terminated)
+        result = invoke("finalize", target, "--out", out / "app.db")
+    assert result.exit_code == 143 and result.stderr == "Interrupted: stopped by SIGTERM\n"
+    assert list(out.iterdir()) == []
+
+
+def test_what_a_killed_export_or_finalize_left_is_removed_by_the_next(tmp_path: Path):
+    """kill -9 leaves the temporary file a command writes through; the next export to the
+    same OUT, or finalize into the same APP_DB, removes those of processes that are gone,
+    and leaves a live process's alone."""
+    dead, live = _dead_pid(), os.getppid()  # not this one: its own files go at its end
+    left = [
+        tmp_path / f".e.json.{dead}.partial",
+        tmp_path / f".app.db.tmp{dead}",
+        tmp_path / f".app.db.projector.db.tmp{dead}-journal",
+    ]
+    kept = [tmp_path / f".e.json.{live}.partial", tmp_path / f".app.db.tmp{live}"]
+    for path in left + kept:
+        path.write_text("half")
+    ok("export", SMALL, tmp_path / "e.json")
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    ok("-q", "finalize", target, "--out", tmp_path / "app.db")
+    assert not any(p.exists() for p in left) and all(p.exists() for p in kept)

@@ -13,7 +13,7 @@ import pytest
 
 from projector.cli import cli
 from projector.drizzle import MIGRATIONS_TABLE
-from projector.errors import HandoffError, TargetError
+from projector.errors import HandoffError, Interrupted, TargetError
 from projector.finalize import FinalizeOptions, content_digest, finalize, sidecar_path
 from projector.replay import ReplayOptions, replay, resume
 from tests.conftest import FIXTURES, REBASE, REBASE_STATE, SMALL, SMALL_STATE
@@ -113,6 +113,33 @@ def test_digest_and_status_still_work_from_the_app_database(migrated, tmp_path, 
     assert info["handoff"]["position"] == 200 and info["appChangedSinceHandoff"] is False
 
 
+def test_an_app_database_named_through_a_symbolic_link_is_the_file_it_links_to(
+    migrated, tmp_path, runner
+):
+    """The app opens APP_DB through a link: finalize replaces the file linked to (with the
+    sidecar beside it) and keeps the link; status, digest and parked read it through the
+    link; a dangling link's file is written where it points."""
+    real, links = tmp_path / "real", tmp_path / "links"
+    real.mkdir()
+    links.mkdir()
+    finalize(migrated, FinalizeOptions(out=real / "app.db"))
+    (links / "app.db").symlink_to(real / "app.db")
+    again = runner.invoke(cli, ["finalize", str(migrated), "--out", str(links / "app.db")])
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith(f"replaced {real / 'app.db'} ")
+    assert (links / "app.db").is_symlink() and sorted(p.name for p in links.iterdir()) == ["app.db"]
+    assert sorted(p.name for p in real.iterdir()) == ["app.db", "app.db.projector.db"]
+    for command in (["status"], ["digest"], ["parked"]):
+        shown = runner.invoke(cli, [*command, str(links / "app.db"), "--json"])
+        assert shown.exit_code == 0, (command, shown.output)
+    theirs = json.loads(runner.invoke(cli, ["digest", str(migrated), "--json"]).stdout)
+    ours = json.loads(runner.invoke(cli, ["digest", str(links / "app.db"), "--json"]).stdout)
+    assert ours == theirs
+    (links / "dangling.db").symlink_to(real / "new.db")
+    finalize(migrated, FinalizeOptions(out=links / "dangling.db"))
+    assert (links / "dangling.db").is_symlink() and (real / "new.db.projector.db").is_file()
+
+
 def test_parked_reads_the_parked_events_of_an_app_database_from_its_sidecar(tmp_path, runner):
     """`projector parked APP_DB` lists what `parked TARGET` listed: the events that stayed
     parked are in the sidecar, not in the app's tables."""
@@ -131,6 +158,15 @@ def test_parked_reads_the_parked_events_of_an_app_database_from_its_sidecar(tmp_
             f"Error: {app_db}: is an app database handed over by finalize, not a projector "
             f"target; {command} the target it came from ({target.resolve()})\n"
         ), command
+    for args, doing in (  # they said "not a projector target" and no more
+        (["replay", str(REBASE), str(app_db)], "replay into"),
+        (["backups", str(app_db)], "list the backups of"),
+    ):
+        refused = runner.invoke(cli, args)
+        assert refused.exit_code == 1 and refused.stderr == (
+            f"Error: {app_db}: is an app database handed over by finalize, not a projector "
+            f"target; {doing} the target it came from ({target.resolve()})\n"
+        ), args
 
 
 def test_finalize_says_what_it_verified_and_verify_points_from_the_app_db_to_the_target(
@@ -188,6 +224,49 @@ def test_a_target_that_does_not_verify_is_not_handed_over(migrated, tmp_path):
     with pytest.raises(HandoffError, match=r"does not verify \(memory_tags: 1 element"):
         finalize(migrated, FinalizeOptions(out=tmp_path / "app.db"))
     assert not (tmp_path / "app.db").exists()
+
+
+def test_a_target_whose_source_is_retired_is_handed_over_with_no_source(
+    small_copy, tmp_path, runner
+):
+    """The old store is gone: finalize refuses as verify does, pointing at --no-source,
+    which finalize takes too; an interrupted migration is refused either way."""
+    target, app_db = tmp_path / "target.db", tmp_path / "app.db"
+    replay(small_copy, target, ReplayOptions())
+    shutil.rmtree(small_copy)
+    refused = runner.invoke(cli, ["finalize", str(target), "--out", str(app_db)])
+    assert refused.exit_code == 1 and "`--no-source` skips this check" in refused.stderr
+    assert not app_db.exists()
+    done = runner.invoke(cli, ["finalize", str(target), "--out", str(app_db), "--no-source"])
+    assert done.exit_code == 0, done.output
+    assert "accounting, source skipped (--no-source); no --against" in done.stdout
+    assert app_db.is_file()
+    stopped = tmp_path / "stopped.db"
+    with pytest.raises(Interrupted):
+        replay(SMALL, stopped, ReplayOptions(batch_size=50, should_stop=lambda: True))
+    with pytest.raises(HandoffError, match=r"its last run did not finish"):
+        finalize(stopped, FinalizeOptions(out=tmp_path / "app2.db", source=False))
+
+
+def test_an_app_database_handed_over_from_another_target_is_not_replaced(migrated, tmp_path):
+    """A mistyped TARGET (another store's migration, or another app's) does not silently
+    swap the app's data: finalize refuses an APP_DB another target handed over, unless
+    --force; the target it came from still replaces it."""
+    app_db = tmp_path / "app.db"
+    finalize(migrated, FinalizeOptions(out=app_db))
+    other = tmp_path / "todomvc.db"
+    replay(TODOMVC, other, ReplayOptions())
+    before = app_db.read_bytes()
+    with pytest.raises(HandoffError) as refused:
+        finalize(other, FinalizeOptions(out=app_db))
+    assert str(refused.value) == (
+        f"{app_db}: was handed over from another target, {migrated.resolve()}, not from "
+        f"{other}; replacing it would swap the app's data for another migration's: refusing "
+        "(--force replaces it)"
+    )
+    assert app_db.read_bytes() == before
+    assert finalize(migrated, FinalizeOptions(out=app_db)).replaced
+    assert finalize(other, FinalizeOptions(out=app_db, force=True)).catalog == "todomvc"
 
 
 def _cut_to_e120(store: Path, tmp_path: Path):

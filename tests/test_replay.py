@@ -183,6 +183,22 @@ def test_rollback_after_a_completed_catch_up_restores_the_previous_digest(
     assert again["action"] == "removed" and not target.exists()
 
 
+def test_rolling_back_a_killed_run_calls_it_interrupted_as_status_does(
+    small_copy: Path, target: Path
+):
+    """A run killed outright stays recorded as running; status shows it interrupted, and
+    so does rollback's message (it said "running")."""
+    append = hold_back_tail(small_copy, 120)
+    replay(small_copy, target)
+    append()
+    replay(small_copy, target)
+    with closing(sqlite3.connect(target)) as conn, conn:  # what kill -9 mid-run leaves
+        conn.execute("UPDATE _projector_runs SET state = 'running' WHERE run = 2")
+        conn.execute("UPDATE _projector_migration SET state = 'running'")
+    assert status(target)["state"] == "interrupted"
+    assert rollback(target)["message"].startswith("run 2 (interrupted) rolled back from ")
+
+
 def test_a_catch_up_replay_keeps_the_policies_the_migration_recorded(
     small_copy: Path, target: Path
 ):
@@ -319,9 +335,17 @@ def test_full_disk_fails_cleanly_and_resume_completes(
     message = str(info.value)
     assert "full" in message and "projector resume" in message and "\n" not in message
     report = verify(target)
-    assert all(c.ok for c in report.checks if c.name != "source"), report.checks
+    assert all(c.ok for c in report.checks if c.name not in ("source", "accounting"))
     position = status(target)["position"]
     assert 0 < position < 200 and position % 20 == 0
+    # Consistent, but not finished: verify says so even without the source.
+    (accounting,) = [c for c in report.checks if c.name == "accounting"]
+    assert not accounting.ok and accounting.detail == (
+        f"position #{position} = {position} applied + 0 parked (0 in _projector_parked; "
+        f"tracking at #{position}; state interrupted): its last run did not finish "
+        f"(`projector resume {target}` goes on)"
+    )
+    assert not verify(target, source=False).ok
     resume(target)
     assert overall(target) == small_digest
 
@@ -538,6 +562,31 @@ def test_dry_run_reports_and_leaves_the_target_untouched(small_copy: Path, targe
     before = tree_sha256(target)
     again = replay(SMALL, target, dry_run=True)
     assert again.read == 0 and tree_sha256(target) == before
+
+
+def test_a_dry_run_says_it_records_nothing_and_is_not_resumed(
+    small_copy: Path, target: Path, runner: CliRunner
+):
+    """A dry run on an up-to-date target does not claim a run was recorded, says it changed
+    nothing, and one stopped by a signal does not advise `resume` (there is nothing to go
+    on with: the run would be the real one)."""
+    replay(SMALL, target)
+    before = tree_sha256(target)
+    result = runner.invoke(cli, ["replay", str(SMALL), str(target), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "up to date: the source holds no event after #200 (a dry run: nothing is " in (
+        result.stdout
+    )
+    data = json.loads(
+        runner.invoke(cli, ["replay", str(SMALL), str(target), "--dry-run", "--json"]).stdout
+    )
+    assert data["dryRun"] and data["changed"] is False
+    assert tree_sha256(target) == before
+    fresh = target.with_name("fresh.db")
+    with pytest.raises(Interrupted) as stopped:
+        replay(SMALL, fresh, ReplayOptions(batch_size=50, should_stop=stop_after(1)), dry_run=True)
+    assert str(stopped.value) == f"stopped at #50 after a signal (a dry run: {fresh} is as it was)"
+    assert not fresh.exists()
 
 
 def test_sources_are_byte_identical_after_every_command(small_copy: Path, target: Path, runner):

@@ -1119,7 +1119,8 @@ def finalize(
     APP_DB holds the app's tables only (plus the catalog's triggers and views), in the
     journal mode asked, with the catalog's user_version and application_id, no -wal or
     -shm beside it. TARGET is left as it is: catch up into it (`projector replay`) and
-    finalize again; an APP_DB the app has written to since is not replaced.
+    finalize again; an APP_DB the app has written to since, or one another target handed
+    over, is not replaced (--force). Through a symbolic link, the file it links to is.
 
     \b
     Example:

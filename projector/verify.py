@@ -244,6 +244,21 @@ def _tables(
             if record is None:
                 return None, None
             catalog = load_recorded(record["catalog"])
+        elif record is not None and record["catalog"] not in (catalog.reference, None):
+            # The same catalog's files named another way (a folder for a name, a folder
+            # that moved) are the same catalog: their digest is the one recorded.
+            try:
+                recorded = conn.execute(
+                    f"SELECT catalogDigest FROM {STATE_TABLE} WHERE id = 1"
+                ).fetchone()
+            except sqlite3.OperationalError:  # a target made before catalogs recorded one
+                recorded = (catalog.digest,)
+            if recorded is None or recorded[0] != catalog.digest:
+                # As replay says it, before the tables are read with the wrong catalog.
+                raise CatalogError(
+                    f"{report.target}: was migrated with catalog {record['catalog']!r}, not "
+                    f"{catalog.reference!r}"
+                )
         return catalog, read_tables(conn, catalog)
     except CatalogError as exc:
         if required:

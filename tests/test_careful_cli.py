@@ -1347,3 +1347,20 @@ def test_what_a_killed_export_or_finalize_left_is_removed_by_the_next(tmp_path: 
     ok("-q", "replay", SMALL, target)
     ok("-q", "finalize", target, "--out", tmp_path / "app.db")
     assert not any(p.exists() for p in left) and all(p.exists() for p in kept)
+
+
+def test_verify_with_another_catalog_says_which_one_the_target_recorded(tmp_path: Path):
+    """verify --catalog naming another app's catalog fails its catalog check as replay
+    refuses the run (it blamed the other catalog's files); the recorded catalog's files
+    under another name (a copied folder) verify."""
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    report = json.loads(invoke("verify", target, "--catalog", "todomvc", "--json").stdout)
+    (check,) = [c for c in report["checks"] if c["check"] == "catalog"]
+    assert not check["ok"]
+    assert check["detail"] == f"{target}: was migrated with catalog 'ai-desk', not 'todomvc'"
+    line = one_error_line(invoke("verify", target, "--catalog", "todomvc", "--against", SMALL))
+    assert line == f"Error: {target}: was migrated with catalog 'ai-desk', not 'todomvc'"
+    copied = tmp_path / "ai-desk-copy"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "schemas" / "ai-desk", copied)
+    assert ok("verify", target, "--catalog", copied).stdout.strip().endswith("verified")

@@ -800,7 +800,9 @@ def _compare(
         state.close()
     _explain_export(report, record, catalog)
     where = f" (from {picked})" if picked else ""
-    lag = _state_lag(head, record, report.target) if report.unexplained else ""
+    # Whether the source was re-read and holds every event migrated, and none after.
+    caught_up = any(c.name == "source" and c.ok and "all " in c.detail for c in report.checks)
+    lag = _state_lag(head, record, report.target, caught_up) if report.unexplained else ""
     report.checks.append(
         Check(
             "against",
@@ -829,7 +831,10 @@ def _materialized_head(state: sqlite3.Connection) -> tuple[int, int, int] | None
 
 
 def _state_lag(
-    head: tuple[int, int, int] | None, record: dict[str, Any] | None, target: str
+    head: tuple[int, int, int] | None,
+    record: dict[str, Any] | None,
+    target: str,
+    caught_up: bool = False,
 ) -> str:
     """Why LiveStore's state may differ from the target: it was materialized up to another
     event than the target's last (a store whose app stopped between writing an event and
@@ -848,6 +853,12 @@ def _state_lag(
             f"; LiveStore's state was last materialized at {theirs}, before the target's last "
             f"event {last}: what the later events change differs there "
             "(let the app open the store once, then verify again)"
+        )
+    if caught_up:  # CAUGHT_UP: the source holds no event past the target's last
+        return (
+            f"; LiveStore's state holds events up to {theirs}, past the target's last event "
+            f"{last}, and the source holds none after it: the state of another store, or of "
+            "a longer log than the source"
         )
     return (
         f"; LiveStore's state holds events up to {theirs}, past the target's last event "

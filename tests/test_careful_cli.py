@@ -1157,23 +1157,35 @@ def test_verify_against_a_state_materialized_up_to_another_event_says_so(tmp_pat
         ),
     )
     ahead = store_copy(tmp_path, "ahead")
-    hold_back(ahead, 170)  # the target is migrated from a log cut at e170
-    for store, said in (
+    later = hold_back(ahead, 170)  # the target is migrated while the log ended at e170
+    cut = store_copy(tmp_path, "cut")
+    hold_back(cut, 170)  # a log that lacks what its state DB materialized: not its state
+    for store, said, grown in (
         (
             behind,
             "; LiveStore's state was last materialized at e173, before the target's last "
             "event e174: what the later events change differs there (let the app open the "
             "store once, then verify again)",
+            [],
         ),
         (
             ahead,
             "; LiveStore's state holds events up to e173, past the target's last event e170: "
             f"catch the target up (`projector resume {ahead.parent / 't.db'}`), then verify "
             "again",
+            later,
+        ),
+        (
+            cut,
+            "; LiveStore's state holds events up to e173, past the target's last event e170, "
+            "and the source holds none after it: the state of another store, or of a longer "
+            "log than the source",
+            [],
         ),
     ):
         target = store.parent / "t.db"
         ok("-q", "replay", store, target)
+        append(store, grown)  # the app wrote on
         report = json.loads(invoke("verify", target, "--against", store, "--json").stdout)
         (against,) = [c for c in report["checks"] if c["check"] == "against"]
         assert not against["ok"] and against["detail"].endswith(said)

@@ -171,6 +171,8 @@ class ReplayResult:
     state: str = "running"
     backup: str | None = None
     created: bool = False
+    #: The target was created in a file that was there, empty (a rollback empties it again).
+    in_empty_file: bool = False
     dry_run: bool = False
     seconds: float = 0.0
     #: The writer process's peak RSS in MiB, when batches were written by one (Linux).
@@ -963,6 +965,7 @@ def _run(
     file_existed = target.exists()
     # An empty file is a database SQLite creates in place: a run undone leaves it empty.
     was_empty = file_existed and target.is_file() and target.stat().st_size == 0
+    result.in_empty_file = created and was_empty
     if not created and not dry_run:
         result.backup = str(backups.back_up_before(target, run))
     try:
@@ -1290,7 +1293,15 @@ def _begin(
     conn.execute(
         f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, fromPosition, state, backup, "
         "createdTarget) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-        (run, result.command, _now(), result.from_position, result.backup, int(result.created)),
+        # createdTarget: 1, or 2 when made in a file that was there, empty (`rollback`).
+        (
+            run,
+            result.command,
+            _now(),
+            result.from_position,
+            result.backup,
+            2 if result.in_empty_file else int(result.created),
+        ),
     )
 
 

@@ -4,6 +4,7 @@ which undoes the last run with them."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,8 @@ def rollback(target: Path) -> dict[str, Any]:
     removing TARGET (with its WAL files and any backups beside it); a run that applied
     nothing (no backup was taken) is only forgotten, and the migration's state is left as
     it is. The writer lock is held throughout and its file removed afterwards.
-    Returns ``{"target", "run", "action": "restored"|"removed"|"forgotten", "message", ...}``.
+    Returns ``{"target", "run", "action": "restored"|"removed"|"emptied"|"forgotten",
+    "message", ...}``.
     Raises TargetError, Busy.
     """
     target = real_target(target)
@@ -126,6 +128,22 @@ def rollback(target: Path) -> dict[str, Any]:
         run, backup, created, state, read = last
         if state == "running":  # with the writer lock held here, it was killed (as status says)
             state = "interrupted"
+        if created == 2:  # made in a file that was there, empty: empty again, in place
+            removed = backups.companions(target)
+            for path in removed:
+                path.unlink()
+            for backup in backups.list_backups(target):
+                backups.delete(backup["path"])
+                removed.append(backup["path"])
+            os.truncate(target, 0)
+            return {
+                "target": str(target),
+                "run": run,
+                "action": "emptied",
+                "removed": [str(p) for p in removed],
+                "message": f"run {run} created the target in {target}, an empty file; rolled "
+                "back by emptying it",
+            }
         if created:
             removed = backups.remove_database(target)
             return {

@@ -183,6 +183,22 @@ def test_rollback_after_a_completed_catch_up_restores_the_previous_digest(
     assert again["action"] == "removed" and not target.exists()
 
 
+def test_rolling_back_the_run_that_made_a_target_in_an_empty_file_empties_it(tmp_path: Path):
+    """An empty file named as TARGET (SQLite takes it for an empty database): rolling back
+    the run that made the target there leaves the file empty, in place, as it was (it
+    removed the file)."""
+    target = tmp_path / "empty.db"
+    target.touch()
+    inode = target.stat().st_ino
+    replay(SMALL, target)
+    info = rollback(target)
+    assert info["action"] == "emptied" and info["message"] == (
+        f"run 1 created the target in {target}, an empty file; rolled back by emptying it"
+    )
+    assert target.stat().st_size == 0 and target.stat().st_ino == inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
 def test_rolling_back_a_killed_run_calls_it_interrupted_as_status_does(
     small_copy: Path, target: Path
 ):

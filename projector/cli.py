@@ -32,6 +32,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_BATCH = 10000
 #: The exit status of a process killed by SIGPIPE, as a shell reports it.
 EXIT_PIPE = 128 + signal.SIGPIPE
+EXIT_TERMINATED = 128 + signal.SIGTERM
 #: events.sqlite_source.DEFAULT_LOCK_TIMEOUT, repeated likewise.
 DEFAULT_LOCK_TIMEOUT = 10.0
 #: sysexits.h EX_TEMPFAIL: the source was locked or kept changing; a later try may work.
@@ -90,10 +91,6 @@ def _errors() -> Iterator[None]:
         where = f"{exc.filename}: " if exc.filename else ""
         raise Failure(f"{where}{exc.strerror or exc}", kind=type(exc).__name__) from None
     except KeyboardInterrupt:
-        if _Signals.code == 128 + signal.SIGTERM:
-            raise Failure(
-                "stopped by SIGTERM", _Signals.code, kind="Interrupted", prefix="Interrupted"
-            ) from None
         raise Failure("stopped by Ctrl-C", 130, kind="Interrupted", prefix="Interrupted") from None
 
 
@@ -113,20 +110,23 @@ class _Signals:
         signal.signal(signal.SIGTERM, handler)
         return lambda: cls.code != 0
 
-    @classmethod
-    def terminate_like_ctrl_c(cls) -> Any:
-        """Make SIGTERM raise KeyboardInterrupt (noting exit 143); return the handler it
-        replaced, or None where none can be set (not the main thread)."""
-        cls.code = 0
+    @staticmethod
+    def terminate() -> Any:
+        """Make SIGTERM raise `_Terminated`; return the handler it replaced, or None where
+        none can be set (not the main thread)."""
 
-        def handler(signum: int, _frame: Any) -> None:
-            cls.code = 128 + signum
-            raise KeyboardInterrupt
+        def handler(_signum: int, _frame: Any) -> None:
+            raise _Terminated
 
         try:
             return signal.signal(signal.SIGTERM, handler)
         except ValueError:
             return None
+
+
+class _Terminated(BaseException):
+    """SIGTERM, outside replay and resume: not an error (click would take a
+    KeyboardInterrupt for Ctrl-C and say so), it ends the command as it goes up."""
 
 
 def _flag_value(args: Sequence[str], name: str) -> str | None:
@@ -155,10 +155,6 @@ class ProjectorGroup(click.Group):
     """The command group: reports every error one way (see the module docstring)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        # SIGTERM stops a command as Ctrl-C does, through the same clean-up (an export's or
-        # a hand-off's temporary files), exit 143; replay and resume stop at a batch
-        # boundary instead (`_Signals`).
-        previous = _Signals.terminate_like_ctrl_c()
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
@@ -166,9 +162,6 @@ class ProjectorGroup(click.Group):
             # choice (`| head`), so exit as a process killed by SIGPIPE does, quietly.
             _silence_stdout()
             sys.exit(EXIT_PIPE)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
 
     def main(  # type: ignore[override]
         self,
@@ -179,8 +172,22 @@ class ProjectorGroup(click.Group):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        # SIGTERM stops a command where it is, through its clean-up (an export's or a
+        # hand-off's temporary file: `finally` blocks), exit 143; replay and resume stop
+        # at a batch boundary instead (`_Signals.install`).
+        previous = _Signals.terminate()
         try:
             value = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except _Terminated:
+            if not standalone_mode:
+                raise
+            _report(
+                Failure(
+                    "stopped by SIGTERM", EXIT_TERMINATED, kind="Interrupted", prefix="Interrupted"
+                ),
+                argv,
+            )
+            sys.exit(EXIT_TERMINATED)
         except click.ClickException as exc:
             if not standalone_mode:
                 raise
@@ -191,6 +198,9 @@ class ProjectorGroup(click.Group):
                 raise
             _report(Failure("stopped", 130, kind="Interrupted", prefix="Interrupted"), argv)
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         if standalone_mode:
             sys.exit(value if isinstance(value, int) else 0)
         return value
@@ -1119,8 +1129,9 @@ def finalize(
     APP_DB holds the app's tables only (plus the catalog's triggers and views), in the
     journal mode asked, with the catalog's user_version and application_id, no -wal or
     -shm beside it. TARGET is left as it is: catch up into it (`projector replay`) and
-    finalize again; an APP_DB the app has written to since, or one another target handed
-    over, is not replaced (--force). Through a symbolic link, the file it links to is.
+    finalize again; an APP_DB the app has written to since, or one another migration
+    handed over, is not replaced (--force). Through a symbolic link, the file it links
+    to is.
 
     \b
     Example:

@@ -53,6 +53,7 @@ from projector.target import (
     BOOKKEEPING_TABLES,
     HANDOFF_TABLE,
     PARKED_TABLE,
+    RUNS_TABLE,
     STATE_TABLE,
     folder_problem,
     in_source_folder,
@@ -414,10 +415,10 @@ def _refuse_out(app_db: Path, target: Path) -> None:
             f"({Path(source).resolve().parent}); no command writes there: hand over into "
             "another folder"
         )
+    if app_db.is_dir():  # before it is opened as a database (SQLite: "disk I/O error")
+        raise HandoffError(f"{app_db}: is a directory; APP_DB is a database file")
     if app_db.exists() and app_db.stat().st_size and is_target(app_db):
         raise HandoffError(f"{app_db}: is a projector target; hand over into another file")
-    if app_db.is_dir():
-        raise HandoffError(f"{app_db}: is a directory; APP_DB is a database file")
     problem = folder_problem(app_db)
     if problem:
         raise HandoffError(f"{app_db}: {problem}")
@@ -438,23 +439,42 @@ def _check_replaceable(app_db: Path, sidecar: Path, force: bool, target: Path) -
             f"{app_db}: exists and was not handed over by `projector finalize` (no "
             f"{sidecar.name}); refusing to overwrite it (--force replaces it)"
         )
-    if handoff["target"] != str(target.resolve()):
-        raise HandoffError(
-            f"{app_db}: was handed over from another target, {handoff['target']}, not from "
-            f"{target}; replacing it would swap the app's data for another migration's: "
-            "refusing (--force replaces it)"
-        )
     try:
         now = content_digest(app_db)
     except sqlite3.DatabaseError as exc:
         raise HandoffError(f"{app_db}: cannot be read ({exc}); --force replaces it") from None
-    if now != handoff["appDigest"]:
-        raise HandoffError(
-            f"{app_db}: has changed since it was handed over at {handoff['finalizedAt']} "
-            "(the app has written to it); replacing it would lose that data: refusing "
-            "(--force replaces it)"
+    why = []
+    theirs, ours = migration_identity(sidecar), migration_identity(target)
+    if theirs != ours:  # the migration, not the file's path: a target may move
+        why.append(
+            f"was handed over from another migration ({_described(theirs)}; "
+            f"{handoff['target']}), not {target}'s ({_described(ours)}): replacing it would "
+            "swap the app's data for another migration's"
         )
+    if now != handoff["appDigest"]:
+        why.append(
+            f"has changed since it was handed over at {handoff['finalizedAt']} (the app has "
+            "written to it): replacing it would lose that data"
+        )
+    if why:
+        raise HandoffError(f"{app_db}: {'; and it '.join(why)}; refusing (--force replaces it)")
     return True
+
+
+def migration_identity(path: Path) -> tuple[Any, ...]:
+    """What tells one migration from another in PATH's bookkeeping (a target, or an app
+    database's sidecar, which holds a copy): when its first run began, its catalog and
+    its store. A target moved, renamed or copied is the same migration; a new one made
+    at the same path is not."""
+    with contextlib.closing(connect_readonly(path)) as conn:
+        begun = conn.execute(f"SELECT startedAt FROM {RUNS_TABLE} ORDER BY run LIMIT 1").fetchone()
+        state = conn.execute(f"SELECT catalog, storeId FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    return (begun[0] if begun else None, *(state or (None, None)))
+
+
+def _described(identity: tuple[Any, ...]) -> str:
+    begun, catalog, store = identity
+    return f"catalog {catalog}, store {store}, begun {begun}"
 
 
 def _check_same_tables(target: Path, schema: AppSchema) -> None:

@@ -637,7 +637,10 @@ def _accounting_checks(
     ).fetchone()
     in_table = conn.execute(f"SELECT COUNT(*) FROM {PARKED_TABLE}").fetchone()[0]
     tracked = TrackingView(str(target)).position(conn)
-    shown = shown_state(state, target)
+    # Under the caller's own writer lock (finalize), a run still "running" was killed.
+    held = held_lock_fd(target) is not None
+    shown = "interrupted" if state == "running" and held else None
+    shown = shown or shown_state(state, target)
     # A run that did not finish (killed, stopped, failed; or one still writing) leaves a
     # part of the history, and a first run's deferred indexes unbuilt: not a migration
     # to verify, whatever the source says (or with --no-source, does not say).

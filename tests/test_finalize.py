@@ -14,7 +14,13 @@ import pytest
 from projector.cli import cli
 from projector.drizzle import MIGRATIONS_TABLE
 from projector.errors import HandoffError, Interrupted, TargetError
-from projector.finalize import FinalizeOptions, content_digest, finalize, sidecar_path
+from projector.finalize import (
+    FinalizeOptions,
+    content_digest,
+    finalize,
+    migration_identity,
+    sidecar_path,
+)
 from projector.replay import ReplayOptions, replay, resume
 from tests.conftest import FIXTURES, REBASE, REBASE_STATE, SMALL, SMALL_STATE
 from tests.test_careful_cli import read_only_mount
@@ -246,27 +252,46 @@ def test_a_target_whose_source_is_retired_is_handed_over_with_no_source(
         replay(SMALL, stopped, ReplayOptions(batch_size=50, should_stop=lambda: True))
     with pytest.raises(HandoffError, match=r"its last run did not finish"):
         finalize(stopped, FinalizeOptions(out=tmp_path / "app2.db", source=False))
+    with closing(sqlite3.connect(stopped)) as conn, conn:  # what kill -9 mid-run leaves
+        conn.execute("UPDATE _projector_migration SET state = 'running'")
+    # Under finalize's own lock, that run is not "another process writing": it was killed.
+    with pytest.raises(HandoffError, match=r"state interrupted\): its last run did not"):
+        finalize(stopped, FinalizeOptions(out=tmp_path / "app2.db", source=False))
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    with pytest.raises(HandoffError, match=r"is a directory; APP_DB is a database file"):
+        finalize(target, FinalizeOptions(out=folder, source=False))
 
 
-def test_an_app_database_handed_over_from_another_target_is_not_replaced(migrated, tmp_path):
-    """A mistyped TARGET (another store's migration, or another app's) does not silently
-    swap the app's data: finalize refuses an APP_DB another target handed over, unless
-    --force; the target it came from still replaces it."""
+def test_an_app_database_handed_over_from_another_migration_is_not_replaced(migrated, tmp_path):
+    """A mistyped TARGET (another store's migration, or another app's, even one made at
+    the same path) does not silently swap the app's data: finalize refuses an APP_DB
+    another migration handed over, unless --force. The same migration, moved or renamed,
+    still replaces it; the app's own writes are named too."""
     app_db = tmp_path / "app.db"
     finalize(migrated, FinalizeOptions(out=app_db))
-    other = tmp_path / "todomvc.db"
-    replay(TODOMVC, other, ReplayOptions())
+    moved = tmp_path / "moved.db"
+    shutil.move(migrated, moved)
+    assert finalize(moved, FinalizeOptions(out=app_db)).replaced  # the same migration
     before = app_db.read_bytes()
+    ours = migration_identity(moved)
+    moved.unlink()  # a new migration at the same path: another app's
+    replay(TODOMVC, moved, ReplayOptions())
+    theirs = migration_identity(moved)
     with pytest.raises(HandoffError) as refused:
-        finalize(other, FinalizeOptions(out=app_db))
+        finalize(moved, FinalizeOptions(out=app_db))
     assert str(refused.value) == (
-        f"{app_db}: was handed over from another target, {migrated.resolve()}, not from "
-        f"{other}; replacing it would swap the app's data for another migration's: refusing "
-        "(--force replaces it)"
+        f"{app_db}: was handed over from another migration (catalog ai-desk, store "
+        f"{ours[2]}, begun {ours[0]}; {moved.resolve()}), not {moved}'s (catalog todomvc, "
+        f"store {theirs[2]}, begun {theirs[0]}): replacing it would swap the app's data for "
+        "another migration's; refusing (--force replaces it)"
     )
     assert app_db.read_bytes() == before
-    assert finalize(migrated, FinalizeOptions(out=app_db)).replaced
-    assert finalize(other, FinalizeOptions(out=app_db, force=True)).catalog == "todomvc"
+    with closing(sqlite3.connect(app_db)) as conn, conn:  # the app writes
+        conn.execute("UPDATE personas SET name = 'mine' WHERE rowid = 1")
+    with pytest.raises(HandoffError, match=r"another migration's; and it has changed since"):
+        finalize(moved, FinalizeOptions(out=app_db))
+    assert finalize(moved, FinalizeOptions(out=app_db, force=True)).catalog == "todomvc"
 
 
 def _cut_to_e120(store: Path, tmp_path: Path):

@@ -1107,8 +1107,9 @@ def verify(
 @click.option(
     "--force",
     is_flag=True,
-    help="Replace APP_DB even if it was not handed over by finalize or the app has changed "
-    "it since (that data is lost).",
+    help="Replace APP_DB even if it was not handed over by finalize, another migration "
+    "handed it over, or the app has changed it since (that data is lost; the output says "
+    "what was).",
 )
 @_lock_timeout_option
 @json_option
@@ -1163,6 +1164,8 @@ def finalize(
     verb = "replaced" if result.replaced else "wrote"
     click.echo(f"{verb} {result.app_db} ({result.catalog}; {', '.join(header)})")
     click.echo(f"  from {result.target} at position #{result.position:,}")
+    for lost in result.discarded:
+        click.echo(f"  discarded (--force): {lost}")
     click.echo("  rows: " + ", ".join(f"{t} {n:,}" for t, n in result.rows.items()))
     if result.parked:
         click.echo(

@@ -139,6 +139,9 @@ class FinalizeResult:
     checks: list[str] = field(default_factory=list)
     drizzle: dict[str, Any] | None = None
     seconds: float = 0.0
+    #: What --force replaced that finalize would not have: another migration's hand-off,
+    #: the app's writes, a file finalize did not hand over.
+    discarded: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,6 +161,7 @@ class FinalizeResult:
             "replaced": self.replaced,
             "checks": self.checks,
             "drizzle": self.drizzle,
+            "discarded": self.discarded,
             "seconds": round(self.seconds, 3),
         }
 
@@ -206,7 +210,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 f"{target}: does not verify ({why}); see {command_line('verify', target)}; "
                 "not handed over"
             )
-        replaced = _check_replaceable(app_db, sidecar, options.force, target)
+        replaced, discarded, same = _check_replaceable(app_db, sidecar, options.force, target)
         schema = app_schema(catalog)
         _check_same_tables(target, schema)
         try:  # as replay creates its target's folder
@@ -234,10 +238,11 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 "hash": drizzle_row[0],
                 "when": drizzle_row[1],
             }
-        elif replaced and sidecar.exists():
+        elif replaced and same and sidecar.exists():
             # Catching up an app database handed over with its Drizzle migration recorded
             # as applied: the new one keeps that record, or the app's migrate() would run
-            # the 0000 migration again over existing tables.
+            # the 0000 migration again over existing tables (not another migration's,
+            # perhaps another app's, which --force replaced).
             previous = last_handoff(sidecar)
             if previous is not None and previous.get("drizzleHash"):
                 kept = Path(previous["drizzleMigrations"])
@@ -328,6 +333,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         checks=checks,
         drizzle=drizzle_info,
         seconds=time.monotonic() - started,
+        discarded=discarded,
     )
 
 
@@ -424,17 +430,20 @@ def _refuse_out(app_db: Path, target: Path) -> None:
         raise HandoffError(f"{app_db}: {problem}")
 
 
-def _check_replaceable(app_db: Path, sidecar: Path, force: bool, target: Path) -> bool:
-    """Whether APP_DB exists and may be replaced by TARGET's hand-off; raises HandoffError
-    when it may not: not handed over by finalize, handed over from another target (a
-    mistyped TARGET would swap the app's data for another store's, or another app's), or
-    changed by the app since."""
+def _check_replaceable(
+    app_db: Path, sidecar: Path, force: bool, target: Path
+) -> tuple[bool, list[str], bool]:
+    """(whether APP_DB exists and is replaced by TARGET's hand-off, what replacing it
+    discards that only FORCE allows, whether its hand-off is TARGET's migration's).
+    Raises HandoffError, unless FORCE, when APP_DB was not handed over by finalize,
+    was handed over by another migration (a mistyped TARGET would swap the app's data
+    for another store's or another app's), or was changed by the app since."""
     if not app_db.exists():
-        return False
-    if force:
-        return True
+        return False, [], False
     handoff = last_handoff(sidecar) if sidecar.exists() else None
     if handoff is None:
+        if force:
+            return True, [f"{app_db}, which finalize did not hand over"], False
         raise HandoffError(
             f"{app_db}: exists and was not handed over by `projector finalize` (no "
             f"{sidecar.name}); refusing to overwrite it (--force replaces it)"
@@ -442,39 +451,49 @@ def _check_replaceable(app_db: Path, sidecar: Path, force: bool, target: Path) -
     try:
         now = content_digest(app_db)
     except sqlite3.DatabaseError as exc:
+        if force:
+            return True, [f"{app_db}, which could not be read ({exc})"], False
         raise HandoffError(f"{app_db}: cannot be read ({exc}); --force replaces it") from None
-    why = []
+    why: list[str] = []
+    lost: list[str] = []
     theirs, ours = migration_identity(sidecar), migration_identity(target)
-    if theirs != ours:  # the migration, not the file's path: a target may move
+    same = theirs == ours  # the migration, not the file's path: a target may move
+    if not same:
         why.append(
             f"was handed over from another migration ({_described(theirs)}; "
             f"{handoff['target']}), not {target}'s ({_described(ours)}): replacing it would "
             "swap the app's data for another migration's"
         )
+        lost.append(f"another migration's hand-off ({_described(theirs)})")
     if now != handoff["appDigest"]:
         why.append(
             f"has changed since it was handed over at {handoff['finalizedAt']} (the app has "
             "written to it): replacing it would lose that data"
         )
-    if why:
+        lost.append(f"the app's writes since {handoff['finalizedAt']}")
+    if why and not force:
         raise HandoffError(f"{app_db}: {'; and it '.join(why)}; refusing (--force replaces it)")
-    return True
+    return True, lost, same
 
 
 def migration_identity(path: Path) -> tuple[Any, ...]:
     """What tells one migration from another in PATH's bookkeeping (a target, or an app
-    database's sidecar, which holds a copy): when its first run began, its catalog and
-    its store. A target moved, renamed or copied is the same migration; a new one made
-    at the same path is not."""
+    database's sidecar, which holds a copy): when its first run began (to the second),
+    its catalog, its store and the source it reads (two stores' migrations begun in the
+    same second differ there). A target moved, renamed or copied is the same migration;
+    a new one made at the same path is not, nor one whose source moved since
+    (`resume --source`): --force then replaces its hand-off."""
     with contextlib.closing(connect_readonly(path)) as conn:
         begun = conn.execute(f"SELECT startedAt FROM {RUNS_TABLE} ORDER BY run LIMIT 1").fetchone()
-        state = conn.execute(f"SELECT catalog, storeId FROM {STATE_TABLE} WHERE id = 1").fetchone()
-    return (begun[0] if begun else None, *(state or (None, None)))
+        state = conn.execute(
+            f"SELECT catalog, storeId, source FROM {STATE_TABLE} WHERE id = 1"
+        ).fetchone()
+    return (begun[0] if begun else None, *(state or (None, None, None)))
 
 
 def _described(identity: tuple[Any, ...]) -> str:
-    begun, catalog, store = identity
-    return f"catalog {catalog}, store {store}, begun {begun}"
+    begun, catalog, store, source = identity
+    return f"catalog {catalog}, store {store} at {source}, begun {begun}"
 
 
 def _check_same_tables(target: Path, schema: AppSchema) -> None:

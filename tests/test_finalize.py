@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -280,18 +281,49 @@ def test_an_app_database_handed_over_from_another_migration_is_not_replaced(migr
     theirs = migration_identity(moved)
     with pytest.raises(HandoffError) as refused:
         finalize(moved, FinalizeOptions(out=app_db))
+    was = f"catalog ai-desk, store {ours[2]} at {ours[3]}, begun {ours[0]}"
     assert str(refused.value) == (
-        f"{app_db}: was handed over from another migration (catalog ai-desk, store "
-        f"{ours[2]}, begun {ours[0]}; {moved.resolve()}), not {moved}'s (catalog todomvc, "
-        f"store {theirs[2]}, begun {theirs[0]}): replacing it would swap the app's data for "
-        "another migration's; refusing (--force replaces it)"
+        f"{app_db}: was handed over from another migration ({was}; {moved.resolve()}), not "
+        f"{moved}'s (catalog todomvc, store {theirs[2]} at {theirs[3]}, begun {theirs[0]}): "
+        "replacing it would swap the app's data for another migration's; refusing (--force "
+        "replaces it)"
     )
     assert app_db.read_bytes() == before
     with closing(sqlite3.connect(app_db)) as conn, conn:  # the app writes
         conn.execute("UPDATE personas SET name = 'mine' WHERE rowid = 1")
     with pytest.raises(HandoffError, match=r"another migration's; and it has changed since"):
         finalize(moved, FinalizeOptions(out=app_db))
-    assert finalize(moved, FinalizeOptions(out=app_db, force=True)).catalog == "todomvc"
+    forced = finalize(moved, FinalizeOptions(out=app_db, force=True))
+    assert forced.catalog == "todomvc" and forced.discarded == [
+        f"another migration's hand-off ({was})",
+        f"the app's writes since {forced_since(app_db, forced)}",
+    ]
+
+
+def forced_since(app_db: Path, result: Any) -> str:
+    """When the hand-off before RESULT's was made (the sidecar's second-to-last record)."""
+    with closing(sqlite3.connect(sidecar_path(app_db))) as conn:
+        rows = conn.execute("SELECT finalizedAt FROM _projector_handoff ORDER BY id").fetchall()
+    return str(rows[-2][0])
+
+
+def test_force_over_another_migrations_hand_off_does_not_keep_its_drizzle_record(
+    migrated, tmp_path, runner
+):
+    """--force over another app's hand-off: the Drizzle migration recorded as applied is
+    not carried over (the new app's migrate() would skip its own, or run on a wrong one),
+    and the output says what was discarded."""
+    todo = tmp_path / "todo.db"
+    replay(TODOMVC, todo, ReplayOptions())
+    app_db = tmp_path / "app.db"
+    finalize(todo, FinalizeOptions(out=app_db, drizzle=tmp_path / "drizzle-todo"))
+    forced = runner.invoke(cli, ["finalize", str(migrated), "--out", str(app_db), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "  discarded (--force): another migration's hand-off (catalog todomvc," in forced.stdout
+    assert "drizzle:" not in forced.stdout
+    with closing(sqlite3.connect(app_db)) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "__drizzle_migrations" not in names and "memories" in names
 
 
 def _cut_to_e120(store: Path, tmp_path: Path):

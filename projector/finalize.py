@@ -437,7 +437,8 @@ def _check_replaceable(
     discards that only FORCE allows, whether its hand-off is TARGET's migration's).
     Raises HandoffError, unless FORCE, when APP_DB was not handed over by finalize,
     was handed over by another migration (a mistyped TARGET would swap the app's data
-    for another store's or another app's), or was changed by the app since."""
+    for another store's or another app's), by this one at a later position than TARGET's
+    (an older copy: the app would go back), or was changed by the app since."""
     if not app_db.exists():
         return False, [], False
     handoff = last_handoff(sidecar) if sidecar.exists() else None
@@ -465,6 +466,14 @@ def _check_replaceable(
             "swap the app's data for another migration's"
         )
         lost.append(f"another migration's hand-off ({_described(theirs)})")
+    elif (position := _position(target)) < handoff["position"]:
+        # An older copy of the target, or one rolled back since: the app would go back.
+        why.append(
+            f"holds the migration up to #{handoff['position']:,} and {target} is at "
+            f"#{position:,} (an older copy, or rolled back since): replacing it would take "
+            "the app's data back"
+        )
+        lost.append(f"events #{position + 1:,} to #{handoff['position']:,}")
     if now != handoff["appDigest"]:
         why.append(
             f"has changed since it was handed over at {handoff['finalizedAt']} (the app has "
@@ -489,6 +498,13 @@ def migration_identity(path: Path) -> tuple[Any, ...]:
             f"SELECT catalog, storeId, source FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
     return (begun[0] if begun else None, *(state or (None, None, None)))
+
+
+def _position(target: Path) -> int:
+    """TARGET's checkpoint (its migration record's position)."""
+    with contextlib.closing(connect_readonly(target)) as conn:
+        found = conn.execute(f"SELECT position FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    return int(found[0]) if found else 0
 
 
 def _described(identity: tuple[Any, ...]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from projector.cli import cli
 from projector.drizzle import MIGRATIONS_TABLE
@@ -355,6 +356,33 @@ def test_catch_up_then_finalize_again(small_copy, tmp_path):
         200,
     ]
     conn.close()
+
+
+def test_an_older_copy_of_the_target_does_not_take_the_app_back(small_copy, tmp_path):
+    """The same migration at an earlier position (a copy kept from before a catch-up, or a
+    target rolled back since) does not replace a later hand-off unless --force, which says
+    which events it took back."""
+    restore = _cut_to_e120(small_copy, tmp_path)
+    target, app_db = tmp_path / "target.db", tmp_path / "app.db"
+    replay(small_copy, target, ReplayOptions())
+    older = tmp_path / "older.db"
+    shutil.copy(target, older)
+    restore()
+    replay(small_copy, target, ReplayOptions())
+    finalize(target, FinalizeOptions(out=app_db))
+    position = json.loads(CliRunner().invoke(cli, ["status", str(older), "--json"]).stdout)[
+        "position"
+    ]
+    with pytest.raises(HandoffError) as refused:  # (the source re-read says it is behind)
+        finalize(older, FinalizeOptions(out=app_db, source=False))
+    assert str(refused.value) == (
+        f"{app_db}: holds the migration up to #200 and {older} is at #{position:,} (an older "
+        "copy, or rolled back since): replacing it would take the app's data back; refusing "
+        "(--force replaces it)"
+    )
+    forced = finalize(older, FinalizeOptions(out=app_db, force=True, source=False))
+    assert forced.position == position
+    assert forced.discarded == [f"events #{position + 1:,} to #200"]
 
 
 def test_a_catch_up_finalize_keeps_the_drizzle_migration_recorded(small_copy, tmp_path):

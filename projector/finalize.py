@@ -171,9 +171,11 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
 
     Raises TargetError when TARGET is not a projector target (or is a sidecar), and
     HandoffError when TARGET does not verify, its tables are not its catalog's, APP_DB is
-    TARGET, or APP_DB exists and was not handed over by finalize or has changed since
-    (both overridden by ``force``), or a check of the written file fails. Nothing is
-    replaced unless every check passed.
+    TARGET, or APP_DB exists and was not handed over by finalize, was handed over by
+    another migration or by this one at a later position, or has changed since (each
+    overridden by ``force``; the result's ``discarded`` says what it replaced), or a
+    check of the written file fails. Nothing is replaced unless every check passed.
+    APP_DB named through a symbolic link is the file it links to.
     """
     options = options or FinalizeOptions()
     started = time.monotonic()

@@ -213,6 +213,13 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 "not handed over"
             )
         replaced, discarded, same = _check_replaceable(app_db, sidecar, options.force, target)
+        if replaced and not same and options.drizzle is None and sidecar.exists():
+            before = last_handoff(sidecar)
+            if before is not None and before.get("drizzleHash"):  # not carried over (below)
+                discarded.append(
+                    f"the Drizzle migration it recorded as applied ({before['drizzleMigrations']}):"
+                    " --drizzle DIR records this app's"
+                )
         schema = app_schema(catalog)
         _check_same_tables(target, schema)
         try:  # as replay creates its target's folder
@@ -460,7 +467,7 @@ def _check_replaceable(
     why: list[str] = []
     lost: list[str] = []
     theirs, ours = migration_identity(sidecar), migration_identity(target)
-    same = theirs == ours  # the migration, not the file's path: a target may move
+    same = _same_migration(theirs, ours)  # not the file's path: a target may move
     if not same:
         why.append(
             f"was handed over from another migration ({_described(theirs)}; "
@@ -489,17 +496,35 @@ def _check_replaceable(
 
 def migration_identity(path: Path) -> tuple[Any, ...]:
     """What tells one migration from another in PATH's bookkeeping (a target, or an app
-    database's sidecar, which holds a copy): when its first run began (to the second),
-    its catalog, its store and the source it reads (two stores' migrations begun in the
-    same second differ there). A target moved, renamed or copied is the same migration;
-    a new one made at the same path is not, nor one whose source moved since
-    (`resume --source`): --force then replaces its hand-off."""
+    database's sidecar, which holds a copy): its migration id (random, made with its
+    first run; `projector.target.m008_migration_id`), so that a target moved, renamed,
+    copied or caught up from a source at another path (a moved store, each day's sync
+    export) is the same migration, and a new one made at the same path, or another
+    store's begun in the same second, is not. Bookkeeping from before the id (a sidecar
+    an older finalize wrote) is told by when its first run began, its catalog and its
+    store: ``(None, begun, catalog, store)``."""
     with contextlib.closing(connect_readonly(path)) as conn:
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
+        found = (
+            conn.execute(f"SELECT migrationId FROM {STATE_TABLE} WHERE id = 1").fetchone()
+            if "migrationId" in columns
+            else None
+        )
         begun = conn.execute(f"SELECT startedAt FROM {RUNS_TABLE} ORDER BY run LIMIT 1").fetchone()
-        state = conn.execute(
-            f"SELECT catalog, storeId, source FROM {STATE_TABLE} WHERE id = 1"
-        ).fetchone()
-    return (begun[0] if begun else None, *(state or (None, None, None)))
+        state = conn.execute(f"SELECT catalog, storeId FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    return (
+        found[0] if found else None,
+        begun[0] if begun else None,
+        *(state or (None, None)),
+    )
+
+
+def _same_migration(theirs: tuple[Any, ...], ours: tuple[Any, ...]) -> bool:
+    """Whether two `migration_identity` values are one migration's: by their ids when
+    both have one, else by the rest."""
+    if theirs[0] is not None and ours[0] is not None:
+        return bool(theirs[0] == ours[0])
+    return theirs[1:] == ours[1:]
 
 
 def _position(target: Path) -> int:
@@ -510,8 +535,9 @@ def _position(target: Path) -> int:
 
 
 def _described(identity: tuple[Any, ...]) -> str:
-    begun, catalog, store, source = identity
-    return f"catalog {catalog}, store {store} at {source}, begun {begun}"
+    migration, begun, catalog, store = identity
+    begun_as = f"begun {begun}" + (f", id {migration[:8]}" if migration else "")
+    return f"catalog {catalog}, store {store}, {begun_as}"
 
 
 def _check_same_tables(target: Path, schema: AppSchema) -> None:

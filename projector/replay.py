@@ -19,6 +19,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -1258,7 +1259,8 @@ def _begin(
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
             "catalogDigest, tables, onInvalid, strictKeys, position, prefixDigest, sourceTotal, "
-            "state, deferredIndexes) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running', ?)",
+            "state, deferredIndexes, migrationId) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running', ?, ?)",
             (
                 str(source.path.resolve()),
                 source.kind,
@@ -1272,6 +1274,7 @@ def _begin(
                 PrefixDigest().hexdigest(),
                 result.total,
                 json.dumps([sql for _, sql in deferred]) if deferred else None,
+                uuid.uuid4().hex,  # `projector.finalize.migration_identity`
             ),
         )
     else:

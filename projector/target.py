@@ -459,6 +459,15 @@ def m007_deferred_indexes(db: Database) -> None:
     db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN deferredIndexes TEXT")
 
 
+@migrations()
+def m008_migration_id(db: Database) -> None:
+    # What tells this migration from any other (`projector.finalize.migration_identity`):
+    # random, made once (here, or with a new target's migration record), kept when the
+    # target is moved, copied or caught up from a source at another path.
+    db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN migrationId TEXT")
+    db.execute(f"UPDATE {STATE_TABLE} SET migrationId = lower(hex(randomblob(16)))")
+
+
 def deferrable_indexes(
     conn: sqlite3.Connection, tables: dict[str, Table], queried: set[tuple[str, str]] | None
 ) -> list[tuple[str, str]]:

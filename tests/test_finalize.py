@@ -282,12 +282,12 @@ def test_an_app_database_handed_over_from_another_migration_is_not_replaced(migr
     theirs = migration_identity(moved)
     with pytest.raises(HandoffError) as refused:
         finalize(moved, FinalizeOptions(out=app_db))
-    was = f"catalog ai-desk, store {ours[2]} at {ours[3]}, begun {ours[0]}"
+    was = f"catalog ai-desk, store {ours[3]}, begun {ours[1]}, id {ours[0][:8]}"
+    now = f"catalog todomvc, store {theirs[3]}, begun {theirs[1]}, id {theirs[0][:8]}"
     assert str(refused.value) == (
         f"{app_db}: was handed over from another migration ({was}; {moved.resolve()}), not "
-        f"{moved}'s (catalog todomvc, store {theirs[2]} at {theirs[3]}, begun {theirs[0]}): "
-        "replacing it would swap the app's data for another migration's; refusing (--force "
-        "replaces it)"
+        f"{moved}'s ({now}): replacing it would swap the app's data for another "
+        "migration's; refusing (--force replaces it)"
     )
     assert app_db.read_bytes() == before
     with closing(sqlite3.connect(app_db)) as conn, conn:  # the app writes
@@ -308,6 +308,33 @@ def forced_since(app_db: Path, result: Any) -> str:
     return str(rows[-2][0])
 
 
+def test_a_catch_up_from_a_source_at_another_path_is_the_same_migration(tmp_path):
+    """Each day's sync export has its own name, and a store may move (resume --source):
+    the target caught up from there is the same migration, whose hand-off finalize
+    replaces without --force, keeping its Drizzle record; two stores' migrations, begun
+    at once, are not one."""
+    store = tmp_path / "store"
+    shutil.copytree(SMALL, store)
+    restore = _cut_to_e120(store, tmp_path)
+    (tmp_path / "exports").mkdir()
+    day1, day2 = tmp_path / "exports" / "day1.json", tmp_path / "exports" / "day2.json"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", str(store), str(day1)]).exit_code == 0
+    target, app_db = tmp_path / "t.db", tmp_path / "app.db"
+    replay(day1, target, ReplayOptions())
+    finalize(target, FinalizeOptions(out=app_db, drizzle=tmp_path / "drizzle"))
+    restore()
+    assert runner.invoke(cli, ["export", str(store), str(day2)]).exit_code == 0
+    replay(day2, target, ReplayOptions())
+    again = finalize(target, FinalizeOptions(out=app_db))
+    assert again.replaced and not again.discarded and again.drizzle is not None
+    assert again.drizzle["migration"] == "(kept from the last hand-off)"
+    other = tmp_path / "other.db"
+    replay(day2, other, ReplayOptions())  # the same store, another migration
+    with pytest.raises(HandoffError, match="was handed over from another migration"):
+        finalize(other, FinalizeOptions(out=app_db))
+
+
 def test_force_over_another_migrations_hand_off_does_not_keep_its_drizzle_record(
     migrated, tmp_path, runner
 ):
@@ -321,6 +348,10 @@ def test_force_over_another_migrations_hand_off_does_not_keep_its_drizzle_record
     forced = runner.invoke(cli, ["finalize", str(migrated), "--out", str(app_db), "--force"])
     assert forced.exit_code == 0, forced.output
     assert "  discarded (--force): another migration's hand-off (catalog todomvc," in forced.stdout
+    assert (
+        f"  discarded (--force): the Drizzle migration it recorded as applied "
+        f"({tmp_path / 'drizzle-todo' / 'migrations'}): --drizzle DIR records this app's"
+    ) in forced.stdout
     assert "drizzle:" not in forced.stdout
     with closing(sqlite3.connect(app_db)) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}

@@ -501,8 +501,8 @@ def migration_identity(path: Path) -> tuple[Any, ...]:
     copied or caught up from a source at another path (a moved store, each day's sync
     export) is the same migration, and a new one made at the same path, or another
     store's begun in the same second, is not. Bookkeeping from before the id (a sidecar
-    an older finalize wrote) is told by when its first run began, its catalog and its
-    store: ``(None, begun, catalog, store)``."""
+    an older finalize wrote, a target made before it and upgraded) is told by when its
+    first run began, its catalog and its store: ``(None, begun, catalog, store)``."""
     with contextlib.closing(connect_readonly(path)) as conn:
         columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
         found = (
@@ -536,8 +536,8 @@ def _position(target: Path) -> int:
 
 def _described(identity: tuple[Any, ...]) -> str:
     migration, begun, catalog, store = identity
-    begun_as = f"begun {begun}" + (f", id {migration[:8]}" if migration else "")
-    return f"catalog {catalog}, store {store}, {begun_as}"
+    parts = [f"catalog {catalog}", *([f"store {store}"] if store else []), f"begun {begun}"]
+    return ", ".join([*parts, *([f"id {migration[:8]}"] if migration else [])])
 
 
 def _check_same_tables(target: Path, schema: AppSchema) -> None:

@@ -462,10 +462,11 @@ def m007_deferred_indexes(db: Database) -> None:
 @migrations()
 def m008_migration_id(db: Database) -> None:
     # What tells this migration from any other (`projector.finalize.migration_identity`):
-    # random, made once (here, or with a new target's migration record), kept when the
-    # target is moved, copied or caught up from a source at another path.
+    # random, made once with a new target's migration record, kept when the target is
+    # moved, copied or caught up from a source at another path. A target upgraded here
+    # keeps none: each copy of it (a backup a rollback restores, one the user made) would
+    # otherwise get its own, and it is told apart as before the id.
     db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN migrationId TEXT")
-    db.execute(f"UPDATE {STATE_TABLE} SET migrationId = lower(hex(randomblob(16)))")
 
 
 def deferrable_indexes(

@@ -335,6 +335,28 @@ def test_a_catch_up_from_a_source_at_another_path_is_the_same_migration(tmp_path
         finalize(other, FinalizeOptions(out=app_db))
 
 
+def test_copies_of_a_target_made_before_the_migration_id_stay_one_migration(small_copy, tmp_path):
+    """A target from before the migration id, and a copy of it (a backup a rollback
+    restores, or the user's own): once upgraded by a catch-up each, neither holds a
+    random id of its own, so they are still one migration and replace each other's
+    hand-off without --force."""
+    restore = _cut_to_e120(small_copy, tmp_path)
+    target, app_db = tmp_path / "t.db", tmp_path / "app.db"
+    replay(small_copy, target, ReplayOptions())
+    with closing(sqlite3.connect(target)) as conn, conn:  # as a target made before m008
+        conn.execute("ALTER TABLE _projector_migration DROP COLUMN migrationId")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_migration_id'")
+    copy = tmp_path / "copy.db"
+    shutil.copy(target, copy)
+    restore()
+    replay(small_copy, target, ReplayOptions())  # each is upgraded as it is caught up
+    replay(small_copy, copy, ReplayOptions())
+    assert migration_identity(target) == migration_identity(copy)
+    assert migration_identity(target)[0] is None
+    finalize(target, FinalizeOptions(out=app_db))
+    assert finalize(copy, FinalizeOptions(out=app_db)).replaced
+
+
 def test_force_over_another_migrations_hand_off_does_not_keep_its_drizzle_record(
     migrated, tmp_path, runner
 ):

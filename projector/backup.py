@@ -135,6 +135,19 @@ def companions(target: Path) -> list[Path]:
     return found
 
 
+def empty_database(target: Path) -> list[Path]:
+    """Empty, in place, a file a run made a target in when it was there, empty (SQLite took
+    it for an empty database): its side files and any backups beside it go; return them."""
+    removed = companions(target)
+    for path in removed:
+        path.unlink()
+    for backup in list_backups(target):
+        delete(backup["path"])
+        removed.append(backup["path"])
+    os.truncate(target, 0)
+    return removed
+
+
 def remove_database(target: Path) -> list[Path]:
     """Delete a target created by the run being rolled back, with its side files and any
     backups left beside it."""

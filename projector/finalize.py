@@ -63,7 +63,7 @@ from projector.target import (
     refuse_sidecar,
     require_target,
 )
-from projector.verify import VerifyReport, verify
+from projector.verify import SOURCE_SKIPPED, VerifyReport, verify
 
 SIDECAR_SUFFIX = ".projector.db"
 #: Journal modes a handed-over file can carry: only WAL is stored in the database header
@@ -212,14 +212,18 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 f"{target}: does not verify ({why}); see {command_line('verify', target)}; "
                 "not handed over"
             )
-        replaced, discarded, same = _check_replaceable(app_db, sidecar, options.force, target)
-        if replaced and not same and options.drizzle is None and sidecar.exists():
-            before = last_handoff(sidecar)
-            if before is not None and before.get("drizzleHash"):  # not carried over (below)
-                discarded.append(
-                    f"the Drizzle migration it recorded as applied ({before['drizzleMigrations']}):"
-                    " --drizzle DIR records this app's"
-                )
+        # The last hand-off into APP_DB, read once for the checks and the Drizzle record.
+        previous = last_handoff(sidecar) if app_db.exists() and sidecar.exists() else None
+        replaced, discarded, same = _check_replaceable(
+            app_db, previous, sidecar, options.force, target
+        )
+        drizzle_before = previous is not None and previous.get("drizzleHash")
+        if replaced and not same and options.drizzle is None and drizzle_before:
+            assert previous is not None  # not carried over (below): say so
+            discarded.append(
+                f"the Drizzle migration it recorded as applied ({previous['drizzleMigrations']}):"
+                " --drizzle DIR records this app's"
+            )
         schema = app_schema(catalog)
         _check_same_tables(target, schema)
         try:  # as replay creates its target's folder
@@ -247,12 +251,11 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 "hash": drizzle_row[0],
                 "when": drizzle_row[1],
             }
-        elif replaced and same and sidecar.exists():
+        elif replaced and same:
             # Catching up an app database handed over with its Drizzle migration recorded
             # as applied: the new one keeps that record, or the app's migrate() would run
             # the 0000 migration again over existing tables (not another migration's,
             # perhaps another app's, which --force replaced).
-            previous = last_handoff(sidecar)
             if previous is not None and previous.get("drizzleHash"):
                 kept = Path(previous["drizzleMigrations"])
                 drizzle_row = (previous["drizzleHash"], previous["drizzleCreatedAt"], kept)
@@ -351,9 +354,7 @@ def _verified(target: Path, report: VerifyReport) -> str:
     against = next((c.detail for c in report.checks if c.name == "against"), None)
     names = ", ".join(
         # A source check skipped (--no-source) passed without reading anything: say so.
-        f"{c.name} skipped (--no-source)"
-        if c.detail.startswith("skipped (--no-source)")
-        else c.name
+        f"{c.name} {SOURCE_SKIPPED}" if c.detail.startswith(SOURCE_SKIPPED) else c.name
         for c in report.checks
         if c.name != "against"
     )
@@ -440,17 +441,17 @@ def _refuse_out(app_db: Path, target: Path) -> None:
 
 
 def _check_replaceable(
-    app_db: Path, sidecar: Path, force: bool, target: Path
+    app_db: Path, handoff: dict[str, Any] | None, sidecar: Path, force: bool, target: Path
 ) -> tuple[bool, list[str], bool]:
     """(whether APP_DB exists and is replaced by TARGET's hand-off, what replacing it
     discards that only FORCE allows, whether its hand-off is TARGET's migration's).
+    HANDOFF is the last hand-off SIDECAR records (None: APP_DB has no sidecar).
     Raises HandoffError, unless FORCE, when APP_DB was not handed over by finalize,
     was handed over by another migration (a mistyped TARGET would swap the app's data
     for another store's or another app's), by this one at a later position than TARGET's
     (an older copy: the app would go back), or was changed by the app since."""
     if not app_db.exists():
         return False, [], False
-    handoff = last_handoff(sidecar) if sidecar.exists() else None
     if handoff is None:
         if force:
             return True, [f"{app_db}, which finalize did not hand over"], False

@@ -1137,9 +1137,7 @@ def _undo(target: Path, result: ReplayResult, file_existed: bool, was_empty: boo
     if result.created and not file_existed:
         backups.remove_database(target)
     elif result.created and was_empty:
-        for path in backups.companions(target):
-            path.unlink()
-        os.truncate(target, 0)
+        backups.empty_database(target)
 
 
 def _warn_export(result: ReplayResult, source: Source, catalog: Catalog, limit: int) -> None:

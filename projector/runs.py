@@ -4,7 +4,6 @@ which undoes the last run with them."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
-from projector.lock import writer_holder, writer_lock
+from projector.lock import held_lock_fd, writer_holder, writer_lock
 from projector.target import (
     PARKED_TABLE,
     RUNS_TABLE,
@@ -26,10 +25,11 @@ from projector.target import (
 
 def shown_state(state: str, target: Path) -> str:
     """A run's recorded STATE as a user should read it: "running" is "interrupted" when no
-    process holds TARGET's writer lock (it was killed), else says another one writes."""
+    other process holds TARGET's writer lock (it was killed; under this process's own
+    lock, as rollback and finalize take it, too), else says another one writes."""
     if state != "running":
         return state
-    if writer_holder(target) is None:
+    if held_lock_fd(target) is not None or writer_holder(target) is None:
         return "interrupted"
     return "running (another process is writing)"
 
@@ -126,16 +126,9 @@ def rollback(target: Path) -> dict[str, Any]:
         if last is None:
             raise TargetError(f"{target}: no run recorded; nothing to roll back")
         run, backup, created, state, read = last
-        if state == "running":  # with the writer lock held here, it was killed (as status says)
-            state = "interrupted"
+        state = shown_state(state, target)  # a run still "running" was killed
         if created == 2:  # made in a file that was there, empty: empty again, in place
-            removed = backups.companions(target)
-            for path in removed:
-                path.unlink()
-            for backup in backups.list_backups(target):
-                backups.delete(backup["path"])
-                removed.append(backup["path"])
-            os.truncate(target, 0)
+            removed = backups.empty_database(target)
             return {
                 "target": str(target),
                 "run": run,

@@ -107,6 +107,11 @@ def _ids(events: list[str]) -> str:
     return ", ".join(events[:3]) + (f" (+{more:,})" if more > 0 else "")
 
 
+#: How the source check starts its detail when it was skipped (`--no-source`): passed,
+#: having read nothing.
+SOURCE_SKIPPED = "skipped (--no-source)"
+
+
 @dataclass
 class VerifyReport:
     target: str
@@ -637,10 +642,7 @@ def _accounting_checks(
     ).fetchone()
     in_table = conn.execute(f"SELECT COUNT(*) FROM {PARKED_TABLE}").fetchone()[0]
     tracked = TrackingView(str(target)).position(conn)
-    # Under the caller's own writer lock (finalize), a run still "running" was killed.
-    held = held_lock_fd(target) is not None
-    shown = "interrupted" if state == "running" and held else None
-    shown = shown or shown_state(state, target)
+    shown = shown_state(state, target)
     # A run that did not finish (killed, stopped, failed; or one still writing) leaves a
     # part of the history, and a first run's deferred indexes unbuilt: not a migration
     # to verify, whatever the source says (or with --no-source, does not say).
@@ -669,7 +671,7 @@ def _accounting_checks(
             Check(
                 "source",
                 True,
-                f"skipped (--no-source): {source} was not re-read, so the events up to "
+                f"{SOURCE_SKIPPED}: {source} was not re-read, so the events up to "
                 "the checkpoint are not proven unchanged",
             )
         )
@@ -804,7 +806,10 @@ def _compare(
     _explain_export(report, record, catalog)
     where = f" (from {picked})" if picked else ""
     # Whether the source was re-read and holds every event migrated, and none after.
-    caught_up = any(c.name == "source" and c.ok and "all " in c.detail for c in report.checks)
+    caught_up = any(
+        c.name == "source" and c.ok and not c.detail.startswith(SOURCE_SKIPPED)
+        for c in report.checks
+    )
     lag = _state_lag(head, record, report.target, caught_up) if report.unexplained else ""
     report.checks.append(
         Check(

@@ -127,24 +127,18 @@ def rollback(target: Path) -> dict[str, Any]:
             raise TargetError(f"{target}: no run recorded; nothing to roll back")
         run, backup, created, state, read = last
         state = shown_state(state, target)  # a run still "running" was killed
-        if created == 2:  # made in a file that was there, empty: empty again, in place
-            removed = backups.empty_database(target)
+        if created:  # 2: made in a file that was there, empty: emptied again, in place
+            emptied = created == 2
+            removed = (backups.empty_database if emptied else backups.remove_database)(target)
             return {
                 "target": str(target),
                 "run": run,
-                "action": "emptied",
+                "action": "emptied" if emptied else "removed",
                 "removed": [str(p) for p in removed],
                 "message": f"run {run} created the target in {target}, an empty file; rolled "
-                "back by emptying it",
-            }
-        if created:
-            removed = backups.remove_database(target)
-            return {
-                "target": str(target),
-                "run": run,
-                "action": "removed",
-                "removed": [str(p) for p in removed],
-                "message": f"run {run} created {target}; rolled back by removing it",
+                "back by emptying it"
+                if emptied
+                else f"run {run} created {target}; rolled back by removing it",
             }
         if not backup and not read:
             conn = sqlite3.connect(target)

@@ -833,7 +833,7 @@ def parked(target: Path, kind: str | None, as_json: bool) -> None:
     Example:
       projector parked out/app.db --kind integrity
     """
-    from projector.finalize import is_handed_over, sidecar_path
+    from projector.handoff import is_handed_over, sidecar_path
     from projector.runs import parked as list_parked
 
     with _errors():
@@ -872,11 +872,16 @@ def status(target: Path, as_json: bool) -> None:
     Example:
       projector status out/app.db --json
     """
-    from projector.finalize import handoff_status, is_handed_over
+    from projector.handoff import is_handed_over
     from projector.runs import status as read_status
 
     with _errors():
-        info = handoff_status(target) if is_handed_over(target) else read_status(target)
+        if is_handed_over(target):
+            from projector.finalize import handoff_status
+
+            info = handoff_status(target)
+        else:
+            info = read_status(target)
     if as_json:
         _emit(info)
         return
@@ -991,11 +996,13 @@ def digest(target: Path, as_json: bool) -> None:
       projector digest out/app.db
     """
     from projector.digest import digest as compute
-    from projector.finalize import handoff_digest, is_handed_over
+    from projector.handoff import is_handed_over
     from projector.target import require_target
 
     with _errors():
         if is_handed_over(target):
+            from projector.finalize import handoff_digest
+
             info = handoff_digest(target)
         else:
             require_target(target)
@@ -1042,7 +1049,7 @@ def verify(
       projector verify out/app.db --against fixtures/small/ai-desk
       projector verify out/app.db --no-source
     """
-    from projector.finalize import refuse_handed_over
+    from projector.handoff import refuse_handed_over
     from projector.verify import verify as run_verify
 
     with _errors():

@@ -46,7 +46,14 @@ from projector import drizzle as drizzle_files
 from projector.appschema import AppSchema, app_schema
 from projector.digest import digest as target_digest
 from projector.digest import key_columns, table_digest
-from projector.errors import HandoffError, TargetError, command_line
+from projector.errors import HandoffError, command_line
+from projector.handoff import (
+    SIDECAR_SUFFIX,
+    is_handed_over,
+    last_handoff,
+    refuse_handed_over,
+    sidecar_path,
+)
 from projector.lock import writer_lock
 from projector.runs import status as target_status
 from projector.target import (
@@ -65,7 +72,6 @@ from projector.target import (
 )
 from projector.verify import SOURCE_SKIPPED, VerifyReport, verify
 
-SIDECAR_SUFFIX = ".projector.db"
 #: Journal modes a handed-over file can carry: only WAL is stored in the database header
 #: (https://www.sqlite.org/pragma.html#pragma_journal_mode); every rollback-journal mode
 #: (truncate, persist) is a connection's choice, so `delete` stands for all of them.
@@ -87,13 +93,6 @@ _HANDOFF_DDL = f"""CREATE TABLE {HANDOFF_TABLE} (
     drizzleHash TEXT,
     drizzleCreatedAt INTEGER
 ) STRICT"""
-
-
-def sidecar_path(app_db: Path) -> Path:
-    """Where APP_DB's bookkeeping sidecar lives: ``APP_DB.projector.db``, beside the
-    database itself when APP_DB is a symbolic link to it (`real_target`)."""
-    app_db = real_target(app_db)
-    return app_db.with_name(app_db.name + SIDECAR_SUFFIX)
 
 
 def default_app_db(target: Path) -> Path:
@@ -725,37 +724,6 @@ def _full_order(conn: sqlite3.Connection, table: str) -> list[str]:
     except sqlite3.OperationalError:  # WITHOUT ROWID: its key is unique and NOT NULL
         pass
     return key
-
-
-def last_handoff(sidecar: Path) -> dict[str, Any] | None:
-    """The latest `_projector_handoff` record of SIDECAR (None when it holds none)."""
-    conn = connect_readonly(sidecar)
-    try:
-        conn.row_factory = sqlite3.Row
-        try:
-            row = conn.execute(f"SELECT * FROM {HANDOFF_TABLE} ORDER BY id DESC LIMIT 1").fetchone()
-        except sqlite3.OperationalError:
-            return None
-        return dict(row) if row else None
-    finally:
-        conn.close()
-
-
-def is_handed_over(path: Path) -> bool:
-    """PATH is an app database `finalize` wrote (its sidecar is beside it)."""
-    return path.exists() and sidecar_path(path).exists() and not is_target(path)
-
-
-def refuse_handed_over(path: Path, command: str) -> None:
-    """Raise TargetError when PATH is an app database finalize wrote: COMMAND (verify,
-    finalize) works on the projector target it came from, which the message names."""
-    if is_handed_over(path):
-        handoff = last_handoff(sidecar_path(path))
-        where = f" ({handoff['target']})" if handoff else ""
-        raise TargetError(
-            f"{path}: is an app database handed over by finalize, not a projector target; "
-            f"{command} the target it came from{where}"
-        )
 
 
 def handoff_status(app_db: Path) -> dict[str, Any]:

@@ -66,6 +66,7 @@ from projector.errors import (
     command_line,
 )
 from projector.handlers import Handler, compile_catalog, entity_list, entity_text
+from projector.handoff import refuse_handed_over
 from projector.lock import held_lock_fd, refuse_hard_links, refuse_if_busy, writer_lock
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
@@ -762,7 +763,7 @@ def replay(
         if target.exists() and target.resolve() == source.path.resolve():
             raise TargetError(f"{target}: is the source; refusing to write to it")
         refuse_source_folder(target, source)
-        _refuse_handed_over(target, "replay into")
+        refuse_handed_over(target, "replay into")
         check_writable(target)
         if dry_run:  # refused where the real run would be
             refuse_if_busy(target)
@@ -772,13 +773,6 @@ def replay(
             return _run(source, target, options, command="replay")
     finally:
         source.close()
-
-
-def _refuse_handed_over(target: Path, command: str) -> None:
-    """`projector.finalize.refuse_handed_over` (imported here: finalize imports replay)."""
-    from projector.finalize import refuse_handed_over
-
-    refuse_handed_over(target, command)
 
 
 def _open(path: str | Path, options: ReplayOptions) -> Source:
@@ -825,7 +819,7 @@ def resume(
             f"{target}: no such target database; nothing to resume: a migration starts "
             f"with `projector replay SOURCE {target}`"
         )
-    _refuse_handed_over(target, "resume")
+    refuse_handed_over(target, "resume")
     require_target(target, "; nothing to resume")
     check_writable(target)
     state, _, _ = _read_record(target, target)
@@ -1741,7 +1735,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
     """
     options = options or ReplayOptions()
     target = real_target(Path(target_path))
-    _refuse_handed_over(target, "replay-parked")
+    refuse_handed_over(target, "replay-parked")
     require_target(target)
     check_writable(target)
     started = time.monotonic()

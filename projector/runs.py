@@ -11,6 +11,7 @@ from typing import Any
 from events.sources import connect_readonly
 from projector import backup as backups
 from projector.errors import TargetError
+from projector.handoff import refuse_handed_over
 from projector.lock import held_lock_fd, writer_holder, writer_lock
 from projector.target import (
     PARKED_TABLE,
@@ -108,8 +109,6 @@ def rollback(target: Path) -> dict[str, Any]:
     Raises TargetError, Busy.
     """
     target = real_target(target)
-    from projector.finalize import refuse_handed_over  # finalize imports runs
-
     refuse_handed_over(target, "rollback")
     require_target(target)
     refuse_sidecar(target)
@@ -190,8 +189,6 @@ def backups_of(target: Path, prune: int | None = None) -> dict[str, Any]:
     TargetError, Busy.
     """
     target = real_target(target)
-    from projector.finalize import refuse_handed_over  # finalize imports runs
-
     refuse_handed_over(target, "list the backups of")  # they are beside the target
     require_target(target)
     pruned: list[dict[str, Any]] = []

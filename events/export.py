@@ -24,7 +24,7 @@ from typing import IO, Any
 from events.encoding import js_json_indented
 from events.envelope import Event
 from events.errors import ExportError, SourceError
-from events.scratch import remove_dead
+from events.scratch import folders_for, remove_dead
 from events.sources import Source
 from events.validation import parse_args
 
@@ -177,6 +177,7 @@ def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[in
 
     A path is written through a temporary file beside it and renamed into place, so a
     failed export leaves no half file and an existing OUT is replaced only when complete.
+    OUT's missing folders are created, and removed again when the export fails.
     Raises SourceError (an event that cannot be exported) and OSError.
     """
     if not isinstance(out, Path):
@@ -191,18 +192,21 @@ def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[in
     # What an export of the same OUT killed outright left behind (events.scratch).
     remove_dead(out.parent, re.compile(rf"\.{re.escape(out.name)}\.(?P<pid>\d+)\.partial"))
     try:
-        # backslashreplace: a lone surrogate (from a JSON source's "\ud800") is written
-        # back as that same escape, where UTF-8 alone cannot encode it.
-        with partial.open("w", encoding="utf-8", errors="backslashreplace") as fh:
-            counts = _write(source, fh, fmt, **kw)
-        os.replace(partial, out)
+        # OUT's folder is made as replay makes its target's, and gone again on failure.
+        with folders_for(out):
+            try:
+                # backslashreplace: a lone surrogate (from a JSON source's "\ud800") is
+                # written back as that same escape, where UTF-8 alone cannot encode it.
+                with partial.open("w", encoding="utf-8", errors="backslashreplace") as fh:
+                    counts = _write(source, fh, fmt, **kw)
+                os.replace(partial, out)
+            finally:
+                try:
+                    partial.unlink(missing_ok=True)
+                except OSError:
+                    pass
     except OSError as exc:
         raise ExportError(f"{out}: cannot write it ({exc.strerror or exc})") from None
-    finally:
-        try:
-            partial.unlink(missing_ok=True)
-        except OSError:
-            pass
     return counts
 
 

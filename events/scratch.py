@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -53,4 +55,38 @@ def remove_dead(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
     return removed
 
 
-__all__ = ["process_gone", "remove_dead"]
+def missing_folders(folder: Path) -> list[Path]:
+    """FOLDER and those of its parents that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    while not os.path.lexists(folder) and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Remove the folders CREATED (`missing_folders`, deepest first) while they are empty:
+    one that another process has filled meanwhile stays, with its parents."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+@contextmanager
+def folders_for(path: Path) -> Iterator[None]:
+    """Create the missing folders of PATH (as ``mkdir -p`` of its parent), and remove
+    those again on the way out when PATH is not there then: a command that failed or was
+    refused leaves no folder behind, as replay leaves none for its target
+    (`projector.lock.writer_lock`). Raises OSError when a folder cannot be created."""
+    created = missing_folders(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    finally:
+        if created and not os.path.lexists(path):
+            remove_folders(created)
+
+
+__all__ = ["folders_for", "missing_folders", "process_gone", "remove_dead", "remove_folders"]

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from events.catalog import Catalog, load_recorded
-from events.scratch import remove_dead
+from events.scratch import folders_for, remove_dead
 from events.sources import connect_readonly, read_only_fs, readonly_uri
 from events.sqlite_source import EVENTLOG_FILE, STATE_FILE
 from projector import backup as backups
@@ -195,7 +195,9 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     # On a read-only file system no projector can write TARGET, and its lock file cannot
     # be created: finalize only reads it there.
     lock = contextlib.nullcontext() if read_only_fs(target) else writer_lock(target)
-    with lock, _last_reader(target):
+    # APP_DB's folders, made below: removed again (when empty) if nothing is handed over.
+    folders = contextlib.ExitStack()
+    with lock, _last_reader(target), folders:
         catalog = options.catalog or recorded_catalog(target)
         report = verify(
             target,
@@ -226,7 +228,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         schema = app_schema(catalog)
         _check_same_tables(target, schema)
         try:  # as replay creates its target's folder
-            app_db.parent.mkdir(parents=True, exist_ok=True)
+            folders.enter_context(folders_for(app_db))
         except OSError as exc:
             raise HandoffError(
                 f"{app_db.parent}: cannot create the folder ({exc.strerror})"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from events.scratch import missing_folders, remove_folders
 from projector.errors import Busy, TargetError
 
 #: The descriptor of each lock this process holds, by lock file (`held_lock_fd`).
@@ -119,7 +120,7 @@ def writer_lock(target: Path) -> Iterator[None]:
     there (a refused or undone first run, a dry run): what changes nothing leaves nothing.
     """
     path = lock_path(target)
-    created = _missing_folders(path.parent)
+    created = missing_folders(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -152,17 +153,4 @@ def writer_lock(target: Path) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
         if created and not os.path.lexists(path.with_name(path.name[: -len(".lock")])):
-            for folder in created:  # deepest first; one another process filled stays
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """FOLDER and those of its parents that do not exist yet, deepest first."""
-    missing: list[Path] = []
-    while not os.path.lexists(folder) and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
+            remove_folders(created)

@@ -238,3 +238,18 @@ def test_args_nested_past_the_limit_export_as_text_at_any_stack_depth(
     assert digest(ndjson_target) == digest(log_target)  # parked alike, with the same reason
     reasons = sqlite3.connect(log_target).execute("SELECT reason FROM _projector_parked")
     assert any(r.endswith(f"argsJson is not JSON ({NESTING_REASON})") for (r,) in reasons)
+
+
+def test_export_makes_outs_folders_and_a_failed_one_leaves_none(tmp_path: Path):
+    """OUT's missing folders are made, as replay makes its target's; an export that fails
+    (an event it cannot write) removes the ones it made, and no file is left."""
+    out = tmp_path / "exports" / "2026" / "small.json"
+    export(SMALL, out)
+    assert json.loads(out.read_text("utf-8"))["eventCount"] == 173
+    log = write_ndjson(tmp_path / "log.ndjson", [("v1.ConfigSet", {"key": "a", "value": 1})])
+    log.write_text(log.read_text("utf-8").rstrip("\n")[:-1] + ', "clientId": NaN}\n', "utf-8")
+    failed = tmp_path / "made" / "deeper" / "out.ndjson"
+    result = CliRunner().invoke(cli, ["export", str(log), str(failed)])
+    assert result.exit_code == 1, result.output
+    assert "holds NaN or Infinity outside its args" in result.stderr
+    assert not (tmp_path / "made").exists()

@@ -632,6 +632,20 @@ def test_finalize_creates_the_app_databases_folder_and_leaves_nothing_beside_tar
     assert sorted(p.name for p in migrated.parent.iterdir()) == sorted([*before, "new"])
 
 
+def test_a_hand_off_that_fails_leaves_no_folder_it_made(migrated, tmp_path):
+    """A first hand-off refused after APP_DB's folders were made (a --drizzle folder with
+    a schema.ts but no migration journal) removes them again: nothing was handed over."""
+    drizzle = tmp_path / "drizzle"
+    drizzle.mkdir()
+    (drizzle / "schema.ts").write_text("// hand-written\n", "utf-8")
+    out = tmp_path / "new" / "deeper" / "app.db"
+    with pytest.raises(HandoffError, match="no Drizzle migration journal"):
+        finalize(migrated, FinalizeOptions(out=out, drizzle=drizzle))
+    assert not (tmp_path / "new").exists()
+    finalize(migrated, FinalizeOptions(out=out))
+    assert out.exists()
+
+
 def test_a_target_on_a_read_only_file_system_is_handed_over(tmp_path):
     """TARGET is only read: finalize works when it sits on a read-only mount (no lock
     file can be created there, and no projector can write it)."""

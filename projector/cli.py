@@ -901,8 +901,13 @@ def status(target: Path, as_json: bool) -> None:
         + (f" ({info['reapplied']:,} re-applied from parking)" if info["reapplied"] else "")
     )
     last = info["lastRun"]
+    since = info.get("targetSince")
     if info["backup"]:
-        gone = " (missing: deleted by `backups --prune`, or moved)"
+        gone = (
+            " (missing: `projector rollback` of the target used it since the hand-off)"
+            if since and since["rolledBack"]
+            else " (missing: deleted by `backups --prune`, or moved)"
+        )
         backup = info["backup"] + ("" if Path(info["backup"]).exists() else gone)
     elif last and last["createdTarget"]:
         backup = "(none: the last run created the target)"
@@ -918,6 +923,12 @@ def status(target: Path, as_json: bool) -> None:
             f"hand-off:   {handoff['finalizedAt']} from {handoff['target']} at "
             f"#{handoff['position']:,}{changed}"
         )
+        if since:
+            click.echo(
+                "            "
+                + ("rolled back since the hand-off: " if since["rolledBack"] else "")
+                + f"the target is at #{since['position']:,} now ({since['state']})"
+            )
     if info["deferredIndexes"]:
         running = info["state"].startswith("running")
         click.echo(
@@ -1098,10 +1109,10 @@ def verify(
 @click.option(
     "--journal-mode",
     type=click.Choice(["delete", "wal"]),
-    default="delete",
-    show_default=True,
+    default=None,
     help="delete: a rollback-journal file complete by itself (opens read-only from a "
-    "read-only folder); wal: WAL mode stored in the file (the app's folder must be writable).",
+    "read-only folder); wal: WAL mode stored in the file (the app's folder must be writable). "
+    "Default: the mode of this migration's last hand-off into APP_DB, else delete.",
 )
 @click.option(
     "--drizzle",
@@ -1126,7 +1137,7 @@ def finalize(
     against: Path | None,
     no_source: bool,
     catalog: str | None,
-    journal_mode: str,
+    journal_mode: str | None,
     drizzle_dir: Path | None,
     force: bool,
     lock_timeout: float,

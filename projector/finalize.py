@@ -46,7 +46,7 @@ from projector import drizzle as drizzle_files
 from projector.appschema import AppSchema, app_schema
 from projector.digest import digest as target_digest
 from projector.digest import key_columns, table_digest
-from projector.errors import HandoffError, command_line
+from projector.errors import HandoffError, TargetError, command_line
 from projector.handoff import (
     SIDECAR_SUFFIX,
     is_handed_over,
@@ -105,7 +105,9 @@ class FinalizeOptions:
     out: Path | None = None
     against: Path | None = None
     catalog: Catalog | None = None
-    journal_mode: str = "delete"
+    #: "delete" or "wal"; None: the mode of the last hand-off into APP_DB when this
+    #: migration made it (a catch-up keeps the mode the app was given), else "delete".
+    journal_mode: str | None = None
     #: A Drizzle folder: generated there when it holds no migration journal, then its
     #: 0000 migration is recorded as applied in APP_DB.
     drizzle: Path | None = None
@@ -178,7 +180,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     """
     options = options or FinalizeOptions()
     started = time.monotonic()
-    if options.journal_mode not in JOURNAL_MODES:
+    if options.journal_mode is not None and options.journal_mode not in JOURNAL_MODES:
         raise HandoffError(f"journal mode {options.journal_mode!r}: one of {JOURNAL_MODES}")
     target = real_target(target)
     refuse_handed_over(target, "finalize")
@@ -217,6 +219,11 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         previous = last_handoff(sidecar) if app_db.exists() and sidecar.exists() else None
         replaced, discarded, same = _check_replaceable(
             app_db, previous, sidecar, options.force, target
+        )
+        journal_mode = options.journal_mode or (
+            previous["journalMode"]
+            if same and previous is not None and previous["journalMode"] in JOURNAL_MODES
+            else "delete"
         )
         drizzle_before = previous is not None and previous.get("drizzleHash")
         if replaced and not same and options.drizzle is None and drizzle_before:
@@ -276,7 +283,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
             re.compile(rf"\.(?:{names})\.tmp(?P<pid>\d+)(?:-journal|-wal|-shm)?"),
         )
         try:
-            rows, checks = _write_app(tmp_app, target, schema, drizzle_row, options.journal_mode)
+            rows, checks = _write_app(tmp_app, target, schema, drizzle_row, journal_mode)
             checks.insert(0, _verified(target, report))
             app_digest, digests = app_digests(tmp_app)
             digest_of_target = target_digest(target)["overall"]
@@ -288,10 +295,13 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
                 "lastEventId": state["lastEventId"],
                 "targetDigest": digest_of_target,
                 "appDigest": app_digest,
-                "journalMode": options.journal_mode,
+                "journalMode": journal_mode,
                 "userVersion": schema.user_version,
                 "applicationId": schema.application_id,
-                "drizzleMigrations": drizzle_info["migrations"] if drizzle_info else None,
+                # Absolute, as target and appDb are: read later from any folder.
+                "drizzleMigrations": (
+                    str(Path(drizzle_info["migrations"]).resolve()) if drizzle_info else None
+                ),
                 "drizzleHash": drizzle_row[0] if drizzle_row else None,
                 "drizzleCreatedAt": drizzle_row[1] if drizzle_row else None,
             }
@@ -339,7 +349,7 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
         rows=rows,
         target_digest=digest_of_target,
         app_digest=app_digest,
-        journal_mode=options.journal_mode,
+        journal_mode=journal_mode,
         user_version=schema.user_version,
         application_id=schema.application_id,
         replaced=replaced,
@@ -741,7 +751,40 @@ def handoff_status(app_db: Path) -> dict[str, Any]:
     info["appChangedSinceHandoff"] = (
         content_digest(app_db) != handoff["appDigest"] if handoff else None
     )
+    info["targetSince"] = _target_since(handoff, info["lastRun"])
     return info
+
+
+def _target_since(
+    handoff: dict[str, Any] | None, last_run: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Where the target handed over stands now, when it moved since the hand-off:
+    ``{"position", "state", "rolledBack"}`` (rolledBack: the hand-off's last run is no
+    longer in it, which only `projector rollback` does, using up that run's backup), or
+    None (not moved, gone, or unreadable)."""
+    if handoff is None:
+        return None
+    target = Path(handoff["target"])
+    try:
+        now = target_status(target)
+        conn = connect_readonly(target)
+        try:
+            kept = (
+                last_run is None
+                or conn.execute(
+                    # The backup's name has the run's start to the millisecond.
+                    f"SELECT 1 FROM {RUNS_TABLE} WHERE run = ? AND startedAt = ? AND backup IS ?",
+                    (last_run["run"], last_run["startedAt"], last_run["backup"]),
+                ).fetchone()
+            )
+        finally:
+            conn.close()
+    except (TargetError, sqlite3.Error, OSError):
+        return None
+    rolled_back = not kept
+    if now["position"] == handoff["position"] and not rolled_back:
+        return None
+    return {"position": now["position"], "state": now["state"], "rolledBack": rolled_back}
 
 
 def handoff_digest(

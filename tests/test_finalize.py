@@ -20,6 +20,7 @@ from projector.finalize import (
     FinalizeOptions,
     content_digest,
     finalize,
+    last_handoff,
     migration_identity,
     sidecar_path,
 )
@@ -104,6 +105,28 @@ def test_wal_mode_when_asked(migrated, tmp_path):
     finalize(migrated, FinalizeOptions(out=app_db, journal_mode="wal"))
     assert app_db.read_bytes()[18:20] == b"\x02\x02"
     assert not (tmp_path / "app.db-wal").exists() and not (tmp_path / "app.db-shm").exists()
+
+
+def test_a_catch_up_keeps_the_journal_mode_the_app_was_given(tmp_path, runner):
+    """finalize again into the APP_DB this migration handed over (a catch-up) keeps its
+    last hand-off's journal mode unless --journal-mode is given; another migration's
+    APP_DB replaced with --force gets the default, delete."""
+    target, app_db = tmp_path / "t.db", tmp_path / "app.db"
+    replay(SMALL, target, ReplayOptions())
+    assert finalize(target, FinalizeOptions(out=app_db, journal_mode="wal")).journal_mode == "wal"
+    result = runner.invoke(cli, ["finalize", str(target), "--out", str(app_db), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["journalMode"] == "wal"
+    assert app_db.read_bytes()[18:20] == b"\x02\x02"
+    assert finalize(target, FinalizeOptions(out=app_db, journal_mode="delete")).journal_mode == (
+        "delete"
+    )
+    assert app_db.read_bytes()[18:20] == b"\x01\x01"
+    assert finalize(target, FinalizeOptions(out=app_db)).journal_mode == "delete"
+    finalize(target, FinalizeOptions(out=app_db, journal_mode="wal"))
+    other = tmp_path / "other.db"
+    replay(SMALL, other, ReplayOptions())
+    assert finalize(other, FinalizeOptions(out=app_db, force=True)).journal_mode == "delete"
 
 
 def test_digest_and_status_still_work_from_the_app_database(migrated, tmp_path, runner):
@@ -411,6 +434,40 @@ def test_catch_up_then_finalize_again(small_copy, tmp_path):
     conn.close()
 
 
+def test_status_of_the_app_database_says_where_the_target_went_since(small_copy, tmp_path, runner):
+    """`status APP_DB` shows the migration as handed over; when the target has moved
+    since, it says where it is now, and a backup that a rollback used up is said to be
+    so, not "deleted by backups --prune"."""
+    restore = _cut_to_e120(small_copy, tmp_path)
+    target, app_db = tmp_path / "target.db", tmp_path / "app.db"
+    replay(small_copy, target, ReplayOptions())
+    restore()
+    replay(small_copy, target, ReplayOptions())
+    finalize(target, FinalizeOptions(out=app_db))
+
+    def status() -> tuple[str, dict[str, Any]]:
+        shown = runner.invoke(cli, ["status", str(app_db)])
+        assert shown.exit_code == 0, shown.output
+        return shown.stdout, json.loads(
+            runner.invoke(cli, ["status", str(app_db), "--json"]).stdout
+        )
+
+    text, info = status()
+    assert info["targetSince"] is None and "now" not in text and "missing" not in text
+    assert runner.invoke(cli, ["rollback", str(target)]).exit_code == 0
+    text, info = status()
+    below = info["targetSince"]["position"]
+    assert info["targetSince"] == {"position": below, "state": "rolled back", "rolledBack": True}
+    assert below < 200
+    assert "(missing: `projector rollback` of the target used it since the hand-off)" in text
+    assert f"rolled back since the hand-off: the target is at #{below} now (rolled back)" in text
+    replay(small_copy, target, ReplayOptions())  # caught up again: a new run 2
+    text, info = status()
+    assert info["targetSince"] == {"position": 200, "state": "complete", "rolledBack": True}
+    target.unlink()
+    assert status()[1]["targetSince"] is None  # the target is gone: nothing to say of it
+
+
 def test_an_older_copy_of_the_target_does_not_take_the_app_back(small_copy, tmp_path):
     """The same migration at an earlier position (a copy kept from before a catch-up, or a
     target rolled back since) does not replace a later hand-off unless --force, which says
@@ -523,6 +580,19 @@ def test_derived_tables_follow_the_apps_writes(tmp_path):
         "EXCEPT SELECT memoryId, tag FROM memory_tags)"
     )
     assert stale.fetchone()[0] == 0
+
+
+def test_the_sidecar_records_the_drizzle_folder_from_anywhere(migrated, tmp_path, monkeypatch):
+    """--drizzle given relative to the working folder is recorded absolute, as TARGET and
+    APP_DB are: status read from another folder, or a catch-up that keeps the record,
+    names the folder that holds the migration."""
+    (tmp_path / "app").mkdir()
+    monkeypatch.chdir(tmp_path / "app")
+    finalize(migrated, FinalizeOptions(out=Path("app.db"), drizzle=Path("db")))
+    record = last_handoff(sidecar_path(tmp_path / "app" / "app.db"))
+    assert record is not None
+    assert record["drizzleMigrations"] == str(tmp_path / "app" / "db" / "migrations")
+    assert Path(record["appDb"]).is_absolute() and Path(record["target"]).is_absolute()
 
 
 def test_drizzle_migration_is_recorded_as_applied(migrated, tmp_path):

@@ -487,12 +487,24 @@ def detect_catalog(event_names: Iterable[str]) -> Catalog:
 
 
 def resolve_catalog(value: str) -> Catalog:
-    """A catalog named on the command line: a folder path, or a bundled catalog's name."""
+    """A catalog named on the command line: a folder path, or a bundled catalog's name.
+
+    A bundled catalog's name without a path separator means the bundled catalog, even
+    when the working folder has a sub-folder of that name (an app's own ``todomvc/``);
+    when that sub-folder holds a catalog.toml the name is refused as ambiguous, naming
+    ``./NAME`` for the folder. Raises CatalogError.
+    """
     path = Path(value)
+    if value in bundled_catalog_names() and "/" not in value:
+        if (path / SPEC_FILE).is_file():
+            raise CatalogError(
+                f"{value}: names both the bundled catalog and the catalog folder ./{value} "
+                f"here; pass ./{value} for the folder, or run from another folder for the "
+                "bundled one"
+            )
+        return Catalog.bundled(value)
     if path.is_dir():
         return Catalog.load(path)
-    if value in bundled_catalog_names():
-        return Catalog.bundled(value)
     known = ", ".join(bundled_catalog_names())
     raise CatalogError(f"{value}: neither a catalog folder nor a bundled catalog ({known})")
 

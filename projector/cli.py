@@ -285,9 +285,9 @@ def _catalog_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--catalog",
         metavar="NAME|DIR",
         help="The app's catalog: a bundled name (ai-desk, todomvc, todo-0.3.1) or a catalog "
-        "folder (docs/catalogs.md). Default: the one the target recorded, else the bundled "
-        "catalog that knows the log's event names (refused when its handlers cover fewer "
-        "than half of them).",
+        "folder (docs/catalogs.md; ./NAME for a folder named as a bundled one). Default: the "
+        "one the target recorded, else the bundled catalog that knows the log's event names "
+        "(refused when its handlers cover fewer than half of them).",
     )(fn)
 
 

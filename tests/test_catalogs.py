@@ -613,6 +613,22 @@ def test_a_catalog_is_named_by_path_or_bundled_name():
         resolve_catalog("no-such-app")
 
 
+def test_a_bundled_name_is_the_bundled_catalog_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    """--catalog todomvc run where the app's own todomvc/ folder is (package.json, no
+    catalog.toml) is the bundled catalog, where it read that folder as a catalog; a folder
+    of that name holding a catalog.toml makes the name ambiguous (one line naming
+    ./todomvc); ./todomvc is the folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "todomvc").mkdir()
+    (tmp_path / "todomvc" / "package.json").write_text('{"type": "module"}', "utf-8")
+    assert resolve_catalog("todomvc").directory == Catalog.bundled("todomvc").directory
+    shutil.copytree(FEATURES, tmp_path / "todomvc", dirs_exist_ok=True)
+    (tmp_path / "todomvc" / "package.json").unlink()
+    with pytest.raises(CatalogError, match=r"pass \./todomvc for the folder"):
+        resolve_catalog("todomvc")
+    assert resolve_catalog("./todomvc").name == "features"
+
+
 def test_a_catalog_of_schemas_only_validates_but_does_not_replay(runner, tmp_path):
     only = tmp_path / "schemas-only"
     only.mkdir()

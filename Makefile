@@ -115,11 +115,17 @@ SCHEMA ?=
 CATALOG ?=
 OUT ?= out/oracle-state.db
 # SCHEMA: the app's LiveStore schema module; CATALOG: a catalog whose [livestore]
-# schema_module names it (default: ai-desk's).
+# schema_module names it (default: the bundled catalog that knows STORE's events, as a
+# first replay picks one; refused when none knows half of them).
 oracle: $(STAMP) $(NATIVE) $(ORACLE_STAMP) ## make oracle STORE=DIR [CATALOG=name|SCHEMA=schema.mjs] [OUT=state.db]: LiveStore rebuilds DIR's state
 	@test -n "$(STORE)" || { echo "usage: make oracle STORE=DIR [CATALOG=name|dir | SCHEMA=path/to/schema.mjs] [OUT=state.db]" >&2; exit 2; }
-	@mkdir -p $(dir $(OUT))
-	node oracle/rebuild.mjs $(STORE) $(OUT) $(if $(SCHEMA),--schema $(SCHEMA),$(if $(CATALOG),--schema $$($(BIN)/python -m events.catalog schema-module $(CATALOG))))
+	@schema="$(SCHEMA)"; \
+	if [ -z "$$schema" ]; then \
+		schema=$$($(BIN)/python -m events.catalog schema-module $(if $(CATALOG),'$(CATALOG)',--store '$(STORE)')) || exit 1; \
+	fi; \
+	mkdir -p $(dir $(OUT)) && \
+	echo "node oracle/rebuild.mjs $(STORE) $(OUT) --schema $$schema" && \
+	node oracle/rebuild.mjs '$(STORE)' '$(OUT)' --schema "$$schema"
 
 CORPUS_SEED ?= 1
 CORPUS_COUNT ?= 240

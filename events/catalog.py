@@ -538,23 +538,57 @@ __all__ = [
 ]
 
 
+def _catalog_of_store(store: str) -> Catalog:
+    """The bundled catalog that knows STORE's event names (as a first replay picks one),
+    refused when it knows fewer than half of them. Raises CatalogError, EventsError."""
+    from events.sources import open_source  # events.sources imports this module
+
+    source = open_source(store)
+    try:
+        names = set(source.name_counts())
+    finally:
+        source.close()
+    catalog = detect_catalog(names)
+    known = len(names & _schema_names(catalog.directory))
+    if not names or known * 2 < len(names):
+        raise CatalogError(
+            f"{store}: no bundled catalog knows its events (the closest, {catalog.name!r}, "
+            f"knows {known} of {len(names)} names); pass CATALOG=NAME|DIR or SCHEMA=FILE"
+        )
+    return catalog
+
+
 def main(argv: list[str]) -> int:
     """``python -m events.catalog schema-module NAME|DIR``: print the catalog's LiveStore
-    schema module (for `make oracle CATALOG=...`); exit 1 with a one-line error."""
-    if len(argv) != 2 or argv[0] != "schema-module":
-        print("usage: python -m events.catalog schema-module NAME|DIR", file=sys.stderr)
+    schema module (for `make oracle CATALOG=...`); ``schema-module --store DIR``: that of
+    the bundled catalog that knows the store's events (`make oracle` without CATALOG).
+    Exit 1 with a one-line error."""
+    usage = "usage: python -m events.catalog schema-module NAME|DIR | --store DIR"
+    if (
+        len(argv) not in (2, 3)
+        or argv[0] != "schema-module"
+        or (len(argv) == 3 and argv[1] != "--store")
+    ):
+        print(usage, file=sys.stderr)
         return 2
+    from events.errors import EventsError
+
     try:
-        module = resolve_catalog(argv[1]).schema_module
-    except CatalogError as exc:
+        catalog = _catalog_of_store(argv[2]) if len(argv) == 3 else resolve_catalog(argv[1])
+        module = catalog.schema_module
+    except (CatalogError, EventsError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     if module is None:
-        print(f"Error: catalog {argv[1]} names no [livestore] schema_module", file=sys.stderr)
+        print(f"Error: catalog {catalog.name} names no [livestore] schema_module", file=sys.stderr)
         return 1
     print(module)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    # Run as events.catalog itself, not as a second copy named __main__, whose Hooks
+    # class a catalog's hooks.py (importing projector.catalog) would not be an instance of.
+    from events.catalog import main as _main
+
+    raise SystemExit(_main(sys.argv[1:]))

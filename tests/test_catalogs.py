@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -627,6 +629,33 @@ def test_a_bundled_name_is_the_bundled_catalog_beside_a_folder_of_that_name(tmp_
     with pytest.raises(CatalogError, match=r"pass \./todomvc for the folder"):
         resolve_catalog("todomvc")
     assert resolve_catalog("./todomvc").name == "features"
+
+
+def test_the_oracles_schema_module_is_the_catalogs_or_the_one_that_knows_the_store(tmp_path):
+    """`python -m events.catalog schema-module` (what `make oracle` runs): a catalog with a
+    hooks.py (ai-desk) is read as such, where its Hooks were another copy's; without a
+    catalog, the bundled one that knows the store's events, as a first replay picks it
+    (todomvc's store got ai-desk's schema: LiveStore rebuilt empty tables); a log no
+    bundled catalog knows is one line, exit 1."""
+
+    def schema_module(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "events.catalog", "schema-module", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+
+    ai_desk = schema_module("ai-desk")
+    assert ai_desk.returncode == 0, ai_desk.stderr
+    assert ai_desk.stdout.strip().endswith("schemas/ai-desk/livestore-schema.mjs")
+    todos = schema_module("--store", str(ROOT / "fixtures" / "todomvc-small" / "todomvc"))
+    assert todos.stdout.strip().endswith("schemas/todomvc/livestore-schema.mjs"), todos.stderr
+    log = write_ndjson(tmp_path / "log.ndjson", [OWNER])
+    other = schema_module("--store", str(log))
+    assert other.returncode == 1 and other.stdout == ""
+    assert "no bundled catalog knows its events" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
 
 
 def test_a_catalog_of_schemas_only_validates_but_does_not_replay(runner, tmp_path):

@@ -37,7 +37,7 @@ from typing import Any
 
 import structlog
 
-from events.catalog import HOOKS_FILE, MIGRATIONS_DIR, SPEC_FILE, Catalog
+from events.catalog import HOOKS_FILE, MIGRATIONS_DIR, SPEC_FILE, Catalog, bundled_catalog_names
 from events.errors import CatalogError
 from events.sources import connect_readonly, open_source
 from events.sqlite_source import EVENTLOG_FILE, state_files
@@ -1337,14 +1337,15 @@ def find_documents(log: LogFacts, state: StateDB | None) -> set[str]:
 
 def document_default(
     facts: EventFacts, rows: list[tuple[str, Any]] | None
-) -> tuple[dict[str, Any], str]:
-    """A guess of a client document's default value, and how it was guessed.
+) -> tuple[dict[str, Any], str, list[str]]:
+    """A guess of a client document's default value, how it was guessed, and its keys
+    whose value is a guess (every key, without ROWS).
 
     With the state's ROWS: a key a row holds that no event set for that row id shows the
-    default's value exactly; other keys take the value a row holds (a guess), in the
-    order of the row with the most keys (LiveStore's json_set keeps the default's key
-    order). Without: the first value that has every key the events set (or the first
-    value of each key)."""
+    default's value exactly; other keys take the value a row holds (a guess: the last
+    value an event set, which no state can tell from the default), in the order of the
+    row with the most keys (LiveStore's json_set keeps the default's key order). Without:
+    the first value that has every key the events set (or the first value of each key)."""
     doc = facts.document
     if rows:
         rows = [(i, v) for i, v in rows if isinstance(v, dict)]
@@ -1369,14 +1370,15 @@ def document_default(
             else f"from the state's rows; {unsure} were set by events, so their default "
             "values are a guess"
         )
-        return default, how
+        return default, how, unsure
     keys = list(doc.first_values)
     if set(doc.fullest) == set(keys):
-        return dict(doc.fullest), "the first value the events set in full (a guess)"
+        full = dict(doc.fullest)
+        return full, "the first value the events set in full (a guess)", list(full)
     merged = {**doc.fullest}
     for key in keys:
         merged.setdefault(key, doc.first_values[key])
-    return merged, "the first value of each key the events set (a guess)"
+    return merged, "the first value of each key the events set (a guess)", list(merged)
 
 
 # ---------------------------------------------------------------- writing the catalog
@@ -1491,6 +1493,16 @@ def catalog_toml(
             "# Client documents' Set events are applied by the engine:",
             *(f"#   {p.event} -> {p.table}" for p in documents),
         ]
+    out += [
+        "",
+        "# ---------------------------------------------------------------- LiveStore",
+        "# Optional: the app's LiveStore schema module (exporting `schema`), a path relative",
+        "# to this folder, lets real LiveStore rebuild the state of any of the app's logs for",
+        "# verify --against (`make oracle STORE=DIR CATALOG=<this folder>` in the projector's",
+        "# repository). Uncomment both lines, last in this file:",
+        "# [livestore]",
+        '# schema_module = "livestore-schema.mjs"',
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -1584,6 +1596,9 @@ class ScaffoldResult:
     state_hint: str | None = None
     #: Whether verify --against compared the draft's replay with the state DB.
     compared: bool = False
+    #: Guesses a replay equal to this store's state cannot confirm (client documents'
+    #: defaults for keys the events set): said with the verdict, to check by hand.
+    unconfirmed: list[str] = field(default_factory=list)
 
     @property
     def percent_equal(self) -> float | None:
@@ -1805,11 +1820,19 @@ def _scaffold(
         booleans = boolean_columns(state_db)
     else:
         tables, booleans = infer_tables(log, documents)
+    unconfirmed: list[str] = []
     for doc in documents:
         table = tables[doc[: -len("Set")]]
         rows = state_db.document_rows(table.state_name) if state_db else None
-        table.document, how = document_default(log.events[doc], rows)
+        table.document, how, unsure = document_default(log.events[doc], rows)
         table.notes.append(f"a client document (its {doc} events); default: {how}")
+        if unsure and state_db is not None:
+            unconfirmed.append(
+                f"{table.name}: the client document's default for {', '.join(unsure)} is the "
+                "value the state holds, which events set: no state can tell it from the "
+                "default; take the default from the app's LiveStore schema "
+                "(a store whose events never set a key shows it: verify --against there)"
+            )
     plans = [
         plan_event(log.events[name], tables, booleans, documents) for name in sorted(log.events)
     ]
@@ -1842,6 +1865,13 @@ def _scaffold(
         ],
         replayed=False,
     )
+    result.unconfirmed = unconfirmed
+    if name in bundled_catalog_names():
+        result.finish.append(
+            f"name: {name!r} is also a bundled catalog's name; give yours another in "
+            "catalog.toml (`--catalog NAME` means the bundled one, and Drizzle's files and "
+            "the projector's messages name a catalog by it)"
+        )
     if state_path is None and (beside := state_beside(log.store_dir)) is not None:
         result.state_hint = f"(LiveStore's state DB is beside the log: add --state {beside})"
     if tables:
@@ -1901,6 +1931,13 @@ def _verdict(result: ScaffoldResult, plans: list[Plan], state: Path | None) -> N
             f"{result.parked:,}) but nothing can be claimed about its correctness; "
             "pass --state STATE_DB to compare with LiveStore's state"
         )
+    elif result.verified and result.unconfirmed:
+        result.verdict = (
+            f"draft verified against this store: replay parked nothing and verify --against "
+            f"found 0 differences over {result.livestore_rows:,} LiveStore rows; "
+            f"{len(result.unconfirmed)} guess(es) no state can confirm, check them by hand"
+        )
+        result.finish = result.unconfirmed + result.finish
     elif result.verified:
         result.verdict = (
             f"draft verified: replay parked nothing and verify --against found 0 "

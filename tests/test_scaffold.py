@@ -106,6 +106,29 @@ def test_todomvc_draft_guesses_the_materializers(tmp_path: Path):
     assert spec["client_only"] == ["uiStateSet"]
 
 
+def test_a_verified_draft_names_the_guesses_no_state_can_confirm(tmp_path: Path):
+    """A client document's default for keys the events set is the state's value, which
+    no state can tell from the default (todomvc large's draft got filter "active" where
+    the app's default is "all"): the verdict says "against this store" and lists it; a
+    draft named as a bundled catalog is told to rename; the draft says where the app's
+    LiveStore schema module goes (for `make oracle`), and loads with it uncommented."""
+    out = tmp_path / "d"
+    result = scaffold(TODOMVC, out, state=TODOMVC_STATE)
+    assert result.verified
+    assert result.verdict.startswith("draft verified against this store")
+    assert "1 guess(es) no state can confirm" in result.verdict
+    assert result.finish[0].startswith("uiState: the client document's default for ")
+    assert any(item.startswith("name: 'todomvc' is also a bundled") for item in result.finish)
+    report = (out / "REPORT.md").read_text("utf-8")
+    assert result.verdict in report and result.finish[0] in report
+    toml = (out / "catalog.toml").read_text("utf-8")
+    assert toml.endswith('# [livestore]\n# schema_module = "livestore-schema.mjs"\n')
+    (out / "catalog.toml").write_text(
+        toml.replace("# [livestore]\n# schema_module", "[livestore]\nschema_module"), "utf-8"
+    )
+    assert Catalog.load(out).schema_module == (out / "livestore-schema.mjs").resolve()
+
+
 def test_the_draft_works_with_the_ordinary_commands(runner, tmp_path: Path):
     """A draft is an ordinary catalog: validate, replay and verify --against accept it."""
     out = tmp_path / "draft"

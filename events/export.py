@@ -171,14 +171,18 @@ def write_export(
 FORMATS_BY_SUFFIX = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 
 
-def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[int, int]:
+def export(
+    source: Source, out: Path | IO[str], fmt: str, *, replace: bool = True, **kw: Any
+) -> tuple[int, int]:
     """Write SOURCE to OUT (a path, or an open text stream such as stdout) as FMT ("json"
     or "ndjson"); return (events written, client-only events left out).
 
     A path is written through a temporary file beside it and renamed into place, so a
     failed export leaves no half file and an existing OUT is replaced only when complete.
-    OUT's missing folders are created, and removed again when the export fails.
-    Raises SourceError (an event that cannot be exported) and OSError.
+    Without REPLACE, the file is linked into place (link(2) never replaces), so an OUT
+    another process created meanwhile (a second export to the same path) is kept and the
+    export refused. OUT's missing folders are created, and removed again when the export
+    fails. Raises SourceError (an event that cannot be exported), ExportError and OSError.
     """
     if not isinstance(out, Path):
         try:
@@ -199,7 +203,10 @@ def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[in
                 # written back as that same escape, where UTF-8 alone cannot encode it.
                 with partial.open("w", encoding="utf-8", errors="backslashreplace") as fh:
                     counts = _write(source, fh, fmt, **kw)
-                os.replace(partial, out)
+                if replace:
+                    os.replace(partial, out)
+                else:
+                    _link_new(partial, out)
             finally:
                 try:
                     partial.unlink(missing_ok=True)
@@ -208,6 +215,28 @@ def export(source: Source, out: Path | IO[str], fmt: str, **kw: Any) -> tuple[in
     except OSError as exc:
         raise ExportError(f"{out}: cannot write it ({exc.strerror or exc})") from None
     return counts
+
+
+def _link_new(partial: Path, out: Path) -> None:
+    """Put PARTIAL in place as OUT, which must not exist: a hard link, which fails where
+    OUT exists (PARTIAL is removed by the caller). On a file system without hard links,
+    a check and a rename, which a concurrent writer can race."""
+    try:
+        os.link(partial, out)
+    except FileExistsError:
+        raise ExportError(
+            f"{out}: was created while the export ran (another export to it?); "
+            "pass --force to replace it"
+        ) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if os.path.lexists(out):
+            raise ExportError(
+                f"{out}: was created while the export ran (another export to it?); "
+                "pass --force to replace it"
+            ) from None
+        os.replace(partial, out)
 
 
 def _write(source: Source, out: IO[str], fmt: str, **kw: Any) -> tuple[int, int]:

@@ -1316,7 +1316,7 @@ def export(
                     raise Failure(f"{out}: already exists; pass --force to replace it")
             kw = {"exported_at": exported_at} if fmt == "json" else {}
             stream: Any = sys.stdout if to_stdout else out
-            count, left_out = exporting.export(src, stream, fmt, **kw)
+            count, left_out = exporting.export(src, stream, fmt, replace=force, **kw)
         finally:
             src.close()
     note = (

@@ -253,3 +253,28 @@ def test_export_makes_outs_folders_and_a_failed_one_leaves_none(tmp_path: Path):
     assert result.exit_code == 1, result.output
     assert "holds NaN or Infinity outside its args" in result.stderr
     assert not (tmp_path / "made").exists()
+
+
+def test_an_out_another_export_created_meanwhile_is_kept_without_force(
+    tmp_path: Path, monkeypatch: Any
+):
+    """Two exports to one new OUT: the one that finishes second refuses, in one line,
+    where it replaced the other's file; with --force it replaces it."""
+    import events.export as exporting
+
+    out = tmp_path / "small.ndjson"
+    write = exporting._write
+
+    def racing(source: Any, stream: Any, fmt: str, **kw: Any) -> tuple[int, int]:
+        out.write_text("the other export's\n", "utf-8")  # finished first
+        return write(source, stream, fmt, **kw)
+
+    monkeypatch.setattr(exporting, "_write", racing)
+    result = CliRunner().invoke(cli, ["export", str(SMALL), str(out)])
+    assert result.exit_code == 1, result.output
+    assert "was created while the export ran (another export to it?)" in result.stderr
+    assert out.read_text("utf-8") == "the other export's\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.ndjson"]
+    forced = CliRunner().invoke(cli, ["export", str(SMALL), str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(out.read_text("utf-8").splitlines()) == 200

@@ -3,8 +3,9 @@
 Each command parses its options, calls one library function, prints data to stdout
 (human text, or JSON with --json) and maps errors to exit codes: 1 for a failed check or
 a bad input (`Error: ...` on stderr, one line), 2 for usage errors, 75 when the source
-stayed locked by another process (or kept changing) past --lock-timeout (try again
-later), 130/143 after SIGINT/SIGTERM, 141 when stdout is a pipe closed early (`| head`).
+stayed locked by another process (or kept changing) past --lock-timeout, or another
+projector is writing the target (try again later), 130/143 after SIGINT/SIGTERM, 141
+when stdout is a pipe closed early (`| head`).
 Under --json an error is also a JSON object on stdout; under --log-format json every
 stderr line is JSON.
 """
@@ -36,7 +37,8 @@ EXIT_TERMINATED = 128 + signal.SIGTERM
 #: events.sqlite_source.DEFAULT_LOCK_TIMEOUT, repeated likewise.
 DEFAULT_LOCK_TIMEOUT = 10.0
 #: sysexits.h EX_TEMPFAIL: the source was locked or kept changing; a later try may work.
-EXIT_SOURCE_BUSY = 75
+#: EX_TEMPFAIL (sysexits.h): another process holds the source or the target; try later.
+EXIT_TEMPFAIL = 75
 
 
 def _emit(data: Any) -> None:
@@ -73,7 +75,7 @@ class Failure(click.ClickException):
 def _errors() -> Iterator[None]:
     """Map library errors (and any OSError from a path) to one-line failures."""
     from events.errors import EventsError, SourceBusy
-    from projector.errors import Interrupted, ProjectorError
+    from projector.errors import Busy, Interrupted, ProjectorError
 
     try:
         yield
@@ -81,8 +83,8 @@ def _errors() -> Iterator[None]:
         raise Failure(
             str(exc), _Signals.code or 130, kind="Interrupted", prefix="Interrupted"
         ) from None
-    except SourceBusy as exc:
-        raise Failure(str(exc), EXIT_SOURCE_BUSY, kind=type(exc).__name__) from None
+    except (SourceBusy, Busy) as exc:  # another process's: try again later
+        raise Failure(str(exc), EXIT_TEMPFAIL, kind=type(exc).__name__) from None
     except (ProjectorError, EventsError) as exc:
         raise Failure(str(exc), kind=type(exc).__name__) from None
     except BrokenPipeError:
@@ -625,10 +627,38 @@ _strict_option = click.option(
 )
 
 
+#: A run that leaves its target with this many backups or more says how to prune them.
+BACKUPS_HINT = 10
+
+
+def _backups_kept(result: Any) -> dict[str, int] | None:
+    """``{"count", "bytes"}`` of the backups beside RESULT's target, when its run took one
+    and they are BACKUPS_HINT or more (catching up in a loop keeps one a run)."""
+    if not result.backup or result.dry_run:
+        return None
+    from projector.backup import list_backups
+
+    kept = list_backups(Path(result.target))
+    if len(kept) < BACKUPS_HINT:
+        return None
+    return {"count": len(kept), "bytes": sum(b["bytes"] for b in kept)}
+
+
 def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
     """Print RESULT; under --strict, a run that parked or warned exits 1."""
     why = result.strict_failure() if strict else None
-    _print_result(result, as_json, {"strictFailure": why} if strict else None)
+    extra: dict[str, Any] = {"strictFailure": why} if strict else {}
+    kept = _backups_kept(result)
+    if kept is not None:
+        extra["backupsKept"] = kept
+    _print_result(result, as_json, extra or None)
+    if kept is not None and not as_json:
+        click.echo(
+            f"  {kept['count']:,} backups of {Path(result.target).name} kept "
+            f"({kept['bytes'] / 2**20:,.0f} MiB): "
+            f"{command_line('backups', result.target, '--prune', 'KEEP')} deletes all but "
+            "the newest KEEP"
+        )
     if why:
         raise Failure(
             f"--strict: {why}; see the {'JSON above' if as_json else 'lines above'}",

@@ -187,7 +187,9 @@ def test_verify_waits_for_a_run_another_process_is_writing(runner, target: Path)
     assert runner.invoke(cli, ["replay", str(SMALL), str(target)]).exit_code == 0
     with held_by_another_process(target) as pid:
         busy = runner.invoke(cli, ["verify", str(target), "--against", str(SMALL_STATE)])
-        assert busy.exit_code == 1 and "Traceback" not in busy.output
+        assert busy.exit_code == 75 and "Traceback" not in busy.output  # try again later
+        replaying = runner.invoke(cli, ["replay", str(SMALL), str(target)])
+        assert replaying.exit_code == 75 and "is writing this target" in replaying.stderr
         assert busy.stderr.strip() == (
             f"Error: {target}: another projector (pid {pid}) is writing this target; "
             "wait for it to finish"
@@ -310,3 +312,34 @@ def test_strict_replay_exits_1_when_events_were_parked(runner, tmp_path: Path):
     assert by_env.exit_code == 1
     clean = runner.invoke(cli, ["-q", "replay", "--strict", str(SMALL), str(tmp_path / "d.db")])
     assert clean.exit_code == 0, clean.stderr
+
+
+def test_a_catch_up_loop_is_told_how_to_prune_its_backups(runner, small_copy: Path, tmp_path):
+    """Each catch-up that applies events keeps a whole backup of the target (rollback
+    needs it): a run that leaves 10 or more says how many, their size, and the command
+    that prunes them (`backupsKept` under --json); fewer say nothing of it."""
+    eventlog = small_copy / "eventlog@6.db"
+    full = tmp_path / "full.db"
+    full.write_bytes(eventlog.read_bytes())
+    target = tmp_path / "t.db"
+    outputs = []
+    for last in range(100, 173, 7):  # a first run, then 10 catch-ups with new events
+        eventlog.write_bytes(full.read_bytes())
+        with contextlib.closing(sqlite3.connect(eventlog)) as conn, conn:
+            conn.execute("DELETE FROM eventlog WHERE seqNumGlobal > ?", (last,))
+        result = runner.invoke(cli, ["replay", str(small_copy), str(target)])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    assert all("backups of" not in out for out in outputs[:-1])
+    hint = outputs[-1].splitlines()[-1]
+    size = sum(p.stat().st_size for p in tmp_path.glob("t.db.run*.bak"))
+    assert hint == (
+        f"  10 backups of t.db kept ({size / 2**20:,.0f} MiB): `projector backups {target} "
+        "--prune KEEP` deletes all but the newest KEEP"
+    )
+    eventlog.write_bytes(full.read_bytes())
+    as_json = runner.invoke(cli, ["replay", str(small_copy), str(target), "--json"])
+    assert json.loads(as_json.stdout)["backupsKept"] == {
+        "count": 11,
+        "bytes": sum(p.stat().st_size for p in tmp_path.glob("t.db.run*.bak")),
+    }

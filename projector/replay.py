@@ -1348,7 +1348,7 @@ def _after_checkpoint(
             raise CheckpointMismatch(
                 f"{source.path} has {seen:,} events but {label}'s checkpoint is at {where}: "
                 "not the history that was migrated (another store, or events removed since); "
-                "migrate it into a new target"
+                f"migrate it into a new target: {_into_new_target(source, label)}"
             )
         if digest.hexdigest() != state.prefix_digest or last.event_id != state.last_event_id:
             _refuse_text_not_utf8(source, checkpoint)  # it changes the digest too: say it
@@ -1360,9 +1360,22 @@ def _after_checkpoint(
             )
             raise CheckpointMismatch(
                 f"{source.path}: the events up to the checkpoint {where} differ from those "
-                f"migrated into {label}: {why}; migrate it into a new target"
+                f"migrated into {label}: {why}; migrate it into a new target: "
+                f"{_into_new_target(source, label)}"
             )
     return digest, events
+
+
+def _into_new_target(source: Source, label: Path) -> str:
+    """The command migrating SOURCE into a new target beside LABEL (``app-2.db``, the first
+    such name not taken), for a refusal to go on in LABEL."""
+    number = 2
+    while True:
+        fresh = label.with_name(f"{label.stem}-{number}{label.suffix}")
+        if not os.path.lexists(fresh):
+            break
+        number += 1
+    return command_line("replay", source.path, fresh)
 
 
 def _refuse_text_not_utf8(source: Source, last: int) -> None:

@@ -144,8 +144,17 @@ def test_a_changed_history_is_refused(small_copy: Path, target: Path):
     )
     conn.commit()
     conn.close()
-    with pytest.raises(CheckpointMismatch, match="differ from those migrated"):
+    with pytest.raises(CheckpointMismatch, match="differ from those migrated") as refused:
         replay(small_copy, target)
+    # The way on, as a command to paste: a new target beside it, under a free name.
+    (target.parent / f"{target.stem}-2{target.suffix}").touch()
+    with pytest.raises(CheckpointMismatch) as again:
+        replay(small_copy, target)
+    fresh = target.parent / f"{target.stem}-3{target.suffix}"
+    assert str(again.value).endswith(
+        f"migrate it into a new target: `projector replay {small_copy / 'eventlog@6.db'} {fresh}`"
+    )
+    assert f"-2{target.suffix}`" in str(refused.value)
 
 
 def test_another_store_is_refused(target: Path):

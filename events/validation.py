@@ -182,7 +182,7 @@ class Problem:
     def message(self, where: str = "") -> str:
         place = f" in {where}" if where else ""
         text = f"{self.event_id} (#{self.position}, {label(self.name)}){place}: {self.reason}"
-        if self.kind == INVALID:
+        if self.kind == INVALID and self.path:  # no path: not the args' fault (an upcaster's)
             path = self.path if len(self.path) <= 160 else self.path[:159] + "…"
             text += f" at {path}"
             if self.value:
@@ -509,6 +509,32 @@ class Validator:
                     notes.append(Note(EXCESS_KEY, path, detail))
                 return stripped, None
         return args, self.explain(event, args, error)
+
+    def refusal(self, name: str, args: Any) -> tuple[str, str, str] | None:
+        """Why ARGS, an upcaster's output (`projector.replay`), are not args of events named
+        NAME, as (reason, JSON path, value sample); None when they are. They are checked
+        as they stand (no excess key dropped), except that None may stand anywhere: an
+        upcaster gives None for what the old version lacks and its row stores as NULL
+        (ai-desk's v1.PersonaCreated has no voice, which v2 requires), so only the
+        schema's complaints about other values (a wrong type, a missing key, a value out
+        of an enum) refuse them. NAME must have a schema."""
+        fast = self._fast_for(name)
+        assert fast is not None, name
+        try:
+            fast(args)
+            return None
+        except (fastjsonschema.JsonSchemaException, RecursionError):
+            pass
+        try:
+            errors = [e for e in self._reference[name].iter_errors(args) if e.instance is not None]
+        except RecursionError:
+            return "nested too deeply", "$", ""
+        if not errors:
+            return None
+        error = best_match(errors)
+        assert error is not None
+        reason = error.message if len(error.message) <= 160 else error.message[:159] + "…"
+        return reason, error.json_path, sample(error.instance)
 
     def fits(self, name: str, path: tuple[str, ...], value: Any) -> bool:
         """Whether VALUE is what the schema of events named NAME allows at PATH (names of

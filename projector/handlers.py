@@ -788,7 +788,7 @@ def _unstorable(value: Any) -> str:
     return f"a {type(value).__name__}, which SQLite cannot store (text, numbers, bytes or None),"
 
 
-def _raised(exc: Exception, path: str) -> str:
+def raised_at(exc: Exception, path: str) -> str:
     """``KeyError: 'x' at line 12``: EXC, and the last line of the file PATH (hooks.py)
     it passed through."""
     line = None
@@ -836,12 +836,38 @@ def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Ha
         except (IntegrityBreak, HookError):
             raise
         except Exception as exc:  # a bug of the hook's, not a value the target refused
-            raise HookError(f"{where} raised {_raised(exc, path)}") from exc
+            raise HookError(f"{where} raised {raised_at(exc, path)}") from exc
 
     key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None
     rows = tuple((t, key) for t in hook.tables[:1] if key is not None)
     reads = tuple((t, _getter(tuple(f.removeprefix("$.").split(".")))) for t, f in hook.reads)
     return Handler(hook.name, apply, hook.tables, rows=rows, reads=reads)
+
+
+def _check_upcasters(catalog: Catalog, handlers: dict[str, Handler]) -> None:
+    """Raise CatalogError for an upcaster (hooks.py) that cannot work: one from or to a
+    name with no schema (its events are unknown before it runs, or a misspelled name
+    leaves them without a handler), in a cycle, or from a name that also has a handler
+    (which would never run: the chain's current name takes the event)."""
+    path = f"{catalog.directory}/{HOOKS_FILE}"
+    steps = catalog.upcasters.steps
+    for from_name, (to_name, step) in steps.items():
+        where = f"{path}: upcaster {getattr(step, '__name__', '?')} ({from_name} -> {to_name})"
+        for end, name in (("reads", from_name), ("writes", to_name)):
+            if name not in catalog.schemas:
+                raise CatalogError(
+                    f"{where} {end} {name}, which has no schema in the catalog ({name}.json)"
+                )
+        try:
+            catalog.upcasters.current_name(from_name)
+        except ValueError as exc:
+            raise CatalogError(f"{where}: {exc}") from None
+        if from_name in handlers:
+            raise CatalogError(
+                f"{where}: {from_name} also has a handler, which would never run (its events "
+                f"are upcast and applied as {catalog.upcasters.current_name(from_name)}); "
+                "remove one"
+            )
 
 
 _COMPILED: dict[tuple[str, str], tuple[dict[str, Table], Handlers]] = {}
@@ -880,6 +906,7 @@ class Handlers:
             self._add(_compile_ops(name, specs, tables, spec_path, known))
         for hook in catalog.hooks.handlers.values():
             self._add(_python(hook, tables, catalog))
+        _check_upcasters(catalog, self.by_name)
 
     def _add(self, handler: Handler) -> None:
         if handler.name in self.by_name:
@@ -915,4 +942,5 @@ __all__ = [
     "Reference",
     "any_row",
     "encoder",
+    "raised_at",
 ]

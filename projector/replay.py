@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from events.catalog import bundled_catalog_names, load_recorded
+from events.catalog import HOOKS_FILE, bundled_catalog_names, load_recorded
 from events.envelope import Event, args_text
 from events.errors import CatalogError, SourceError, TextNotUtf8
 from events.history import HistoryCheck
@@ -65,7 +65,7 @@ from projector.errors import (
     TargetError,
     command_line,
 )
-from projector.handlers import Handler, compile_catalog, entity_list, entity_text
+from projector.handlers import Handler, compile_catalog, entity_list, entity_text, raised_at
 from projector.handoff import refuse_handed_over
 from projector.lock import held_lock_fd, refuse_hard_links, refuse_if_busy, writer_lock
 from projector.profile import Lap, Phases, no_lap
@@ -460,10 +460,8 @@ class Projection:
             handler = None
             if problem is None:
                 handler = handlers[name] if name in handlers else find(name)
-            if handler is None or notes:
+            if handler is None or notes or name in steps:
                 prepared.append(self._prepared(event, args, problem, notes))
-            elif name in steps:
-                prepared.append((handler, self.upcasters.upcast(name, args)[1], None, NO_NOTES))
             else:
                 prepared.append((handler, args, None, NO_NOTES))
         lap("validate")
@@ -481,7 +479,7 @@ class Projection:
                     UNKNOWN, event.position, event.event_id, event.name, "no handler for this event"
                 )
             else:
-                args = self.upcasters.upcast(event.name, args)[1]
+                args, problem = self._upcast(event, args)
         elif problem.kind == UNKNOWN and event.schema_hash == -1:
             problem = replace(
                 problem,
@@ -489,6 +487,36 @@ class Projection:
                 "(schemaHash -1) and LiveStore skips it on replay",
             )
         return handler, args, problem, notes
+
+    def _upcast(self, event: Event, args: Any) -> tuple[Any, Problem | None]:
+        """EVENT's valid ARGS raised to the current version by the catalog's upcasters
+        (hooks.py), or why they cannot be: a step that raises, or whose output the schema
+        of the version it writes refuses, makes the event invalid (parked, or the run
+        fails on it naming the step), where the first stopped every run with a traceback
+        and the second wrote its rows as they came."""
+        name = event.name
+        steps = self.upcasters.steps
+        hooks = str(self.validator.catalog.directory / HOOKS_FILE)
+        given = args  # what a refused event's rows are told by (`apply`): its own args
+        while name in steps:
+            to_name, step = steps[name]
+            where = f"{hooks}: upcaster {getattr(step, '__name__', '?')} ({name} -> {to_name})"
+            try:
+                args = step(args)
+            except Exception as exc:  # a bug of the upcaster's: this event is invalid
+                reason = f"{where} raised {raised_at(exc, hooks)}"
+                return given, Problem(
+                    INVALID, event.position, event.event_id, event.name, reason, path=""
+                )
+            refused = self.validator.refusal(to_name, args)
+            if refused is not None:
+                why, path, value = refused
+                reason = f"{where} gives args the schema of {to_name} refuses: {why}"
+                return given, Problem(
+                    INVALID, event.position, event.event_id, event.name, reason, path, value
+                )
+            name = to_name
+        return args, None
 
     def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
         """Apply EVENT; return None when applied, or the kind under which it was parked."""

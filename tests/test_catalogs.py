@@ -938,3 +938,108 @@ def test_a_schema_nested_too_deeply_for_its_validator_is_one_line(runner, tmp_pa
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
     assert "the schema of v1.Deep is nested too deeply for its validator" in result.stderr
+
+
+def _upcasting(tmp_path: Path, body: str) -> Path:
+    """A copy of the features catalog whose v0.ItemAdded upcaster is BODY (the lines of
+    its function, args in ARGS), and whose v1.ItemAdded schema requires a name."""
+    catalog_dir = features_copy(tmp_path, "cat")
+    hooks = (catalog_dir / "hooks.py").read_text("utf-8")
+    start = hooks.index("def upcast_item_added_v0_v1(args):")
+    end = hooks.index("@hooks.handler")
+    (catalog_dir / "hooks.py").write_text(
+        hooks[:start] + "def upcast_item_added_v0_v1(args):\n" + body + "\n\n" + hooks[end:],
+        "utf-8",
+    )
+    schema = json.loads((catalog_dir / "v1.ItemAdded.json").read_text("utf-8"))
+    schema["required"] = ["id", "name"]
+    (catalog_dir / "v1.ItemAdded.json").write_text(json.dumps(schema), "utf-8")
+    return catalog_dir
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            '    if args["title"] == "bad":\n        raise ValueError("cannot upcast it")\n'
+            '    return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
+            "raised ValueError: cannot upcast it at line 11",
+        ),
+        (  # forgot the rename: v1's schema requires name
+            '    return {"id": args["id"], "qty": 1, "labels": []} if args["title"] == "bad" '
+            'else {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
+            "gives args the schema of v1.ItemAdded refuses: 'name' is a required property",
+        ),
+    ],
+    ids=["raises", "refused-output"],
+)
+def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_event_invalid(
+    tmp_path, body, reason
+):
+    """An upcaster (hooks.py) is checked as a handler is: one that raises, or whose output
+    the schema of the version it writes refuses, makes that event invalid, named with the
+    upcaster: the run fails in one line, or with --on-invalid park the event is parked
+    (later events on its row held) and the others apply. Before, the first stopped every
+    run with a traceback, and the second wrote its rows as they came (a name of '')."""
+    catalog = Catalog.load(_upcasting(tmp_path, body))
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [
+            ("v0.ItemAdded", {"id": "a", "title": "good"}),
+            ("v0.ItemAdded", {"id": "b", "title": "bad"}),
+            ("v1.ItemRenamed", {"id": "b", "name": "B"}),
+        ],
+    )
+    where = f"{catalog.directory}/hooks.py: upcaster upcast_item_added_v0_v1 (v0.ItemAdded -> "
+    with pytest.raises(ReplayError) as failed:
+        replay(log, tmp_path / "failed.db", ReplayOptions(catalog=catalog))
+    assert str(failed.value).startswith(f"e2 (#2, v0.ItemAdded) in log.ndjson: {where}")
+    assert reason in str(failed.value) and "; nothing was written" in str(failed.value)
+    assert not (tmp_path / "failed.db").exists()
+    target = tmp_path / "t.db"
+    replay(log, target, ReplayOptions(on_invalid="park", catalog=catalog))
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT id, name FROM items").fetchall() == [("a", "good")]
+    found = conn.execute("SELECT name, kind, entity, reason FROM _projector_parked").fetchall()
+    # v0's schema declares no id: the parked event holds back its whole table.
+    assert [row[:3] for row in found] == [
+        ("v0.ItemAdded", "invalid", "items:*"),
+        ("v1.ItemRenamed", "held", "items:b"),
+    ]
+    assert found[0][3].startswith(f"e2 (#2, v0.ItemAdded): {where}v1.ItemAdded) ")
+    assert reason in found[0][3]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda h: h.replace('"v1.ItemAdded")\ndef', '"v1.ItemAdedd")\ndef'),
+            "upcaster upcast_item_added_v0_v1 (v0.ItemAdded -> v1.ItemAdedd) writes "
+            "v1.ItemAdedd, which has no schema in the catalog (v1.ItemAdedd.json)",
+        ),
+        (
+            lambda h: h.replace('@hooks.upcaster("v0.ItemAdded"', '@hooks.upcaster("v0.ItemAded"'),
+            "upcaster upcast_item_added_v0_v1 (v0.ItemAded -> v1.ItemAdded) reads "
+            "v0.ItemAded, which has no schema in the catalog (v0.ItemAded.json)",
+        ),
+        (
+            lambda h: h.replace('@hooks.handler("v1.ItemRenamed"', '@hooks.handler("v0.ItemAdded"'),
+            "upcaster upcast_item_added_v0_v1 (v0.ItemAdded -> v1.ItemAdded): v0.ItemAdded "
+            "also has a handler, which would never run",
+        ),
+    ],
+    ids=["misspelled-to", "misspelled-from", "dead-handler"],
+)
+def test_an_upcaster_that_cannot_work_is_refused_when_the_catalog_loads(tmp_path, edit, message):
+    """An upcaster naming an event no schema declares (a misspelling: its events would be
+    unknown, or have no handler, only once replayed), or from a name that also has a
+    handler (which would never run), is refused when the catalog loads: by validate too,
+    where validate said every event valid and replay then said 'no handler'."""
+    catalog_dir = features_copy(tmp_path, "cat")
+    hooks = catalog_dir / "hooks.py"
+    hooks.write_text(edit(hooks.read_text("utf-8")), "utf-8")
+    refused = compile_refused(catalog_dir)
+    assert refused == f"{catalog_dir}/hooks.py: {message}" or refused.startswith(
+        f"{catalog_dir}/hooks.py: {message}"
+    )

@@ -25,6 +25,12 @@ class ReplayError(ProjectorError):
     """A replay stopped: an event failed under the `fail` policy, or a write failed."""
 
 
+class CatalogFault(ReplayError):
+    """An event failed under the `fail` policy in the catalog's own Python (a hooks.py
+    handler or upcaster that raised or broke its contract): fixing it changes the
+    catalog, which a target migrated with it then refuses."""
+
+
 class CheckpointMismatch(ProjectorError):
     """The source no longer matches the target's checkpoint."""
 

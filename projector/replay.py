@@ -56,6 +56,7 @@ from projector import backup as backups
 from projector import deviations
 from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
+    CatalogFault,
     CheckpointMismatch,
     EventsError,
     HookError,
@@ -317,6 +318,9 @@ class Projection:
         self.reasons: dict[int, str] = {}
         #: The validator's notes on the batch's events, by position (the run's warnings).
         self.notes: dict[int, tuple[Event, tuple[Note, ...]]] = {}
+        #: Positions of events an upcaster (hooks.py) failed on, under "fail" (the run
+        #: stops at the first: `CatalogFault`).
+        self.hook_faults: set[int] = set()
 
     def apply_batch(
         self,
@@ -375,7 +379,7 @@ class Projection:
             except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
                 append(self._refused(event, f"cannot be stored: {exc}", handler.entities(current)))
             except HookError as exc:
-                append(self._refused(event, str(exc), handler.entities(current)))
+                append(self._refused(event, str(exc), handler.entities(current), hook=True))
             else:
                 append(None)
 
@@ -419,12 +423,12 @@ class Projection:
             outcomes.append(outcome)
         return outcomes
 
-    def _refused(self, event: Event, reason: str, entities: list[str]) -> str:
+    def _refused(self, event: Event, reason: str, entities: list[str], hook: bool = False) -> str:
         """Park (or fail on) an event whose rows the target refused to store, or whose
-        hooks.py handler failed (REASON says which)."""
+        hooks.py handler failed (HOOK; REASON says which)."""
         message = f"{event.event_id} ({event.name}): {reason}"
         if self.on_invalid == "fail":
-            raise ReplayError(message)
+            raise (CatalogFault if hook else ReplayError)(message)
         self.park(event, INVALID, message, entities)
         return INVALID
 
@@ -504,12 +508,14 @@ class Projection:
             try:
                 args = step(args)
             except Exception as exc:  # a bug of the upcaster's: this event is invalid
+                self._hook_fault(event)
                 reason = f"{where} raised {raised_at(exc, hooks)}"
                 return given, Problem(
                     INVALID, event.position, event.event_id, event.name, reason, path=""
                 )
             refused = self.validator.refusal(to_name, args)
             if refused is not None:
+                self._hook_fault(event)
                 why, path, value = refused
                 reason = f"{where} gives args the schema of {to_name} refuses: {why}"
                 return given, Problem(
@@ -518,6 +524,10 @@ class Projection:
             name = to_name
         return args, None
 
+    def _hook_fault(self, event: Event) -> None:
+        if self.on_invalid == "fail":
+            self.hook_faults.add(event.position)
+
     def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
         """Apply EVENT; return None when applied, or the kind under which it was parked."""
         handler, current, problem, notes = prepared or self.prepare(event)
@@ -525,7 +535,8 @@ class Projection:
             self.notes[event.position] = (event, notes)
         if problem is not None:
             if self.on_invalid == "fail":
-                raise ReplayError(problem.message(self.where))
+                fault = CatalogFault if event.position in self.hook_faults else ReplayError
+                raise fault(problem.message(self.where))
             entities: list[str] = []
             if handler is not None:
                 # Args too broken to name their rows (a key its schema refuses, e.g. a
@@ -559,7 +570,7 @@ class Projection:
             # later, when the batch is written: see RowError). `_apply_slice` does the same.
             return self._refused(event, f"cannot be stored: {exc}", handler.entities(current))
         except HookError as exc:  # a hooks.py handler broke the row API's contract
-            return self._refused(event, str(exc), handler.entities(current))
+            return self._refused(event, str(exc), handler.entities(current), hook=True)
         if notes:
             self._record_deviations(event, handler, current, notes)
         return None
@@ -1075,6 +1086,25 @@ def _run(
                 if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"
                 else ""
             )
+            catalog_fault = (
+                isinstance(exc, CatalogFault) and _says(exc) and (ctx.begun or not created)
+            )
+            if catalog_fault:
+                # Fixing hooks.py changes the catalog this target recorded, which it then
+                # refuses: the way on is to park such events and apply them with the fix.
+                parking = command_line(
+                    "replay",
+                    source.path,
+                    label,
+                    "--on-invalid",
+                    "park",
+                    *(["--strict-keys"] if strict_keys else []),
+                )
+                fixed = command_line("replay-parked", label, "--catalog", "DIR")
+                park = (
+                    ": a fix to hooks.py changes the catalog, which it then refuses; park such "
+                    f"events ({parking}), then apply them with the fixed catalog ({fixed})"
+                )
             if not ctx.begun:
                 conn.close()
                 _undo(target, result, file_existed, was_empty)
@@ -1116,7 +1146,13 @@ def _run(
                     position = _committed_position(conn)
                 except sqlite3.Error:  # the target's own failure is not the one to report
                     raise exc from None
-                exc.args = (f"{exc.args[0]}; {_holds(label, position)}{park}", *exc.args[1:])
+                holds = (
+                    f"{label} holds every batch up to #{position:,} "
+                    f"({command_line('status', label)})"
+                    if catalog_fault
+                    else _holds(label, position)
+                )
+                exc.args = (f"{exc.args[0]}; {holds}{park}", *exc.args[1:])
             raise
         if collecting:
             gc.enable()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from events.catalog import Catalog, bundled_catalog_names, detect_catalog, resolve_catalog
 from events.errors import CatalogError
@@ -1043,3 +1044,50 @@ def test_an_upcaster_that_cannot_work_is_refused_when_the_catalog_loads(tmp_path
     assert refused == f"{catalog_dir}/hooks.py: {message}" or refused.startswith(
         f"{catalog_dir}/hooks.py: {message}"
     )
+
+
+def test_a_fault_in_hooks_py_after_commits_says_the_way_on_and_it_works(tmp_path):
+    """A hooks.py handler that fails under "fail" once batches are committed: fixing
+    hooks.py changes the catalog, which the target then refuses, so "once the cause is
+    fixed, resume goes on" could not work (a fresh user's trial). The message says what
+    does (park such events, then replay-parked with the fixed catalog), and following it
+    ends with every event applied."""
+    catalog_dir = features_copy(tmp_path, "cat")
+    hooks = catalog_dir / "hooks.py"
+    fixed = hooks.read_text("utf-8")
+    hooks.write_text(
+        fixed.replace(
+            '    rows.put("items", args["id"], {**row, "name": args["name"]})\n',
+            '    rows.put("items", args["id"], {**row, "name": args["name"].upper2()})\n',
+        ),
+        "utf-8",
+    )
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [item("a"), item("b"), ("v1.ItemRenamed", {"id": "a", "name": "new"}), item("c")],
+    )
+    target = tmp_path / "t.db"
+    with pytest.raises(ReplayError) as failed:
+        replay(log, target, ReplayOptions(catalog=Catalog.load(catalog_dir), batch_size=1))
+    assert str(failed.value).endswith(
+        f"raised AttributeError: 'str' object has no attribute 'upper2' at line 18; {target} "
+        f"holds every batch up to #2 (`projector status {target}`): a fix to hooks.py changes "
+        f"the catalog, which it then refuses; park such events (`projector replay {log} "
+        f"{target} --on-invalid park`), then apply them with the fixed catalog (`projector "
+        f"replay-parked {target} --catalog DIR`)"
+    )
+    runner = CliRunner()
+    parking = runner.invoke(cli, ["-q", "replay", str(log), str(target), "--on-invalid", "park"])
+    assert parking.exit_code == 0, parking.output
+    fixed_dir = tmp_path / "fixed"
+    shutil.copytree(catalog_dir, fixed_dir)
+    (fixed_dir / "hooks.py").write_text(fixed, "utf-8")
+    again = runner.invoke(cli, ["-q", "replay-parked", str(target), "--catalog", str(fixed_dir)])
+    assert again.exit_code == 0, again.output
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT id, name FROM items ORDER BY id").fetchall() == [
+        ("a", "new"),
+        ("b", "B"),
+        ("c", "C"),
+    ]
+    assert conn.execute("SELECT COUNT(*) FROM _projector_parked").fetchone() == (0,)

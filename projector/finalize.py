@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from events.catalog import Catalog, load_recorded
+from events.catalog import Catalog
 from events.scratch import folders_for, remove_dead
 from events.sources import connect_readonly, read_only_fs, readonly_uri
 from events.sqlite_source import EVENTLOG_FILE, STATE_FILE
@@ -55,6 +55,7 @@ from projector.handoff import (
     sidecar_path,
 )
 from projector.lock import writer_lock
+from projector.replay import load_recorded_catalog
 from projector.runs import status as target_status
 from projector.target import (
     BOOKKEEPING_TABLES,
@@ -378,16 +379,17 @@ def _verified(target: Path, report: VerifyReport) -> str:
 
 def recorded_catalog(target: Path) -> Catalog:
     """The catalog TARGET's migration recorded. Raises TargetError for a path that is not
-    a target, HandoffError for a target with no migration yet."""
+    a target, HandoffError for a target with no migration yet, and CatalogError when the
+    catalog is gone or its files changed since the migration began."""
     require_target(target)
     conn = connect_readonly(target)
     try:
-        row = conn.execute(f"SELECT catalog FROM {STATE_TABLE} WHERE id = 1").fetchone()
+        catalog = load_recorded_catalog(target, conn)
     finally:
         conn.close()
-    if row is None:
+    if catalog is None:
         raise HandoffError(f"{target}: no migration recorded yet; nothing to hand over")
-    return load_recorded(row[0])
+    return catalog
 
 
 def _state(target: Path) -> dict[str, Any]:
@@ -566,9 +568,14 @@ def _check_same_tables(target: Path, schema: AppSchema) -> None:
         conn.close()
     for s in schema.statements:
         if s.kind in ("table", "index") and stored.get(s.name) != s.sql:
+            has = (
+                f"has no {s.kind} {s.name}, which"
+                if s.name not in stored
+                else f"has its {s.kind} {s.name} otherwise than"
+            )
             raise HandoffError(
-                f"{target}: its {s.kind} {s.name} is not the {schema.catalog.name} catalog's "
-                "(migrate into a new target with this catalog)"
+                f"{target}: {has} the {schema.catalog.name} catalog declares (migrate into a "
+                "new target with this catalog)"
             )
 
 

@@ -758,11 +758,33 @@ def _catalog_for(
 def _catalog_changed(label: Path, catalog: Catalog, state: MigrationState) -> str:
     """Why a migration cannot go on with CATALOG, whose files changed since it began (an
     upgrade of the projector changes a bundled catalog's files), and what to do."""
+    return catalog_changed(label, catalog, str(state.catalog_digest))
+
+
+def catalog_changed(label: Path | str, catalog: Catalog, digest: str) -> str:
+    """`_catalog_changed` for the catalog DIGEST a migration recorded."""
     return (
         f"{label}: catalog {catalog.name!r} changed since this migration began "
         f"({catalog.directory}); migrate into a new target with the new catalog, or go on with "
-        f"--catalog DIR holding the files it began with (digest {str(state.catalog_digest)[:12]})"
+        f"--catalog DIR holding the files it began with (digest {digest[:12]})"
     )
+
+
+def load_recorded_catalog(label: Path | str, conn: sqlite3.Connection) -> Catalog | None:
+    """The catalog LABEL's migration recorded (CONN: the target, read), or None before its
+    first batch. Raises CatalogError when it is not found, or when its files changed
+    since the migration began (the digest it recorded; a target made before digests were
+    recorded has none to compare): verify, finalize and drizzle would otherwise describe
+    the target with files it was not made with."""
+    columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
+    digest = "catalogDigest" if "catalogDigest" in columns else "NULL"
+    row = conn.execute(f"SELECT catalog, {digest} FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    if row is None:
+        return None
+    catalog = load_recorded(row[0])
+    if row[1] and catalog.digest != row[1]:
+        raise CatalogError(catalog_changed(label, catalog, row[1]))
+    return catalog
 
 
 def _require_projection(catalog: Catalog) -> None:

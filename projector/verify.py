@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from events.catalog import Catalog, load_recorded
+from events.catalog import Catalog
 from events.encoding import utf8_text
 from events.envelope import format_event_id, parse_event_id
 from events.errors import CatalogError, SourceBusy, SourceError
@@ -29,7 +29,7 @@ from projector.checkpoint import PrefixDigest, TrackingView
 from projector.errors import TargetError, command_line
 from projector.handlers import any_row, entity_list
 from projector.lock import held_lock_fd, refuse_if_busy
-from projector.replay import client_only_tables
+from projector.replay import client_only_tables, load_recorded_catalog
 from projector.runs import shown_state
 from projector.target import (
     DEVIATIONS_TABLE,
@@ -248,7 +248,9 @@ def _tables(
         if catalog is None:
             if record is None:
                 return None, None
-            catalog = load_recorded(record["catalog"])
+            catalog = load_recorded_catalog(report.target, conn)
+            if catalog is None:
+                return None, None
         elif record is not None and record["catalog"] not in (catalog.reference, None):
             # The same catalog's files named another way (a folder for a name, a folder
             # that moved) are the same catalog: their digest is the one recorded.

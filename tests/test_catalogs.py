@@ -1091,3 +1091,30 @@ def test_a_fault_in_hooks_py_after_commits_says_the_way_on_and_it_works(tmp_path
         ("c", "C"),
     ]
     assert conn.execute("SELECT COUNT(*) FROM _projector_parked").fetchone() == (0,)
+
+
+def test_a_catalog_changed_since_the_migration_began_is_refused_by_every_command(tmp_path, runner):
+    """The recorded catalog's files changed since the migration began (a migration added
+    to a copied catalog, a fresh user's trial): verify failed nothing, drizzle wrote files
+    the target does not have, and finalize said the target's index was not the catalog's.
+    Each now says, as replay does, that the catalog changed, and how to go on; --catalog
+    with the files the migration began with still works."""
+    catalog_dir = tmp_path / "todos"
+    shutil.copytree(Catalog.bundled("todomvc").directory, catalog_dir)
+    store = ROOT / "fixtures" / "todomvc-small" / "todomvc"
+    target = tmp_path / "t.db"
+    replay(store, target, ReplayOptions(catalog=Catalog.load(catalog_dir)))
+    kept = tmp_path / "kept"
+    shutil.copytree(catalog_dir, kept)
+    (catalog_dir / "migrations" / "0009_priority_index.sql").write_text(
+        "CREATE INDEX idx_todos_text ON todos (text);\n", "utf-8"
+    )
+    changed = f"{target}: catalog 'todomvc' changed since this migration began ({catalog_dir})"
+    verified = runner.invoke(cli, ["verify", str(target), "--no-source"])
+    assert verified.exit_code == 1 and f"FAIL  catalog: {changed}" in verified.stdout
+    for args in (["finalize", str(target)], ["drizzle", str(target), str(tmp_path / "dz")]):
+        refused = runner.invoke(cli, args)
+        assert refused.exit_code == 1 and refused.stderr.startswith(f"Error: {changed}")
+    assert not (tmp_path / "dz").exists()
+    kept_ok = runner.invoke(cli, ["verify", str(target), "--no-source", "--catalog", str(kept)])
+    assert kept_ok.exit_code == 0, kept_ok.output

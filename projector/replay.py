@@ -513,7 +513,11 @@ class Projection:
                 return given, Problem(
                     INVALID, event.position, event.event_id, event.name, reason, path=""
                 )
-            refused = self.validator.refusal(to_name, args)
+            refused = (
+                self.validator.refusal(to_name, args)
+                if isinstance(args, dict)
+                else (f"{sample(args)} is not an object (args are a JSON object)", "$", "")
+            )
             if refused is not None:
                 self._hook_fault(event)
                 why, path, value = refused

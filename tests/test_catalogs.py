@@ -971,8 +971,13 @@ def _upcasting(tmp_path: Path, body: str) -> Path:
             'else {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
             "gives args the schema of v1.ItemAdded refuses: 'name' is a required property",
         ),
+        (  # forgot the return
+            '    if args["title"] != "bad":\n'
+            '        return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
+            "gives args the schema of v1.ItemAdded refuses: null is not an object",
+        ),
     ],
-    ids=["raises", "refused-output"],
+    ids=["raises", "refused-output", "returns-none"],
 )
 def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_event_invalid(
     tmp_path, body, reason

@@ -1098,17 +1098,12 @@ def _run(
             _stop_writer(ctx, failing=True)
             stopped = isinstance(exc, Interrupted | KeyboardInterrupt)
             # An event at fault under "fail" (not the target's or the source's doing).
+            # The catalog named when one was given: a target this run made records none
+            # once undone, and the pasted command would detect one again.
+            named = catalog.reference if options.catalog is not None else None
+            parking = _replay_command(source, label, named, "park", strict_keys)
             park = (
-                " (or park such events: "
-                + command_line(
-                    "replay",
-                    source.path,
-                    label,
-                    "--on-invalid",
-                    "park",
-                    *(["--strict-keys"] if strict_keys else []),
-                )
-                + ")"
+                f" (or park such events: {parking})"
                 if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"
                 else ""
             )
@@ -1118,14 +1113,6 @@ def _run(
             if catalog_fault:
                 # Fixing hooks.py changes the catalog this target recorded, which it then
                 # refuses: the way on is to park such events and apply them with the fix.
-                parking = command_line(
-                    "replay",
-                    source.path,
-                    label,
-                    "--on-invalid",
-                    "park",
-                    *(["--strict-keys"] if strict_keys else []),
-                )
                 fixed = command_line("replay-parked", label, "--catalog", "DIR")
                 park = (
                     ": a fix to hooks.py changes the catalog, which it then refuses; park such "
@@ -1438,7 +1425,7 @@ def _after_checkpoint(
             raise CheckpointMismatch(
                 f"{source.path} has {seen:,} events but {label}'s checkpoint is at {where}: "
                 "not the history that was migrated (another store, or events removed since); "
-                f"migrate it into a new target: {_into_new_target(source, label)}"
+                f"migrate it into a new target: {_into_new_target(source, label, state)}"
             )
         if digest.hexdigest() != state.prefix_digest or last.event_id != state.last_event_id:
             _refuse_text_not_utf8(source, checkpoint)  # it changes the digest too: say it
@@ -1451,21 +1438,39 @@ def _after_checkpoint(
             raise CheckpointMismatch(
                 f"{source.path}: the events up to the checkpoint {where} differ from those "
                 f"migrated into {label}: {why}; migrate it into a new target: "
-                f"{_into_new_target(source, label)}"
+                f"{_into_new_target(source, label, state)}"
             )
     return digest, events
 
 
-def _into_new_target(source: Source, label: Path) -> str:
+def _into_new_target(source: Source, label: Path, state: MigrationState) -> str:
     """The command migrating SOURCE into a new target beside LABEL (``app-2.db``, the first
-    such name not taken), for a refusal to go on in LABEL."""
+    such name not taken) as LABEL's migration was made: its catalog and policies (a new
+    target records none: without them the catalog would be detected again, perhaps a
+    bundled one instead of the app's folder), for a refusal to go on in LABEL."""
     number = 2
     while True:
         fresh = label.with_name(f"{label.stem}-{number}{label.suffix}")
         if not os.path.lexists(fresh):
             break
         number += 1
-    return command_line("replay", source.path, fresh)
+    return _replay_command(source, fresh, state.catalog, state.on_invalid, state.strict_keys)
+
+
+def _replay_command(
+    source: Source, target: Path, catalog: str | None, on_invalid: str, strict_keys: bool
+) -> str:
+    """``projector replay SOURCE TARGET`` with the options a run needs to be this one: the
+    catalog (a bundled name or a folder; None: TARGET records it), ``--on-invalid park``
+    and ``--strict-keys`` when they are the run's."""
+    return command_line(
+        "replay",
+        source.path,
+        target,
+        *(["--catalog", catalog] if catalog else []),
+        *(["--on-invalid", "park"] if on_invalid == "park" else []),
+        *(["--strict-keys"] if strict_keys else []),
+    )
 
 
 def _refuse_text_not_utf8(source: Source, last: int) -> None:

@@ -7,6 +7,7 @@ target, or every row worked on in memory) and checks the rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -913,9 +914,10 @@ def test_an_exception_raised_in_a_python_handler_says_the_hook_raised_it(tmp_pat
     catalog = Catalog.load(catalog_dir)
     with pytest.raises(ReplayError) as failed:
         replay(log, tmp_path / "failed.db", ReplayOptions(catalog=catalog))
+    # The catalog given is in the command: a target the run made and undid records none.
     assert str(failed.value) == (
         f"{reason}; nothing was written (or park such events: `projector replay {log} "
-        f"{tmp_path / 'failed.db'} --on-invalid park`)"
+        f"{tmp_path / 'failed.db'} --catalog {catalog_dir} --on-invalid park`)"
     )
     replay(log, tmp_path / "t.db", ReplayOptions(on_invalid="park", catalog=catalog))
     conn = sqlite3.connect(tmp_path / "t.db")
@@ -1078,11 +1080,16 @@ def test_a_fault_in_hooks_py_after_commits_says_the_way_on_and_it_works(tmp_path
         f"raised AttributeError: 'str' object has no attribute 'upper2' at line 18; {target} "
         f"holds every batch up to #2 (`projector status {target}`): a fix to hooks.py changes "
         f"the catalog, which it then refuses; park such events (`projector replay {log} "
-        f"{target} --on-invalid park`), then apply them with the fixed catalog (`projector "
+        f"{target} --catalog {catalog_dir} --on-invalid park`), then apply them with the "
+        "fixed catalog (`projector "
         f"replay-parked {target} --catalog DIR`)"
     )
     runner = CliRunner()
-    parking = runner.invoke(cli, ["-q", "replay", str(log), str(target), "--on-invalid", "park"])
+    parking = runner.invoke(
+        cli,
+        ["-q", "replay", str(log), str(target), "--catalog", str(catalog_dir)]
+        + ["--on-invalid", "park"],
+    )
     assert parking.exit_code == 0, parking.output
     fixed_dir = tmp_path / "fixed"
     shutil.copytree(catalog_dir, fixed_dir)
@@ -1123,3 +1130,33 @@ def test_a_catalog_changed_since_the_migration_began_is_refused_by_every_command
     assert not (tmp_path / "dz").exists()
     kept_ok = runner.invoke(cli, ["verify", str(target), "--no-source", "--catalog", str(kept)])
     assert kept_ok.exit_code == 0, kept_ok.output
+
+
+def test_the_command_a_refusal_gives_for_a_new_target_migrates_as_the_old_one_did(tmp_path, runner):
+    """A history rewritten since the migration (a fresh user's re-check): the command the
+    refusal gives for a new target carries the migration's catalog folder and policies,
+    where pasting it detected a catalog again (the bundled todomvc instead of the app's
+    own folder) and dropped --on-invalid park."""
+    import shlex
+
+    catalog_dir = tmp_path / "my cats" / "mine"
+    shutil.copytree(Catalog.bundled("todomvc").directory, catalog_dir)
+    spec = catalog_dir / "catalog.toml"
+    spec.write_text(spec.read_text("utf-8").replace('name = "todomvc"', 'name = "mine"'), "utf-8")
+    store = tmp_path / "store"
+    shutil.copytree(ROOT / "fixtures" / "todomvc-small" / "todomvc", store)
+    target = tmp_path / "m.db"
+    args = ["-q", "replay", str(store), str(target), "--catalog", str(catalog_dir)]
+    assert runner.invoke(cli, [*args, "--on-invalid", "park"]).exit_code == 0
+    with contextlib.closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        conn.execute("UPDATE eventlog SET argsJson = '{}' WHERE seqNumGlobal = 3")
+    refused = runner.invoke(cli, ["replay", str(store), str(target)])
+    assert refused.exit_code == 1
+    pasted = refused.stderr.strip().rsplit("migrate it into a new target: ", 1)[1]
+    words = shlex.split(pasted.strip("`"))
+    assert words[:2] == ["projector", "replay"] and words[3] == str(tmp_path / "m-2.db")
+    assert words[4:] == ["--catalog", str(catalog_dir), "--on-invalid", "park"]
+    again = runner.invoke(cli, ["-q", *words[1:]])
+    assert again.exit_code == 0, again.output
+    status = json.loads(runner.invoke(cli, ["status", str(tmp_path / "m-2.db"), "--json"]).stdout)
+    assert (status["catalog"], status["onInvalid"]) == (str(catalog_dir), "park")

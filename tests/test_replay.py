@@ -151,10 +151,12 @@ def test_a_changed_history_is_refused(small_copy: Path, target: Path):
     with pytest.raises(CheckpointMismatch) as again:
         replay(small_copy, target)
     fresh = target.parent / f"{target.stem}-3{target.suffix}"
+    # With the migration's catalog and policies: a new target records none yet.
     assert str(again.value).endswith(
-        f"migrate it into a new target: `projector replay {small_copy / 'eventlog@6.db'} {fresh}`"
+        f"migrate it into a new target: `projector replay {small_copy / 'eventlog@6.db'} {fresh} "
+        "--catalog ai-desk`"
     )
-    assert f"-2{target.suffix}`" in str(refused.value)
+    assert f"-2{target.suffix} --catalog ai-desk`" in str(refused.value)
 
 
 def test_another_store_is_refused(target: Path):

@@ -768,6 +768,13 @@ def _progress(ctx: click.Context) -> Any:
     help="The source's new path, when it moved since the last run: accepted only if its "
     "events up to the checkpoint are the ones migrated; the new path is then recorded.",
 )
+@click.option(
+    "--catalog",
+    metavar="NAME|DIR",
+    help="A catalog holding the files this migration began with, when the one it recorded "
+    "changed since (an upgrade of a bundled catalog): accepted only with the same files "
+    "(digest), then recorded.",
+)
 @_batch_option
 @_strict_option
 @_lock_timeout_option
@@ -777,6 +784,7 @@ def resume(
     ctx: click.Context,
     target: Path,
     source: Path | None,
+    catalog: str | None,
     batch_size: int,
     strict: bool,
     lock_timeout: float,
@@ -802,6 +810,7 @@ def resume(
             options = ReplayOptions(
                 on_invalid=None,  # the policies recorded by the interrupted run
                 strict_keys=None,
+                catalog=_load_catalog(catalog),
                 batch_size=batch_size,
                 should_stop=_Signals.install(),
                 progress=progress,

@@ -1280,8 +1280,10 @@ def _record_noop(
     policies: tuple[str, bool],
 ) -> None:
     """A run with nothing to apply: no backup; a run record (so that `rollback` undoes this
-    run, which changes nothing, and not the one before), the source's path and count, and
-    POLICIES (on_invalid, strict_keys): one given replaces the recorded one here too."""
+    run, which changes nothing, and not the one before), the source's path and count,
+    POLICIES (on_invalid, strict_keys): one given replaces the recorded one here too, and
+    CATALOG's reference, as a run that applies events records it (a --catalog DIR holding
+    the files the migration began with, after an upgrade changed the bundled ones)."""
     result.state = "complete"
     db = open_target(target, create=True, catalog=catalog)
     try:
@@ -1289,13 +1291,15 @@ def _record_noop(
             _build_deferred_indexes(db.conn)  # a bulk load killed at its very end
             db.conn.execute(
                 f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
-                "sourceTotal = ?, state = 'complete', onInvalid = ?, strictKeys = ? WHERE id = 1",
+                "sourceTotal = ?, state = 'complete', onInvalid = ?, strictKeys = ?, "
+                "catalog = ? WHERE id = 1",
                 (
                     str(source.path.resolve()),
                     source.kind,
                     source.format_version,
                     result.total,
                     *policies,
+                    catalog.reference,
                 ),
             )
             db.conn.execute(

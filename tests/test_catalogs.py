@@ -1160,3 +1160,29 @@ def test_the_command_a_refusal_gives_for_a_new_target_migrates_as_the_old_one_di
     assert again.exit_code == 0, again.output
     status = json.loads(runner.invoke(cli, ["status", str(tmp_path / "m-2.db"), "--json"]).stdout)
     assert (status["catalog"], status["onInvalid"]) == (str(catalog_dir), "park")
+
+
+def test_resume_takes_the_catalog_files_a_migration_began_with_and_records_them(tmp_path, runner):
+    """The recorded catalog changed since the migration began (an upgrade of a bundled
+    one, here a folder edited): the refusal says to go on with --catalog DIR holding the
+    files it began with, which resume did not take; it does now, and a run with nothing to
+    apply records it too, where only a run that applied events did, so every command after
+    refused again."""
+    catalog_dir = tmp_path / "todos"
+    shutil.copytree(Catalog.bundled("todomvc").directory, catalog_dir)
+    kept = tmp_path / "kept"
+    shutil.copytree(catalog_dir, kept)
+    store = ROOT / "fixtures" / "todomvc-small" / "todomvc"
+    target = tmp_path / "t.db"
+    replay(store, target, ReplayOptions(catalog=Catalog.load(catalog_dir)))
+    spec = catalog_dir / "catalog.toml"
+    spec.write_text(spec.read_text("utf-8") + "\n# upgraded\n", "utf-8")
+    refused = runner.invoke(cli, ["resume", str(target)])
+    assert refused.exit_code == 1 and "changed since this migration began" in refused.stderr
+    assert "--catalog DIR holding the files it began with" in refused.stderr
+    resumed = runner.invoke(cli, ["-q", "resume", str(target), "--catalog", str(kept)])
+    assert resumed.exit_code == 0, resumed.output
+    status = json.loads(runner.invoke(cli, ["status", str(target), "--json"]).stdout)
+    assert status["catalog"] == str(kept)
+    for args in (["resume", str(target)], ["verify", str(target), "--no-source"]):
+        assert runner.invoke(cli, ["-q", *args]).exit_code == 0

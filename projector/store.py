@@ -29,6 +29,7 @@ full disk, an I/O error) is not the events' fault and propagates as it is.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from typing import Any
 from events.encoding import utf8_text
 from events.fastpath import loads
 from projector.target import DEVIATIONS_TABLE, PARKED_TABLE, Table
-from projector.writer import ROW_ERRORS, Op
+from projector.writer import ROW_ERRORS, Op, row_error
 
 Row = dict[str, Any]
 Key = Any  # a row's key value: text, or an integer for an INTEGER key
@@ -177,6 +178,8 @@ class RowStore:
                 self._derived.setdefault(d.parent, []).append((d.column, sql))
         self._columns: dict[str, tuple[str, ...]] = {}
         self._others: dict[str, list[str]] = {}
+        #: Row statements' table and the column each parameter binds, in order.
+        self._bound: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._sql: dict[str, dict[str, str]] = {}
         self._journal: list[tuple[str, Key, Any, Any, bool]] | None = None
         self.filter = KeyFilter({t for t, k in self.keys.items() if filterable(conn, t, k)})
@@ -203,6 +206,10 @@ class RowStore:
                 + ", ".join(f'"{c}" = excluded."{c}"' for c in others),
                 "select_where": f'SELECT {names} FROM "{table}" WHERE ',
             }
+            statements = self._sql[table]
+            self._bound[statements["insert"]] = (table, columns)
+            self._bound[statements["upsert"]] = (table, columns)
+            self._bound[statements["update"]] = (table, (*others, self.keys[table]))
         self.clear()
 
     def clear(self) -> None:
@@ -370,13 +377,28 @@ class RowStore:
             self.conn.executemany(PARK_SQL, self._parked)
         if self._deviations:
             self.conn.executemany(DEVIATION_SQL, self._deviations)
+        sql = ""
         try:
             for sql, rows in statements:
                 self.conn.executemany(sql, rows)
         except ROW_ERRORS as exc:
             # ValueError covers UnicodeEncodeError (a lone surrogate in text).
-            raise RowError(str(exc)) from exc
+            if not row_error(exc):
+                raise
+            raise RowError(self._row_error(sql, exc)) from exc
         self.clear()
+
+    def _row_error(self, sql: str, exc: Exception) -> str:
+        """EXC, raised by the row statement SQL, as a parked event's reason: a value the
+        sqlite3 module cannot bind names its column (``items.name: type 'dict' is not
+        supported``), where the module numbers it (``Error binding parameter 2``)."""
+        text = str(exc)
+        found = _BINDING.match(text)
+        where = self._bound.get(sql)
+        if found is None or where is None or not 0 < int(found[1]) <= len(where[1]):
+            return text
+        table, columns = where
+        return f"{table}.{columns[int(found[1]) - 1]}: {found[2]}"
 
     def _row_statements(self) -> list[tuple[str, list[Any]]]:
         """(sql, rows for executemany) writing every changed row, table by table in the
@@ -437,6 +459,9 @@ class RowStore:
                 (derived_sql[verb], values) for verb, values in derived_written if values
             )
 
+
+#: The sqlite3 module's message for a value it cannot bind (Python 3.11), 1-based.
+_BINDING = re.compile(r"Error binding parameter (\d+)(?: - |: )(.*)", re.DOTALL)
 
 #: The journal's mark for a row the batch had not seen before the savepoint.
 _ABSENT: Any = object()

@@ -57,8 +57,26 @@ PART_ROWS = 2000
 #: as "row", so the main process redoes the batch one event at a time.
 Op = tuple[str, str, Any, bool]
 #: The exceptions a row statement raises for a value the target refuses (see
-#: `projector.store.RowError`).
-ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError)
+#: `projector.store.RowError`), and ProgrammingError, which is one only as `row_error`
+#: tells.
+ROW_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    OverflowError,
+    ValueError,
+)
+
+
+def row_error(exc: BaseException) -> bool:
+    """Whether EXC, raised by a row statement, is the row's fault: a value the target
+    refuses, or one the sqlite3 module cannot bind at all (a JSON object or array in a
+    column with no codec, where the event's schema lets any value through: ProgrammingError
+    ``Error binding parameter N``, InterfaceError before Python 3.11). Any other
+    ProgrammingError is the projector's own, and is not taken for the event's."""
+    if isinstance(exc, sqlite3.ProgrammingError):
+        return str(exc).startswith("Error binding parameter")
+    return isinstance(exc, ROW_ERRORS)
 
 
 class WriterError(Exception):
@@ -122,7 +140,7 @@ def execute_ops(conn: sqlite3.Connection, ops: list[Op]) -> None:
             elif conn.execute(sql, params).fetchone() is None:  # "track"
                 raise TrackingRefused(f"position {params['notification_id']} not beyond")
         except ROW_ERRORS as exc:
-            if not rows:
+            if not rows or not row_error(exc):
                 raise
             raise RowRefused(str(exc)) from exc
 

@@ -1186,3 +1186,20 @@ def test_resume_takes_the_catalog_files_a_migration_began_with_and_records_them(
     assert status["catalog"] == str(kept)
     for args in (["resume", str(target)], ["verify", str(target), "--no-source"]):
         assert runner.invoke(cli, ["-q", *args]).exit_code == 0
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_value_sqlite_cannot_bind_parks_its_event_naming_the_column(tmp_path, batch):
+    """An arg the event's schema lets through as any JSON value (an object where the
+    column has no codec) cannot be bound by the sqlite3 module: that event is refused
+    like any row the target refuses (parked, naming the column; the others apply), where
+    the run stopped whatever its policy, saying 'write failed' and naming no event (a
+    fresh user's re-check)."""
+    events = [item("a"), item("b", name={"x": 1}), item("c")]
+    conn = run(tmp_path, events, batch)
+    assert [r["id"] for r in rows(conn, "items")] == ["a", "c"]
+    reason = conn.execute("SELECT reason FROM _projector_parked").fetchone()[0]
+    assert reason == "e2 (v1.ItemAdded): cannot be stored: items.name: type 'dict' is not supported"
+    log = write_ndjson(tmp_path / "again.ndjson", events)
+    with pytest.raises(ReplayError, match=r"^e2 \(v1.ItemAdded\): cannot be stored: items.name"):
+        replay(log, tmp_path / "f.db", ReplayOptions(catalog=Catalog.load(FEATURES)))

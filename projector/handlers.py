@@ -864,9 +864,9 @@ def _check_upcasters(catalog: Catalog, handlers: dict[str, Handler]) -> None:
             raise CatalogError(f"{where}: {exc}") from None
         if from_name in handlers:
             raise CatalogError(
-                f"{where}: {from_name} also has a handler, which would never run (its events "
-                f"are upcast and applied as {catalog.upcasters.current_name(from_name)}); "
-                "remove one"
+                f"{where}: {from_name} also has a handler (catalog.toml's [events] or a "
+                "hooks.py handler), which would never run (its events are upcast and applied "
+                f"as {catalog.upcasters.current_name(from_name)}); remove one"
             )
 
 

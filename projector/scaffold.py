@@ -1934,8 +1934,8 @@ def _verdict(result: ScaffoldResult, plans: list[Plan], state: Path | None) -> N
     elif result.verified and result.unconfirmed:
         result.verdict = (
             f"draft verified against this store: replay parked nothing and verify --against "
-            f"found 0 differences over {result.livestore_rows:,} LiveStore rows; "
-            f"{len(result.unconfirmed)} guess(es) no state can confirm, check them by hand"
+            f"found 0 differences over {result.livestore_rows:,} LiveStore rows, but no state "
+            "can confirm some guesses: check by hand"
         )
         result.finish = result.unconfirmed + result.finish
     elif result.verified:

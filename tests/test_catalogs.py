@@ -1034,7 +1034,8 @@ def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_eve
         (
             lambda h: h.replace('@hooks.handler("v1.ItemRenamed"', '@hooks.handler("v0.ItemAdded"'),
             "upcaster upcast_item_added_v0_v1 (v0.ItemAdded -> v1.ItemAdded): v0.ItemAdded "
-            "also has a handler, which would never run",
+            "also has a handler (catalog.toml's [events] or a hooks.py handler), which would "
+            "never run",
         ),
     ],
     ids=["misspelled-to", "misspelled-from", "dead-handler"],

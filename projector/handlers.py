@@ -372,6 +372,11 @@ def _check_references(store: RowStore, table: Table, row: dict[str, Any]) -> Non
     """Raise IntegrityBreak when a foreign-key column of ROW names no existing row."""
     for ref in table.references:
         value = row.get(ref.column)
+        if value is not None and type(value) is not str and type(value) is not int:
+            raise ValueError(
+                f"{table.name}.{ref.column}: a {type(value).__name__} names no "
+                f"{ref.noun} (a key is text or an integer)"
+            )
         if value is not None and store.get(ref.table, value) is None:
             raise IntegrityBreak(f"{table.name}.{ref.column}: {ref.noun} {value!r} does not exist")
 
@@ -643,6 +648,7 @@ def _client_document(table: Table) -> Handler:
         value = args.get("value")
         if type(value) is not dict:  # LiveStore's partial set of a Struct's fields
             raise ValueError(f"the value of {noun} is not a JSON object: {sample(value)}")
+        _row_key(args.get("id", MISSING), table)
         row = store.get(name, args["id"])
         if row is None:
             # mergeDefaultValues: `value[k] ?? default[k]`, so a null takes the default.

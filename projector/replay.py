@@ -750,8 +750,16 @@ def _catalog_for(
             raise CheckpointMismatch(f"{label}: {exc}") from None
     same_files = state is not None and state.catalog_digest == catalog.digest
     if state is not None and state.catalog != catalog.reference and not same_files:
+        # Named alike (a copy of the catalog, edited), the two differ in their files.
+        files = (
+            f": --catalog takes a catalog holding the files this migration began with "
+            f"(digest {state.catalog_digest[:12]}; {catalog.reference}'s: {catalog.digest[:12]})"
+            if state.catalog_digest
+            else ""
+        )
         raise CheckpointMismatch(
             f"{label}: was migrated with catalog {state.catalog!r}, not {catalog.reference!r}"
+            + files
         )
     if state is not None and state.catalog_digest and not same_files:
         raise CheckpointMismatch(_catalog_changed(label, catalog, state))
@@ -996,7 +1004,7 @@ def _run(
     catalog = _catalog_for(source, state, options, label)
     _refuse_export_after_eventlog(state, source, label)
     history = HistoryCheck()
-    digest, events = _after_checkpoint(source, state, checkpoint, label, history)
+    digest, events = _after_checkpoint(source, state, checkpoint, label, history, catalog)
     first = next(events, None)
     created = state is None
     result = ReplayResult(
@@ -1101,14 +1109,17 @@ def _run(
             # The catalog named when one was given: a target this run made records none
             # once undone, and the pasted command would detect one again.
             named = catalog.reference if options.catalog is not None else None
-            parking = _replay_command(source, label, named, "park", strict_keys)
+            parking = _replay_command(source, label, named, "park", strict_keys, dry_run)
             park = (
                 f" (or park such events: {parking})"
                 if isinstance(exc, ReplayError) and ctx.projection.on_invalid == "fail"
                 else ""
             )
             catalog_fault = (
-                isinstance(exc, CatalogFault) and _says(exc) and (ctx.begun or not created)
+                isinstance(exc, CatalogFault)
+                and _says(exc)
+                and (ctx.begun or not created)
+                and not dry_run
             )
             if catalog_fault:
                 # Fixing hooks.py changes the catalog this target recorded, which it then
@@ -1141,14 +1152,14 @@ def _run(
                 _finish(db, run, result, quiet=True)
                 raise ReplayError(
                     f"{label}: write failed after #{result.position:,} ({exc}); "
-                    + _holds(label, result.position)
+                    + _holds(label, result.position, dry_run)
                 ) from None
             if isinstance(exc, WriterError):
                 result.state = "failed"
                 _finish(db, run, result, quiet=True)
                 # The writer may have committed the batch it was killed after: ask the target.
                 position = _committed_position(conn)
-                raise ReplayError(f"{label}: {exc}; {_holds(label, position)}") from None
+                raise ReplayError(f"{label}: {exc}; {_holds(label, position, dry_run)}") from None
             # ReplayError (an event under "fail"), Interrupted, EventsError (the source
             # broke mid-read), KeyboardInterrupt: the committed batches stay, resumable.
             result.state = "interrupted" if stopped else "failed"
@@ -1163,7 +1174,7 @@ def _run(
                     f"{label} holds every batch up to #{position:,} "
                     f"({command_line('status', label)})"
                     if catalog_fault
-                    else _holds(label, position)
+                    else _holds(label, position, dry_run)
                 )
                 exc.args = (f"{exc.args[0]}; {holds}{park}", *exc.args[1:])
             raise
@@ -1185,8 +1196,11 @@ def _says(exc: BaseException) -> bool:
     return bool(exc.args) and isinstance(exc.args[0], str)
 
 
-def _holds(label: Path, position: int) -> str:
-    """What a target a run failed in after committing holds, and how to go on."""
+def _holds(label: Path, position: int, dry_run: bool = False) -> str:
+    """What a target a run failed in after committing holds, and how to go on (a dry run
+    committed into a scratch copy: LABEL, the real target, is as it was)."""
+    if dry_run:
+        return f"a dry run: {label} is as it was"
     return (
         f"{label} holds every batch up to #{position:,} ({command_line('status', label)}): once "
         f"the cause is fixed, {command_line('resume', label)} goes on from there"
@@ -1407,6 +1421,7 @@ def _after_checkpoint(
     checkpoint: int,
     label: Path,
     history: HistoryCheck,
+    catalog: Catalog,
 ) -> tuple[PrefixDigest, Iterator[Event]]:
     """The digest so far and the source's events past CHECKPOINT, after proving the ones
     before it are the history migrated into the target (same store, not rewritten), and
@@ -1429,7 +1444,7 @@ def _after_checkpoint(
             raise CheckpointMismatch(
                 f"{source.path} has {seen:,} events but {label}'s checkpoint is at {where}: "
                 "not the history that was migrated (another store, or events removed since); "
-                f"migrate it into a new target: {_into_new_target(source, label, state)}"
+                f"migrate it into a new target: {_into_new_target(source, label, state, catalog)}"
             )
         if digest.hexdigest() != state.prefix_digest or last.event_id != state.last_event_id:
             _refuse_text_not_utf8(source, checkpoint)  # it changes the digest too: say it
@@ -1442,31 +1457,37 @@ def _after_checkpoint(
             raise CheckpointMismatch(
                 f"{source.path}: the events up to the checkpoint {where} differ from those "
                 f"migrated into {label}: {why}; migrate it into a new target: "
-                f"{_into_new_target(source, label, state)}"
+                f"{_into_new_target(source, label, state, catalog)}"
             )
     return digest, events
 
 
-def _into_new_target(source: Source, label: Path, state: MigrationState) -> str:
+def _into_new_target(source: Source, label: Path, state: MigrationState, catalog: Catalog) -> str:
     """The command migrating SOURCE into a new target beside LABEL (``app-2.db``, the first
-    such name not taken) as LABEL's migration was made: its catalog and policies (a new
-    target records none: without them the catalog would be detected again, perhaps a
-    bundled one instead of the app's folder), for a refusal to go on in LABEL."""
+    such name not taken) as LABEL's migration was made: with this run's CATALOG (the one
+    recorded, or the files --catalog named) and the recorded policies (a new target
+    records none: without them the catalog would be detected again, perhaps a bundled one
+    instead of the app's folder), for a refusal to go on in LABEL."""
     number = 2
     while True:
         fresh = label.with_name(f"{label.stem}-{number}{label.suffix}")
         if not os.path.lexists(fresh):
             break
         number += 1
-    return _replay_command(source, fresh, state.catalog, state.on_invalid, state.strict_keys)
+    return _replay_command(source, fresh, catalog.reference, state.on_invalid, state.strict_keys)
 
 
 def _replay_command(
-    source: Source, target: Path, catalog: str | None, on_invalid: str, strict_keys: bool
+    source: Source,
+    target: Path,
+    catalog: str | None,
+    on_invalid: str,
+    strict_keys: bool,
+    dry_run: bool = False,
 ) -> str:
     """``projector replay SOURCE TARGET`` with the options a run needs to be this one: the
-    catalog (a bundled name or a folder; None: TARGET records it), ``--on-invalid park``
-    and ``--strict-keys`` when they are the run's."""
+    catalog (a bundled name or a folder; None: TARGET records it), ``--on-invalid park``,
+    ``--strict-keys`` and ``--dry-run`` when they are the run's."""
     return command_line(
         "replay",
         source.path,
@@ -1474,6 +1495,7 @@ def _replay_command(
         *(["--catalog", catalog] if catalog else []),
         *(["--on-invalid", "park"] if on_invalid == "park" else []),
         *(["--strict-keys"] if strict_keys else []),
+        *(["--dry-run"] if dry_run else []),
     )
 
 

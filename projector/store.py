@@ -281,6 +281,12 @@ class RowStore:
         """Every row of TABLE whose columns equal WHERE's values (SQL ``IS``), as the batch
         sees it: the target's rows not yet read are read in one query, then the batch's
         own rows are filtered. For a bulk update or delete."""
+        for column, value in where.items():
+            if not _comparable(value):  # an event's arg no row can hold (a JSON object)
+                raise ValueError(
+                    f"{table}.{column}: a {type(value).__name__} matches no row (a column "
+                    "holds text, numbers, bytes or NULL)"
+                )
         rows = self._rows[table]
         original = self._original[table]
         columns = self._columns[table]
@@ -402,7 +408,8 @@ class RowStore:
 
     def _row_statements(self) -> list[tuple[str, list[Any]]]:
         """(sql, rows for executemany) writing every changed row, table by table in the
-        catalog's order, each table's derived rows after it."""
+        catalog's order, each table's derived rows after it. Raises RowError for a JSON
+        array whose elements no derived row can hold (an object or an array)."""
         statements: list[tuple[str, list[Any]]] = []
         for table in self.keys:
             if self._dirty[table]:
@@ -437,7 +444,9 @@ class RowStore:
             elif row is not before and others:
                 updates.append([*(row[c] for c in others), key])
             for (column, _), (every, removed, added) in zip(derived, changes, strict=True):
-                _element_changes(column, key, before, row, every, removed, added)
+                _element_changes(
+                    f"{table}.{column}", column, key, before, row, every, removed, added
+                )
         if self.lossy:
             updates = [_as_livestore(r) for r in updates]
             inserts = [_as_livestore(r) for r in inserts]
@@ -467,6 +476,11 @@ _BINDING = re.compile(r"Error binding parameter (\d+)(?: - |: )(.*)", re.DOTALL)
 _ABSENT: Any = object()
 
 
+def _comparable(value: Any) -> bool:
+    """Whether VALUE is one a column can hold, so SQLite can compare it (`matching`)."""
+    return value is None or type(value) in (str, int, float, bool, bytes)
+
+
 def _as_livestore(values: list[Any]) -> list[Any]:
     """VALUES of a row as LiveStore's binding writes them: a lone surrogate as U+FFFD.
     (JSON text holds none: js_json writes it as JSON.stringify does, an escape.)"""
@@ -479,6 +493,7 @@ def _element(element: Any) -> Any:
 
 
 def _element_changes(
+    where: str,
     column: str,
     key: Key,
     before: Any,
@@ -489,12 +504,19 @@ def _element_changes(
 ) -> None:
     """The derived rows to change for parent KEY's JSON array COLUMN: elements it lost
     go, elements it gained come, elements it kept stay untouched (each untouched row saves
-    two index writes)."""
+    two index writes). Raises RowError (WHERE names the column) for an element no derived
+    row can hold (an object or an array)."""
     old_text = EMPTY_ARRAY if before is None else (None if before is UNKNOWN else before[column])
     new_text = EMPTY_ARRAY if row is None else row[column]
     if old_text == new_text:
         return
     new = loads(new_text) if new_text != EMPTY_ARRAY else []
+    for tag in new:
+        if not _comparable(tag):  # a derived row holds one scalar element
+            raise RowError(
+                f"{where}: its array holds a {type(tag).__name__}, which no derived row can "
+                "hold (text, numbers or NULL)"
+            )
     if old_text is None or row is None:  # old elements unknown, or the parent is gone
         if old_text != EMPTY_ARRAY:
             every.append((key,))

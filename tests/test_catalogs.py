@@ -1204,3 +1204,79 @@ def test_a_value_sqlite_cannot_bind_parks_its_event_naming_the_column(tmp_path, 
     log = write_ndjson(tmp_path / "again.ndjson", events)
     with pytest.raises(ReplayError, match=r"^e2 \(v1.ItemAdded\): cannot be stored: items.name"):
         replay(log, tmp_path / "f.db", ReplayOptions(catalog=Catalog.load(FEATURES)))
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_args_no_row_can_hold_park_their_event_naming_the_column_wherever_they_go(tmp_path, batch):
+    """Beyond a column's value (b13311d), a fresh user's re-check: an array matched by a
+    bulk delete's where, an object among a derived table's elements and an object as a
+    foreign key each park their event naming the column, where the first stopped the run
+    ('write failed', no event named), the second raised a traceback, and the third said
+    'unhashable type'."""
+    events = [
+        OWNER,
+        ("v1.OwnersPurged", {"name": [1, 2]}),
+        item("a", labels=[{"x": 1}]),
+        item("b", ownerId={"id": "o1"}),
+        item("c"),
+    ]
+    conn = run(tmp_path, events, batch)
+    assert [r["id"] for r in rows(conn, "items")] == ["c"]
+    reasons = [r[0] for r in conn.execute("SELECT reason FROM _projector_parked ORDER BY position")]
+    assert reasons == [
+        "e2 (v1.OwnersPurged): cannot be stored: owners.name: a list matches no row (a column "
+        "holds text, numbers, bytes or NULL)",
+        "e3 (v1.ItemAdded): cannot be stored: items.labels: its array holds a dict, which no "
+        "derived row can hold (text, numbers or NULL)",
+        "e4 (v1.ItemAdded): cannot be stored: items.ownerId: a dict names no owner (a key is "
+        "text or an integer)",
+    ]
+
+
+def test_a_dry_run_that_fails_says_the_target_is_as_it_was(tmp_path, runner):
+    """A dry run failing on an event after its scratch copy committed batches said the
+    real target 'holds every batch up to #N' and to resume it (a fresh user's re-check):
+    it holds nothing new. It now says the target is as it was, and its park hint is a dry
+    run too (pasted, it would have written the real target)."""
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [item("a"), item("b"), ("v1.Teleported", {"id": "zz"}), item("c")],
+    )
+    target = tmp_path / "t.db"
+    args = ["replay", str(log), str(target), "--catalog", str(FEATURES), "--batch-size", "1"]
+    failed = runner.invoke(cli, [*args, "--dry-run"])
+    assert failed.exit_code == 1 and not target.exists()
+    assert failed.stderr.strip().endswith(
+        f"; a dry run: {target} is as it was (or park such events: `projector replay {log} "
+        f"{target} --catalog {FEATURES} --on-invalid park --dry-run`)"
+    )
+
+
+def test_another_catalogs_files_under_the_recorded_name_are_refused_saying_so(tmp_path, runner):
+    """resume --catalog with a copy of the catalog whose files differ (both named
+    todomvc) said only 'was migrated with catalog todomvc, not DIR' (a fresh user's
+    re-check): it now says --catalog takes the files the migration began with, and both
+    digests. A new target for a rewritten history, asked for while --catalog names the
+    files the migration began with, is made with those files, not the recorded ones."""
+    store = tmp_path / "store"
+    shutil.copytree(ROOT / "fixtures" / "todomvc-small" / "todomvc", store)
+    target = tmp_path / "t.db"
+    assert runner.invoke(cli, ["-q", "replay", str(store), str(target)]).exit_code == 0
+    other = tmp_path / "other"
+    shutil.copytree(Catalog.bundled("todomvc").directory, other)
+    spec = other / "catalog.toml"
+    spec.write_text(spec.read_text("utf-8") + "\n# edited\n", "utf-8")
+    refused = runner.invoke(cli, ["resume", str(target), "--catalog", str(other)])
+    recorded = Catalog.bundled("todomvc").digest[:12]
+    assert refused.exit_code == 1 and refused.stderr.strip() == (
+        f"Error: {target}: was migrated with catalog 'todomvc', not '{other}': --catalog takes "
+        f"a catalog holding the files this migration began with (digest {recorded}; "
+        f"{other}'s: {Catalog.load(other).digest[:12]})"
+    )
+    kept = tmp_path / "kept"
+    shutil.copytree(Catalog.bundled("todomvc").directory, kept)
+    with contextlib.closing(sqlite3.connect(store / "eventlog@6.db")) as conn, conn:
+        conn.execute("UPDATE eventlog SET argsJson = '{}' WHERE seqNumGlobal = 3")
+    rewritten = runner.invoke(cli, ["resume", str(target), "--catalog", str(kept)])
+    assert rewritten.exit_code == 1
+    assert rewritten.stderr.strip().endswith(f"{tmp_path / 't-2.db'} --catalog {kept}`")

@@ -10,7 +10,15 @@ def command_line(*words: str | Path) -> str:
     """The command line a message tells the user to run, in backquotes: ``projector``
     then WORDS, each quoted as a POSIX shell needs it to be taken as one word (a path
     with a space: ``'my dir/app.db'``), so the line can be pasted as it is."""
-    return "`" + " ".join(["projector", *(shlex.quote(str(w)) for w in words)]) + "`"
+    return "`" + " ".join(["projector", *(shlex.quote(_word(w)) for w in words)]) + "`"
+
+
+def _word(word: str | Path) -> str:
+    """WORD as the command line takes it: a relative path that starts with ``-`` (a file
+    named ``-s.ndjson``) as ``./-s.ndjson``, which click would otherwise read as an
+    option."""
+    text = str(word)
+    return f"./{text}" if isinstance(word, Path) and text.startswith("-") else text
 
 
 class ProjectorError(Exception):

@@ -343,3 +343,21 @@ def test_a_catch_up_loop_is_told_how_to_prune_its_backups(runner, small_copy: Pa
         "count": 11,
         "bytes": sum(p.stat().st_size for p in tmp_path.glob("t.db.run*.bak")),
     }
+
+
+def test_a_path_that_starts_with_a_dash_is_pasted_as_a_path(runner, tmp_path, monkeypatch):
+    """A source named -s.ndjson, given relative: the command a message gives names it
+    ./-s.ndjson, which click takes for a path where -s.ndjson was read as an option."""
+    import shlex
+
+    from tests.conftest import write_ndjson
+
+    monkeypatch.chdir(tmp_path)
+    config = [("v1.ConfigSet", {"key": k, "value": 1}) for k in "abc"]
+    write_ndjson(tmp_path / "-s.ndjson", [*config, ("v1.Teleported", {"id": "x"})])
+    failed = runner.invoke(cli, ["replay", "--catalog", "ai-desk", "--", "-s.ndjson", "t.db"])
+    assert failed.exit_code == 1, failed.output
+    hint = failed.stderr.rsplit("(or park such events: ", 1)[1].strip().rstrip(")").strip("`")
+    assert hint.startswith("projector replay ./-s.ndjson t.db --catalog ai-desk")
+    parked = runner.invoke(cli, ["-q", *shlex.split(hint)[1:]])
+    assert parked.exit_code == 0, parked.output

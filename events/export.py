@@ -221,21 +221,19 @@ def _link_new(partial: Path, out: Path) -> None:
     """Put PARTIAL in place as OUT, which must not exist: a hard link, which fails where
     OUT exists (PARTIAL is removed by the caller). On a file system without hard links,
     a check and a rename, which a concurrent writer can race."""
+    taken = ExportError(
+        f"{out}: was created while the export ran (another export to it?); "
+        "pass --force to replace it"
+    )
     try:
         os.link(partial, out)
     except FileExistsError:
-        raise ExportError(
-            f"{out}: was created while the export ran (another export to it?); "
-            "pass --force to replace it"
-        ) from None
+        raise taken from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
             raise
         if os.path.lexists(out):
-            raise ExportError(
-                f"{out}: was created while the export ran (another export to it?); "
-                "pass --force to replace it"
-            ) from None
+            raise taken from None
         os.replace(partial, out)
 
 

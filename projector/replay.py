@@ -762,19 +762,15 @@ def _catalog_for(
             + files
         )
     if state is not None and state.catalog_digest and not same_files:
-        raise CheckpointMismatch(_catalog_changed(label, catalog, state))
+        raise CheckpointMismatch(catalog_changed(label, catalog, str(state.catalog_digest)))
     _require_projection(catalog)
     return catalog
 
 
-def _catalog_changed(label: Path, catalog: Catalog, state: MigrationState) -> str:
-    """Why a migration cannot go on with CATALOG, whose files changed since it began (an
-    upgrade of the projector changes a bundled catalog's files), and what to do."""
-    return catalog_changed(label, catalog, str(state.catalog_digest))
-
-
 def catalog_changed(label: Path | str, catalog: Catalog, digest: str) -> str:
-    """`_catalog_changed` for the catalog DIGEST a migration recorded."""
+    """Why a migration cannot go on with CATALOG, whose files changed since it began (an
+    upgrade of the projector changes a bundled catalog's files; DIGEST: the one it
+    recorded), and what to do."""
     return (
         f"{label}: catalog {catalog.name!r} changed since this migration began "
         f"({catalog.directory}); migrate into a new target with the new catalog, or go on with "
@@ -1170,12 +1166,8 @@ def _run(
                     position = _committed_position(conn)
                 except sqlite3.Error:  # the target's own failure is not the one to report
                     raise exc from None
-                holds = (
-                    f"{label} holds every batch up to #{position:,} "
-                    f"({command_line('status', label)})"
-                    if catalog_fault
-                    else _holds(label, position, dry_run)
-                )
+                # A catalog fault's way on is in PARK: resuming would refuse the fix.
+                holds = _holds(label, position, dry_run, resume=not catalog_fault)
                 exc.args = (f"{exc.args[0]}; {holds}{park}", *exc.args[1:])
             raise
         if collecting:
@@ -1196,15 +1188,15 @@ def _says(exc: BaseException) -> bool:
     return bool(exc.args) and isinstance(exc.args[0], str)
 
 
-def _holds(label: Path, position: int, dry_run: bool = False) -> str:
-    """What a target a run failed in after committing holds, and how to go on (a dry run
-    committed into a scratch copy: LABEL, the real target, is as it was)."""
+def _holds(label: Path, position: int, dry_run: bool = False, resume: bool = True) -> str:
+    """What a target a run failed in after committing holds, and (RESUME) how to go on (a
+    dry run committed into a scratch copy: LABEL, the real target, is as it was)."""
     if dry_run:
         return f"a dry run: {label} is as it was"
-    return (
-        f"{label} holds every batch up to #{position:,} ({command_line('status', label)}): once "
-        f"the cause is fixed, {command_line('resume', label)} goes on from there"
-    )
+    holds = f"{label} holds every batch up to #{position:,} ({command_line('status', label)})"
+    if not resume:
+        return holds
+    return f"{holds}: once the cause is fixed, {command_line('resume', label)} goes on from there"
 
 
 def _committed_position(conn: sqlite3.Connection) -> int:
@@ -1882,7 +1874,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
             bool(state.catalog_digest) and catalog.digest != state.catalog_digest
         )
         if switch and options.catalog is None:  # the bundled catalog changed with an upgrade
-            raise CheckpointMismatch(_catalog_changed(target, catalog, state))
+            raise CheckpointMismatch(catalog_changed(target, catalog, str(state.catalog_digest)))
         if switch:
             _require_same_tables(target, catalog)
         result = ReplayResult(

@@ -511,8 +511,11 @@ def _element_changes(
     if old_text == new_text:
         return
     new = loads(new_text) if new_text != EMPTY_ARRAY else []
-    for tag in new:
-        if not _comparable(tag):  # a derived row holds one scalar element
+    # A derived row holds one scalar element. An object or array element puts a bracket
+    # past the text's first character: only then are the elements looked at, one by one.
+    nested = "{" in new_text or "[" in new_text[1:]
+    for tag in new if nested else ():
+        if not _comparable(tag):
             raise RowError(
                 f"{where}: its array holds a {type(tag).__name__}, which no derived row can "
                 "hold (text, numbers or NULL)"

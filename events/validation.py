@@ -651,17 +651,28 @@ def note_detail(event: Event, note: Note) -> str:
     )
 
 
-def validate_events(events: Iterable[Event], validator: Validator, **kw: Any) -> ValidationReport:
+def validate_events(
+    events: Iterable[Event],
+    validator: Validator,
+    then: Callable[[Event, Any], Problem | None] | None = None,
+    **kw: Any,
+) -> ValidationReport:
     """Check every event against its schema; holes in the history's shape (a missing
     global seq num, a parent that is not in the log: `events.history`) and the
-    validator's notes (excess keys dropped, lone surrogates, U+0000) are warnings."""
+    validator's notes (excess keys dropped, lone surrogates, U+0000) are warnings.
+
+    THEN, when given, is asked of every event its schema accepts, with its args: the
+    problem a replay would still find with it (no handler, an upcaster that fails:
+    `projector.prepare.EventChecks`), or None."""
     report = ValidationReport(**kw)
     history = HistoryCheck()
     for event in events:
         report.total += 1
         for kind, detail, position, event_id in history.check((event,)):
             report.warn(kind, detail, position=position, eventId=event_id)
-        _, problem, notes = validator.check(event)
+        args, problem, notes = validator.check(event)
+        if problem is None and then is not None:
+            problem = then(event, args)
         if problem is None:
             report.valid += 1
         else:

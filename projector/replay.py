@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from events.catalog import HOOKS_FILE, bundled_catalog_names, load_recorded
+from events.catalog import bundled_catalog_names, load_recorded
 from events.envelope import Event, args_text
 from events.errors import CatalogError, SourceError, TextNotUtf8
 from events.history import HistoryCheck
@@ -66,9 +66,10 @@ from projector.errors import (
     TargetError,
     command_line,
 )
-from projector.handlers import Handler, compile_catalog, entity_list, entity_text, raised_at
+from projector.handlers import Handler, compile_catalog, entity_list, entity_text
 from projector.handoff import refuse_handed_over
 from projector.lock import held_lock_fd, refuse_hard_links, refuse_if_busy, writer_lock
+from projector.prepare import EventChecks
 from projector.profile import Lap, Phases, no_lap
 from projector.store import RowError, RowStore
 from projector.target import (
@@ -309,7 +310,9 @@ class Projection:
         ):
             for entity in entity_list(text):
                 self.hold(entity)
-        self._handlers: dict[str, Handler | None] = {}
+        #: Handlers and upcasters of schema-valid events (as validate asks them).
+        self.checks = EventChecks(validator, self.handlers)
+        self._handlers = self.checks.found
         #: Every table some handler reads rows of (`Handler.collect`'s keys).
         self._read_tables = sorted(
             {table for h in self.handlers.by_name.values() for table, _ in h.reads}
@@ -442,11 +445,7 @@ class Projection:
         return self._handler(name)
 
     def _handler(self, name: str) -> Handler | None:
-        try:
-            return self._handlers[name]
-        except KeyError:
-            found = self._handlers[name] = self.handlers.for_name(name)
-            return found
+        return self.checks.handler(name)
 
     def prepare(self, event: Event) -> Prepared:
         """Validate EVENT and find its handler: (handler, args as current, problem or None,
@@ -475,15 +474,13 @@ class Projection:
         self, event: Event, args: Any, problem: Problem | None, notes: tuple[Note, ...]
     ) -> Prepared:
         """(handler, args as current, problem or None, notes) of EVENT checked as ARGS,
-        PROBLEM, NOTES."""
+        PROBLEM, NOTES: a schema-valid event is then asked for its handler and upcast
+        (`projector.prepare.EventChecks`, which validate asks too)."""
         handler = self._handler(event.name) if isinstance(event.name, str) else None
         if problem is None:
-            if handler is None:
-                problem = Problem(
-                    UNKNOWN, event.position, event.event_id, event.name, "no handler for this event"
-                )
-            else:
-                args, problem = self._upcast(event, args)
+            args, problem, hook_failed = self.checks.after_schema(event, args)
+            if hook_failed and self.on_invalid == "fail":
+                self.hook_faults.add(event.position)
         elif problem.kind == UNKNOWN and event.schema_hash == -1:
             problem = replace(
                 problem,
@@ -491,46 +488,6 @@ class Projection:
                 "(schemaHash -1) and LiveStore skips it on replay",
             )
         return handler, args, problem, notes
-
-    def _upcast(self, event: Event, args: Any) -> tuple[Any, Problem | None]:
-        """EVENT's valid ARGS raised to the current version by the catalog's upcasters
-        (hooks.py), or why they cannot be: a step that raises, or whose output the schema
-        of the version it writes refuses, makes the event invalid (parked, or the run
-        fails on it naming the step), where the first stopped every run with a traceback
-        and the second wrote its rows as they came."""
-        name = event.name
-        steps = self.upcasters.steps
-        hooks = str(self.validator.catalog.directory / HOOKS_FILE)
-        given = args  # what a refused event's rows are told by (`apply`): its own args
-        while name in steps:
-            to_name, step = steps[name]
-            where = f"{hooks}: upcaster {getattr(step, '__name__', '?')} ({name} -> {to_name})"
-            try:
-                args = step(args)
-            except Exception as exc:  # a bug of the upcaster's: this event is invalid
-                self._hook_fault(event)
-                reason = f"{where} raised {raised_at(exc, hooks)}"
-                return given, Problem(
-                    INVALID, event.position, event.event_id, event.name, reason, path=""
-                )
-            refused = (
-                self.validator.refusal(to_name, args)
-                if isinstance(args, dict)
-                else (f"{sample(args)} is not an object (args are a JSON object)", "$", "")
-            )
-            if refused is not None:
-                self._hook_fault(event)
-                why, path, value = refused
-                reason = f"{where} gives args the schema of {to_name} refuses: {why}"
-                return given, Problem(
-                    INVALID, event.position, event.event_id, event.name, reason, path, value
-                )
-            name = to_name
-        return args, None
-
-    def _hook_fault(self, event: Event) -> None:
-        if self.on_invalid == "fail":
-            self.hook_faults.add(event.position)
 
     def apply(self, event: Event, prepared: Prepared | None = None) -> str | None:
         """Apply EVENT; return None when applied, or the kind under which it was parked."""

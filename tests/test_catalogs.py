@@ -982,7 +982,7 @@ def _upcasting(tmp_path: Path, body: str) -> Path:
     ids=["raises", "refused-output", "returns-none"],
 )
 def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_event_invalid(
-    tmp_path, body, reason
+    runner, tmp_path, body, reason
 ):
     """An upcaster (hooks.py) is checked as a handler is: one that raises, or whose output
     the schema of the version it writes refuses, makes that event invalid, named with the
@@ -1016,6 +1016,40 @@ def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_eve
     ]
     assert found[0][3].startswith(f"e2 (#2, v0.ItemAdded): {where}v1.ItemAdded) ")
     assert reason in found[0][3]
+    # validate finds it too, where it said "3 of 3 events valid" (a fresh user's trial).
+    checked = runner.invoke(cli, ["validate", "--catalog", str(catalog.directory), str(log)])
+    assert checked.exit_code == 1, checked.output
+    assert "2 of 3 events valid (features catalog)" in checked.output
+    assert "problems: 1 invalid" in checked.output
+    assert f"e2 (#2, v0.ItemAdded) in log.ndjson: {where}" in checked.output
+    assert reason in checked.output
+
+
+def test_validate_finds_the_events_replay_finds_no_handler_for(runner, tmp_path):
+    """An event whose schema is in the catalog but that no handler takes is unknown to
+    replay, which parks it: validate says so too (exit 1, the same reason, no hint that
+    this is another app's log), where it said every event was valid."""
+    catalog_dir = features_copy(tmp_path, "cat")
+    schema = json.loads((catalog_dir / "v1.ItemRenamed.json").read_text("utf-8"))
+    schema["title"] = "v1.ItemRelabelled"
+    (catalog_dir / "v1.ItemRelabelled.json").write_text(json.dumps(schema), "utf-8")
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [item("a"), ("v1.ItemRelabelled", {"id": "a", "name": "A2"}), item("b")],
+    )
+    checked = runner.invoke(cli, ["validate", "--catalog", str(catalog_dir), str(log)])
+    assert checked.exit_code == 1, checked.output
+    assert "2 of 3 events valid (features catalog)" in checked.output
+    assert "unknown: v1.ItemRelabelled: no handler for this event" in checked.output
+    assert "another app's log" not in checked.output
+    target = tmp_path / "t.db"
+    result = replay(
+        log, target, ReplayOptions(on_invalid="park", catalog=Catalog.load(catalog_dir))
+    )
+    assert (result.applied, result.parked) == (2, {"unknown": 1})
+    conn = sqlite3.connect(target)
+    (reason,) = conn.execute("SELECT reason FROM _projector_parked").fetchone()
+    assert reason.endswith("v1.ItemRelabelled): no handler for this event")
 
 
 @pytest.mark.parametrize(

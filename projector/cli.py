@@ -312,6 +312,27 @@ def _checked(catalog: Any) -> Any:
     return catalog
 
 
+class FilePath(click.Path):
+    """A file the command writes (a target, an export, an app database) as a `Path`; a
+    value ending in a slash names a folder, and is refused naming a file to give instead,
+    where click dropped the slash and the command wrote a file of the folder's name."""
+
+    def __init__(self, example: str, **kw: Any):
+        super().__init__(path_type=Path, **kw)
+        self.example = example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else ""
+        if isinstance(text, str) and text.endswith(("/", os.sep)) and text.strip("/" + os.sep):
+            self.fail(
+                f"{text!r} ends with a slash, which names a folder; name the file in it, "
+                f"e.g. {text.rstrip('/' + os.sep)}/{self.example}",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 _lock_timeout_option = click.option(
     "--lock-timeout",
@@ -684,7 +705,7 @@ def _finish_result(result: Any, as_json: bool, strict: bool) -> None:
 
 @_command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @click.option(
     "--on-invalid",
     type=click.Choice(["fail", "park"]),
@@ -1143,7 +1164,7 @@ def verify(
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=FilePath("app.db"),
     metavar="APP_DB",
     help="The app database to write (default: TARGET with .app before its suffix). "
     "The migration's bookkeeping goes to APP_DB.projector.db beside it.",
@@ -1311,7 +1332,7 @@ def _iso8601(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 @_command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path, allow_dash=True))
+@click.argument("out", type=FilePath("events.ndjson", allow_dash=True))
 @click.option(
     "--format",
     "fmt",

@@ -191,6 +191,8 @@ def finalize(target: Path, options: FinalizeOptions | None = None) -> FinalizeRe
     # Through a symbolic link, the database it links to is replaced, not the link: the
     # app keeps opening the path it knows (as a target named through a link).
     app_db = real_target(options.out or default_app_db(target))
+    if app_db.is_dir():  # `.` or `/` too, which have no name for a sidecar to extend
+        raise HandoffError(f"{app_db}: is a directory; APP_DB is a database file")
     sidecar = sidecar_path(app_db)
     if {app_db.resolve(), sidecar.resolve()} & {target.resolve()}:
         raise HandoffError(f"{app_db}: is the target itself; hand over into another file")

@@ -43,8 +43,9 @@ def last_handoff(sidecar: Path) -> dict[str, Any] | None:
 
 
 def is_handed_over(path: Path) -> bool:
-    """PATH is an app database `finalize` wrote (its sidecar is beside it)."""
-    return path.exists() and sidecar_path(path).exists() and not is_target(path)
+    """PATH is an app database `finalize` wrote (its sidecar is beside it); a folder
+    (``.``, ``/``: no file name to put a sidecar beside) never is."""
+    return path.is_file() and sidecar_path(path).exists() and not is_target(path)
 
 
 def refuse_handed_over(path: Path, command: str) -> None:

@@ -234,7 +234,9 @@ def check_writable(path: Path) -> None:
 
 def _check_writable(path: Path) -> None:
     if path.is_dir():
-        raise TargetError(f"{path}: is a directory; TARGET is a database file (e.g. {path}/app.db)")
+        raise TargetError(
+            f"{path}: is a directory; TARGET is a database file (e.g. {path / 'target.db'})"
+        )
     if path.exists() and not path.is_file():
         raise TargetError(f"{path}: not a regular file; TARGET is a database file")
     problem = folder_problem(path)

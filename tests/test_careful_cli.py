@@ -364,6 +364,37 @@ def read_only_mount(path: Path) -> Iterator[None]:
         subprocess.run(["umount", str(path)], capture_output=True)
 
 
+def test_a_file_named_as_a_folder_is_refused_in_one_line(tmp_path: Path, monkeypatch):
+    """A file to write named with a trailing slash (`out/`) is refused naming a file to
+    give, where click dropped the slash and replay, export and finalize wrote a file of
+    the folder's name; `.` and `/` as a target or an app database are one line, where
+    they raised a traceback (no file name to put a sidecar beside). Nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "t.db"
+    ok("-q", "replay", SMALL, target)
+    for args, example in [
+        (("replay", SMALL, "out/"), "out/target.db"),
+        (("export", SMALL, "m5/", "--format", "ndjson"), "m5/events.ndjson"),
+        (("finalize", target, "--out", "app/"), "app/app.db"),
+    ]:
+        result = invoke(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert (
+            f"'{args[2] if args[0] != 'finalize' else 'app/'}' ends with a slash, which names a "
+            f"folder; name the file in it, e.g. {example}"
+        ) in result.stderr
+    for args in [
+        ("replay", SMALL, "."),
+        ("replay", SMALL, "/"),
+        ("verify", "."),
+        ("status", "/"),
+        ("finalize", target, "--out", "."),
+        ("finalize", target, "--out", "/"),
+    ]:
+        assert "is a directory" in one_error_line(invoke(*args)) or args[0] in ("verify", "status")
+    assert not {"out", "m5", "app"} & {p.name for p in tmp_path.iterdir()}
+
+
 def test_a_target_that_is_a_directory_is_one_line_and_dry_run_says_the_same(tmp_path: Path):
     """TARGET a directory, or a directory where its lock file goes: one line, exit 1, the
     same from --dry-run; nothing is created."""

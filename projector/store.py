@@ -172,8 +172,11 @@ class RowStore:
                 sql = {
                     "delete_all": f'DELETE FROM "{t.name}" WHERE "{d.key}" = ?',
                     "delete": f'DELETE FROM "{t.name}" WHERE "{d.key}" = ? AND "{d.element}" = ?',
-                    "insert": f'INSERT OR IGNORE INTO "{t.name}" ("{d.key}", "{d.element}") '
-                    "VALUES (?, ?)",
+                    # An element twice in one array is one row; any other constraint (NOT
+                    # NULL: a null element) refuses the row, and its event is parked, where
+                    # OR IGNORE dropped it without a word.
+                    "insert": f'INSERT INTO "{t.name}" ("{d.key}", "{d.element}") '
+                    "VALUES (?, ?) ON CONFLICT DO NOTHING",
                 }
                 self._derived.setdefault(d.parent, []).append((d.column, sql))
         self._columns: dict[str, tuple[str, ...]] = {}
@@ -520,14 +523,26 @@ def _element_changes(
                 f"{where}: its array holds a {type(tag).__name__}, which no derived row can "
                 "hold (text, numbers or NULL)"
             )
-    if old_text is None or row is None:  # old elements unknown, or the parent is gone
+    old_list = [] if old_text is None or row is None else loads(old_text)
+    if old_text is None or row is None or not (_all_text(new) and _all_text(old_list)):
+        # Old elements unknown, or the parent is gone; or a number, boolean or null among
+        # them, which Python and the column compare otherwise (True == 1 in Python, where
+        # a TEXT column holds true, 1 and '1' alike as '1'): its rows are written anew.
         if old_text != EMPTY_ARRAY:
             every.append((key,))
         added.extend((key, _element(tag)) for tag in new)
         return
-    old = set(loads(old_text))
+    old = set(old_list)
     removed.extend((key, _element(tag)) for tag in sorted(old.difference(new)))
     added.extend((key, _element(tag)) for tag in new if tag not in old)
+
+
+def _all_text(elements: list[Any]) -> bool:
+    """Whether every one of ELEMENTS is text (a derived table's usual elements: tags)."""
+    for element in elements:
+        if type(element) is not str:
+            return False
+    return True
 
 
 __all__ = ["RowError", "RowStore"]

@@ -1267,6 +1267,36 @@ def test_args_no_row_can_hold_park_their_event_naming_the_column_wherever_they_g
     ]
 
 
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_derived_table_holds_scalar_elements_as_its_column_stores_them(tmp_path, batch):
+    """Numbers and booleans among a derived table's elements are stored as its TEXT
+    column stores what the sqlite3 module binds (true as '1', 1.5 as '1.5'), and verify
+    expects just that, where it reported elements missing and extra; a null element,
+    which the NOT NULL column cannot hold, parks its event naming the constraint, where
+    INSERT OR IGNORE dropped it without a word (a fresh user's re-check, left from stop
+    28)."""
+    events = [
+        item("a", labels=[1.5, True, "x", 1, False, 7, "1"]),
+        item("b", labels=["y", None]),
+        ("v1.ItemUpdated", {"id": "a", "labels": [True, 2.5]}),
+        item("c", labels=[False, "z"]),
+    ]
+    conn = run(tmp_path, events, batch)
+    assert sorted(tuple(r) for r in conn.execute("SELECT itemId, label FROM item_labels")) == [
+        ("a", "1"),
+        ("a", "2.5"),
+        ("c", "0"),
+        ("c", "z"),
+    ]
+    reasons = [r[0] for r in conn.execute("SELECT reason FROM _projector_parked")]
+    assert reasons == [
+        "e2 (v1.ItemAdded): cannot be stored: NOT NULL constraint failed: item_labels.label"
+    ]
+    conn.close()
+    report = verify(tmp_path / "target.db")
+    assert report.ok, [(c.name, c.detail) for c in report.checks if not c.ok]
+
+
 def test_a_dry_run_that_fails_says_the_target_is_as_it_was(tmp_path, runner):
     """A dry run failing on an event after its scratch copy committed batches said the
     real target 'holds every batch up to #N' and to resume it (a fresh user's re-check):

@@ -490,9 +490,16 @@ def _as_livestore(values: list[Any]) -> list[Any]:
     return [utf8_text(v) if isinstance(v, str) and not v.isascii() else v for v in values]
 
 
-def _element(element: Any) -> Any:
-    """An element as a derived table's TEXT column holds it: a lone surrogate is U+FFFD."""
-    return element if not isinstance(element, str) or element.isascii() else utf8_text(element)
+def derived_element(element: Any) -> Any:
+    """An element of a parent's JSON array as its derived row binds it: text with a lone
+    surrogate as U+FFFD (as every text column); an integer beyond SQLite's 64 bits as
+    the float SQLite's JSON functions read it as (JSON.stringify writes 1e20 as 21
+    digits), which the sqlite3 module could not bind at all."""
+    if type(element) is str:
+        return element if element.isascii() else utf8_text(element)
+    if type(element) is int and not -(2**63) <= element < 2**63:
+        return float(element)
+    return element
 
 
 def _element_changes(
@@ -530,11 +537,11 @@ def _element_changes(
         # a TEXT column holds true, 1 and '1' alike as '1'): its rows are written anew.
         if old_text != EMPTY_ARRAY:
             every.append((key,))
-        added.extend((key, _element(tag)) for tag in new)
+        added.extend((key, derived_element(tag)) for tag in new)
         return
     old = set(old_list)
-    removed.extend((key, _element(tag)) for tag in sorted(old.difference(new)))
-    added.extend((key, _element(tag)) for tag in new if tag not in old)
+    removed.extend((key, derived_element(tag)) for tag in sorted(old.difference(new)))
+    added.extend((key, derived_element(tag)) for tag in new if tag not in old)
 
 
 def _all_text(elements: list[Any]) -> bool:
@@ -545,4 +552,4 @@ def _all_text(elements: list[Any]) -> bool:
     return True
 
 
-__all__ = ["RowError", "RowStore"]
+__all__ = ["RowError", "RowStore", "derived_element"]

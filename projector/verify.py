@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from events.catalog import Catalog
-from events.encoding import utf8_text
 from events.envelope import format_event_id, parse_event_id
 from events.errors import CatalogError, SourceBusy, SourceError
 from events.history import HistoryCheck
@@ -31,6 +30,7 @@ from projector.handlers import any_row, entity_list
 from projector.lock import held_lock_fd, refuse_if_busy
 from projector.replay import client_only_tables, load_recorded_catalog
 from projector.runs import shown_state
+from projector.store import derived_element
 from projector.target import (
     DEVIATIONS_TABLE,
     PARKED_TABLE,
@@ -608,7 +608,7 @@ def _derived_checks(
             continue
         parent_key = tables[d.parent].row_key
         elements = [
-            (key, utf8_text(element) if isinstance(element, str) else element)
+            (key, derived_element(element))
             for key, array in conn.execute(f'SELECT "{parent_key}", "{d.column}" FROM "{d.parent}"')
             for element in json.loads(array)
         ]

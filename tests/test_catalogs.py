@@ -1274,12 +1274,14 @@ def test_a_derived_table_holds_scalar_elements_as_its_column_stores_them(tmp_pat
     expects just that, where it reported elements missing and extra; a null element,
     which the NOT NULL column cannot hold, parks its event naming the constraint, where
     INSERT OR IGNORE dropped it without a word (a fresh user's re-check, left from stop
-    28)."""
+    28); an integer beyond 64 bits is the float SQLite's JSON functions read, where its
+    event was parked as unbindable."""
     events = [
         item("a", labels=[1.5, True, "x", 1, False, 7, "1"]),
         item("b", labels=["y", None]),
         ("v1.ItemUpdated", {"id": "a", "labels": [True, 2.5]}),
         item("c", labels=[False, "z"]),
+        item("d", labels=[1e20, "w"]),  # stored as JSON.stringify writes it: 21 digits
     ]
     conn = run(tmp_path, events, batch)
     assert sorted(tuple(r) for r in conn.execute("SELECT itemId, label FROM item_labels")) == [
@@ -1287,6 +1289,8 @@ def test_a_derived_table_holds_scalar_elements_as_its_column_stores_them(tmp_pat
         ("a", "2.5"),
         ("c", "0"),
         ("c", "z"),
+        ("d", "1.0e+20"),  # as SQLite's json_each reads 21 digits: a REAL
+        ("d", "w"),
     ]
     reasons = [r[0] for r in conn.execute("SELECT reason FROM _projector_parked")]
     assert reasons == [

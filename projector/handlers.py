@@ -809,7 +809,9 @@ def raised_at(exc: Exception, path: str) -> str:
 
 
 def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Handler:
-    path = f"{catalog.directory}/{HOOKS_FILE}"
+    # Absolute: a parked event's reason names it the same whichever way the catalog was
+    # given (replay-parked compares the reasons before and after).
+    path = os.path.abspath(f"{catalog.directory}/{HOOKS_FILE}")
     where = f"{path}: handler {getattr(hook.fn, '__name__', '?')} of {hook.name}"
     for table in hook.tables:
         if table not in tables:

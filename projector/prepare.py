@@ -9,6 +9,7 @@ refused by their upcaster (hooks.py) at run time.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from events.catalog import HOOKS_FILE
@@ -60,7 +61,8 @@ class EventChecks:
         steps = self.upcasters.steps
         if name not in steps:
             return args, None, False
-        hooks = str(self.validator.catalog.directory / HOOKS_FILE)
+        # Absolute, as the reasons of hooks.py handlers (`projector.handlers`).
+        hooks = os.path.abspath(self.validator.catalog.directory / HOOKS_FILE)
         given = args
         while name in steps:
             to_name, step = steps[name]

@@ -1025,6 +1025,31 @@ def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_eve
     assert reason in checked.output
 
 
+def test_replay_parked_that_reapplies_nothing_keeps_nothing_however_the_catalog_is_named(
+    runner, tmp_path, monkeypatch
+):
+    """A parked event's reason names hooks.py by its absolute path, so replay-parked with
+    the same catalog given another way (relative, then absolute) re-applies nothing and
+    keeps no run and no backup, where the reasons' text changed and it kept both (a
+    fresh user's re-check, left from stop 28)."""
+    _upcasting(tmp_path, '    raise ValueError("not yet")')
+    log = write_ndjson(tmp_path / "log.ndjson", [("v0.ItemAdded", {"id": "a", "title": "t"})])
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(
+        cli, ["-q", "replay", "log.ndjson", "t.db", "--catalog", "./cat"] + ["--on-invalid", "park"]
+    )
+    assert first.exit_code == 0, first.output
+    reason = sqlite3.connect("t.db").execute("SELECT reason FROM _projector_parked").fetchone()[0]
+    assert f": {tmp_path}/cat/hooks.py: upcaster upcast_item_added_v0_v1" in reason
+    again = runner.invoke(cli, ["replay-parked", "t.db", "--catalog", str(tmp_path / "cat")])
+    assert again.exit_code == 0, again.output
+    assert (
+        "nothing re-applied, every event parked as before: the target is unchanged" in again.output
+    )
+    kept = runner.invoke(cli, ["backups", "t.db", "--json"])
+    assert json.loads(kept.stdout)["backups"] == []
+
+
 def test_validate_finds_the_events_replay_finds_no_handler_for(runner, tmp_path):
     """An event whose schema is in the catalog but that no handler takes is unknown to
     replay, which parks it: validate says so too (exit 1, the same reason, no hint that

@@ -104,12 +104,12 @@ def locate(target: Path, recorded: str) -> Path:
 
 
 def shown(target: Path, recorded: str | None) -> str | None:
-    """A run's RECORDED backup as `status` shows it: its absolute path where `locate`
-    finds it, else as recorded (it is gone: pruned, or removed by hand)."""
+    """A run's RECORDED backup as `status` shows it: the absolute path where `locate`
+    finds it, or where it was when it is gone (pruned, used by a rollback, removed by
+    hand), so that a target's and its app database's status name it alike."""
     if not recorded:
         return None
-    found = locate(target, recorded)
-    return str(found.absolute()) if found.exists() else recorded
+    return str(locate(target, recorded).absolute())
 
 
 def restore_backup(backup: Path, target: Path) -> None:

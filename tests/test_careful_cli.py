@@ -680,7 +680,7 @@ def test_status_shows_where_the_last_backup_is_from_any_folder(
     assert str(backup) in ok("backups", Path("work/t.db")).stdout
     backup.unlink()
     gone = "(missing: deleted by `backups --prune`, or moved)"
-    assert f"backup:     {backup.name} {gone}\n" in ok("status", work / "t.db").stdout
+    assert f"backup:     {backup} {gone}\n" in ok("status", work / "t.db").stdout
     line = one_error_line(invoke("rollback", work / "t.db"))
     assert line.endswith("is missing (deleted by `backups --prune`, or moved); cannot roll back")
 

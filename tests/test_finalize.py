@@ -459,6 +459,9 @@ def test_status_of_the_app_database_says_where_the_target_went_since(small_copy,
     below = info["targetSince"]["position"]
     assert info["targetSince"] == {"position": below, "state": "rolled back", "rolledBack": True}
     assert below < 200
+    # Named where it was, as the target's status names it (it showed a bare name here).
+    (used,) = [line for line in text.splitlines() if line.startswith("backup:")]
+    assert used.startswith(f"backup:     {tmp_path}/target.db.run2-")
     assert "(missing: `projector rollback` of the target used it since the hand-off)" in text
     assert f"rolled back since the hand-off: the target is at #{below} now (rolled back)" in text
     replay(small_copy, target, ReplayOptions())  # caught up again: a new run 2

@@ -70,6 +70,7 @@ from projector.target import (
     refuse_legacy,
     refuse_sidecar,
     require_target,
+    state_columns,
 )
 from projector.verify import SOURCE_SKIPPED, VerifyReport, verify
 
@@ -368,7 +369,7 @@ def _verified(target: Path, report: VerifyReport) -> str:
     against = next((c.detail for c in report.checks if c.name == "against"), None)
     names = ", ".join(
         # A source check skipped (--no-source) passed without reading anything: say so.
-        f"{c.name} {SOURCE_SKIPPED}" if c.detail.startswith(SOURCE_SKIPPED) else c.name
+        f"{c.name} {SOURCE_SKIPPED}" if c.skipped else c.name
         for c in report.checks
         if c.name != "against"
     )
@@ -520,12 +521,8 @@ def migration_identity(path: Path) -> tuple[Any, ...]:
     an older finalize wrote, a target made before it and upgraded) is told by when its
     first run began, its catalog and its store: ``(None, begun, catalog, store)``."""
     with contextlib.closing(connect_readonly(path)) as conn:
-        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
-        found = (
-            conn.execute(f"SELECT migrationId FROM {STATE_TABLE} WHERE id = 1").fetchone()
-            if "migrationId" in columns
-            else None
-        )
+        migration_id = state_columns(conn, migrationId="NULL")["migrationId"]
+        found = conn.execute(f"SELECT {migration_id} FROM {STATE_TABLE} WHERE id = 1").fetchone()
         begun = conn.execute(f"SELECT startedAt FROM {RUNS_TABLE} ORDER BY run LIMIT 1").fetchone()
         state = conn.execute(f"SELECT catalog, storeId FROM {STATE_TABLE} WHERE id = 1").fetchone()
     return (

@@ -86,6 +86,7 @@ from projector.target import (
     real_target,
     refuse_source_folder,
     require_target,
+    state_columns,
 )
 from projector.writer import (
     BatchWriter,
@@ -263,14 +264,11 @@ class MigrationState:
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
-        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
         # A target made before catalogs has no catalogDigest (open_target refuses it, with
-        # the reason, once its record has been read); strictKeys came with m006 and
-        # deferredIndexes with m007: a target an older version made has none until a writer
-        # migrates it, and its runs were all without --strict-keys and deferred nothing.
-        digest = "catalogDigest" if "catalogDigest" in columns else "NULL"
-        strict = "strictKeys" if "strictKeys" in columns else "0"
-        deferred = "deferredIndexes" if "deferredIndexes" in columns else "NULL"
+        # the reason, once its record has been read); one made before strictKeys and
+        # deferredIndexes ran all its runs without --strict-keys and deferred nothing.
+        picked = state_columns(conn, catalogDigest="NULL", strictKeys="0", deferredIndexes="NULL")
+        digest, strict, deferred = picked.values()
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
             f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
@@ -706,7 +704,7 @@ def _catalog_for(
         except CatalogError as exc:
             raise CheckpointMismatch(f"{label}: {exc}") from None
     same_files = state is not None and state.catalog_digest == catalog.digest
-    if state is not None and state.catalog != catalog.reference and not same_files:
+    if state is not None and is_other_catalog(state.catalog, state.catalog_digest, catalog):
         # Named alike (a copy of the catalog, edited), the two differ in their files.
         files = (
             f": --catalog takes a catalog holding the files this migration began with "
@@ -722,6 +720,14 @@ def _catalog_for(
         raise CheckpointMismatch(catalog_changed(label, catalog, str(state.catalog_digest)))
     _require_projection(catalog)
     return catalog
+
+
+def is_other_catalog(recorded: str | None, recorded_digest: str | None, catalog: Catalog) -> bool:
+    """Whether CATALOG is not the one a migration recorded (RECORDED, its reference, and
+    RECORDED_DIGEST, its files' digest): named otherwise and holding other files. The
+    same files named another way (a folder for a bundled name, a folder that moved) are
+    the same catalog. Replay, resume and verify refuse another catalog."""
+    return recorded != catalog.reference and recorded_digest != catalog.digest
 
 
 def catalog_changed(label: Path | str, catalog: Catalog, digest: str) -> str:
@@ -741,8 +747,7 @@ def load_recorded_catalog(label: Path | str, conn: sqlite3.Connection) -> Catalo
     since the migration began (the digest it recorded; a target made before digests were
     recorded has none to compare): verify, finalize and drizzle would otherwise describe
     the target with files it was not made with."""
-    columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
-    digest = "catalogDigest" if "catalogDigest" in columns else "NULL"
+    digest = state_columns(conn, catalogDigest="NULL")["catalogDigest"]
     row = conn.execute(f"SELECT catalog, {digest} FROM {STATE_TABLE} WHERE id = 1").fetchone()
     if row is None:
         return None

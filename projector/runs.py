@@ -21,6 +21,7 @@ from projector.target import (
     real_target,
     refuse_sidecar,
     require_target,
+    state_columns,
 )
 
 
@@ -41,8 +42,8 @@ def status(target: Path) -> dict[str, Any]:
     require_target(target)
     conn = connect_readonly(target)
     try:
-        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
-        strict = "strictKeys" if "strictKeys" in columns else "0"  # a target made before it
+        # A target made before strictKeys or deferredIndexes has neither.
+        strict, deferred_sql = state_columns(conn, strictKeys="0", deferredIndexes="NULL").values()
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, {strict}, "
             f"position, lastEventId, sourceTotal, applied, parked, reapplied, state "
@@ -85,11 +86,9 @@ def status(target: Path) -> dict[str, Any]:
             conn.execute(f"SELECT kind, COUNT(*) FROM {PARKED_TABLE} GROUP BY kind ORDER BY kind")
         )
         # A first run not finished yet builds these indexes at its end (bulk load).
-        deferred = (
-            conn.execute(f"SELECT deferredIndexes FROM {STATE_TABLE} WHERE id = 1").fetchone()[0]
-            if "deferredIndexes" in columns
-            else None
-        )
+        deferred = conn.execute(
+            f"SELECT {deferred_sql} FROM {STATE_TABLE} WHERE id = 1"
+        ).fetchone()[0]
         info["deferredIndexes"] = len(json.loads(deferred)) if deferred else 0
     finally:
         conn.close()

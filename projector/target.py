@@ -392,6 +392,16 @@ def require_target(path: Path, doing: str = "") -> None:
 _CANNOT_READ_NOW = frozenset({5, 6, 7, 10, 13, 14, 15})
 
 
+def state_columns(conn: sqlite3.Connection, **fallbacks: str) -> dict[str, str]:
+    """What to SELECT for each column of the migration record (`STATE_TABLE`) named in
+    FALLBACKS: the column where the target has it, else its fallback SQL. Later migrations
+    added columns (m005 catalogDigest, m006 strictKeys, m007 deferredIndexes, m008
+    migrationId); a target an older version made has none of them until a writer
+    migrates it, and a reader must not."""
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
+    return {name: name if name in have else fallback for name, fallback in fallbacks.items()}
+
+
 def is_target(path: Path) -> bool:
     """Whether PATH is a SQLite database holding the projector's bookkeeping.
 

@@ -195,15 +195,19 @@ def _migration_statements(conn: sqlite3.Connection, tables: dict[str, Table]) ->
 
 def derived_triggers(table: Table, tables: dict[str, Table]) -> dict[str, str]:
     """Triggers keeping derived TABLE in step with its parent's JSON-array column: the
-    distinct elements of the array, one row each (as `projector.store` writes them)."""
+    distinct elements of the array, one row each (as `projector.store` writes them: an
+    element the table cannot hold, a null in a NOT NULL column, fails the app's write,
+    as the projector parks its event; ON CONFLICT DO NOTHING skips duplicates only)."""
     d = table.derived
     assert d is not None
     parent_key = tables[d.parent].row_key
     t, p = f'"{table.name}"', f'"{d.parent}"'
     k, e, c, pk = f'"{d.key}"', f'"{d.element}"', f'"{d.column}"', f'"{parent_key}"'
     insert = (
-        f"INSERT OR IGNORE INTO {t} ({k}, {e}) "
-        f"SELECT NEW.{pk}, j.value FROM json_each(NEW.{c}) AS j;"
+        f"INSERT INTO {t} ({k}, {e}) "
+        # WHERE true: an upsert's SELECT needs one (https://sqlite.org/lang_upsert.html).
+        f"SELECT NEW.{pk}, j.value FROM json_each(NEW.{c}) AS j WHERE true "
+        "ON CONFLICT DO NOTHING;"
     )
     base = f"{table.name}_from_{d.parent}"
     return {

@@ -576,10 +576,25 @@ def test_derived_tables_follow_the_apps_writes(tmp_path):
     assert tags("m2") == ["b", "c"]
     conn.execute("DELETE FROM memories WHERE id = 'm2'")
     assert tags("m2") == []
+    # Elements as the projector stores them: true, 1 and '1' are one TEXT row; a null
+    # fails the write (the projector parks such an event), where it was dropped silently.
+    conn.execute(
+        "INSERT INTO memories (id, personaId, kind, tags, createdAt, updatedAt) "
+        "VALUES ('k', ?, 'fact', '[true, 1, \"1\", 2.5]', 'x', 'x')",
+        (persona,),
+    )
+    assert tags("k") == ["1", "2.5"]
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL constraint failed: memory_tags.tag"):
+        conn.execute(
+            "INSERT INTO memories (id, personaId, kind, tags, createdAt, updatedAt) "
+            "VALUES ('n', ?, 'fact', '[\"a\", null]', 'x', 'x')",
+            (persona,),
+        )
     conn.commit()
     conn.close()
     stale = sqlite3.connect(app_db).execute(
-        "SELECT COUNT(*) FROM (SELECT m.id, j.value FROM memories m, json_each(m.tags) j "
+        "SELECT COUNT(*) FROM (SELECT m.id, CAST(j.value AS TEXT) FROM memories m, "
+        "json_each(m.tags) j "
         "EXCEPT SELECT memoryId, tag FROM memory_tags)"
     )
     assert stale.fetchone()[0] == 0

@@ -63,6 +63,13 @@ class IntegrityBreak(Exception):
     """An event whose rows would break relational integrity; it is parked, not written."""
 
 
+class Unstorable(ValueError):
+    """A value an event puts into a row that no row can hold (a derived table's parent
+    column that is no JSON array, or holds an element its derived table cannot store):
+    refused when the row is put, so the event is parked whatever the batch size, where
+    a later event of the batch overwriting the row would have hidden it from SQLite."""
+
+
 class HookError(Exception):
     """A hooks.py handler broke the row API's contract; its event is refused like one
     whose rows cannot be stored (parked as invalid, or the run fails)."""

@@ -37,7 +37,7 @@ from events.encoding import iso_to_epoch_ms, js_json
 from events.errors import CatalogError
 from events.fastpath import loads
 from events.validation import sample
-from projector.errors import HookError, IntegrityBreak
+from projector.errors import HookError, IntegrityBreak, Unstorable
 from projector.store import RowStore
 from projector.target import Reference, Table, catalog_tables
 
@@ -841,7 +841,7 @@ def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Ha
         try:
             with store.savepoint():  # the hook's writes are all or nothing
                 fn(HookRows(store, where, writes, keys), args)
-        except (IntegrityBreak, HookError):
+        except (IntegrityBreak, HookError, Unstorable):  # Unstorable: the value's fault
             raise
         except Exception as exc:  # a bug of the hook's, not a value the target refused
             raise HookError(f"{where} raised {raised_at(exc, path)}") from exc

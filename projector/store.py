@@ -37,6 +37,8 @@ from typing import Any
 
 from events.encoding import utf8_text
 from events.fastpath import loads
+from events.validation import sample
+from projector.errors import Unstorable
 from projector.target import DEVIATIONS_TABLE, PARKED_TABLE, Table
 from projector.writer import ROW_ERRORS, Op, row_error
 
@@ -166,6 +168,9 @@ class RowStore:
         }
         #: Derived tables by parent table: the parent's column and the derived rows' SQL.
         self._derived: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        #: The same, for the check of each row put (`_check_arrays`): the parent's column,
+        #: its name for messages, the derived table, whether its element column takes NULL.
+        self._arrays: dict[str, list[tuple[str, str, str, bool]]] = {}
         for t in tables.values():
             if t.derived is not None:
                 d = t.derived
@@ -179,6 +184,10 @@ class RowStore:
                     "VALUES (?, ?) ON CONFLICT DO NOTHING",
                 }
                 self._derived.setdefault(d.parent, []).append((d.column, sql))
+                null_ok = _holds_null(conn, t.name, d.element)
+                self._arrays.setdefault(d.parent, []).append(
+                    (d.column, f"{d.parent}.{d.column}", t.name, null_ok)
+                )
         self._columns: dict[str, tuple[str, ...]] = {}
         self._others: dict[str, list[str]] = {}
         #: Row statements' table and the column each parameter binds, in order.
@@ -350,6 +359,8 @@ class RowStore:
                 outer.extend(journal)
 
     def _set(self, table: str, key: Key, row: Row | None) -> None:
+        if row is not None and table in self._arrays:
+            _check_arrays(row, self._arrays[table])
         if self.lossy:
             key = self._key(key)
         if self._journal is not None:
@@ -500,6 +511,54 @@ def derived_element(element: Any) -> Any:
     if type(element) is int and not -(2**63) <= element < 2**63:
         return float(element)
     return element
+
+
+def _holds_null(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Whether COLUMN of TABLE takes NULL: not declared NOT NULL, nor a key column of a
+    WITHOUT ROWID table (https://sqlite.org/withoutrowid.html, section 2)."""
+    found = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    without_rowid = found is not None and "WITHOUTROWID" in re.sub(r"\s", "", found[0]).upper()
+    for _, name, _, notnull, _, pk in conn.execute(f'PRAGMA table_info("{table}")'):
+        if name == column:
+            return not notnull and not (without_rowid and pk)
+    return True
+
+
+def _check_arrays(row: Row, arrays: list[tuple[str, str, str, bool]]) -> None:
+    """Raise Unstorable when a derived table's parent column of ROW (ARRAYS: see
+    `RowStore._arrays`) is no JSON array, or holds an element its derived table cannot
+    store: an object or an array, or a null where the element column takes none. Checked
+    as each row is put, so that the event is refused whatever the batch size (a later
+    event of the batch overwriting the row hid it from the write). The common array, of
+    text elements, is told by a screen of its text without parsing it."""
+    for column, where, derived, null_ok in arrays:
+        text = row.get(column)
+        if type(text) is not str or not text.startswith("["):
+            shown = sample(text) if type(text) is not str else text[:60]
+            raise Unstorable(
+                f"{where}: {shown} is not a JSON array, which {derived} takes its rows from"
+            )
+        if not ("{" in text or "[" in text[1:] or (not null_ok and "null" in text)):
+            continue
+        try:
+            elements = loads(text)
+        except ValueError:
+            raise Unstorable(f"{where}: {text[:60]} is not JSON") from None
+        if type(elements) is not list:
+            raise Unstorable(f"{where}: {text[:60]} is not a JSON array")
+        for element in elements:
+            if not _comparable(element):
+                raise Unstorable(
+                    f"{where}: its array holds a {type(element).__name__}, which no row of "
+                    f"{derived} can hold (text, numbers or NULL)"
+                )
+            if element is None and not null_ok:
+                raise Unstorable(
+                    f"{where}: its array holds null, which {derived} cannot hold (its "
+                    "element column is NOT NULL)"
+                )
 
 
 def _element_changes(

@@ -1286,7 +1286,7 @@ def test_args_no_row_can_hold_park_their_event_naming_the_column_wherever_they_g
         "e2 (v1.OwnersPurged): cannot be stored: owners.name: a list matches no row (a column "
         "holds text, numbers, bytes or NULL)",
         "e3 (v1.ItemAdded): cannot be stored: items.labels: its array holds a dict, which no "
-        "derived row can hold (text, numbers or NULL)",
+        "row of item_labels can hold (text, numbers or NULL)",
         "e4 (v1.ItemAdded): cannot be stored: items.ownerId: a dict names no owner (a key is "
         "text or an integer)",
     ]
@@ -1297,7 +1297,7 @@ def test_a_derived_table_holds_scalar_elements_as_its_column_stores_them(tmp_pat
     """Numbers and booleans among a derived table's elements are stored as its TEXT
     column stores what the sqlite3 module binds (true as '1', 1.5 as '1.5'), and verify
     expects just that, where it reported elements missing and extra; a null element,
-    which the NOT NULL column cannot hold, parks its event naming the constraint, where
+    which the NOT NULL column cannot hold, parks its event naming the column, where
     INSERT OR IGNORE dropped it without a word (a fresh user's re-check, left from stop
     28); an integer beyond 64 bits is the float SQLite's JSON functions read, where its
     event was parked as unbindable."""
@@ -1319,11 +1319,66 @@ def test_a_derived_table_holds_scalar_elements_as_its_column_stores_them(tmp_pat
     ]
     reasons = [r[0] for r in conn.execute("SELECT reason FROM _projector_parked")]
     assert reasons == [
-        "e2 (v1.ItemAdded): cannot be stored: NOT NULL constraint failed: item_labels.label"
+        "e2 (v1.ItemAdded): cannot be stored: items.labels: its array holds null, which "
+        "item_labels cannot hold (its element column is NOT NULL)"
     ]
     conn.close()
     report = verify(tmp_path / "target.db")
     assert report.ok, [(c.name, c.detail) for c in report.checks if not c.ok]
+
+
+def test_an_array_no_derived_row_can_hold_is_refused_whatever_the_batch_size(tmp_path):
+    """A derived table's parent column that is no JSON array (a string, a number), or holds
+    a null its NOT NULL element column cannot take, or an object, is refused when the row
+    is put: the same events are parked at every batch size, and the digests agree. Before,
+    a later event of the batch overwriting the row hid the value from the write (parked at
+    batch size 1, applied at 10,000), and a value that is no array raised a traceback (a
+    fresh user's trial)."""
+    events = [
+        item("b", labels=["x"]),
+        ("v1.ItemUpdated", {"id": "b", "labels": [None]}),
+        ("v1.ItemUpdated", {"id": "b", "labels": ["y"]}),
+        item("c", labels="notarray"),
+        item("e", labels=["p"]),
+        ("v1.ItemUpdated", {"id": "e", "labels": [{"a": 1}]}),
+        ("v1.ItemUpdated", {"id": "e", "labels": ["q"]}),
+        item("f", labels=5),
+        item("g", labels=["nullable", "z"]),  # "null" in a text element is no null
+    ]
+    found = {}
+    for batch in BATCHES:
+        (tmp_path / str(batch)).mkdir()
+        conn = run(tmp_path / str(batch), events, batch)
+        parked = [
+            tuple(r) for r in conn.execute("SELECT position, kind, reason FROM _projector_parked")
+        ]
+        conn.close()
+        found[batch] = (parked, digest(tmp_path / str(batch) / "target.db")["overall"])
+    parked, _ = found[1]
+    assert found[DEFAULT_BATCH] == found[1]
+    assert [(p, k) for p, k, _ in parked] == [
+        (2, "invalid"),
+        (3, "held"),
+        (4, "invalid"),
+        (6, "invalid"),
+        (7, "held"),
+        (8, "invalid"),
+    ]
+    reasons = {p: r for p, _, r in parked}
+    assert reasons[2].endswith(
+        "items.labels: its array holds null, which item_labels cannot hold (its element "
+        "column is NOT NULL)"
+    )
+    assert reasons[4].endswith(
+        'items.labels: "notarray" is not a JSON array, which item_labels takes its rows from'
+    )
+    assert reasons[6].endswith(
+        "items.labels: its array holds a dict, which no row of "
+        "item_labels can hold (text, numbers or NULL)"
+    )
+    assert reasons[8].endswith(
+        "items.labels: 5 is not a JSON array, which item_labels takes its rows from"
+    )
 
 
 def test_a_dry_run_that_fails_says_the_target_is_as_it_was(tmp_path, runner):

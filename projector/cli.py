@@ -323,10 +323,18 @@ class FilePath(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else ""
-        if isinstance(text, str) and text.endswith(("/", os.sep)) and text.strip("/" + os.sep):
+        if text == "-" and not self.allow_dash:  # stdout: no place for a database
+            self.fail(f"'-' is no file here: name the file, e.g. ./{self.example}", param, ctx)
+        seps = "/" + os.sep
+        last = text.rstrip(seps).rsplit("/", 1)[-1] if isinstance(text, str) else ""
+        # `out/`, and `out/.` or `out/..`, which pathlib reads as `out`: folders by name.
+        folder = text.endswith(tuple(seps)) or (last in (".", "..") and "/" in text)
+        if isinstance(text, str) and folder and text.strip(seps):
+            named = text.rstrip(seps)
+            if last not in (".", "..") and os.path.isfile(named):
+                self.fail(f"{text!r}: {named} is a file; name it without the slash", param, ctx)
             self.fail(
-                f"{text!r} ends with a slash, which names a folder; name the file in it, "
-                f"e.g. {text.rstrip('/' + os.sep)}/{self.example}",
+                f"{text!r} names a folder; name the file in it, e.g. {named}/{self.example}",
                 param,
                 ctx,
             )
@@ -796,7 +804,7 @@ def _progress(ctx: click.Context) -> Any:
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @click.option(
     "--source",
     "source",
@@ -861,7 +869,7 @@ def resume(
 
 
 @_command("replay-parked")
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @_catalog_option
 @_lock_timeout_option
 @json_option
@@ -891,7 +899,7 @@ def replay_parked(target: Path, catalog: str | None, lock_timeout: float, as_jso
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @click.option(
     "--kind",
     type=click.Choice(["unknown", "invalid", "unparseable", "integrity", "held"]),
@@ -934,7 +942,7 @@ def parked(target: Path, kind: str | None, as_json: bool) -> None:
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @json_option
 def status(target: Path, as_json: bool) -> None:
     """Show TARGET's migration: source, store, checkpoint, state, counts, last backup, and
@@ -1013,7 +1021,7 @@ def status(target: Path, as_json: bool) -> None:
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @json_option
 def rollback(target: Path, as_json: bool) -> None:
     """Return TARGET to exactly its state before the last run (finished or interrupted).
@@ -1036,7 +1044,7 @@ def rollback(target: Path, as_json: bool) -> None:
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @click.option(
     "--prune",
     type=click.IntRange(0),
@@ -1069,7 +1077,7 @@ def backups(target: Path, prune: int | None, as_json: bool) -> None:
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @json_option
 def digest(target: Path, as_json: bool) -> None:
     """Print a canonical content digest of TARGET's tables (per table and overall).
@@ -1102,7 +1110,7 @@ def digest(target: Path, as_json: bool) -> None:
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @click.option(
     "--against",
     type=click.Path(path_type=Path),
@@ -1161,7 +1169,7 @@ def verify(
 
 
 @_command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=FilePath("target.db"))
 @click.option(
     "--out",
     type=FilePath("app.db"),

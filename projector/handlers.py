@@ -798,10 +798,10 @@ def raised_at(exc: Exception, path: str) -> str:
     """``KeyError: 'x' at line 12``: EXC, and the last line of the file PATH (hooks.py)
     it passed through."""
     line = None
-    path = os.path.abspath(path)
+    path = os.path.realpath(path)
     trace = exc.__traceback__
     while trace is not None:
-        if os.path.abspath(trace.tb_frame.f_code.co_filename) == path:
+        if os.path.realpath(trace.tb_frame.f_code.co_filename) == path:
             line = trace.tb_lineno
         trace = trace.tb_next
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -809,9 +809,10 @@ def raised_at(exc: Exception, path: str) -> str:
 
 
 def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Handler:
-    # Absolute: a parked event's reason names it the same whichever way the catalog was
-    # given (replay-parked compares the reasons before and after).
-    path = os.path.abspath(f"{catalog.directory}/{HOOKS_FILE}")
+    # Resolved: a parked event's reason names it the same whichever way the catalog was
+    # given, relative, absolute or through a link (replay-parked compares the reasons
+    # before and after), as the target records the catalog (`Catalog.reference`).
+    path = os.path.realpath(f"{catalog.directory}/{HOOKS_FILE}")
     where = f"{path}: handler {getattr(hook.fn, '__name__', '?')} of {hook.name}"
     for table in hook.tables:
         if table not in tables:

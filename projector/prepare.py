@@ -61,8 +61,8 @@ class EventChecks:
         steps = self.upcasters.steps
         if name not in steps:
             return args, None, False
-        # Absolute, as the reasons of hooks.py handlers (`projector.handlers`).
-        hooks = os.path.abspath(self.validator.catalog.directory / HOOKS_FILE)
+        # Resolved, as the reasons of hooks.py handlers (`projector.handlers._python`).
+        hooks = os.path.realpath(self.validator.catalog.directory / HOOKS_FILE)
         given = args
         while name in steps:
             to_name, step = steps[name]

@@ -365,10 +365,12 @@ def read_only_mount(path: Path) -> Iterator[None]:
 
 
 def test_a_file_named_as_a_folder_is_refused_in_one_line(tmp_path: Path, monkeypatch):
-    """A file to write named with a trailing slash (`out/`) is refused naming a file to
-    give, where click dropped the slash and replay, export and finalize wrote a file of
-    the folder's name; `.` and `/` as a target or an app database are one line, where
-    they raised a traceback (no file name to put a sidecar beside). Nothing is written."""
+    """A file to write named with a trailing slash (`out/`, `out/.`) is refused naming a
+    file to give, where click dropped the slash and replay, export and finalize wrote a
+    file of the folder's name; a target named `t.db/` is refused (rollback rolled t.db
+    back), and `-` as a database (a file named '-' was written); `.` and `/` as a target
+    or an app database are one line, where they raised a traceback (no file name to put
+    a sidecar beside). Nothing is written."""
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "t.db"
     ok("-q", "replay", SMALL, target)
@@ -380,9 +382,18 @@ def test_a_file_named_as_a_folder_is_refused_in_one_line(tmp_path: Path, monkeyp
         result = invoke(*args)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert (
-            f"'{args[2] if args[0] != 'finalize' else 'app/'}' ends with a slash, which names a "
-            f"folder; name the file in it, e.g. {example}"
+            f"'{args[2] if args[0] != 'finalize' else 'app/'}' names a folder; name the file "
+            f"in it, e.g. {example}"
         ) in result.stderr
+    for args, named in [
+        (("replay", SMALL, "out/."), "'out/.' names a folder; name the file in it, e.g. out/."),
+        (("status", f"{target}/"), f"'{target}/': {target} is a file; name it without the slash"),
+        (("rollback", f"{target}//"), f"{target} is a file; name it without the slash"),
+        (("replay", SMALL, "-"), "'-' is no file here: name the file, e.g. ./target.db"),
+        (("finalize", target, "--out", "-"), "'-' is no file here: name the file, e.g. ./app.db"),
+    ]:
+        result = invoke(*args)
+        assert result.exit_code == 2 and named in result.stderr, result.output
     for args in [
         ("replay", SMALL, "."),
         ("replay", SMALL, "/"),
@@ -392,7 +403,8 @@ def test_a_file_named_as_a_folder_is_refused_in_one_line(tmp_path: Path, monkeyp
         ("finalize", target, "--out", "/"),
     ]:
         assert "is a directory" in one_error_line(invoke(*args)) or args[0] in ("verify", "status")
-    assert not {"out", "m5", "app"} & {p.name for p in tmp_path.iterdir()}
+    assert not {"out", "m5", "app", "-"} & {p.name for p in tmp_path.iterdir()}
+    assert ok("status", target).stdout  # rollback did not run
 
 
 def test_a_target_that_is_a_directory_is_one_line_and_dry_run_says_the_same(tmp_path: Path):

@@ -1029,8 +1029,8 @@ def test_replay_parked_that_reapplies_nothing_keeps_nothing_however_the_catalog_
     runner, tmp_path, monkeypatch
 ):
     """A parked event's reason names hooks.py by its absolute path, so replay-parked with
-    the same catalog given another way (relative, then absolute) re-applies nothing and
-    keeps no run and no backup, where the reasons' text changed and it kept both (a
+    the same catalog given another way (relative, then absolute, then through a symbolic
+    link) re-applies nothing and keeps no run and no backup, where the reasons' text changed and it kept both (a
     fresh user's re-check, left from stop 28)."""
     _upcasting(tmp_path, '    raise ValueError("not yet")')
     log = write_ndjson(tmp_path / "log.ndjson", [("v0.ItemAdded", {"id": "a", "title": "t"})])
@@ -1046,6 +1046,9 @@ def test_replay_parked_that_reapplies_nothing_keeps_nothing_however_the_catalog_
     assert (
         "nothing re-applied, every event parked as before: the target is unchanged" in again.output
     )
+    (tmp_path / "link").symlink_to(tmp_path / "cat")  # the same folder through a link
+    linked = runner.invoke(cli, ["replay-parked", "t.db", "--catalog", "link"])
+    assert "nothing re-applied, every event parked as before" in linked.output, linked.output
     kept = runner.invoke(cli, ["backups", "t.db", "--json"])
     assert json.loads(kept.stdout)["backups"] == []
 

@@ -619,7 +619,8 @@ class ValidationReport:
         self.by_kind[problem.kind] += 1
         key = f"{problem.kind}: {problem.name}: {problem.reason}"
         if problem.kind == INVALID:
-            key = f"{problem.kind}: {problem.name}: {problem.path}: {_generic(problem.reason)}"
+            where = f"{problem.path}: " if problem.path else ""  # an upcaster names none
+            key = f"{problem.kind}: {problem.name}: {where}{_generic(problem.reason)}"
         self.by_reason[key] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(problem)

@@ -323,6 +323,8 @@ class FilePath(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else ""
+        if text == "":
+            self.fail(f"an empty name: name the file, e.g. ./{self.example}", param, ctx)
         if text == "-" and not self.allow_dash:  # stdout: no place for a database
             self.fail(f"'-' is no file here: name the file, e.g. ./{self.example}", param, ctx)
         seps = "/" + os.sep

@@ -794,7 +794,7 @@ def _unstorable(value: Any) -> str:
     return f"a {type(value).__name__}, which SQLite cannot store (text, numbers, bytes or None),"
 
 
-def raised_at(exc: Exception, path: str) -> str:
+def raised_at(exc: BaseException, path: str) -> str:
     """``KeyError: 'x' at line 12``: EXC, and the last line of the file PATH (hooks.py)
     it passed through."""
     line = None
@@ -844,7 +844,7 @@ def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Ha
                 fn(HookRows(store, where, writes, keys), args)
         except (IntegrityBreak, HookError, Unstorable):  # Unstorable: the value's fault
             raise
-        except Exception as exc:  # a bug of the hook's, not a value the target refused
+        except (Exception, SystemExit) as exc:  # the hook's bug, not a value refused
             raise HookError(f"{where} raised {raised_at(exc, path)}") from exc
 
     key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None

@@ -1,14 +1,16 @@
 """What a schema-valid event still needs before replay can apply it: a handler, and upcasters
 that run.
 
-`validate` and `replay` both ask `EventChecks.after_schema`, so an event validate passes
-is one replay applies: before, validate checked the schemas only, and said "300 of 300
-events valid" of a log whose events replay then parked as having no handler, or as
-refused by their upcaster (hooks.py) at run time.
+`validate` and `replay` both ask `EventChecks.after_schema`, so validate finds the events
+replay parks for want of a handler or for their upcaster (hooks.py): before, validate
+checked the schemas only, and said "300 of 300 events valid" of a log whose events replay
+then parked so. What only the target's tables refuse (a column's type, NOT NULL, a CHECK,
+a codec, a reference) shows in a replay (`--dry-run`), not here.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -69,7 +71,7 @@ class EventChecks:
             where = f"{hooks}: upcaster {getattr(step, '__name__', '?')} ({name} -> {to_name})"
             try:
                 args = step(args)
-            except Exception as exc:  # a bug of the upcaster's: this event is invalid
+            except (Exception, SystemExit) as exc:  # the upcaster's bug: this event is invalid
                 reason = f"{where} raised {raised_at(exc, hooks)}"
                 return (
                     given,
@@ -77,9 +79,9 @@ class EventChecks:
                     True,
                 )
             refused = (
-                self.validator.refusal(to_name, args)
-                if isinstance(args, dict)
-                else (f"{sample(args)} is not an object (args are a JSON object)", "$", "")
+                (f"{sample(args)} is not an object (args are a JSON object)", "$", "")
+                if not isinstance(args, dict)
+                else _not_json(args, "$") or self.validator.refusal(to_name, args)
             )
             if refused is not None:
                 why, path, value = refused
@@ -90,6 +92,40 @@ class EventChecks:
                 return given, problem, True
             name = to_name
         return args, None, False
+
+
+def _not_json(value: Any, path: str) -> tuple[str, str, str] | None:
+    """(reason, JSON path, sample) of the first part of VALUE, an upcaster's output, that
+    no JSON text holds (NaN or an infinity, an integer beyond what JSON.parse reads as a
+    number without loss, a set, bytes, any other object), or None. Args are JSON: an
+    upcaster writes what a newer app would have written, which LiveStore stores as
+    JSON (None may stand anywhere: `events.validation.Validator.refusal`)."""
+    kind = type(value)
+    if value is None or kind in (str, bool):
+        return None
+    if kind is int:
+        if -(2**63) <= value < 2**63:
+            return None
+        return (f"{value} is beyond what a column or JSON.parse holds exactly", path, "")
+    if kind is float:
+        if math.isfinite(value):
+            return None
+        return (f"{value} is no JSON number", path, "")
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return (f"a key {sample(key)} is not text", path, "")
+            found = _not_json(item, f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if kind is list:
+        for index, item in enumerate(value):
+            found = _not_json(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    return (f"a {kind.__name__} is no JSON value", path, "")
 
 
 __all__ = ["NO_HANDLER", "EventChecks"]

@@ -391,6 +391,7 @@ def test_a_file_named_as_a_folder_is_refused_in_one_line(tmp_path: Path, monkeyp
         (("rollback", f"{target}//"), f"{target} is a file; name it without the slash"),
         (("replay", SMALL, "-"), "'-' is no file here: name the file, e.g. ./target.db"),
         (("finalize", target, "--out", "-"), "'-' is no file here: name the file, e.g. ./app.db"),
+        (("status", ""), "an empty name: name the file, e.g. ./target.db"),
     ]:
         result = invoke(*args)
         assert result.exit_code == 2 and named in result.stderr, result.output

@@ -978,8 +978,18 @@ def _upcasting(tmp_path: Path, body: str) -> Path:
             '        return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
             "gives args the schema of v1.ItemAdded refuses: null is not an object",
         ),
+        (  # NaN: what JSON cannot hold (the row's qty was NULL, refused as NOT NULL)
+            '    qty = float("nan") if args["title"] == "bad" else 1\n'
+            '    return {"id": args["id"], "name": args["title"], "qty": qty, "labels": []}',
+            "gives args the schema of v1.ItemAdded refuses: nan is no JSON number",
+        ),
+        (  # sys.exit ended validate and replay silently, with its code
+            '    if args["title"] == "bad":\n        raise SystemExit(3)\n'
+            '    return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
+            "raised SystemExit: 3 at line 11",
+        ),
     ],
-    ids=["raises", "refused-output", "returns-none"],
+    ids=["raises", "refused-output", "returns-none", "not-json", "exits"],
 )
 def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_event_invalid(
     runner, tmp_path, body, reason
@@ -1021,6 +1031,7 @@ def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_eve
     assert checked.exit_code == 1, checked.output
     assert "2 of 3 events valid (features catalog)" in checked.output
     assert "problems: 1 invalid" in checked.output
+    assert "invalid: v0.ItemAdded: : " not in checked.output  # no empty path in by-reason
     assert f"e2 (#2, v0.ItemAdded) in log.ndjson: {where}" in checked.output
     assert reason in checked.output
 
@@ -1114,6 +1125,36 @@ def test_an_upcaster_that_cannot_work_is_refused_when_the_catalog_loads(tmp_path
     assert refused == f"{catalog_dir}/hooks.py: {message}" or refused.startswith(
         f"{catalog_dir}/hooks.py: {message}"
     )
+
+
+def test_a_hooks_py_handler_that_exits_parks_its_event(tmp_path):
+    """sys.exit in a hooks.py handler is its bug, as an exception is: the event is parked
+    naming the handler (under "fail" the run says so in one line), where the run ended
+    silently with the handler's exit code (a fresh user's trial)."""
+    catalog_dir = features_copy(tmp_path, "cat")
+    hooks = catalog_dir / "hooks.py"
+    hooks.write_text(
+        hooks.read_text("utf-8").replace(
+            '    rows.put("items", args["id"], {**row, "name": args["name"]})\n',
+            "    raise SystemExit(4)\n",
+        ),
+        "utf-8",
+    )
+    log = write_ndjson(
+        tmp_path / "log.ndjson",
+        [item("a"), ("v1.ItemRenamed", {"id": "a", "name": "n"}), item("b")],
+    )
+    catalog = Catalog.load(catalog_dir)
+    result = replay(log, tmp_path / "t.db", ReplayOptions(on_invalid="park", catalog=catalog))
+    assert (result.applied, result.parked) == (2, {"invalid": 1})
+    (reason,) = (
+        sqlite3.connect(tmp_path / "t.db")
+        .execute("SELECT reason FROM _projector_parked")
+        .fetchone()
+    )
+    assert "hooks.py: handler" in reason and "raised SystemExit: 4 at line" in reason
+    with pytest.raises(ReplayError, match="raised SystemExit: 4"):
+        replay(log, tmp_path / "f.db", ReplayOptions(catalog=catalog))
 
 
 def test_a_fault_in_hooks_py_after_commits_says_the_way_on_and_it_works(tmp_path):

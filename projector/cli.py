@@ -313,9 +313,12 @@ def _checked(catalog: Any) -> Any:
 
 
 class FilePath(click.Path):
-    """A file the command writes (a target, an export, an app database) as a `Path`; a
-    value ending in a slash names a folder, and is refused naming a file to give instead,
-    where click dropped the slash and the command wrote a file of the folder's name."""
+    """A database or export file a command names (a target, an app database, an export),
+    as a `Path`. Refused in one line, naming what to give instead: a name that ends in a
+    slash, ``/.`` or ``/..`` (a folder, which click and pathlib read as the folder's own
+    name: a file of that name was written, or ``t.db/`` taken for ``t.db``), an empty
+    name, and ``-`` unless the command writes to stdout (a file named '-' was written).
+    EXAMPLE is the file name its messages suggest."""
 
     def __init__(self, example: str, **kw: Any):
         super().__init__(path_type=Path, **kw)
@@ -557,11 +560,17 @@ def validate(
         try:
             cat = resolve_catalog(catalog) if catalog else detect_catalog(src.event_names())
             validator = Validator(cat, strict_keys=strict_keys)
-            then = None
-            if cat.has_projection:  # compiled (checked whole) as replay compiles it
-                checks = EventChecks(validator, compile_catalog(cat)[1])
-                then = lambda event, args: checks.after_schema(event, args)[1]  # noqa: E731
-            report = validate_events(src.events(), validator, then, max_examples=examples)
+            checks = (  # compiled (checked whole) as replay compiles it
+                EventChecks(validator, compile_catalog(cat)[1]) if cat.has_projection else None
+            )
+
+            def then(event: Any, args: Any) -> Any:
+                assert checks is not None
+                return checks.after_schema(event, args)[1]
+
+            report = validate_events(
+                src.events(), validator, then if checks else None, max_examples=examples
+            )
         finally:
             src.close()
     where = src.path.name

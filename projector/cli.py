@@ -343,7 +343,10 @@ class FilePath(click.Path):
                 param,
                 ctx,
             )
-        return super().convert(value, param, ctx)
+        path = super().convert(value, param, ctx)
+        if text != "-" and str(path) == "-":  # `./-`: the file named '-', not stdout
+            return Path(os.path.abspath(text))
+        return path
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

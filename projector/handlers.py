@@ -844,7 +844,7 @@ def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Ha
                 fn(HookRows(store, where, writes, keys), args)
         except (IntegrityBreak, HookError, Unstorable):  # Unstorable: the value's fault
             raise
-        except (Exception, SystemExit) as exc:  # the hook's bug, not a value refused
+        except (Exception, SystemExit, GeneratorExit) as exc:  # the hook's bug
             raise HookError(f"{where} raised {raised_at(exc, path)}") from exc
 
     key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None

@@ -71,7 +71,7 @@ class EventChecks:
             where = f"{hooks}: upcaster {getattr(step, '__name__', '?')} ({name} -> {to_name})"
             try:
                 args = step(args)
-            except (Exception, SystemExit) as exc:  # the upcaster's bug: this event is invalid
+            except (Exception, SystemExit, GeneratorExit) as exc:  # the upcaster's bug
                 reason = f"{where} raised {raised_at(exc, hooks)}"
                 return (
                     given,
@@ -81,7 +81,7 @@ class EventChecks:
             refused = (
                 (f"{sample(args)} is not an object (args are a JSON object)", "$", "")
                 if not isinstance(args, dict)
-                else _not_json(args, "$") or self.validator.refusal(to_name, args)
+                else _json_refusal(args) or self.validator.refusal(to_name, args)
             )
             if refused is not None:
                 why, path, value = refused
@@ -92,6 +92,15 @@ class EventChecks:
                 return given, problem, True
             name = to_name
         return args, None, False
+
+
+def _json_refusal(args: dict[str, Any]) -> tuple[str, str, str] | None:
+    """`_not_json` of an upcaster's output ARGS, or why it cannot be looked at whole: it
+    holds itself, or nests deeper than Python's recursion limit (no JSON text does)."""
+    try:
+        return _not_json(args, "$")
+    except RecursionError:
+        return ("it holds itself, or nests too deeply for JSON", "$", "")
 
 
 def _not_json(value: Any, path: str) -> tuple[str, str, str] | None:

@@ -606,11 +606,27 @@ def _derived_checks(
         if d is None:
             continue
         parent_key = tables[d.parent].row_key
-        elements = [
-            (key, derived_element(element))
-            for key, array in conn.execute(f'SELECT "{parent_key}", "{d.column}" FROM "{d.parent}"')
-            for element in json.loads(array)
-        ]
+        elements: list[tuple[Any, Any]] = []
+        broken: list[Any] = []  # parents whose column is no JSON array (edited by hand)
+        for key, array in conn.execute(f'SELECT "{parent_key}", "{d.column}" FROM "{d.parent}"'):
+            try:
+                parsed = json.loads(array) if isinstance(array, str) else None
+            except (ValueError, RecursionError):
+                parsed = None
+            if type(parsed) is not list:
+                broken.append(key)
+                continue
+            elements.extend((key, derived_element(element)) for element in parsed)
+        if broken:
+            report.checks.append(
+                Check(
+                    table.name,
+                    False,
+                    f"{d.parent}.{d.column} is no JSON array in {len(broken):,} row(s) "
+                    f"(first: {d.parent}[{broken[0]}])",
+                )
+            )
+            continue
         declared = {r[1]: r[2] for r in conn.execute(f'PRAGMA table_info("{table.name}")')}
         expected, unstorable = _stored(
             elements, declared.get(d.key, ""), declared.get(d.element, "")

@@ -405,6 +405,11 @@ def test_a_file_named_as_a_folder_is_refused_in_one_line(tmp_path: Path, monkeyp
     ]:
         assert "is a directory" in one_error_line(invoke(*args)) or args[0] in ("verify", "status")
     assert not {"out", "m5", "app", "-"} & {p.name for p in tmp_path.iterdir()}
+    # `./-` is the file named '-', where pathlib made it '-' and the export went to stdout.
+    exported = ok("export", SMALL, "./-", "--format", "ndjson")
+    assert exported.stdout == f"wrote 200 events to {tmp_path}/-\n"
+    assert (tmp_path / "-").read_text().count("\n") == 200
+    (tmp_path / "-").unlink()
     assert ok("status", target).stdout  # rollback did not run
 
 

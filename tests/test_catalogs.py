@@ -988,8 +988,28 @@ def _upcasting(tmp_path: Path, body: str) -> Path:
             '    return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
             "raised SystemExit: 3 at line 11",
         ),
+        (  # a RecursionError traceback from the check of its output
+            '    out = {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}\n'
+            '    if args["title"] == "bad":\n        out["labels"].append(out)\n'
+            "    return out",
+            "gives args the schema of v1.ItemAdded refuses: it holds itself, or nests too "
+            "deeply for JSON",
+        ),
+        (
+            '    if args["title"] == "bad":\n        raise GeneratorExit()\n'
+            '    return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
+            "raised GeneratorExit at line 11",
+        ),
     ],
-    ids=["raises", "refused-output", "returns-none", "not-json", "exits"],
+    ids=[
+        "raises",
+        "refused-output",
+        "returns-none",
+        "not-json",
+        "exits",
+        "holds-itself",
+        "generator-exit",
+    ],
 )
 def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_event_invalid(
     runner, tmp_path, body, reason
@@ -1039,12 +1059,12 @@ def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_eve
 def test_replay_parked_that_reapplies_nothing_keeps_nothing_however_the_catalog_is_named(
     runner, tmp_path, monkeypatch
 ):
-    """A parked event's reason names hooks.py by its absolute path, so replay-parked with
+    """A parked event's reason names hooks.py by its resolved path, so replay-parked with
     the same catalog given another way (relative, then absolute, then through a symbolic
-    link) re-applies nothing and keeps no run and no backup, where the reasons' text changed and it kept both (a
-    fresh user's re-check, left from stop 28)."""
+    link) re-applies nothing and keeps no run and no backup, where the reasons' text
+    changed and it kept both (a fresh user's re-check, left from stop 28)."""
     _upcasting(tmp_path, '    raise ValueError("not yet")')
-    log = write_ndjson(tmp_path / "log.ndjson", [("v0.ItemAdded", {"id": "a", "title": "t"})])
+    write_ndjson(tmp_path / "log.ndjson", [("v0.ItemAdded", {"id": "a", "title": "t"})])
     monkeypatch.chdir(tmp_path)
     first = runner.invoke(
         cli, ["-q", "replay", "log.ndjson", "t.db", "--catalog", "./cat"] + ["--on-invalid", "park"]
@@ -1422,6 +1442,63 @@ def test_an_array_no_derived_row_can_hold_is_refused_whatever_the_batch_size(tmp
     )
     assert reasons[8].endswith(
         "items.labels: 5 is not a JSON array, which item_labels takes its rows from"
+    )
+
+
+def test_array_text_a_hooks_py_handler_puts_is_parsed_whatever_the_batch_size(tmp_path):
+    """A hooks.py handler may put any text into a derived table's parent column: text that
+    is no JSON, or holds NaN or an infinity, parks its event naming the column at every
+    batch size, where a screen of the text let it through to the write (a JSONDecodeError
+    traceback, or NOT NULL at batch size 1 and applied at 10,000: a fresh user's re-check
+    of e869514); verify says which rows of a hand-edited parent are no array, where it
+    raised a traceback."""
+    catalog_dir = features_copy(tmp_path, "cat")
+    hooks = catalog_dir / "hooks.py"
+    hooks.write_text(
+        hooks.read_text("utf-8").replace(
+            '    rows.put("items", args["id"], {**row, "name": args["name"]})\n',
+            '    rows.put("items", args["id"], {**row, "labels": args["name"]})\n',
+        ),
+        "utf-8",
+    )
+    events = [item("a"), item("b"), item("c"), item("d")]
+    for key, text in (("a", '["x","y"'), ("b", "[NaN]"), ("c", "[1e999]"), ("d", '["ok"]')):
+        events += [
+            ("v1.ItemRenamed", {"id": key, "name": text}),
+            ("v1.ItemUpdated", {"id": key, "labels": ["z"]}),
+        ]
+    catalog = Catalog.load(catalog_dir)
+    found = {}
+    for batch in BATCHES:
+        log = write_ndjson(tmp_path / f"{batch}.ndjson", events)
+        target = tmp_path / f"{batch}.db"
+        replay(log, target, ReplayOptions(on_invalid="park", batch_size=batch, catalog=catalog))
+        with contextlib.closing(sqlite3.connect(target)) as conn:
+            parked = conn.execute("SELECT position, kind, reason FROM _projector_parked").fetchall()
+        found[batch] = (parked, digest(target)["overall"])
+    assert found[1] == found[DEFAULT_BATCH]
+    parked = found[1][0]
+    assert [(p, k) for p, k, _ in parked] == [
+        (5, "invalid"),
+        (6, "held"),
+        (7, "invalid"),
+        (8, "held"),
+        (9, "invalid"),
+        (10, "held"),
+    ]
+    assert parked[0][2].endswith('items.labels: ["x","y" is not JSON')
+    assert parked[2][2].endswith("items.labels: [NaN] is not JSON")
+    assert parked[4][2].endswith("items.labels: its array holds inf, which is no JSON number")
+    edited = tmp_path / "edited.db"
+    shutil.copy(tmp_path / f"{DEFAULT_BATCH}.db", edited)
+    with contextlib.closing(sqlite3.connect(edited)) as conn:
+        conn.execute("UPDATE items SET labels = 'oops' WHERE id = 'd'")
+        conn.commit()
+    report = verify(edited, source=False)
+    (check,) = [c for c in report.checks if c.name == "item_labels"]
+    assert (
+        not check.ok
+        and check.detail == "items.labels is no JSON array in 1 row(s) (first: items[d])"
     )
 
 

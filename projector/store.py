@@ -306,11 +306,21 @@ class RowStore:
         original = self._original[table]
         columns = self._columns[table]
         index = columns.index(self.keys[table])
+        if self.lossy:
+            # Text with a lone surrogate matches as LiveStore's binding stores and binds
+            # it, with U+FFFD, where it could not be bound at all.
+            where = {c: _as_stored(v) for c, v in where.items()}
         sql = self._sql[table]["select_where"] + " AND ".join(f'"{c}" IS ?' for c in where)
         for found in self.conn.execute(sql, tuple(where.values())):
             key = found[index]
             if key not in rows:
                 rows[key] = original[key] = dict(zip(columns, found, strict=True))
+        if self.lossy:  # the batch's own rows are not written so yet: compared so
+            return [
+                (key, row)
+                for key, row in rows.items()
+                if row is not None and all(_as_stored(row[c]) == v for c, v in where.items())
+            ]
         if len(where) == 1:  # the common case ("clear completed"), without a generator a row
             ((column, value),) = where.items()
             return [
@@ -496,6 +506,11 @@ _ABSENT: Any = object()
 def _comparable(value: Any) -> bool:
     """Whether VALUE is one a column can hold, so SQLite can compare it (`matching`)."""
     return value is None or type(value) in (str, int, float, bool, bytes)
+
+
+def _as_stored(value: Any) -> Any:
+    """VALUE as a text column stores it in a lossy batch: a lone surrogate as U+FFFD."""
+    return utf8_text(value) if type(value) is str and not value.isascii() else value
 
 
 def _as_livestore(values: list[Any]) -> list[Any]:

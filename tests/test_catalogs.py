@@ -1502,6 +1502,24 @@ def test_array_text_a_hooks_py_handler_puts_is_parsed_whatever_the_batch_size(tm
     )
 
 
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_bulk_where_with_a_lone_surrogate_matches_as_livestore_stores_it(tmp_path, batch):
+    """Text with a lone surrogate is stored with U+FFFD (LiveStore's binding), and a bulk
+    delete's where holding one matches so too, at every batch size: it was parked as
+    'cannot be stored' (the value could not be bound), and one holding U+FFFD missed the
+    batch's own row, which still held the surrogate (a fresh user's re-check)."""
+    events = [
+        ("v1.OwnerAdded", {"id": "o1", "name": "a\ud800"}),
+        ("v1.OwnerAdded", {"id": "o2", "name": "b\ud800"}),
+        ("v1.OwnerAdded", {"id": "o3", "name": "c"}),
+        ("v1.OwnersPurged", {"name": "a\ufffd"}),
+        ("v1.OwnersPurged", {"name": "b\ud800"}),
+    ]
+    conn = run(tmp_path, events, batch)
+    assert [r["id"] for r in rows(conn, "owners")] == ["o3"]
+    assert conn.execute("SELECT COUNT(*) FROM _projector_parked").fetchone()[0] == 0
+
+
 def test_a_dry_run_that_fails_says_the_target_is_as_it_was(tmp_path, runner):
     """A dry run failing on an event after its scratch copy committed batches said the
     real target 'holds every batch up to #N' and to resume it (a fresh user's re-check):

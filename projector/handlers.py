@@ -794,6 +794,15 @@ def _unstorable(value: Any) -> str:
     return f"a {type(value).__name__}, which SQLite cannot store (text, numbers, bytes or None),"
 
 
+def hook_bug(exc: BaseException) -> bool:
+    """Whether EXC, raised through hooks.py code, is that code's fault, so its event is
+    invalid: anything but Ctrl-C and the projector's own stop (a SIGTERM, raised as a
+    BaseException of projector.cli wherever the signal lands, the hook included)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return False
+    return isinstance(exc, Exception) or not type(exc).__module__.startswith("projector")
+
+
 def raised_at(exc: BaseException, path: str) -> str:
     """``KeyError: 'x' at line 12``: EXC, and the last line of the file PATH (hooks.py)
     it passed through."""
@@ -844,7 +853,10 @@ def _python(hook: HandlerHook, tables: dict[str, Table], catalog: Catalog) -> Ha
                 fn(HookRows(store, where, writes, keys), args)
         except (IntegrityBreak, HookError, Unstorable):  # Unstorable: the value's fault
             raise
-        except (Exception, SystemExit, GeneratorExit) as exc:  # the hook's bug
+        except BaseException as exc:
+            if not hook_bug(exc):
+                raise
+            # The hook's bug: an exception, sys.exit, or its own BaseException
             raise HookError(f"{where} raised {raised_at(exc, path)}") from exc
 
     key = _getter(tuple(hook.key.removeprefix("$.").split("."))) if hook.key else None

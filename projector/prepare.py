@@ -17,7 +17,7 @@ from typing import Any
 from events.catalog import HOOKS_FILE
 from events.envelope import Event
 from events.validation import INVALID, UNKNOWN, Problem, Validator, sample
-from projector.handlers import Handler, Handlers, raised_at
+from projector.handlers import Handler, Handlers, hook_bug, raised_at
 
 NO_HANDLER = "no handler for this event"
 
@@ -71,7 +71,9 @@ class EventChecks:
             where = f"{hooks}: upcaster {getattr(step, '__name__', '?')} ({name} -> {to_name})"
             try:
                 args = step(args)
-            except (Exception, SystemExit, GeneratorExit) as exc:  # the upcaster's bug
+            except BaseException as exc:
+                if not hook_bug(exc):  # Ctrl-C, a SIGTERM: the run stops
+                    raise
                 reason = f"{where} raised {raised_at(exc, hooks)}"
                 return (
                     given,

@@ -623,11 +623,17 @@ def _element_changes(
                 f"{where}: its array holds a {type(tag).__name__}, which no derived row can "
                 "hold (text, numbers or NULL)"
             )
-    old_list = [] if old_text is None or row is None else loads(old_text)
-    if old_text is None or row is None or not (_all_text(new) and _all_text(old_list)):
-        # Old elements unknown, or the parent is gone; or a number, boolean or null among
-        # them, which Python and the column compare otherwise (True == 1 in Python, where
-        # a TEXT column holds true, 1 and '1' alike as '1'): its rows are written anew.
+    old_list = [] if old_text is None or row is None else _stored_array(old_text)
+    if (
+        old_text is None
+        or row is None
+        or old_list is None
+        or not (_all_text(new) and _all_text(old_list))
+    ):
+        # Old elements unknown (the stored text is no array: edited by hand), or the
+        # parent is gone; or a number, boolean or null among them, which Python and the
+        # column compare otherwise (True == 1 in Python, where a TEXT column holds true,
+        # 1 and '1' alike as '1'): its rows are written anew.
         if old_text != EMPTY_ARRAY:
             every.append((key,))
         added.extend((key, derived_element(tag)) for tag in new)
@@ -635,6 +641,16 @@ def _element_changes(
     old = set(old_list)
     removed.extend((key, derived_element(tag)) for tag in sorted(old.difference(new)))
     added.extend((key, derived_element(tag)) for tag in new if tag not in old)
+
+
+def _stored_array(text: Any) -> list[Any] | None:
+    """The elements of TEXT, a parent row's stored column, or None when it is no JSON
+    array (a target edited by hand: the row was put checked, `_check_arrays`)."""
+    try:
+        found = loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return found if type(found) is list else None
 
 
 def _all_text(elements: list[Any]) -> bool:

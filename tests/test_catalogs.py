@@ -1000,6 +1000,11 @@ def _upcasting(tmp_path: Path, body: str) -> Path:
             '    return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
             "raised GeneratorExit at line 11",
         ),
+        (  # a BaseException of its own: only Ctrl-C and the projector's SIGTERM stop a run
+            '    if args["title"] == "bad":\n        raise BaseException("odd")\n'
+            '    return {"id": args["id"], "name": args["title"], "qty": 1, "labels": []}',
+            "raised BaseException: odd at line 11",
+        ),
     ],
     ids=[
         "raises",
@@ -1009,6 +1014,7 @@ def _upcasting(tmp_path: Path, body: str) -> Path:
         "exits",
         "holds-itself",
         "generator-exit",
+        "base-exception",
     ],
 )
 def test_an_upcaster_that_raises_or_writes_what_its_schema_refuses_makes_its_event_invalid(
@@ -1500,6 +1506,16 @@ def test_array_text_a_hooks_py_handler_puts_is_parsed_whatever_the_batch_size(tm
         not check.ok
         and check.detail == "items.labels is no JSON array in 1 row(s) (first: items[d])"
     )
+    # A catch-up over the hand-edited row writes its derived rows anew, where parsing its
+    # stored text raised a traceback (a fresh user's re-check).
+    more = write_ndjson(
+        tmp_path / "more.ndjson", [*events, ("v1.ItemUpdated", {"id": "d", "labels": ["n"]})]
+    )
+    replay(more, edited, ReplayOptions(catalog=catalog))
+    with contextlib.closing(sqlite3.connect(edited)) as conn:
+        labels = conn.execute("SELECT label FROM item_labels WHERE itemId = 'd'").fetchall()
+    assert labels == [("n",)]
+    assert verify(edited, source=False).ok
 
 
 @pytest.mark.parametrize("batch", BATCHES)

@@ -435,8 +435,8 @@ class RowStore:
 
     def _row_statements(self) -> list[tuple[str, list[Any]]]:
         """(sql, rows for executemany) writing every changed row, table by table in the
-        catalog's order, each table's derived rows after it. Raises RowError for a JSON
-        array whose elements no derived row can hold (an object or an array)."""
+        catalog's order, each table's derived rows after it (their arrays were checked as
+        each row was put: `_check_arrays`)."""
         statements: list[tuple[str, list[Any]]] = []
         for table in self.keys:
             if self._dirty[table]:
@@ -471,9 +471,7 @@ class RowStore:
             elif row is not before and others:
                 updates.append([*(row[c] for c in others), key])
             for (column, _), (every, removed, added) in zip(derived, changes, strict=True):
-                _element_changes(
-                    f"{table}.{column}", column, key, before, row, every, removed, added
-                )
+                _element_changes(column, key, before, row, every, removed, added)
         if self.lossy:
             updates = [_as_livestore(r) for r in updates]
             inserts = [_as_livestore(r) for r in inserts]
@@ -516,7 +514,7 @@ def _as_stored(value: Any) -> Any:
 def _as_livestore(values: list[Any]) -> list[Any]:
     """VALUES of a row as LiveStore's binding writes them: a lone surrogate as U+FFFD.
     (JSON text holds none: js_json writes it as JSON.stringify does, an escape.)"""
-    return [utf8_text(v) if isinstance(v, str) and not v.isascii() else v for v in values]
+    return [_as_stored(v) for v in values]
 
 
 def derived_element(element: Any) -> Any:
@@ -596,7 +594,6 @@ def _no_constant(name: str) -> Any:
 
 
 def _element_changes(
-    where: str,
     column: str,
     key: Key,
     before: Any,
@@ -607,22 +604,13 @@ def _element_changes(
 ) -> None:
     """The derived rows to change for parent KEY's JSON array COLUMN: elements it lost
     go, elements it gained come, elements it kept stay untouched (each untouched row saves
-    two index writes). Raises RowError (WHERE names the column) for an element no derived
-    row can hold (an object or an array)."""
+    two index writes)."""
     old_text = EMPTY_ARRAY if before is None else (None if before is UNKNOWN else before[column])
     new_text = EMPTY_ARRAY if row is None else row[column]
     if old_text == new_text:
         return
+    # Every row was put checked (`_check_arrays`): NEW_TEXT is an array of scalars.
     new = loads(new_text) if new_text != EMPTY_ARRAY else []
-    # A derived row holds one scalar element. An object or array element puts a bracket
-    # past the text's first character: only then are the elements looked at, one by one.
-    nested = "{" in new_text or "[" in new_text[1:]
-    for tag in new if nested else ():
-        if not _comparable(tag):
-            raise RowError(
-                f"{where}: its array holds a {type(tag).__name__}, which no derived row can "
-                "hold (text, numbers or NULL)"
-            )
     old_list = [] if old_text is None or row is None else _stored_array(old_text)
     if (
         old_text is None

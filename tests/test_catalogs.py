@@ -1153,19 +1153,21 @@ def test_an_upcaster_that_cannot_work_is_refused_when_the_catalog_loads(tmp_path
     )
 
 
+def _renaming(tmp_path: Path, line: str) -> Path:
+    """A copy of the features catalog whose v1.ItemRenamed handler (hooks.py) has LINE
+    where it puts the renamed row."""
+    catalog_dir = features_copy(tmp_path, "cat")
+    hooks = catalog_dir / "hooks.py"
+    put = '    rows.put("items", args["id"], {**row, "name": args["name"]})\n'
+    hooks.write_text(hooks.read_text("utf-8").replace(put, line), "utf-8")
+    return catalog_dir
+
+
 def test_a_hooks_py_handler_that_exits_parks_its_event(tmp_path):
     """sys.exit in a hooks.py handler is its bug, as an exception is: the event is parked
     naming the handler (under "fail" the run says so in one line), where the run ended
     silently with the handler's exit code (a fresh user's trial)."""
-    catalog_dir = features_copy(tmp_path, "cat")
-    hooks = catalog_dir / "hooks.py"
-    hooks.write_text(
-        hooks.read_text("utf-8").replace(
-            '    rows.put("items", args["id"], {**row, "name": args["name"]})\n',
-            "    raise SystemExit(4)\n",
-        ),
-        "utf-8",
-    )
+    catalog_dir = _renaming(tmp_path, "    raise SystemExit(4)\n")
     log = write_ndjson(
         tmp_path / "log.ndjson",
         [item("a"), ("v1.ItemRenamed", {"id": "a", "name": "n"}), item("b")],
@@ -1458,14 +1460,8 @@ def test_array_text_a_hooks_py_handler_puts_is_parsed_whatever_the_batch_size(tm
     traceback, or NOT NULL at batch size 1 and applied at 10,000: a fresh user's re-check
     of e869514); verify says which rows of a hand-edited parent are no array, where it
     raised a traceback."""
-    catalog_dir = features_copy(tmp_path, "cat")
-    hooks = catalog_dir / "hooks.py"
-    hooks.write_text(
-        hooks.read_text("utf-8").replace(
-            '    rows.put("items", args["id"], {**row, "name": args["name"]})\n',
-            '    rows.put("items", args["id"], {**row, "labels": args["name"]})\n',
-        ),
-        "utf-8",
+    catalog_dir = _renaming(
+        tmp_path, '    rows.put("items", args["id"], {**row, "labels": args["name"]})\n'
     )
     events = [item("a"), item("b"), item("c"), item("d")]
     for key, text in (("a", '["x","y"'), ("b", "[NaN]"), ("c", "[1e999]"), ("d", '["ok"]')):

@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 NATIVE := build/native.stamp
 NATIVE_SOURCES := $(shell sed -n '/^COMPILED = (/,/^)/p' events/_native.py | \
 	grep -o '"[a-z_.]*"' | tr -d '"' | sed 's|\.|/|g; s|$$|.py|')
-$(NATIVE): $(STAMP) setup.py events/_native.py $(NATIVE_SOURCES)
+$(NATIVE): $(STAMP) setup.py events/_native.py $(NATIVE_SOURCES) $(wildcard events/*.c)
 	@mkdir -p build && touch $@.new
 	$(BIN)/python setup.py --quiet build_ext --inplace 2>&1 | \
 		grep -v -e 'Treating generator comprehension as list' -e '_BetaConfiguration' \

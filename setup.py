@@ -1,4 +1,5 @@
-"""Compiles the replay's hot-path modules with mypyc (issue 15); see events/_native.py.
+"""Compiles the replay's hot-path modules with mypyc, and its C extensions (issue 15); see
+events/_native.py.
 
 pyproject.toml holds the project's metadata; this file only adds the extensions. Every
 extension is optional: where mypyc or a C compiler is missing, or a module fails to
@@ -34,11 +35,14 @@ def _constant(name: str) -> object:
 
 
 COMPILED: tuple[str, ...] = tuple(_constant("COMPILED"))  # type: ignore[arg-type]
+C_EXTENSIONS: dict[str, str] = dict(_constant("C_EXTENSIONS"))  # type: ignore[call-overload]
 GROUP = str(_constant("GROUP"))
 MANIFEST = str(_constant("MANIFEST"))
 
 
 def _path(module: str) -> str:
+    if module in C_EXTENSIONS:
+        return C_EXTENSIONS[module]
     return str(Path(*module.split(".")).with_suffix(".py"))
 
 
@@ -55,6 +59,10 @@ def _extensions() -> list:
         # mypyc writes a dotted group's headers under its package (build/events/) but
         # includes them as if at build/ from the per-module C files.
         extension.include_dirs.append(str(Path("build", *GROUP.split(".")[:-1])))
+    # The C extensions link the system's libsqlite3, the one the sqlite3 module links
+    # (events/sqlite_source.py checks that at run time).
+    for module, source in C_EXTENSIONS.items():
+        extensions.append(Extension(module, sources=[source], libraries=["sqlite3"], optional=True))
     return extensions
 
 
@@ -65,7 +73,7 @@ def _sha256(module: str) -> str:
 def _remove_extensions() -> None:
     """Every extension file in the packages of COMPILED: a module taken out of COMPILED,
     or one that fails to compile now, must not leave an older build of itself behind."""
-    for package in sorted({m.split(".")[0] for m in (*COMPILED, GROUP)}):
+    for package in sorted({m.split(".")[0] for m in (*COMPILED, *C_EXTENSIONS, GROUP)}):
         for old in (ROOT / package).iterdir():
             if old.name.endswith(tuple(EXTENSION_SUFFIXES)):
                 old.unlink()
@@ -78,7 +86,7 @@ class BuildNative(build_ext):
     def finalize_options(self) -> None:
         # Hashed before mypyc reads them: a source edited while the build runs does not
         # match the manifest, so its stale extension is never run.
-        self.sources = {m: _sha256(m) for m in COMPILED}
+        self.sources = {m: _sha256(m) for m in (*COMPILED, *C_EXTENSIONS)}
         self.started = time.time()
         # Before finalizing (which prepares each extension), not in run: an editable
         # install copies back the outputs of the extensions known before run.

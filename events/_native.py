@@ -41,6 +41,10 @@ COMPILED = (
     "projector.handlers",
     "projector.store",
 )
+#: Extensions written in C, not compiled from a .py: {module: its C source under the
+#: project root}. Built with COMPILED and run only with them (the manifest names their
+#: sources too): events/_pages.c reads an eventlog's pages straight into events.
+C_EXTENSIONS = {"events._pages": "events/_pages.c"}
 #: The shared library mypyc builds for them (events/_native__mypyc.*.so).
 GROUP = "events._native"
 #: Written beside the shared library by setup.py once every extension is built:
@@ -51,7 +55,9 @@ PURE_ENV = "PROJECTOR_PURE_PYTHON"
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The packages of COMPILED (GROUP's shared library lives in one of them).
-_PACKAGES = frozenset(m.split(".")[0] for m in (*COMPILED, GROUP))
+_PACKAGES = frozenset(m.split(".")[0] for m in (*COMPILED, *C_EXTENSIONS, GROUP))
+#: Every extension module the build makes but the mypyc group's library.
+BUILT = (*COMPILED, *C_EXTENSIONS)
 
 _state: str | None = None
 
@@ -62,11 +68,13 @@ def pure_asked() -> bool:
 
 
 def source_path(module: str) -> Path:
-    """The .py file of MODULE (one of COMPILED), under the project root."""
+    """The source of MODULE (one of BUILT: its .py, or its C file), under the project root."""
+    if module in C_EXTENSIONS:
+        return ROOT / C_EXTENSIONS[module]
     return ROOT.joinpath(*module.split(".")).with_suffix(".py")
 
 
-def source_digests(modules: Sequence[str] = COMPILED) -> dict[str, str]:
+def source_digests(modules: Sequence[str] = BUILT) -> dict[str, str]:
     """{module: SHA-256 hex of its source file} for MODULES."""
     return {m: hashlib.sha256(source_path(m).read_bytes()).hexdigest() for m in modules}
 
@@ -84,7 +92,7 @@ def extension_files(package: str) -> list[Path]:
 def _stray_extensions() -> list[Path]:
     """Extension files in the packages of COMPILED that the build does not make (left by
     a module taken out of COMPILED, or by an older build)."""
-    made = {*COMPILED, f"{GROUP}__mypyc"}
+    made = {*BUILT, f"{GROUP}__mypyc"}
     return [
         path
         for package in sorted(_PACKAGES)
@@ -102,7 +110,7 @@ def _check() -> tuple[str, str | None]:
     manifest = ROOT / "events" / MANIFEST
     lib_dir = ROOT.joinpath(*GROUP.split(".")[:-1])
     modules_built = all(
-        _built(source_path(m).parent, m.rsplit(".", 1)[1]) for m in COMPILED
+        _built(source_path(m).parent, m.rsplit(".", 1)[1]) for m in BUILT
     ) and _built(lib_dir, GROUP.rsplit(".", 1)[1] + "__mypyc")
     stray = _stray_extensions()
     if stray:
@@ -137,7 +145,7 @@ class _SourceFinder:
         name: str, path: Any = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
         package, dot, _ = name.partition(".")
-        if not dot or package not in _PACKAGES:
+        if not dot or package not in _PACKAGES or name in C_EXTENSIONS:
             return None
         source = source_path(name)
         if not source.is_file():
@@ -164,11 +172,25 @@ def state() -> str:
     return install()
 
 
+def extension(module: str) -> Any:
+    """The C extension MODULE (one of C_EXTENSIONS) when the compiled build runs
+    (`state`), else None: the pure-Python build runs without it, as it always did."""
+    if module not in C_EXTENSIONS or install() != "compiled":
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
 __all__ = [
+    "BUILT",
     "COMPILED",
+    "C_EXTENSIONS",
     "GROUP",
     "MANIFEST",
     "PURE_ENV",
+    "extension",
     "extension_files",
     "install",
     "pure_asked",

@@ -113,6 +113,9 @@ _SELECT = (
 )
 #: The columns of `_SELECT` that hold text, with their index there.
 _TEXT_COLUMNS = (("name", 5), ("argsJson", 6), ("clientId", 7), ("sessionId", 8))
+#: The text columns whose values repeat (all but argsJson), as bits of their index: the
+#: compiled page reader reads each short value of theirs as one str object.
+_SHARED_TEXT = sum(1 << index for column, index in _TEXT_COLUMNS if column != "argsJson")
 
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 #: Builds an `Event` from a tuple of its fields without the NamedTuple's Python __new__.
@@ -134,11 +137,42 @@ def known_formats() -> str:
     return ", ".join(f"{v} ({RELEASES[v]})" for v in sorted(FORMATS))
 
 
+def _ro_uri(path: Path) -> str:
+    return path.resolve().as_uri() + "?mode=ro"
+
+
 def _connect_ro(path: Path) -> sqlite3.Connection:
     # timeout=0: a lock is waited for by `_Reader.read`, which can say so while it waits.
-    uri = path.resolve().as_uri() + "?mode=ro"
+    uri = _ro_uri(path)
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0)
     return conn
+
+
+@functools.cache
+def _pages_module() -> Any:
+    """`events._pages` (events/_pages.c), the compiled page reader, when the compiled build
+    runs (`events._native`) and it runs the very SQLite library the sqlite3 module does
+    (both link the system's libsqlite3: one copy of SQLite in the process, whose POSIX
+    locks on a file its connections share); else None."""
+    from events import _native
+
+    pages = _native.extension("events._pages")
+    if pages is None or pages.sqlite_version() != sqlite3.sqlite_version:
+        return None
+    return pages
+
+
+def _open_pages(path: Path) -> Any:
+    """A compiled page reader (`events._pages.Reader`) on PATH, read-only; None when
+    there is none (`_pages_module`) or it cannot open PATH (the sqlite3 module's
+    connection then reads every page, and says why it cannot)."""
+    pages = _pages_module()
+    if pages is None:
+        return None
+    try:
+        return pages.Reader(_ro_uri(path))
+    except (OSError, ValueError):
+        return None
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -167,6 +201,8 @@ class _Reader:
         self.snapshot_reason: str | None = None
         self._fd: int | None = None
         self._conn: sqlite3.Connection | None = None
+        #: The compiled page reader on the same file as _conn (`_open_pages`), or None.
+        self._pages: Any = None
         self._cleanup: weakref.finalize[Any, Any] | None = None
         if _header(path)[:2] == b"\x02\x02":
             self._snapshot("the database is in WAL mode")
@@ -177,6 +213,7 @@ class _Reader:
             # as closing any descriptor of a file drops the process's POSIX locks on it.
             self._fd = os.open(path, os.O_RDONLY)
             self._conn = _connect_ro(path)
+            self._pages = _open_pages(path)
 
     def _fingerprint(self) -> tuple[Any, ...]:
         assert self._fd is not None
@@ -264,6 +301,22 @@ class _Reader:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    def events(self, sql: str, params: tuple[Any, ...], first: int, where: str = "") -> Any:
+        """The rows of SQL (a page of `SqliteEventlog.events`, PARAMS integers) as events,
+        the first at position FIRST, read by the compiled page reader (`events._pages`)
+        from one committed state (as `read` reads); None when there is no such reader or
+        it declined the page (any SQLite error, a TEXT value that is not UTF-8): the
+        caller then reads the page with the sqlite3 module, which raises or explains."""
+        if self._pages is None:
+            return None
+
+        def query(conn: sqlite3.Connection) -> Any:
+            # The reader of the moment: `read` may reconnect, or switch to a snapshot.
+            pages = self._pages
+            return None if pages is None else pages.events(sql, params, first, Event, _SHARED_TEXT)
+
+        return self.read(query, where)
+
     def _busy(self, why: str, waited: float) -> SourceBusy:
         if why == "locked":
             return SourceBusy(
@@ -283,8 +336,11 @@ class _Reader:
     def _reconnect(self) -> None:
         # A fresh connection: the old one's page cache may hold a page read mid-write.
         assert self._conn is not None
+        if self._pages is not None:
+            self._pages.close()
         self._conn.close()
         self._conn = _connect_ro(self.path)
+        self._pages = _open_pages(self.path)
 
     def _files(self) -> tuple[Any, ...]:
         return (_stat(self.path), _header(self.path), _stat(self.journal), _stat(self.wal))
@@ -330,6 +386,9 @@ class _Reader:
             conn.close()
             raise self._corrupt(exc, "") from None
         self._conn = conn
+        # Opened once the connection above has rolled the copy's journal back (or its
+        # WAL into its -shm): a read-only one could do neither.
+        self._pages = _open_pages(copy)
         self.snapshot_reason = reason
         log.warning(
             "source.snapshot",
@@ -339,6 +398,9 @@ class _Reader:
         )
 
     def close(self) -> None:
+        if self._pages is not None:
+            self._pages.close()
+            self._pages = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -586,29 +648,43 @@ class SqliteEventlog(Source):
             f"SELECT {explain} FROM eventlog {w}" if explain else None for w in (first, after)
         )
         while True:
+            params: tuple[Any, ...]
             if anchor is None:
-                rows = self._page(
-                    sql_first,
-                    (head_g, head_c, PAGE_ROWS),
-                    explain=explain_first,
-                    base=position,
-                )
-                start = 0
+                sql, params, where = sql_first, (head_g, head_c, PAGE_ROWS), ""
+                start, last_id = 0, ""
             else:
                 last_id = format_event_id(anchor[0], anchor[1], None)
-                rows = self._page(
-                    sql_after,
-                    (anchor[0], anchor[1], head_g, head_c, PAGE_ROWS + 1),
-                    f" after {last_id}",
-                    explain=explain_after,
-                    base=position - 1,  # the page starts with the anchor, the event at POSITION
-                )
-                if not rows or tuple(rows[0]) != anchor:
-                    raise SourceError(
-                        f"{self.path}: the log was rewritten while it was read: {last_id} "
-                        "is gone or changed (a LiveStore rebase?); run the command again"
-                    )
-                start = 1
+                sql, where = sql_after, f" after {last_id}"
+                params = (anchor[0], anchor[1], head_g, head_c, PAGE_ROWS + 1)
+                start = 1  # the page starts with the anchor, the event at POSITION
+            # A STRICT table's positions are integers: no row needs looking at, and the
+            # compiled page reader (if any) makes the events straight from SQLite's rows.
+            page = None
+            if self._strict:
+                page = self._reader.events(sql, params, position + 1 - start, where)
+            if page is not None:
+                if start and (not page or tuple(page[0])[1:] != anchor):
+                    raise self._rewritten(last_id)
+                read = len(page) - start
+                if start:
+                    del page[0]
+                position += read
+                if read:
+                    anchor = tuple(page[-1])[1:]
+                yield from page
+                del page
+                if read < PAGE_ROWS:
+                    return
+                continue
+            rows = self._page(
+                sql,
+                params,
+                where,
+                explain=explain_first if anchor is None else explain_after,
+                base=position - start,
+            )
+            if start and (not rows or tuple(rows[0]) != anchor):
+                raise self._rewritten(last_id)
             if self._strict:  # positions are integers: no row needs looking at
                 page = [
                     _new_tuple(Event, (number, *rows[index]))
@@ -653,6 +729,12 @@ class SqliteEventlog(Source):
             if len(rows) - start < PAGE_ROWS:
                 return
             anchor = tuple(rows[-1])
+
+    def _rewritten(self, last_id: str) -> SourceError:
+        return SourceError(
+            f"{self.path}: the log was rewritten while it was read: {last_id} "
+            "is gone or changed (a LiveStore rebase?); run the command again"
+        )
 
     def event_names(self) -> set[str]:
         rows = self._names("SELECT DISTINCT name FROM eventlog")

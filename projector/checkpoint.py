@@ -14,14 +14,18 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError as TrackingConflict
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
+from events import _native
 from events.envelope import Event
 
 APPLICATION_NAME = "livestore-projector"
+#: The compiled helpers (events/_pages.c), or None in the pure-Python build.
+_PAGES: Any = _native.extension("events._pages")
 
 
 class TrackingView(SQLiteTrackingRecorder):
@@ -77,6 +81,20 @@ class PrefixDigest:
         read as their UTF-8 bytes (`events.envelope.Event`) are those bytes already; any
         other value (a BLOB's `events.sqlite_source.Blob` too) is hashed as its repr.
         """
+        if _PAGES is not None and type(events) is list:
+            # The same bytes, joined in C a few hundred events at a time; a slice
+            # holding an event that is not plain (`events/_pages.c`) is joined below.
+            size = _HASHED_PARTS // 3
+            for start in range(0, len(events), size):
+                text = _PAGES.digest_text(events, start, start + size)
+                if text is None:
+                    self._update_parts(events[start : start + size])
+                else:
+                    self._hash.update(text)
+            return
+        self._update_parts(events)
+
+    def _update_parts(self, events: Iterable[Event]) -> None:
         update = self._hash.update
         parts: list[bytes] = []
         append = parts.append

@@ -251,6 +251,10 @@ def _fake_build(root: Path) -> None:
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text(f"# {module}\n")
         source.with_suffix(EXTENSION).write_bytes(b"")
+    for module, c_source in _native.C_EXTENSIONS.items():
+        (root / c_source).write_text(f"/* {module} */\n")
+        name = module.rsplit(".", 1)[1]
+        (root / c_source).with_name(f"{name}{EXTENSION}").write_bytes(b"")
     package, lib = _native.GROUP.rsplit(".", 1)
     (root / package / f"{lib}__mypyc{EXTENSION}").write_bytes(b"")
     digests = _native.source_digests()  # under ROOT, which the caller set to root

@@ -1,0 +1,266 @@
+"""The compiled page reader and digest text (events/_pages.c) give what the sqlite3 module
+and the Python code give: the same events, the same bytes hashed, and a decline (None),
+never an answer of their own, for anything but a plain page or event.
+
+Every other test of the suite runs with them wherever the compiled build runs
+(`events._native`); tests/test_native.py replays every golden case with both builds."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events import _native
+from events.envelope import Event
+from events.sources import open_source
+from events.sqlite_source import PAGE_ROWS, _Reader
+from projector.checkpoint import PrefixDigest
+from tests.conftest import FIXTURES, SHARED, SMALL
+
+PAGES = _native.extension("events._pages")
+pytestmark = pytest.mark.skipif(PAGES is None, reason="the compiled build is not in use here")
+
+#: Every SQLite eventlog bundled in fixtures/, and the big ones of ../shared when present.
+STORES = sorted(
+    {p.parent for p in FIXTURES.rglob("eventlog@*.db")}
+    | {p.parent for p in SHARED.parent.rglob("fixtures/*/*/eventlog@*.db")}
+    if SHARED.is_dir()
+    else {p.parent for p in FIXTURES.rglob("eventlog@*.db")}
+)
+
+
+def _read(store: Path, compiled: bool, **kwargs: bool) -> list[Event]:
+    source = open_source(store)
+    try:
+        reader = source._reader  # type: ignore[attr-defined]
+        assert reader._pages is not None
+        if not compiled:
+            reader._pages.close()
+            reader._pages = None
+        return list(source.events(**kwargs))
+    finally:
+        source.close()
+
+
+def _same(got: list[Event], expected: list[Event]) -> None:
+    assert got == expected
+    for a, b in zip(got, expected, strict=True):
+        assert type(a) is Event
+        assert [type(x) for x in a] == [type(x) for x in b]
+
+
+@pytest.mark.parametrize("store", STORES, ids=lambda p: str(p.relative_to(p.parents[2])))
+@pytest.mark.parametrize("utf8_args", [False, True])
+def test_the_compiled_reader_reads_every_store_as_the_sqlite3_module_does(store, utf8_args):
+    """Every event of every store (ai-desk's, todomvc's, readinglist's, format 4 and 6,
+    pages of 2,000 events and their anchors), field by field and type by type."""
+    expected = _read(store, compiled=False, utf8_args=utf8_args)
+    got = _read(store, compiled=True, utf8_args=utf8_args)
+    assert len(got) > 0
+    _same(got, expected)
+
+
+def _log(tmp_path: Path, rows: list[tuple[Any, ...]]) -> Path:
+    """A STRICT format-6 eventlog holding ROWS (seqNumGlobal, name, argsJson, clientId)."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    path = folder / "eventlog@6.db"
+    src = sqlite3.connect(SMALL / "eventlog@6.db")
+    ddl = src.execute("SELECT sql FROM sqlite_master WHERE name = 'eventlog'").fetchone()[0]
+    others = src.execute(
+        "SELECT sql FROM sqlite_master WHERE name != 'eventlog' AND sql IS NOT NULL"
+    ).fetchall()
+    src.close()
+    conn = sqlite3.connect(path)
+    conn.execute(ddl)
+    for (sql,) in others:
+        conn.execute(sql)
+    for g, name, args, client in rows:
+        conn.execute(
+            "INSERT INTO eventlog (seqNumGlobal, seqNumClient, seqNumRebaseGeneration, "
+            "parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration, name, "
+            "argsJson, clientId, sessionId, schemaHash, syncMetadataJson) "
+            "VALUES (?, 0, 0, ?, 0, 0, ?, ?, ?, 's', -7, '{}')",
+            (g, g - 1, name, args, client),
+        )
+    conn.commit()
+    conn.close()
+    return folder
+
+
+def test_the_compiled_reader_shares_short_texts_and_reads_long_and_many_ones(tmp_path):
+    """Names and ids repeat: equal short texts of a column come as one str; texts longer
+    than the shared ones, more distinct texts than it keeps, and non-ASCII text read the
+    same; a page boundary falls inside the log."""
+    rng = random.Random(7)
+    names = [f"v1.E{i}" for i in range(50)] + ["v1.Ünïcode", "v1.😀", "v1." + "x" * 200]
+    rows = [
+        (g, rng.choice(names), '{"a":"' + "é" * rng.randrange(0, 300) + '"}', f"c{g % 40}")
+        for g in range(1, PAGE_ROWS * 2 + 7)
+    ]
+    store = _log(tmp_path, rows)
+    expected = _read(store, compiled=False)
+    got = _read(store, compiled=True)
+    _same(got, expected)
+    page = got[:PAGE_ROWS]
+    assert len({id(e.session_id) for e in page}) == 1
+    assert len({id(e.name) for e in page}) < len(page) / 10
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "name",
+        "clientId",
+    ],
+)
+def test_text_that_is_not_utf8_is_left_to_the_sqlite3_module(tmp_path, bad):
+    """The compiled reader declines a page with TEXT that is not UTF-8 (it returns None):
+    the sqlite3 module's path then refuses the source naming the event and column, as
+    it always did."""
+    store = _log(tmp_path, [(1, "v1.A", "{}", "c"), (2, "v1.B", "{}", "c")])
+    conn = sqlite3.connect(store / "eventlog@6.db")
+    conn.execute(f"UPDATE eventlog SET {bad} = CAST(X'61FF62' AS TEXT) WHERE seqNumGlobal = 2")
+    conn.commit()
+    conn.close()
+    source = open_source(store)
+    try:
+        reader = source._reader  # type: ignore[attr-defined]
+        sql = f"SELECT {source._select} FROM eventlog ORDER BY seqNumGlobal"  # type: ignore[attr-defined]
+        assert reader._pages.events(sql, (), 1, Event) is None
+        with pytest.raises(Exception, match=f"the {bad} of event #2 .* is TEXT that is not UTF-8"):
+            list(source.events(utf8_args=True))
+    finally:
+        source.close()
+
+
+def test_the_reader_converts_each_storage_class_as_the_sqlite3_module_does(tmp_path):
+    """INTEGER, REAL, TEXT, BLOB (an empty one too) and NULL, as Python's sqlite3 gives
+    them with no converters; the position comes first, from FIRST."""
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (a, b, c, d, e, f, g, h, i, j)")
+    values = (2**63 - 1, -(2**63), 1.5, "tëxt", b"\x00\xff", b"", None, "", 0, float("inf"))
+    conn.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    conn.commit()
+    expected = conn.execute("SELECT * FROM t").fetchall()
+    conn.close()
+    reader = PAGES.Reader(path.resolve().as_uri() + "?mode=ro")
+    got = reader.events("SELECT * FROM t", (), 41, Event)
+    assert got == [Event(41, *expected[0])]
+    assert [type(x) for x in got[0][1:]] == [type(x) for x in expected[0]]
+    assert reader.events("SELECT * FROM t WHERE a = ?", (2**63 - 1,), 1, Event) == got[:0] + [
+        Event(1, *expected[0])
+    ]
+    reader.close()
+
+
+def test_the_reader_declines_what_is_not_a_plain_page(tmp_path):
+    """SQL that fails, a parameter that is no integer (or beyond 64 bits), a database
+    locked by another connection, a closed reader: None, nothing raised."""
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE t (a)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    reader = PAGES.Reader(path.resolve().as_uri() + "?mode=ro")
+    assert reader.events("SELECT nope FROM t", (), 1, Event) is None
+    assert reader.events("SELECT a FROM t WHERE a = ?", ("1",), 1, Event) is None
+    assert reader.events("SELECT a FROM t WHERE a = ?", (2**64,), 1, Event) is None
+    assert reader.events("SELECT a FROM t WHERE a = ?", (1, 2), 1, Event) is None
+    conn.execute("BEGIN EXCLUSIVE")
+    assert reader.events("SELECT a FROM t", (), 1, Event) is None
+    conn.execute("ROLLBACK")
+    assert reader.events("SELECT a FROM t", (), 1, Event) == [(1, 1)]
+    reader.close()
+    assert reader.events("SELECT a FROM t", (), 1, Event) is None
+    with pytest.raises(TypeError):
+        reader.events("SELECT a FROM t", (), 1, dict)
+    conn.close()
+
+
+def test_a_source_locked_while_it_is_read_is_waited_for_then_read(tmp_path):
+    """A page the compiled reader cannot read for a lock goes to `_Reader.read`'s loop:
+    waited for, then read (here the lock is gone by the sqlite3 module's try)."""
+    store = _log(tmp_path, [(g, "v1.A", "{}", "c") for g in range(1, 6)])
+    source = open_source(store)
+    try:
+        reader: _Reader = source._reader  # type: ignore[attr-defined]
+        calls = []
+        real = reader._pages
+
+        class Declining:
+            def events(self, *args: Any) -> None:
+                calls.append(args[2])
+                return None
+
+            def close(self) -> None:
+                real.close()
+
+        reader._pages = Declining()
+        got = list(source.events(utf8_args=True))
+        assert [e.position for e in got] == [1, 2, 3, 4, 5] and calls == [1]
+    finally:
+        source.close()
+
+
+def _digest_bytes(events: list[Any]) -> bytes:
+    """What `PrefixDigest._update_parts` hashes of EVENTS, joined."""
+    seen: list[bytes] = []
+
+    class Spy:
+        def update(self, data: bytes) -> None:
+            seen.append(bytes(data))
+
+    digest = PrefixDigest()
+    digest._hash = Spy()  # type: ignore[assignment]
+    digest._update_parts(events)
+    return b"".join(seen)
+
+
+def _event(g: Any, c: Any, name: Any, args: Any) -> Event:
+    return Event(1, g, c, 0, 0, 0, name, args, "c", "s", 1)
+
+
+def test_the_digest_text_is_what_the_python_digest_hashes():
+    """Random plain events (non-ASCII names and args as str or as UTF-8 bytes, emoji,
+    negative and 64-bit positions): the same bytes; any event that is not plain makes the
+    slice None, and `update_many` then hashes it the Python way: the same digest."""
+    from events.sqlite_source import Blob
+
+    rng = random.Random(11)
+    alphabet = 'aé😀\x00\x1f\x1e{}"\\ \u2028'
+    plain = []
+    for _ in range(600):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        args: Any = text.encode() if rng.random() < 0.5 else text
+        g = rng.choice([0, 1, 2**31, 2**63 - 1, -(2**63), rng.randrange(10**6)])
+        plain.append(_event(g, rng.randrange(0, 3), name, args))
+    assert PAGES.digest_text(plain, 0, len(plain)) == _digest_bytes(plain)
+    assert PAGES.digest_text(plain, 5, 9) == _digest_bytes(plain[5:9])
+    assert PAGES.digest_text(plain, 590, 10**9) == _digest_bytes(plain[590:])
+    assert PAGES.digest_text(plain, 9, 5) == b""
+    odd = [
+        _event(1, 0, "v1.A", None),
+        _event(1, 0, "v1.A", Blob(b"{}")),
+        _event(1, 0, "v1.A", 5),
+        _event(1, 0, None, "{}"),
+        _event(1, 0, "v1.\ud800", "{}"),
+        _event(1, 0, "v1.A", '{"a":"\udfff"}'),
+        _event(True, 0, "v1.A", "{}"),
+        _event(2**64, 0, "v1.A", "{}"),
+        (1, 2, 3),
+    ]
+    for event in odd:
+        mixed = [*plain[:10], event, *plain[10:20]]
+        assert PAGES.digest_text(mixed, 0, len(mixed)) is None
+        assert PAGES.digest_text(mixed, 0, 10) == _digest_bytes(plain[:10])
+        if isinstance(event, Event):
+            fast, slow = PrefixDigest(), PrefixDigest()
+            fast.update_many(mixed)
+            slow._update_parts(mixed)
+            assert fast.hexdigest() == slow.hexdigest()

@@ -265,7 +265,121 @@ static PyObject *Reader_events(Reader *self, PyObject *args) {
     return list;
 }
 
+/* name_counts(sql) -> {name: (events, flagged)} over SQL's rows (name, flag), flag an
+   integer (0 or not), in the order names first come; None when declined (as events). */
+static PyObject *Reader_name_counts(Reader *self, PyObject *args) {
+    const char *sql;
+    if (!PyArg_ParseTuple(args, "s:name_counts", &sql)) {
+        return NULL;
+    }
+    if (self->db == NULL) {
+        Py_RETURN_NONE;
+    }
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(self->db, sql, -1, &stmt, NULL) != SQLITE_OK || stmt == NULL ||
+        sqlite3_column_count(stmt) != 2 || sqlite3_bind_parameter_count(stmt) != 0) {
+        return declined(stmt, NULL);
+    }
+    /* name -> [events, flagged] as two C counters kept in a bytes-free way: a dict of
+       name -> index into two growing arrays. */
+    PyObject *index = PyDict_New();
+    if (index == NULL) {
+        return declined(stmt, NULL);
+    }
+    Py_ssize_t capacity = 64, used = 0;
+    long long *counts = PyMem_Calloc((size_t)capacity * 2, sizeof(long long));
+    if (counts == NULL) {
+        Py_DECREF(index);
+        sqlite3_finalize(stmt);
+        return PyErr_NoMemory();
+    }
+    PyObject *last_name = NULL; /* the name of the row before (a reference held) */
+    Py_ssize_t last = -1;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (sqlite3_column_type(stmt, 0) != SQLITE_TEXT ||
+            sqlite3_column_type(stmt, 1) != SQLITE_INTEGER) {
+            break;
+        }
+        const char *text = (const char *)sqlite3_column_text(stmt, 0);
+        int len = sqlite3_column_bytes(stmt, 0);
+        if (text == NULL) {
+            break;
+        }
+        PyObject *name = text_value(self, text, len);
+        if (name == NULL) {
+            break;
+        }
+        Py_ssize_t at;
+        if (name == last_name) {
+            at = last;
+        } else {
+            PyObject *found = PyDict_GetItemWithError(index, name);
+            if (found != NULL) {
+                at = PyLong_AsSsize_t(found);
+            } else if (PyErr_Occurred()) {
+                Py_DECREF(name);
+                break;
+            } else {
+                if (used == capacity) {
+                    long long *grown =
+                        PyMem_Realloc(counts, (size_t)capacity * 4 * sizeof(long long));
+                    if (grown == NULL) {
+                        Py_DECREF(name);
+                        PyErr_NoMemory();
+                        break;
+                    }
+                    memset(grown + capacity * 2, 0, (size_t)capacity * 2 * sizeof(long long));
+                    counts = grown;
+                    capacity *= 2;
+                }
+                at = used++;
+                PyObject *number = PyLong_FromSsize_t(at);
+                if (number == NULL || PyDict_SetItem(index, name, number) < 0) {
+                    Py_XDECREF(number);
+                    Py_DECREF(name);
+                    break;
+                }
+                Py_DECREF(number);
+            }
+            Py_INCREF(name);
+            Py_XSETREF(last_name, name);
+            last = at;
+        }
+        Py_DECREF(name);
+        counts[at * 2] += 1;
+        counts[at * 2 + 1] += sqlite3_column_int64(stmt, 1) != 0;
+    }
+    PyObject *result = NULL;
+    if (rc == SQLITE_DONE && !PyErr_Occurred()) {
+        result = PyDict_New();
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (result != NULL && PyDict_Next(index, &pos, &key, &value)) {
+            Py_ssize_t at = PyLong_AsSsize_t(value);
+            PyObject *pair = Py_BuildValue("(LL)", counts[at * 2], counts[at * 2 + 1]);
+            if (pair == NULL || PyDict_SetItem(result, key, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_CLEAR(result);
+                break;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    PyMem_Free(counts);
+    Py_DECREF(index);
+    Py_XDECREF(last_name);
+    if (result == NULL) {
+        return declined(stmt, NULL);
+    }
+    sqlite3_finalize(stmt);
+    return result;
+}
+
 static PyMethodDef Reader_methods[] = {
+    {"name_counts", (PyCFunction)Reader_name_counts, METH_VARARGS,
+     "name_counts(sql) -> {name: (events, flagged)} of SQL's (name, flag) rows, or None when"
+     " declined"},
     {"events", (PyCFunction)Reader_events, METH_VARARGS,
      "events(sql, params, first, type, shared=0) -> list of TYPE instances, or None when"
      " declined"},

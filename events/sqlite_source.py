@@ -307,13 +307,21 @@ class _Reader:
         from one committed state (as `read` reads); None when there is no such reader or
         it declined the page (any SQLite error, a TEXT value that is not UTF-8): the
         caller then reads the page with the sqlite3 module, which raises or explains."""
+        return self._compiled("events", (sql, params, first, Event, _SHARED_TEXT), where)
+
+    def name_counts(self, sql: str) -> Any:
+        """``{name: (rows, rows flagged)}`` of SQL's rows (name, flag), counted by the
+        compiled page reader in one pass, as `events` reads; None as `events`."""
+        return self._compiled("name_counts", (sql,), "")
+
+    def _compiled(self, method: str, args: tuple[Any, ...], where: str) -> Any:
         if self._pages is None:
             return None
 
         def query(conn: sqlite3.Connection) -> Any:
             # The reader of the moment: `read` may reconnect, or switch to a snapshot.
             pages = self._pages
-            return None if pages is None else pages.events(sql, params, first, Event, _SHARED_TEXT)
+            return None if pages is None else getattr(pages, method)(*args)
 
         return self.read(query, where)
 
@@ -750,6 +758,13 @@ class SqliteEventlog(Source):
     def name_counts(self) -> dict[str, tuple[int, int]]:
         """``{name: (events, events stored with schemaHash -1)}`` in one query (see
         `Source.name_counts`); both known formats have the schemaHash column."""
+        if self._strict:
+            # Counted in one pass, in C, rather than sorted by SQLite (GROUP BY): 0.08 s of
+            # large's 100,000 events. A STRICT table's names are TEXT; in the order
+            # GROUP BY gives (BINARY: the UTF-8 bytes', which is the code points' order).
+            counts = self._reader.name_counts("SELECT name, schemaHash = -1 FROM eventlog")
+            if counts is not None:
+                return dict(sorted(counts.items()))
         rows = self._names(
             "SELECT name, COUNT(*), SUM(schemaHash = -1) FROM eventlog GROUP BY name"
         )

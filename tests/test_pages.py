@@ -64,6 +64,23 @@ def test_the_compiled_reader_reads_every_store_as_the_sqlite3_module_does(store,
     _same(got, expected)
 
 
+@pytest.mark.parametrize("store", STORES, ids=lambda p: str(p.relative_to(p.parents[2])))
+def test_names_are_counted_as_sqlite_groups_them(store):
+    """`name_counts` counted in one pass by the compiled reader: the same names, counts,
+    LiveStore's unknowns (schemaHash -1) and order as SQLite's GROUP BY name."""
+    source = open_source(store)
+    try:
+        reader = source._reader  # type: ignore[attr-defined]
+        compiled = source.name_counts()
+        pages, reader._pages = reader._pages, None
+        by_sqlite = source.name_counts()
+        reader._pages = pages
+    finally:
+        source.close()
+    assert list(compiled.items()) == list(by_sqlite.items())
+    assert sum(n for n, _ in compiled.values()) > 0
+
+
 def _log(tmp_path: Path, rows: list[tuple[Any, ...]]) -> Path:
     """A STRICT format-6 eventlog holding ROWS (seqNumGlobal, name, argsJson, clientId)."""
     folder = tmp_path / "store"
@@ -97,7 +114,7 @@ def test_the_compiled_reader_shares_short_texts_and_reads_long_and_many_ones(tmp
     than the shared ones, more distinct texts than it keeps, and non-ASCII text read the
     same; a page boundary falls inside the log."""
     rng = random.Random(7)
-    names = [f"v1.E{i}" for i in range(50)] + ["v1.Ünïcode", "v1.😀", "v1." + "x" * 200]
+    names = [f"v1.E{i}" for i in range(80)] + ["v1.Ünïcode", "v1.😀", "v1." + "x" * 200]
     rows = [
         (g, rng.choice(names), '{"a":"' + "é" * rng.randrange(0, 300) + '"}', f"c{g % 40}")
         for g in range(1, PAGE_ROWS * 2 + 7)
@@ -109,6 +126,16 @@ def test_the_compiled_reader_shares_short_texts_and_reads_long_and_many_ones(tmp
     page = got[:PAGE_ROWS]
     assert len({id(e.session_id) for e in page}) == 1
     assert len({id(e.name) for e in page}) < len(page) / 10
+    # More names than the counts' first allocation holds (64).
+    source = open_source(store)
+    try:
+        counts = source.name_counts()
+        pages, source._reader._pages = source._reader._pages, None  # type: ignore[attr-defined]
+        assert list(source.name_counts().items()) == list(counts.items())
+        source._reader._pages = pages  # type: ignore[attr-defined]
+    finally:
+        source.close()
+    assert len(counts) == len(names) and sum(n for n, _ in counts.values()) == len(rows)
 
 
 @pytest.mark.parametrize(
@@ -132,6 +159,11 @@ def test_text_that_is_not_utf8_is_left_to_the_sqlite3_module(tmp_path, bad):
         reader = source._reader  # type: ignore[attr-defined]
         sql = f"SELECT {source._select} FROM eventlog ORDER BY seqNumGlobal"  # type: ignore[attr-defined]
         assert reader._pages.events(sql, (), 1, Event) is None
+        if bad == "name":
+            names = "SELECT name, schemaHash = -1 FROM eventlog"
+            assert reader._pages.name_counts(names) is None
+            with pytest.raises(Exception, match="the name of event #2 .* is TEXT that is not"):
+                source.name_counts()
         with pytest.raises(Exception, match=f"the {bad} of event #2 .* is TEXT that is not UTF-8"):
             list(source.events(utf8_args=True))
     finally:
@@ -171,8 +203,13 @@ def test_the_reader_declines_what_is_not_a_plain_page(tmp_path):
     assert reader.events("SELECT a FROM t WHERE a = ?", ("1",), 1, Event) is None
     assert reader.events("SELECT a FROM t WHERE a = ?", (2**64,), 1, Event) is None
     assert reader.events("SELECT a FROM t WHERE a = ?", (1, 2), 1, Event) is None
+    assert reader.name_counts("SELECT a FROM t") is None  # not (name, flag)
+    assert reader.name_counts("SELECT 'x', 1.5 FROM t") is None  # a flag that is no integer
+    assert reader.name_counts("SELECT 5, 1 FROM t") is None  # a name that is no text
+    assert reader.name_counts("SELECT 'x', a FROM t WHERE a > 5") == {}
     conn.execute("BEGIN EXCLUSIVE")
     assert reader.events("SELECT a FROM t", (), 1, Event) is None
+    assert reader.name_counts("SELECT 'x', a FROM t") is None
     conn.execute("ROLLBACK")
     assert reader.events("SELECT a FROM t", (), 1, Event) == [(1, 1)]
     reader.close()

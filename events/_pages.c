@@ -280,8 +280,8 @@ static PyObject *Reader_name_counts(Reader *self, PyObject *args) {
         sqlite3_column_count(stmt) != 2 || sqlite3_bind_parameter_count(stmt) != 0) {
         return declined(stmt, NULL);
     }
-    /* name -> [events, flagged] as two C counters kept in a bytes-free way: a dict of
-       name -> index into two growing arrays. */
+    /* INDEX maps each name to its place in COUNTS, which holds two counters a name
+       (events, flagged); the row before's name is looked up without the dict. */
     PyObject *index = PyDict_New();
     if (index == NULL) {
         return declined(stmt, NULL);

@@ -510,6 +510,197 @@ static PyObject *digest_text(PyObject *self, PyObject *args) {
     return text;
 }
 
+/* plain_json(value) -> JSON text as msgspec's encoder (and so JSON.stringify) writes a
+   value holding only str, int (within 64 bits), bool, None, and exact lists and dicts
+   keyed by str, at most MAX_NESTING deep (events/encoding.py, js_json); None for any
+   other value (a float, a lone surrogate, a subclass, ...): js_json's own path then
+   writes it. Strings escape '"', '\\' and the control characters (\b \t \n \f \r, the
+   rest \u00xx); everything else is written as it is. */
+#define MAX_NESTING 128
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    int ascii;
+} Buffer;
+
+static int buffer_reserve(Buffer *buffer, Py_ssize_t more) {
+    if (buffer->len + more <= buffer->cap) {
+        return 0;
+    }
+    Py_ssize_t cap = buffer->cap * 2;
+    while (cap < buffer->len + more) {
+        cap *= 2;
+    }
+    char *data = PyMem_Realloc(buffer->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    buffer->data = data;
+    buffer->cap = cap;
+    return 0;
+}
+
+static int buffer_write(Buffer *buffer, const char *text, Py_ssize_t len) {
+    if (buffer_reserve(buffer, len) < 0) {
+        return -1;
+    }
+    memcpy(buffer->data + buffer->len, text, (size_t)len);
+    buffer->len += len;
+    return 0;
+}
+
+/* 1 written, 0 not plain (no error set), -1 error. */
+static int json_string(Buffer *buffer, PyObject *text) {
+    Py_ssize_t len;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &len);
+    if (utf8 == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        buffer->ascii = 0;
+    }
+    /* At most 6 bytes a byte (\u00xx) and the quotes. */
+    if (buffer_reserve(buffer, len * 6 + 2) < 0) {
+        return -1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char *out = buffer->data + buffer->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+            case '"': *out++ = '"'; break;
+            case '\\': *out++ = '\\'; break;
+            case '\b': *out++ = 'b'; break;
+            case '\t': *out++ = 't'; break;
+            case '\n': *out++ = 'n'; break;
+            case '\f': *out++ = 'f'; break;
+            case '\r': *out++ = 'r'; break;
+            default:
+                *out++ = 'u';
+                *out++ = '0';
+                *out++ = '0';
+                *out++ = hex[c >> 4];
+                *out++ = hex[c & 15];
+        }
+    }
+    *out++ = '"';
+    buffer->len = out - buffer->data;
+    return 1;
+}
+
+static int json_value(Buffer *buffer, PyObject *value, int depth) {
+    if (PyUnicode_CheckExact(value)) {
+        return json_string(buffer, value);
+    }
+    if (value == Py_None) {
+        return buffer_write(buffer, "null", 4) < 0 ? -1 : 1;
+    }
+    if (value == Py_True) {
+        return buffer_write(buffer, "true", 4) < 0 ? -1 : 1;
+    }
+    if (value == Py_False) {
+        return buffer_write(buffer, "false", 5) < 0 ? -1 : 1;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) {
+            return 0;
+        }
+        if (number == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (buffer_reserve(buffer, 24) < 0) {
+            return -1;
+        }
+        buffer->len += sprintf(buffer->data + buffer->len, "%lld", number);
+        return 1;
+    }
+    if (depth >= MAX_NESTING) {
+        return 0;
+    }
+    if (PyList_CheckExact(value)) {
+        if (buffer_write(buffer, "[", 1) < 0) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++) {
+            if (i > 0 && buffer_write(buffer, ",", 1) < 0) {
+                return -1;
+            }
+            int done = json_value(buffer, PyList_GET_ITEM(value, i), depth + 1);
+            if (done <= 0) {
+                return done;
+            }
+        }
+        return buffer_write(buffer, "]", 1) < 0 ? -1 : 1;
+    }
+    if (PyDict_CheckExact(value)) {
+        if (buffer_write(buffer, "{", 1) < 0) {
+            return -1;
+        }
+        Py_ssize_t pos = 0;
+        PyObject *key, *item;
+        int first = 1;
+        while (PyDict_Next(value, &pos, &key, &item)) {
+            if (!PyUnicode_CheckExact(key)) {
+                return 0;
+            }
+            if (!first && buffer_write(buffer, ",", 1) < 0) {
+                return -1;
+            }
+            first = 0;
+            int done = json_string(buffer, key);
+            if (done <= 0) {
+                return done;
+            }
+            if (buffer_write(buffer, ":", 1) < 0) {
+                return -1;
+            }
+            done = json_value(buffer, item, depth + 1);
+            if (done <= 0) {
+                return done;
+            }
+        }
+        return buffer_write(buffer, "}", 1) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+static PyObject *plain_json(PyObject *self, PyObject *value) {
+    Buffer buffer = {PyMem_Malloc(256), 0, 256, 1};
+    if (buffer.data == NULL) {
+        return PyErr_NoMemory();
+    }
+    int done = json_value(&buffer, value, 0);
+    PyObject *text = NULL;
+    if (done > 0) {
+        if (buffer.ascii) {
+            text = PyUnicode_New(buffer.len, 127);
+            if (text != NULL) {
+                memcpy(PyUnicode_DATA(text), buffer.data, (size_t)buffer.len);
+            }
+        } else {
+            text = PyUnicode_DecodeUTF8(buffer.data, buffer.len, NULL);
+        }
+    } else if (done == 0) {
+        text = Py_NewRef(Py_None);
+    }
+    PyMem_Free(buffer.data);
+    return text;
+}
+
 static PyObject *sqlite_version(PyObject *self, PyObject *unused) {
     return PyUnicode_FromString(sqlite3_libversion());
 }
@@ -518,6 +709,9 @@ static PyMethodDef module_methods[] = {
     {"digest_text", digest_text, METH_VARARGS,
      "digest_text(events, start, stop) -> what the prefix digest hashes of events[start:stop]"
      " (bytes), or None when one of them is not plain"},
+    {"plain_json", plain_json, METH_O,
+     "plain_json(value) -> what js_json writes of a plain value (no float, no lone"
+     " surrogate, 64-bit integers, exact lists and dicts), or None"},
     {"sqlite_version", sqlite_version, METH_NOARGS,
      "the version of the SQLite library this module runs"},
     {NULL, NULL, 0, NULL},

@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from events import _native
+
 #: toISOString()'s shape, with the ranges of month, day, hour, minute and second. ASCII
 #: digits and the end of the text only: Python's \d would read Arabic-Indic digits and
 #: its $ would allow a final newline, which toISOString never writes.
@@ -115,6 +117,8 @@ def _js_encode(value: Any, finite: bool) -> str:
 #: string escape, non-ASCII kept, integers of any size: tests/test_encoding.py checks each
 #: code point), about five times faster; it refuses a lone surrogate (UTF-8 cannot hold it).
 _msgspec_encode = msgspec.json.Encoder().encode
+#: The compiled helpers (events/_pages.c), or None in the pure-Python build.
+_PAGES: Any = _native.extension("events._pages")
 
 
 #: How deep the projector reads JSON: args nested deeper are unparseable (deviation
@@ -181,7 +185,19 @@ def _deep_kind(value: Any) -> int:
 def js_json(value: Any, *, finite: bool = False) -> str:
     """JSON.stringify(value) for JSON-decoded Python values: an infinite number is null
     (ValueError when FINITE, and for NaN, which JSON.parse never yields), a lone surrogate
-    is its escape (\\ud83d), other non-ASCII text is kept as it is."""
+    is its escape (\\ud83d), other non-ASCII text is kept as it is.
+
+    A plain value (no float, no lone surrogate, integers within 64 bits: most) is written
+    in one pass in C by the compiled build (`events/_pages.c`, plain_json: what msgspec
+    writes, tests/test_pages.py); anything else, or the pure-Python build, as below."""
+    if _PAGES is not None:
+        text = _PAGES.plain_json(value)
+        if text is not None:
+            return text
+    return _js_json(value, finite)
+
+
+def _js_json(value: Any, finite: bool) -> str:
     kind = _kind(value)
     if kind == _PLAIN:
         try:  # valid UTF-8 out: no lone surrogate to escape

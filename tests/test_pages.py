@@ -301,3 +301,88 @@ def test_the_digest_text_is_what_the_python_digest_hashes():
             fast.update_many(mixed)
             slow._update_parts(mixed)
             assert fast.hexdigest() == slow.hexdigest()
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    """A JSON-decoded-like value: text from an alphabet of every escape class, integers
+    at and past 64 bits, booleans, null, sometimes a float, lists and dicts."""
+    alphabet = 'a"\\/\x00\x01\x08\t\n\x0b\x0c\r\x1f\x7f\x80é\u2028\u2029😀\ufeff'
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 10)))
+    if kind == 1:
+        return rng.choice([0, -1, 7, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**30])
+    if kind == 2:
+        return rng.choice([True, False, None])
+    if kind == 3:
+        return rng.choice([1.5, 1e21, 1.0, -0.0, float("inf")]) if rng.random() < 0.2 else "x"
+    if kind in (4, 5):
+        return rng.choice(["", "tag", "ünï", "😀", "\u2028"])
+    if kind in (6, 7):
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+    return {
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 4))): _random_value(
+            rng, depth + 1
+        )
+        for _ in range(rng.randrange(0, 4))
+    }
+
+
+def test_plain_json_writes_what_js_json_writes():
+    """`events.encoding.js_json` takes plain values from C (`plain_json`): on 20,000 random
+    values (every escape class, 64-bit bounds, nested lists and dicts) it gives exactly
+    what js_json's own path (msgspec, the json module) gives, or None for what is not
+    plain, which js_json's own path then writes."""
+    from events import encoding
+
+    rng = random.Random(3)
+    plain = 0
+    for _ in range(20_000):
+        value = _random_value(rng)
+        expected = encoding._js_json(value, False)
+        got = PAGES.plain_json(value)
+        if got is not None:
+            plain += 1
+            assert got == expected, value
+            assert type(got) is str
+        assert encoding.js_json(value) == expected
+    assert plain > 10_000
+
+
+def test_plain_json_declines_what_is_not_plain():
+    """A float, a lone surrogate (in text or a key), an integer past 64 bits, a key that
+    is no text, a subclass, a tuple, a list or dict at depth 128 (129 levels): None
+    (js_json's own path writes them); 128 levels: plain, as for js_json's own path."""
+    from events import encoding
+
+    class Text(str):
+        pass
+
+    class Items(list):  # type: ignore[type-arg]
+        pass
+
+    for value in (
+        1.5,
+        [1, 2.0],
+        "\ud800",
+        {"\udfff": 1},
+        2**64,
+        [-(2**63) - 1],
+        {1: "a"},
+        Text("a"),
+        Items(),
+        (1, 2),
+        {"a": {1, 2}},
+        b"x",
+    ):
+        assert PAGES.plain_json(value) is None, value
+    deep: Any = "x"
+    for _ in range(129):
+        deep = [deep]
+    assert PAGES.plain_json(deep) is None
+    assert encoding._kind(deep) != encoding._PLAIN
+    assert PAGES.plain_json(deep[0]) == encoding._js_json(deep[0], False)
+    assert encoding._kind(deep[0]) == encoding._PLAIN
+    assert PAGES.plain_json({"a": [True, None, "é", 2**63 - 1]}) == (
+        '{"a":[true,null,"é",9223372036854775807]}'
+    )

@@ -758,10 +758,11 @@ class SqliteEventlog(Source):
     def name_counts(self) -> dict[str, tuple[int, int]]:
         """``{name: (events, events stored with schemaHash -1)}`` in one query (see
         `Source.name_counts`); both known formats have the schemaHash column."""
-        if self._strict:
+        if self._strict and self._select_explain is not None:
             # Counted in one pass, in C, rather than sorted by SQLite (GROUP BY): 0.08 s of
             # large's 100,000 events. A STRICT table's names are TEXT; in the order
-            # GROUP BY gives (BINARY: the UTF-8 bytes', which is the code points' order).
+            # GROUP BY gives in a UTF-8 file (BINARY: the UTF-8 bytes', which is the code
+            # points' order; a UTF-16 file's bytes order them otherwise: GROUP BY does).
             counts = self._reader.name_counts("SELECT name, schemaHash = -1 FROM eventlog")
             if counts is not None:
                 return dict(sorted(counts.items()))

@@ -81,8 +81,9 @@ def test_names_are_counted_as_sqlite_groups_them(store):
     assert sum(n for n, _ in compiled.values()) > 0
 
 
-def _log(tmp_path: Path, rows: list[tuple[Any, ...]]) -> Path:
-    """A STRICT format-6 eventlog holding ROWS (seqNumGlobal, name, argsJson, clientId)."""
+def _log(tmp_path: Path, rows: list[tuple[Any, ...]], encoding: str = "UTF-8") -> Path:
+    """A STRICT format-6 eventlog holding ROWS (seqNumGlobal, name, argsJson, clientId),
+    its text stored in ENCODING."""
     folder = tmp_path / "store"
     folder.mkdir()
     path = folder / "eventlog@6.db"
@@ -93,6 +94,7 @@ def _log(tmp_path: Path, rows: list[tuple[Any, ...]]) -> Path:
     ).fetchall()
     src.close()
     conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA encoding = '{encoding}'")
     conn.execute(ddl)
     for (sql,) in others:
         conn.execute(sql)
@@ -136,6 +138,24 @@ def test_the_compiled_reader_shares_short_texts_and_reads_long_and_many_ones(tmp
     finally:
         source.close()
     assert len(counts) == len(names) and sum(n for n, _ in counts.values()) == len(rows)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "UTF-16le", "UTF-16be"])
+def test_names_come_in_the_order_sqlite_groups_them_in_every_encoding(tmp_path, encoding):
+    """Names past the Basic Multilingual Plane and names in its upper part order alike in
+    UTF-8 and by code point, unlike in UTF-16 (a fresh user's trial): `name_counts` lists
+    them in GROUP BY's order in every encoding, and the events read alike both ways."""
+    names = ["v1.A", "v1.\uff21", "v1.\U0001f600", "v1.z", "v1.\u00e9"]
+    store = _log(tmp_path, [(g, names[g % len(names)], "{}", "c") for g in range(1, 30)], encoding)
+    source = open_source(store)
+    try:
+        conn = sqlite3.connect(store / "eventlog@6.db")
+        grouped = [r[0] for r in conn.execute("SELECT name FROM eventlog GROUP BY name")]
+        conn.close()
+        assert list(source.name_counts()) == grouped
+    finally:
+        source.close()
+    _same(_read(store, compiled=True), _read(store, compiled=False))
 
 
 @pytest.mark.parametrize(

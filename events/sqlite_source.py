@@ -307,23 +307,22 @@ class _Reader:
         from one committed state (as `read` reads); None when there is no such reader or
         it declined the page (any SQLite error, a TEXT value that is not UTF-8): the
         caller then reads the page with the sqlite3 module, which raises or explains."""
-        return self._compiled("events", (sql, params, first, Event, _SHARED_TEXT), where)
+        return self._compiled(
+            lambda pages: pages.events(sql, params, first, Event, _SHARED_TEXT), where
+        )
 
     def name_counts(self, sql: str) -> Any:
         """``{name: (rows, rows flagged)}`` of SQL's rows (name, flag), counted by the
         compiled page reader in one pass, as `events` reads; None as `events`."""
-        return self._compiled("name_counts", (sql,), "")
+        return self._compiled(lambda pages: pages.name_counts(sql), "")
 
-    def _compiled(self, method: str, args: tuple[Any, ...], where: str) -> Any:
+    def _compiled(self, call: Callable[[Any], Any], where: str) -> Any:
+        """CALL's result on the compiled page reader, read as `read` reads; None when
+        there is none."""
         if self._pages is None:
             return None
-
-        def query(conn: sqlite3.Connection) -> Any:
-            # The reader of the moment: `read` may reconnect, or switch to a snapshot.
-            pages = self._pages
-            return None if pages is None else getattr(pages, method)(*args)
-
-        return self.read(query, where)
+        # The reader of the moment: `read` may reconnect, or switch to a snapshot.
+        return self.read(lambda conn: None if self._pages is None else call(self._pages), where)
 
     def _busy(self, why: str, waited: float) -> SourceBusy:
         if why == "locked":
@@ -572,7 +571,7 @@ class SqliteEventlog(Source):
         self._strict = bool(found.get("strict"))
         # Text read as a BLOB gives the bytes the file stores: its UTF-8 in a UTF-8 file
         # (LiveStore's), UTF-16 in a UTF-16 one, whose text is read as text.
-        utf8_file = found.get("encoding") == "UTF-8"
+        utf8_file = self._utf8 = found.get("encoding") == "UTF-8"
         # Finds the value sqlite3 could not decode (`_fetch_events`).
         texts = {c for c, _ in _TEXT_COLUMNS}
         self._select_explain = (
@@ -650,32 +649,36 @@ class SqliteEventlog(Source):
             "AND (seqNumGlobal, seqNumClient) <= (?, ?) "
             "ORDER BY seqNumGlobal, seqNumClient LIMIT ?"
         )
-        explain = self._select_explain
+        bytes_select = self._select_explain
         sql_first, sql_after = (f"SELECT {select} FROM eventlog {w}" for w in (first, after))
         explain_first, explain_after = (
-            f"SELECT {explain} FROM eventlog {w}" if explain else None for w in (first, after)
+            f"SELECT {bytes_select} FROM eventlog {w}" if bytes_select else None
+            for w in (first, after)
         )
         while True:
             params: tuple[Any, ...]
             if anchor is None:
                 sql, params, where = sql_first, (head_g, head_c, PAGE_ROWS), ""
-                start, last_id = 0, ""
+                start, last_id, explain = 0, "", explain_first
             else:
                 last_id = format_event_id(anchor[0], anchor[1], None)
-                sql, where = sql_after, f" after {last_id}"
+                sql, where, explain = sql_after, f" after {last_id}", explain_after
                 params = (anchor[0], anchor[1], head_g, head_c, PAGE_ROWS + 1)
                 start = 1  # the page starts with the anchor, the event at POSITION
-            # A STRICT table's positions are integers: no row needs looking at, and the
-            # compiled page reader (if any) makes the events straight from SQLite's rows.
-            page = None
             if self._strict:
+                # Positions are integers: no row needs looking at. The page's events (the
+                # anchor's first) from the compiled page reader, else from the rows.
                 page = self._reader.events(sql, params, position + 1 - start, where)
-            if page is not None:
+                if page is None:
+                    rows = self._page(sql, params, where, explain=explain, base=position - start)
+                    page = [
+                        _new_tuple(Event, (n, *row))
+                        for n, row in enumerate(rows, position + 1 - start)
+                    ]
                 if start and (not page or tuple(page[0])[1:] != anchor):
                     raise self._rewritten(last_id)
                 read = len(page) - start
-                if start:
-                    del page[0]
+                del page[:start]
                 position += read
                 if read:
                     anchor = tuple(page[-1])[1:]
@@ -684,56 +687,35 @@ class SqliteEventlog(Source):
                 if read < PAGE_ROWS:
                     return
                 continue
-            rows = self._page(
-                sql,
-                params,
-                where,
-                explain=explain_first if anchor is None else explain_after,
-                base=position - start,
-            )
+            rows = self._page(sql, params, where, explain=explain, base=position - start)
             if start and (not rows or tuple(rows[0]) != anchor):
                 raise self._rewritten(last_id)
-            if self._strict:  # positions are integers: no row needs looking at
-                page = [
-                    _new_tuple(Event, (number, *rows[index]))
-                    for number, index in enumerate(range(start, len(rows)), position + 1)
-                ]
-                position += len(page)
-                yield from page
-                del page
-            else:
-                for index in range(start, len(rows)):
-                    g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash = rows[
-                        index
-                    ]
-                    position += 1
-                    if (
-                        type(g) is not int
-                        or type(c) is not int
-                        or not (r is None or type(r) is int)
-                    ):
-                        # Only a hand-made (non-STRICT) or damaged table can hold these; an
-                        # event without an integer position can be neither checkpointed nor
-                        # parked.
-                        raise SourceError(
-                            f"{self.path}: event #{position} has a position that is not an "
-                            f"integer (seqNum {repr(g)[:40]}, {repr(c)[:40]}, {repr(r)[:40]})"
-                        )
-                    if type(args_json) is bytes:
-                        args_json = Blob(args_json)
-                    yield Event(
-                        position,
-                        g,
-                        c,
-                        r,
-                        pg,
-                        pc,
-                        name,
-                        args_json,
-                        client_id,
-                        session_id,
-                        schema_hash,
+            for index in range(start, len(rows)):
+                g, c, r, pg, pc, name, args_json, client_id, session_id, schema_hash = rows[index]
+                position += 1
+                if type(g) is not int or type(c) is not int or not (r is None or type(r) is int):
+                    # Only a hand-made (non-STRICT) or damaged table can hold these; an
+                    # event without an integer position can be neither checkpointed nor
+                    # parked.
+                    raise SourceError(
+                        f"{self.path}: event #{position} has a position that is not an "
+                        f"integer (seqNum {repr(g)[:40]}, {repr(c)[:40]}, {repr(r)[:40]})"
                     )
+                if type(args_json) is bytes:
+                    args_json = Blob(args_json)
+                yield Event(
+                    position,
+                    g,
+                    c,
+                    r,
+                    pg,
+                    pc,
+                    name,
+                    args_json,
+                    client_id,
+                    session_id,
+                    schema_hash,
+                )
             if len(rows) - start < PAGE_ROWS:
                 return
             anchor = tuple(rows[-1])
@@ -758,7 +740,7 @@ class SqliteEventlog(Source):
     def name_counts(self) -> dict[str, tuple[int, int]]:
         """``{name: (events, events stored with schemaHash -1)}`` in one query (see
         `Source.name_counts`); both known formats have the schemaHash column."""
-        if self._strict and self._select_explain is not None:
+        if self._strict and self._utf8:
             # Counted in one pass, in C, rather than sorted by SQLite (GROUP BY): 0.08 s of
             # large's 100,000 events. A STRICT table's names are TEXT; in the order
             # GROUP BY gives in a UTF-8 file (BINARY: the UTF-8 bytes', which is the code

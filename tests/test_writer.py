@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 import projector.writer as writer_module
@@ -146,16 +148,14 @@ def test_a_refused_row_under_fail_names_its_event_and_keeps_the_batches_before(t
 def test_a_batch_the_writer_cannot_be_sent_is_written_by_the_main_process(
     tmp_path: Path, one_process: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """A value marshal cannot carry (a Python handler's own object) keeps that batch in
-    the main process; the result is the same."""
+    """A value MessagePack cannot carry (a Python handler's own object) keeps that batch
+    in the main process; the result is the same."""
 
-    def refuse(value: object) -> bytes:
-        if isinstance(value, list):  # a part of a batch's statements
-            raise ValueError("unmarshallable object")
-        return original(value)
+    class Refusing:
+        def encode(self, value: object) -> bytes:
+            raise TypeError("Encoding objects of type Thing is unsupported")
 
-    original = writer_module.marshal.dumps
-    monkeypatch.setattr(writer_module.marshal, "dumps", refuse)
+    monkeypatch.setattr(msgspec.msgpack, "Encoder", Refusing)
     target = tmp_path / "t.db"
     replay(REBASE, target, options(writer=True))
     assert digest(target) == digest(one_process) and parked(target) == parked(one_process)
@@ -181,17 +181,70 @@ def test_a_writer_that_cannot_open_the_target_leaves_the_batches_to_the_main_pro
     assert digest(target) == digest(one_process) and parked(target) == parked(one_process)
 
 
-def test_submit_says_when_a_batch_holds_a_value_marshal_cannot_carry(tmp_path: Path):
+def test_submit_says_when_a_batch_holds_a_value_it_cannot_carry(tmp_path: Path):
+    """An object of a Python handler's own, an integer beyond 64 bits, text with a lone
+    surrogate: not sent (the main process writes that batch, and SQLite refuses them
+    there as it would have in the writer)."""
     target = tmp_path / "t.db"
     sqlite3.connect(target).close()
     writer = BatchWriter(target, [])
     try:
         writer.ready()
-        assert writer.submit([("one", "SELECT ?", (object(),), True)]) is False
+        for value in (object(), 2**64, -(2**63) - 1, "a\ud800", 1j):
+            assert writer.submit([("one", "SELECT ?", (value,), True)]) is False, value
         assert writer.submit([("one", "SELECT ?", (1,), True)]) is True
         writer.wait()
     finally:
         writer.close()
+
+
+def test_the_writer_stores_every_kind_of_value_as_the_main_process_would(tmp_path: Path):
+    """What a batch's rows can hold reaches the writer's SQLite as it would have been
+    bound here: text (non-ASCII too), bytes, integers to 64 bits, floats (NaN, which
+    SQLite stores as NULL, and the infinities), booleans, None; rows as tuples or lists."""
+    values = [
+        "plain",
+        "日本語 😬",
+        "",
+        b"\x00\xffblob",
+        bytearray(b"ba"),
+        0,
+        2**63 - 1,
+        -(2**63),
+        0.1,
+        -0.0,
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        True,
+        False,
+        None,
+    ]
+    sql = "INSERT INTO t (n, v) VALUES (?, ?)"
+    rows: list[Any] = [(n, v) if n % 2 else [n, v] for n, v in enumerate(values)]
+    expected = tmp_path / "main.db"
+    target = tmp_path / "writer.db"
+    for path in (expected, target):
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, v)")
+        conn.commit()
+        conn.close()
+    conn = sqlite3.connect(expected)
+    conn.executemany(sql, rows)
+    conn.commit()
+    want = conn.execute("SELECT n, v, typeof(v) FROM t ORDER BY n").fetchall()
+    conn.close()
+    writer = BatchWriter(target, [])
+    try:
+        writer.ready()
+        assert writer.submit([("many", sql, rows, True)]) is True
+        writer.wait()
+    finally:
+        writer.close()
+    conn = sqlite3.connect(target)
+    got = conn.execute("SELECT n, v, typeof(v) FROM t ORDER BY n").fetchall()
+    conn.close()
+    assert got == want and len(got) == len(values)
 
 
 def test_a_full_disk_in_the_writer_fails_with_one_line_and_resume_completes(

@@ -363,7 +363,10 @@ class FastPath:
             nul, bracket, brace = _UTF8_MARKS
         else:
             return DECLINED
-        if nul in args_json or (
+        # find, not ``in``: bytes' ``in`` first tries its operand as an integer (a byte
+        # value) and formats the TypeError it raises before searching, about 1,800
+        # instructions an event (callgrind, large); find checks for a buffer first.
+        if args_json.find(nul) >= 0 or (
             name in self._screen
             and args_json.count(bracket) + args_json.count(brace) > MAX_BRACKETS
         ):

@@ -144,7 +144,7 @@ class Handler:
 # ---------------------------------------------------------------- values
 
 
-#: The args path each getter reads (`_getter`), for the code `_compiled` writes.
+#: The args path each getter reads (`_getter`): a one-step path is read in place.
 _PATHS: dict[Getter, tuple[str, ...]] = {}
 
 
@@ -168,29 +168,6 @@ def _getter(path: tuple[str, ...]) -> Getter:
 
     _PATHS[get_path] = path
     return get_path
-
-
-def _compiled(name: str, lines: list[str], namespace: dict[str, Any]) -> Callable[..., Any]:
-    """The function NAME defined by LINES of Python, with NAMESPACE as its globals.
-
-    The hot closures of a catalog's projection are written out as straight-line Python
-    (as fastjsonschema does for schemas): no loop over the columns, no call per getter
-    or per identity codec. Only repr() of text (column and arg names) goes into the
-    code, so a catalog cannot inject any.
-    """
-    code = compile("\n".join(lines) + "\n", f"<projection {name}>", "exec")
-    exec(code, namespace)
-    return namespace[name]  # type: ignore[no-any-return]
-
-
-def _read_code(get: Getter, slot: str, namespace: dict[str, Any]) -> str:
-    """An expression reading ARGS (a dict) as GET does: ``args.get(name, MISSING)`` for a
-    one-step path, else a call of GET (bound to SLOT in NAMESPACE)."""
-    path = _PATHS.get(get)
-    if path is not None and len(path) == 1:
-        return f"args.get({path[0]!r}, MISSING)"
-    namespace[slot] = get
-    return f"{slot}(args)"
 
 
 def _arg_path(value: Any) -> tuple[str, ...] | None:
@@ -306,45 +283,70 @@ class _Columns:
 
 
 def _values_function(columns: _Columns) -> Callable[[Any], dict[str, Any]]:
-    """`_Columns.values` as straight-line code: for each mapped column, read its arg,
-    and when present store it encoded (identity codecs inlined), over a copy of the
-    constants (and the base: `_Columns`)."""
+    """`_Columns.values`: for each mapped column, read its arg (``args.get(name)`` for a
+    one-step path, else its getter), and when present store it encoded (an identity codec
+    is not called), over a copy of the constants (and the base: `_Columns`). A loop over
+    the columns, compiled with this module (events/_native.py)."""
     base = columns.base
     constants = columns.constants if base is None else {**base, **columns.constants}
-    namespace: dict[str, Any] = {"MISSING": MISSING, "_constants": constants}
-    lines = ["def values(args):", "    row = dict(_constants)"]
-    if columns.from_args:
-        lines.append("    if type(args) is not dict:")
-        lines.append("        args = {}")  # every getter reads MISSING from a non-object
-    for index, (column, get, encode) in enumerate(columns.from_args):
-        lines.append(f"    value = {_read_code(get, f'_get{index}', namespace)}")
-        lines.append("    if value is not MISSING:")
-        if encode is _identity:
-            lines.append(f"        row[{column!r}] = value")
-            continue
-        namespace[f"_encode{index}"] = encode
-        namespace[f"_where{index}"] = f"{columns.table}.{column}: "
-        lines += [
-            "        try:",
-            f"            row[{column!r}] = _encode{index}(value)",
-            "        except (TypeError, ValueError, OverflowError) as exc:",
-            f"            raise ValueError(_where{index} + str(exc)) from None",
-        ]
-    lines.append("    return row")
-    return _compiled("values", lines, namespace)
+    reads: list[tuple[str, str, Getter | None, Callable[[Any], Any] | None, str]] = []
+    for column, get, encode in columns.from_args:
+        path = _PATHS.get(get)
+        one_step = path is not None and len(path) == 1
+        codec = None if encode is _identity else encode
+        where = f"{columns.table}.{column}: "
+        reads.append(
+            (column, path[0] if path and one_step else "", None if one_step else get, codec, where)
+        )
+    if not reads:
+
+        def constant_values(args: Any) -> dict[str, Any]:
+            return dict(constants)
+
+        return constant_values
+    plan = tuple(reads)
+
+    def values(args: Any) -> dict[str, Any]:
+        row: dict[str, Any] = dict(constants)
+        # Every getter reads MISSING from a value that is no object.
+        found: dict[str, Any] = args if type(args) is dict else {}
+        for column, name, get, encode, where in plan:
+            value = found.get(name, MISSING) if get is None else get(found)
+            if value is MISSING:
+                continue
+            if encode is None:
+                row[column] = value
+                continue
+            try:
+                row[column] = encode(value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise ValueError(where + str(exc)) from None
+        return row
+
+    return values
 
 
 def _collect_function(reads: tuple[tuple[str, Getter], ...]) -> Callable[..., None]:
-    """`Handler.collect` as straight-line code, one read after the other."""
-    namespace: dict[str, Any] = {"MISSING": MISSING}
-    lines = ["def collect(args, keys):", "    if type(args) is not dict:", "        return"]
-    for index, (table, get) in enumerate(reads):
-        lines += [
-            f"    value = {_read_code(get, f'_get{index}', namespace)}",
-            "    if type(value) is str or type(value) is int:",
-            f"        keys[{table!r}].add(value)",
-        ]
-    return _compiled("collect", lines, namespace)
+    """`Handler.collect`: each read's key (``args.get(name)`` for a one-step path, else
+    its getter) added to its table's set when it is text or an integer. A loop over the
+    reads, compiled with this module (events/_native.py)."""
+    plan: list[tuple[str, str, Getter | None]] = []
+    for table, get in reads:
+        path = _PATHS.get(get)
+        one_step = path is not None and len(path) == 1
+        plan.append((table, path[0] if path and one_step else "", None if one_step else get))
+    steps = tuple(plan)
+
+    def collect(args: Any, keys: dict[str, set[Any]]) -> None:
+        if type(args) is not dict:
+            return
+        found: dict[str, Any] = args
+        for table, name, get in steps:
+            value = found.get(name, MISSING) if get is None else get(found)
+            if type(value) is str or type(value) is int:
+                keys[table].add(value)
+
+    return collect
 
 
 def _columns(

@@ -282,8 +282,12 @@ class RowStore:
             rows[k] = original[k] = None
         query = self._sql[table]["select_many"]
         index = columns.index(self.keys[table])
+        width = len(columns)
         for found in self.conn.execute(query, (json.dumps(wanted, ensure_ascii=False),)):
-            rows[found[index]] = original[found[index]] = dict(zip(columns, found, strict=True))
+            row: Row = {}
+            for at in range(width):  # the SELECT's columns: no zip (a call with keywords)
+                row[columns[at]] = found[at]
+            rows[found[index]] = original[found[index]] = row
 
     def put(self, table: str, key: Key, row: Row) -> None:
         """Set the whole row of TABLE with KEY (a new dict, holding every column)."""
@@ -455,9 +459,11 @@ class RowStore:
         inserts: list[list[Any]] = []
         upserts: list[list[Any]] = []
         derived = self._derived.get(table, ())
-        changes: list[tuple[list[tuple[Key]], list[tuple[Key, Any]], list[tuple[Key, Any]]]] = [
-            ([], [], []) for _ in derived
-        ]
+        # Each derived table's column and its rows to delete (all of a parent's, one
+        # element's) and to insert; looped over a row at a time without a zip per row.
+        changes: list[
+            tuple[str, list[tuple[Key]], list[tuple[Key, Any]], list[tuple[Key, Any]]]
+        ] = [(column, [], [], []) for column, _ in derived]
         for key in _sorted(self._dirty[table]):
             row = rows[key]
             before = original[key]
@@ -469,8 +475,10 @@ class RowStore:
             elif before is UNKNOWN:
                 upserts.append([row[c] for c in columns])
             elif row is not before and others:
-                updates.append([*(row[c] for c in others), key])
-            for (column, _), (every, removed, added) in zip(derived, changes, strict=True):
+                update = [row[c] for c in others]
+                update.append(key)
+                updates.append(update)
+            for column, every, removed, added in changes:
                 _element_changes(column, key, before, row, every, removed, added)
         if self.lossy:
             updates = [_as_livestore(r) for r in updates]
@@ -483,7 +491,7 @@ class RowStore:
             ("insert", inserts),
         ]
         statements.extend((sql[verb], values) for verb, values in written if values)
-        for (_, derived_sql), (every, removed, added) in zip(derived, changes, strict=True):
+        for (_, derived_sql), (_, every, removed, added) in zip(derived, changes, strict=True):
             derived_written: list[tuple[str, list[Any]]] = [
                 ("delete_all", every),
                 ("delete", removed),
@@ -624,11 +632,15 @@ def _element_changes(
         # 1 and '1' alike as '1'): its rows are written anew.
         if old_text != EMPTY_ARRAY:
             every.append((key,))
-        added.extend((key, derived_element(tag)) for tag in new)
+        for tag in new:
+            added.append((key, derived_element(tag)))
         return
     old = set(old_list)
-    removed.extend((key, derived_element(tag)) for tag in sorted(old.difference(new)))
-    added.extend((key, derived_element(tag)) for tag in new if tag not in old)
+    for tag in sorted(old.difference(new)):
+        removed.append((key, derived_element(tag)))
+    for tag in new:
+        if tag not in old:
+            added.append((key, derived_element(tag)))
 
 
 def _stored_array(text: Any) -> list[Any] | None:

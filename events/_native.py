@@ -37,6 +37,7 @@ COMPILED = (
     "events.fastpath",
     "events.history",
     "events.validation",
+    "projector.batch",
     "projector.checkpoint",
     "projector.handlers",
     "projector.store",

@@ -38,7 +38,6 @@ from events.sqlite_source import Blob
 from events.validation import (
     INVALID,
     LONE_SURROGATE,
-    NO_NOTES,
     NUL_IN_TEXT,
     UNKNOWN,
     Catalog,
@@ -54,6 +53,7 @@ from events.validation import (
 )
 from projector import backup as backups
 from projector import deviations
+from projector.batch import apply_events, collect_keys, prepare_events
 from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CatalogFault,
@@ -366,23 +366,8 @@ class Projection:
         self, events: list[Event], prepared: list[Prepared], outcomes: list[str | None]
     ) -> None:
         """`apply` each event, appending its outcome: the common case (valid, nothing held)
-        inlined, everything else through `apply` itself."""
-        store, apply, append = self.store, self.apply, outcomes.append
-        for event, ready in zip(events, prepared, strict=True):
-            handler, current, problem, notes = ready
-            if problem is not None or notes or self.held_entities or handler is None:
-                append(apply(event, ready))
-                continue
-            try:
-                handler.apply(store, current)
-            except IntegrityBreak as exc:
-                append(self._broken(event, handler, current, exc))
-            except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
-                append(self._refused(event, f"cannot be stored: {exc}", handler.entities(current)))
-            except HookError as exc:
-                append(self._refused(event, str(exc), handler.entities(current), hook=True))
-            else:
-                append(None)
+        applied by compiled code (`projector.batch`), everything else through `apply`."""
+        apply_events(self.store, events, prepared, outcomes, self)
 
     def write(self, into: list[Op] | None = None) -> None:
         """Write the batch's parked events and rows (raises `RowError` if a row is refused);
@@ -397,11 +382,7 @@ class Projection:
 
     def _prefetch(self, prepared: list[Prepared]) -> None:
         """Read every row the batch's handlers will look at, a table at a time."""
-        keys: dict[str, set[Any]] = {table: set() for table in self._read_tables}
-        for handler, args, problem, _ in prepared:
-            if problem is None and handler is not None:
-                handler.collect(args, keys)
-        for table, wanted in keys.items():
+        for table, wanted in collect_keys(prepared, self._read_tables).items():
             if wanted:
                 self.store.prefetch(table, wanted)
 
@@ -452,19 +433,14 @@ class Projection:
 
     def prepare_many(self, events: list[Event], lap: Lap = no_lap) -> list[Prepared]:
         """``[prepare(e) for e in events]``, validated as a list (`Validator.check_many`)."""
-        steps, handlers, find = self.upcasters.steps, self._handlers, self._handler
-        prepared: list[Prepared] = []
-        for event, (args, problem, notes) in zip(
-            events, self.validator.check_many(events, lap), strict=True
-        ):
-            name = event.name
-            handler = None
-            if problem is None:
-                handler = handlers[name] if name in handlers else find(name)
-            if handler is None or notes or name in steps:
-                prepared.append(self._prepared(event, args, problem, notes))
-            else:
-                prepared.append((handler, args, None, NO_NOTES))
+        prepared = prepare_events(
+            events,
+            self.validator.check_many(events, lap),
+            self._handlers,
+            self._handler,
+            self.upcasters.steps,
+            self._prepared,
+        )
         lap("validate")
         return prepared
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -18,13 +18,13 @@ from events import _native
 #: toISOString()'s shape, with the ranges of month, day, hour, minute and second. ASCII
 #: digits and the end of the text only: Python's \d would read Arabic-Indic digits and
 #: its $ would allow a final newline, which toISOString never writes.
-_ISO = re.compile(
+_ISO: Final = re.compile(
     r"^([+-][0-9]{6}|[0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"T([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])\.([0-9]{3})Z\Z"
 )
 #: A UTF-16 surrogate on its own: JSON's \ud83d escape decodes to one (a pair decodes to
 #: one astral character), and UTF-8 cannot encode it.
-_LONE_SURROGATE = re.compile("[" + chr(0xD800) + "-" + chr(0xDFFF) + "]")
+_LONE_SURROGATE: Final = re.compile("[" + chr(0xD800) + "-" + chr(0xDFFF) + "]")
 
 
 def utf8_text(text: str) -> str:
@@ -116,16 +116,16 @@ def _js_encode(value: Any, finite: bool) -> str:
 #: msgspec's encoder writes a value without floats exactly as `_compact` does (every
 #: string escape, non-ASCII kept, integers of any size: tests/test_encoding.py checks each
 #: code point), about five times faster; it refuses a lone surrogate (UTF-8 cannot hold it).
-_msgspec_encode = msgspec.json.Encoder().encode
+_msgspec_encode: Final = msgspec.json.Encoder().encode
 #: The compiled helpers (events/_pages.c), or None in the pure-Python build.
-_PAGES: Any = _native.extension("events._pages")
+_PAGES: Final[Any] = _native.extension("events._pages")
 
 
 #: How deep the projector reads JSON: args nested deeper are unparseable (deviation
 #: deep-nesting, `events.validation`), so no value written from them is deeper. msgspec
 #: writes values up to this deep; deeper ones take the json module's path, which counts
 #: depth against the interpreter's recursion limit (and refuses what it refused before).
-MAX_NESTING = 128
+MAX_NESTING: Final = 128
 
 #: What `_kind` finds in a value: only text, integers, booleans, null, lists and dicts,
 #: at most `MAX_NESTING` deep (msgspec writes it); a float, or another type, or deeper
@@ -250,7 +250,7 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
 
 
 #: new Date(x) is valid for |x| <= 8.64e15 ms (ECMA-262 21.4.1.1, Time Values).
-MAX_TIME_MS = 8_640_000_000_000_000
+MAX_TIME_MS: Final = 8_640_000_000_000_000
 
 
 def is_iso_date(text: Any) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from events.errors import TextNotUtf8
 
@@ -21,7 +21,7 @@ def format_event_id(seq_global: Any, seq_client: Any, rebase_generation: Any) ->
     return text
 
 
-_EVENT_ID = re.compile(r"e(\d+)(?:\.(\d+))?(?:r(\d+))?")
+_EVENT_ID: Final = re.compile(r"e(\d+)(?:\.(\d+))?(?:r(\d+))?")
 
 
 def parse_event_id(text: str) -> tuple[int, int, int] | None:

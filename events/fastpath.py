@@ -62,11 +62,11 @@ from events.envelope import Event
 Lap = Callable[[str], None]
 
 #: What `FastPath.accept` returns for an event the explaining path must decide.
-DECLINED: Any = object()
+DECLINED: Final[Any] = object()
 #: Text with more opening brackets than this is declined before parsing: ``json`` counts
 #: nesting against Python's recursion limit (what is left of it at the caller's depth),
 #: msgspec against a fixed limit of its own.
-MAX_BRACKETS = 64
+MAX_BRACKETS: Final = 64
 #: The schema keywords whose meaning jsonschema_rs and fastjsonschema share on parsed
 #: JSON (with the restrictions of `strict_copy`).
 KEYWORDS = frozenset(
@@ -260,12 +260,12 @@ def max_depth(schema: Any) -> int | None:
     return deepest
 
 
-_DECODE = msgspec.json.Decoder().decode
+_DECODE: Final = msgspec.json.Decoder().decode
 #: Numbers at most this far from 0 are read alike by JSON.parse and msgspec.
-SAFE_INTEGER = 2**53
+SAFE_INTEGER: Final = 2**53
 #: Finds what may be an integer beyond 2^53 (9007199254740992 has 16 digits): a run of 16
 #: digits or more that is neither a fraction's nor an exponent's nor followed by either.
-_LONG_NUMBER_RE = re.compile("(?<![0-9.eE+])[0-9]{16,}(?![0-9.eE])").search
+_LONG_NUMBER_RE: Final = re.compile("(?<![0-9.eE+])[0-9]{16,}(?![0-9.eE])").search
 #: Every byte as "0" when an ASCII digit, else as a space (see `_long_number`).
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _SIXTEEN_DIGITS = b"0" * 16

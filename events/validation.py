@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import fastjsonschema
 import jsonschema
@@ -209,7 +209,7 @@ class Note(NamedTuple):
     detail: str
 
 
-NO_NOTES: tuple[Note, ...] = ()
+NO_NOTES: Final[tuple[Note, ...]] = ()
 
 
 #: Why a `livestore-date` string is refused (docs/deviations.md, date-text).

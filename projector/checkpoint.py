@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from eventsourcing.persistence import IntegrityError as TrackingConflict
 from eventsourcing.persistence import Tracking
@@ -25,7 +25,7 @@ from events.envelope import Event
 
 APPLICATION_NAME = "livestore-projector"
 #: The compiled helpers (events/_pages.c), or None in the pure-Python build.
-_PAGES: Any = _native.extension("events._pages")
+_PAGES: Final[Any] = _native.extension("events._pages")
 
 
 class TrackingView(SQLiteTrackingRecorder):
@@ -55,7 +55,7 @@ class TrackingView(SQLiteTrackingRecorder):
 
 
 #: Pieces (three an event) `PrefixDigest.update_many` joins and hashes at a time.
-_HASHED_PARTS = 3 * 256
+_HASHED_PARTS: Final = 3 * 256
 
 
 class PrefixDigest:

@@ -30,7 +30,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from events.catalog import HOOKS_FILE, SPEC_FILE, Catalog, HandlerHook
 from events.encoding import iso_to_epoch_ms, js_json
@@ -48,7 +48,7 @@ Args = Any
 Apply = Callable[[RowStore, Args], None]
 Getter = Callable[[Any], Any]
 #: What a getter returns for an arg the event does not carry.
-MISSING: Any = object()
+MISSING: Final[Any] = object()
 ON_CONFLICT = ("fail", "ignore", "replace", "update")
 CLIENT_DOCUMENT_EVENT = "{table}Set"  # LiveStore's client-document-def.ts names it so
 

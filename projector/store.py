@@ -34,7 +34,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -57,8 +57,8 @@ DEVIATION_SQL = (
     "VALUES (?, ?, ?, ?, ?)"
 )
 #: The original of a row written without being read first: it may or may not exist.
-UNKNOWN: Any = object()
-EMPTY_ARRAY = "[]"
+UNKNOWN: Final[Any] = object()
+EMPTY_ARRAY: Final = "[]"
 #: Bits of the filter of keys a replay has written (`KeyFilter`): 2^23 bits, 1 MiB.
 FILTER_BITS = 1 << 23
 
@@ -506,7 +506,7 @@ class RowStore:
 _BINDING = re.compile(r"Error binding parameter (\d+)(?: - |: )(.*)", re.DOTALL)
 
 #: The journal's mark for a row the batch had not seen before the savepoint.
-_ABSENT: Any = object()
+_ABSENT: Final[Any] = object()
 
 
 def _comparable(value: Any) -> bool:
@@ -593,7 +593,7 @@ def _check_arrays(row: Row, arrays: list[tuple[str, str, str, bool]]) -> None:
                 raise Unstorable(f"{where}: its array holds {element}, which is no JSON number")
 
 
-_DECODE = msgspec.json.Decoder().decode
+_DECODE: Final = msgspec.json.Decoder().decode
 
 
 def _no_constant(name: str) -> Any:

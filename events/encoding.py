@@ -119,6 +119,8 @@ def _js_encode(value: Any, finite: bool) -> str:
 _msgspec_encode: Final = msgspec.json.Encoder().encode
 #: The compiled helpers (events/_pages.c), or None in the pure-Python build.
 _PAGES: Final[Any] = _native.extension("events._pages")
+#: Its plain_json, bound once (a call of a module's method looks the name up each time).
+_PLAIN_JSON: Final[Any] = None if _PAGES is None else _PAGES.plain_json
 
 
 #: How deep the projector reads JSON: args nested deeper are unparseable (deviation
@@ -190,8 +192,8 @@ def js_json(value: Any, *, finite: bool = False) -> str:
     A plain value (no float, no lone surrogate, integers within 64 bits: most) is written
     in one pass in C by the compiled build (`events/_pages.c`, plain_json: what msgspec
     writes, tests/test_pages.py); anything else, or the pure-Python build, as below."""
-    if _PAGES is not None:
-        text = _PAGES.plain_json(value)
+    if _PLAIN_JSON is not None:
+        text = _PLAIN_JSON(value)
         if text is not None:
             return text
     return _js_json(value, finite)

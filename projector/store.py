@@ -234,6 +234,8 @@ class RowStore:
         self._dirty: dict[str, set[Key]] = {t: set() for t in self.keys}
         self._parked: list[tuple[Any, ...]] = []
         self._deviations: list[tuple[Any, ...]] = []
+        #: The derived tables' parent texts the batch's rows were put with, parsed.
+        self._parsed: dict[str, list[Any]] = {}
         #: An event of the batch holds a lone surrogate: write rows as LiveStore does.
         self.lossy = False
         self._journal = None
@@ -377,7 +379,7 @@ class RowStore:
 
     def _set(self, table: str, key: Key, row: Row | None) -> None:
         if row is not None and table in self._arrays:
-            _check_arrays(row, self._arrays[table])
+            _check_arrays(row, self._arrays[table], self._parsed)
         if self.lossy:
             key = self._key(key)
         if self._journal is not None:
@@ -479,7 +481,7 @@ class RowStore:
                 update.append(key)
                 updates.append(update)
             for column, every, removed, added in changes:
-                _element_changes(column, key, before, row, every, removed, added)
+                _element_changes(column, key, before, row, every, removed, added, self._parsed)
         if self.lossy:
             updates = [_as_livestore(r) for r in updates]
             inserts = [_as_livestore(r) for r in inserts]
@@ -550,7 +552,9 @@ def _holds_null(conn: sqlite3.Connection, table: str, column: str) -> bool:
     return True
 
 
-def _check_arrays(row: Row, arrays: list[tuple[str, str, str, bool]]) -> None:
+def _check_arrays(
+    row: Row, arrays: list[tuple[str, str, str, bool]], parsed: dict[str, list[Any]]
+) -> None:
     """Raise Unstorable when a derived table's parent column of ROW (ARRAYS: see
     `RowStore._arrays`) is no JSON array (or no JSON: a hooks.py handler may put any
     text), or holds an element its derived table cannot store: an object or an array,
@@ -559,7 +563,8 @@ def _check_arrays(row: Row, arrays: list[tuple[str, str, str, bool]]) -> None:
     the batch overwriting the row hid it from the write). msgspec parses the text (a
     third of a microsecond for a few tags, as fast as screening it); text it refuses is
     parsed by ``json`` (a lone surrogate's escape, which a lossy batch holds), which
-    refuses NaN and the infinities."""
+    refuses NaN and the infinities. A text that passes goes into PARSED with its elements
+    (the batch's differences then read them there: `_element_changes`)."""
     for column, where, derived, null_ok in arrays:
         text = row.get(column)
         if type(text) is not str or not text.startswith("["):
@@ -591,6 +596,7 @@ def _check_arrays(row: Row, arrays: list[tuple[str, str, str, bool]]) -> None:
                 )
             if type(element) is float and not math.isfinite(element):
                 raise Unstorable(f"{where}: its array holds {element}, which is no JSON number")
+        parsed[text] = elements
 
 
 _DECODE: Final = msgspec.json.Decoder().decode
@@ -609,16 +615,17 @@ def _element_changes(
     every: list[tuple[Key]],
     removed: list[tuple[Key, Any]],
     added: list[tuple[Key, Any]],
+    parsed: dict[str, list[Any]],
 ) -> None:
     """The derived rows to change for parent KEY's JSON array COLUMN: elements it lost
     go, elements it gained come, elements it kept stay untouched (each untouched row saves
-    two index writes)."""
+    two index writes). PARSED: the texts the batch's rows were put with, parsed."""
     old_text = EMPTY_ARRAY if before is None else (None if before is UNKNOWN else before[column])
     new_text = EMPTY_ARRAY if row is None else row[column]
     if old_text == new_text:
         return
     # Every row was put checked (`_check_arrays`): NEW_TEXT is an array of scalars.
-    new = loads(new_text) if new_text != EMPTY_ARRAY else []
+    new = [] if new_text == EMPTY_ARRAY else parsed.get(new_text) or loads(new_text)
     old_list = [] if old_text is None or row is None else _stored_array(old_text)
     if (
         old_text is None

@@ -14,15 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 from events.envelope import Event
+from events.validation import Note, Problem
 from projector.errors import HookError, IntegrityBreak
 from projector.handlers import Handler
 from projector.store import RowStore
 
-#: (handler, args as current, problem or None, the validator's notes): see
-#: `projector.replay.Prepared`.
-Prepared = tuple[Handler | None, Any, Any, tuple[Any, ...]]
+#: An event made ready to apply: its handler, its args (upcast when valid), its problem,
+#: and the validator's notes (warnings) about it.
+Prepared = tuple[Handler | None, Any, Problem | None, tuple[Note, ...]]
 #: What `events.validation.Validator.check_many` says of an event: (args, problem, notes).
-Checked = tuple[Any, Any, tuple[Any, ...]]
+Checked = tuple[Any, Problem | None, tuple[Note, ...]]
 
 
 def prepare_events(
@@ -31,7 +32,7 @@ def prepare_events(
     handlers: dict[str, Handler | None],
     find: Callable[[str], Handler | None],
     steps: dict[str, Any],
-    explain: Callable[[Event, Any, Any, tuple[Any, ...]], Prepared],
+    explain: Callable[[Event, Any, Problem | None, tuple[Note, ...]], Prepared],
 ) -> list[Prepared]:
     """Each of EVENTS as CHECKED says, with its handler: a valid event without notes whose
     name has no upcast step and whose handler is known (HANDLERS, else FIND) is

@@ -282,6 +282,15 @@ class _Columns:
         return None
 
 
+def _read_plan(get: Getter) -> tuple[str, Getter | None]:
+    """How the compiled closures read what GET reads: (the arg's name, None) for a
+    one-step path, read in place with the args' ``get``; else ("", GET), called."""
+    path = _PATHS.get(get)
+    if path is not None and len(path) == 1:
+        return path[0], None
+    return "", get
+
+
 def _values_function(columns: _Columns) -> Callable[[Any], dict[str, Any]]:
     """`_Columns.values`: for each mapped column, read its arg (``args.get(name)`` for a
     one-step path, else its getter), and when present store it encoded (an identity codec
@@ -291,13 +300,9 @@ def _values_function(columns: _Columns) -> Callable[[Any], dict[str, Any]]:
     constants = columns.constants if base is None else {**base, **columns.constants}
     reads: list[tuple[str, str, Getter | None, Callable[[Any], Any] | None, str]] = []
     for column, get, encode in columns.from_args:
-        path = _PATHS.get(get)
-        one_step = path is not None and len(path) == 1
+        name, getter = _read_plan(get)
         codec = None if encode is _identity else encode
-        where = f"{columns.table}.{column}: "
-        reads.append(
-            (column, path[0] if path and one_step else "", None if one_step else get, codec, where)
-        )
+        reads.append((column, name, getter, codec, f"{columns.table}.{column}: "))
     if not reads:
 
         def constant_values(args: Any) -> dict[str, Any]:
@@ -330,12 +335,9 @@ def _collect_function(reads: tuple[tuple[str, Getter], ...]) -> Callable[..., No
     """`Handler.collect`: each read's key (``args.get(name)`` for a one-step path, else
     its getter) added to its table's set when it is text or an integer. A loop over the
     reads, compiled with this module (events/_native.py)."""
-    plan: list[tuple[str, str, Getter | None]] = []
-    for table, get in reads:
-        path = _PATHS.get(get)
-        one_step = path is not None and len(path) == 1
-        plan.append((table, path[0] if path and one_step else "", None if one_step else get))
-    steps = tuple(plan)
+    steps: tuple[tuple[str, str, Getter | None], ...] = tuple(
+        (table, *_read_plan(get)) for table, get in reads
+    )
 
     def collect(args: Any, keys: dict[str, set[Any]]) -> None:
         if type(args) is not dict:

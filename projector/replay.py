@@ -53,7 +53,7 @@ from events.validation import (
 )
 from projector import backup as backups
 from projector import deviations
-from projector.batch import apply_events, collect_keys, prepare_events
+from projector.batch import Prepared, apply_events, collect_keys, prepare_events
 from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CatalogFault,
@@ -100,9 +100,6 @@ from projector.writer import (
 log = structlog.get_logger("projector")
 
 ON_INVALID = ("fail", "park")
-#: An event made ready to apply: its handler, its args (upcast when valid), its problem,
-#: and the validator's notes (warnings) about it.
-Prepared = tuple[Handler | None, Any, Problem | None, tuple[Note, ...]]
 #: Events per transaction. Fewer, larger transactions write each hot index page to the
 #: WAL once per batch instead of once per small batch; the digest is the same at any size.
 #: 10,000 keeps a replay and its writer process within 150 MB together (about 95 + 40 MB

@@ -15,7 +15,7 @@ indexes (`BatchWriter.request_close`), which waits for it before it lets go of t
 target (`BatchWriter.close`).
 
 This file runs as a script in a bare interpreter (``python -I -S``: no site-packages, the
-standard library and msgspec only, about 16 MB), so the two processes stay within the
+standard library and msgspec only, about 14 MB), so the two processes stay within the
 memory the projector may use. The child ignores SIGINT and SIGTERM (the main process decides when
 to stop, at a batch boundary), dies with the main process (Linux ``PR_SET_PDEATHSIG``: an
 unfinished transaction is then rolled back by SQLite, as after any kill), and holds the

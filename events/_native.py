@@ -44,8 +44,9 @@ COMPILED = (
 )
 #: Extensions written in C, not compiled from a .py: {module: its C source under the
 #: project root}. Built with COMPILED and run only with them (the manifest names their
-#: sources too): events/_pages.c reads an eventlog's pages straight into events.
-C_EXTENSIONS = {"events._pages": "events/_pages.c"}
+#: sources too): events/_pages.c reads an eventlog's pages straight into events;
+#: projector/_writer.c runs the writer process's batch parts from their MessagePack.
+C_EXTENSIONS = {"events._pages": "events/_pages.c", "projector._writer": "projector/_writer.c"}
 #: The shared library mypyc builds for them (events/_native__mypyc.*.so).
 GROUP = "events._native"
 #: Written beside the shared library by setup.py once every extension is built:

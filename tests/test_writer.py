@@ -22,7 +22,9 @@ import msgspec
 import pytest
 
 import projector.writer as writer_module
+from events import _native
 from events.sources import connect_readonly
+from projector.checkpoint import TrackingView
 from projector.digest import digest
 from projector.errors import ReplayError
 from projector.replay import ReplayOptions, replay, resume
@@ -441,3 +443,242 @@ def test_a_writer_process_writes_noted_rows_as_one_process_does(tmp_path: Path):
     kinds = {w: dict(r.warnings) for w, r in results.items()}
     assert kinds[True] == kinds[False]
     assert {"nul-in-text", "lone-surrogate"} <= set(kinds[True])
+
+
+# ---------------------------------------------------------------- the compiled part runner
+
+COMPILED_WRITER = _native.extension("projector._writer")
+needs_compiled_writer = pytest.mark.skipif(
+    COMPILED_WRITER is None, reason="the compiled build (make install) is not loaded"
+)
+_SCHEMA = (
+    "CREATE TABLE t (n INTEGER PRIMARY KEY, v);"
+    "CREATE TABLE c (n INTEGER PRIMARY KEY, v CHECK (v IS NULL OR v != 'bad'), w NOT NULL);"
+    "CREATE TABLE tracking (application_name TEXT, notification_id INTEGER, "
+    "PRIMARY KEY (application_name));"
+)
+_TRACK = TrackingView().insert_statement(7)
+_VALUES: list[Any] = [
+    "plain",
+    "日本語 😬",
+    "",
+    "nul \x00 inside",
+    "x" * 70_000,
+    b"\x00\xffblob",
+    b"",
+    0,
+    1,
+    -1,
+    127,
+    128,
+    -33,
+    255,
+    256,
+    65_535,
+    65_536,
+    2**31,
+    2**32,
+    -(2**31) - 1,
+    2**63 - 1,
+    -(2**63),
+    0.1,
+    -0.0,
+    1e308,
+    5e-324,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+]
+#: Parts the writer may receive, each as both runners must take it: (name, ops).
+PARTS: list[tuple[str, list[Any]]] = [
+    (
+        "every value, by position, in rows of both kinds",
+        [
+            (
+                "many",
+                "INSERT INTO t (n, v) VALUES (?, ?)",
+                [[n, v] for n, v in enumerate(_VALUES)],
+                True,
+            )
+        ],
+    ),
+    (
+        "one statement, named parameters, a statement without any",
+        [
+            ("one", "INSERT INTO t (n, v) VALUES (:n, :v)", {"v": "named", "n": 1, "x": 2}, False),
+            ("one", "INSERT INTO t (n, v) VALUES (2, 'none')", [], False),
+            ("one", "UPDATE t SET v = ? WHERE n = ?  -- a comment after it", ["changed", 1], False),
+        ],
+    ),
+    ("the tracking insert", [("track", _TRACK[0], _TRACK[1], False)]),
+    (
+        "the tracking insert again at the same position",
+        [("track", _TRACK[0], _TRACK[1], False), ("track", _TRACK[0], _TRACK[1], False)],
+    ),
+    (
+        "a CHECK the rows break",
+        [("many", "INSERT INTO c (n, v, w) VALUES (?, ?, ?)", [[1, "ok", 1], [2, "bad", 1]], True)],
+    ),
+    (
+        "a NOT NULL broken by bookkeeping",
+        [("one", "INSERT INTO c (n, v, w) VALUES (?, ?, ?)", [1, "ok", None], False)],
+    ),
+    (
+        "an integer beyond SQLite's",
+        [("many", "INSERT INTO t (n, v) VALUES (?, ?)", [[1, 2**63]], True)],
+    ),
+    (
+        "an unsigned 64-bit integer in bookkeeping",
+        [("one", "INSERT INTO t (n, v) VALUES (?, ?)", [1, 2**64 - 1], False)],
+    ),
+    ("a list as a value", [("many", "INSERT INTO t (n, v) VALUES (?, ?)", [[1, [1, 2]]], True)]),
+    ("a map as a value", [("many", "INSERT INTO t (n, v) VALUES (?, ?)", [[1, {"a": 1}]], True)]),
+    ("too few values", [("many", "INSERT INTO t (n, v) VALUES (?, ?)", [[1]], True)]),
+    ("too many values", [("one", "INSERT INTO t (n, v) VALUES (?, ?)", [1, 2, 3], False)]),
+    ("a missing name", [("one", "INSERT INTO t (n, v) VALUES (:n, :v)", {"n": 1}, False)]),
+    ("names for positions", [("one", "INSERT INTO t (n, v) VALUES (?, ?)", {"n": 1}, False)]),
+    ("no such table", [("many", "INSERT INTO nowhere VALUES (?)", [[1]], True)]),
+    ("not SQL", [("one", "INSERT INTO", [], False)]),
+    ("two statements", [("one", "DELETE FROM t; DELETE FROM c", [], False)]),
+    ("executemany of a query", [("many", "SELECT ?", [[1]], True)]),
+    (
+        "rows after a failure are not run",
+        [
+            (
+                "many",
+                "INSERT INTO t (n, v) VALUES (?, ?)",
+                [[1, "a"], [1, "duplicate"], [2, "b"]],
+                True,
+            ),
+            ("one", "INSERT INTO t (n, v) VALUES (3, 'after')", [], False),
+        ],
+    ),
+]
+
+
+#: How each of PARTS ends, by its name: every kind of end the writer answers with.
+ENDS = {
+    "every value, by position, in rows of both kinds": "ok",
+    "one statement, named parameters, a statement without any": "ok",
+    "the tracking insert": "ok",
+    "the tracking insert again at the same position": "TrackingRefused",
+    "a CHECK the rows break": "RowRefused",
+    "a NOT NULL broken by bookkeeping": "IntegrityError",
+    "an integer beyond SQLite's": "RowRefused",
+    "an unsigned 64-bit integer in bookkeeping": "OverflowError",
+    "a list as a value": "RowRefused",
+    "a map as a value": "RowRefused",
+    "too few values": "ProgrammingError",
+    "too many values": "ProgrammingError",
+    "a missing name": "ProgrammingError",
+    "names for positions": "ProgrammingError",
+    "no such table": "OperationalError",
+    "not SQL": "OperationalError",
+    "two statements": "ProgrammingError",
+    "executemany of a query": "ProgrammingError",
+    "rows after a failure are not run": "RowRefused",
+}
+
+
+def _outcome(run: Any, conn: Any, part: bytes) -> tuple[Any, ...]:
+    """What running PART did: ("ok",) or the exception's class, text and SQLite code."""
+    try:
+        run(conn, part)
+    except Exception as exc:  # compared, whatever it is
+        return (type(exc).__name__, str(exc), getattr(exc, "sqlite_errorcode", None))
+    return ("ok",)
+
+
+def _tables(path: Path) -> list[Any]:
+    conn = sqlite3.connect(path)
+    try:
+        return [
+            conn.execute(
+                f"SELECT *, {', '.join(f'typeof({c}), quote({c})' for c in cols)} FROM {t}"
+            ).fetchall()
+            for t, cols in (("t", "nv"), ("c", "nvw"), ("tracking", ("notification_id",)))
+        ]
+    finally:
+        conn.close()
+
+
+@needs_compiled_writer
+@pytest.mark.parametrize(("name", "ops"), PARTS, ids=[name for name, _ in PARTS])
+def test_the_compiled_writer_runs_a_part_as_the_sqlite3_module_does(
+    tmp_path: Path, name: str, ops: list[Any]
+):
+    """projector/_writer.c runs a part from its MessagePack; the sqlite3 module runs the
+    decoded part (`execute_ops`). Both leave the same rows (typeof and quote of every
+    cell) and fail the same way: the same exception class, text and SQLite code, and the
+    same verdict on whether the rows are at fault (`RowRefused`)."""
+    part = msgspec.msgpack.encode(ops)
+    decode = msgspec.msgpack.Decoder().decode
+    results = []
+    for runner in ("module", "compiled"):
+        path = tmp_path / f"{runner}.db"
+        setup = sqlite3.connect(path)
+        setup.executescript(_SCHEMA)
+        setup.close()
+        if runner == "module":
+            conn: Any = sqlite3.connect(path, isolation_level=None)
+            run: Any = lambda c, p: writer_module.execute_ops(c, decode(p))  # noqa: E731
+        else:
+            conn = COMPILED_WRITER.Connection(str(path))
+            run = writer_module.run_packed
+        conn.execute("BEGIN")
+        outcome = _outcome(run, conn, part)
+        assert conn.in_transaction
+        conn.execute("COMMIT" if outcome == ("ok",) else "ROLLBACK")
+        assert not conn.in_transaction
+        conn.close()
+        results.append((outcome, _tables(path)))
+    assert results[0] == results[1]
+    assert results[0][0][0] == ENDS[name]
+
+
+@needs_compiled_writer
+def test_the_compiled_writer_says_a_part_is_not_its_own(tmp_path: Path):
+    """Bytes that are no part the main process writes are a bug (ValueError), not a value
+    the target refused: nothing of them is run."""
+    conn = COMPILED_WRITER.Connection(str(tmp_path / "t.db"))
+    conn.execute("CREATE TABLE t (v)")
+    good = msgspec.msgpack.encode([("one", "INSERT INTO t VALUES (1)", [], False)])
+    for bad in (b"", b"\xc1", good[:-1], good + b"\x00", msgspec.msgpack.encode([("one",)])):
+        with pytest.raises(ValueError, match="not the writer's MessagePack"):
+            conn.run(bad)
+    datetime_value = msgspec.msgpack.encode(
+        [("one", "INSERT INTO t VALUES (?)", [msgspec.msgpack.Ext(1, b"x")], False)]
+    )
+    with pytest.raises(ValueError, match="extension"):
+        conn.run(datetime_value)
+    assert conn.run(good) is None
+    conn.close()
+    with pytest.raises(ValueError, match="closed"):
+        conn.run(good)
+
+
+@needs_compiled_writer
+def test_the_writer_process_runs_its_parts_in_c_when_built(tmp_path: Path):
+    """With the compiled build, the writer process is told where projector._writer lies
+    (its argv), and a batch through it leaves what the sqlite3 module would."""
+    target = tmp_path / "t.db"
+    sqlite3.connect(target).executescript(_SCHEMA)
+    writer = BatchWriter(target, [])
+    try:
+        args: Any = writer.proc.args
+        assert args[-1] == str(Path(COMPILED_WRITER.__file__).resolve())
+        writer.ready()
+        assert writer.submit(PARTS[0][1]) is True
+        writer.wait()
+    finally:
+        writer.close()
+    expected = tmp_path / "e.db"
+    conn = sqlite3.connect(expected)
+    conn.executescript(_SCHEMA)
+    writer_module.execute_ops(conn, PARTS[0][1])
+    conn.commit()
+    conn.close()
+    assert _tables(target) == _tables(expected)

@@ -381,14 +381,18 @@ static int bind_value(sqlite3_stmt *stmt, int index, Cursor *c, PyObject **failu
         rc = sqlite3_bind_double(stmt, index, d);
     } else {
         const char *type;
-        if (header(c, 'a') >= 0 || header(c, 'm') >= 0) {
-            type = (b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd ? "list" : "dict";
-        } else {
+        if (header(c, 'a') >= 0) {
+            type = "list";
+        } else if (header(c, 'm') >= 0) {
+            type = "dict";
+        } else if ((b >= 0xc7 && b <= 0xc9) || (b >= 0xd4 && b <= 0xd8)) {
             /* An extension type: msgspec's own objects (a datetime, an Ext), which no row
                holds (projector.handlers._BINDABLE); told apart from a bug nonetheless. */
             PyErr_SetString(PyExc_ValueError,
                             "a batch part holding a MessagePack extension value");
             return -1;
+        } else {
+            return malformed();
         }
         *failure = module_error("ProgrammingError",
                                 "Error binding parameter %d: type '%s' is not supported",

@@ -646,7 +646,19 @@ def test_the_compiled_writer_says_a_part_is_not_its_own(tmp_path: Path):
     conn = COMPILED_WRITER.Connection(str(tmp_path / "t.db"))
     conn.execute("CREATE TABLE t (v)")
     good = msgspec.msgpack.encode([("one", "INSERT INTO t VALUES (1)", [], False)])
-    for bad in (b"", b"\xc1", good[:-1], good + b"\x00", msgspec.msgpack.encode([("one",)])):
+    text = msgspec.msgpack.encode([("one", "INSERT INTO t VALUES (?)", ["x" * 40], False)])
+    cut = text.index(b"\xd9") + 1  # inside the value's length
+    never_used = text.replace(b"\xd9(" + b"x" * 40, b"\xc1")  # 0xc1: no MessagePack type
+    for bad in (
+        b"",
+        b"\xc1",
+        good[:-1],
+        good + b"\x00",
+        msgspec.msgpack.encode([("one",)]),
+        text[:cut],
+        text[: cut + 10],
+        never_used,
+    ):
         with pytest.raises(ValueError, match="not the writer's MessagePack"):
             conn.run(bad)
     datetime_value = msgspec.msgpack.encode(

@@ -410,7 +410,7 @@ _batch_option = click.option(
     default=DEFAULT_BATCH,
     show_default=True,
     help="Events per transaction (and per checkpoint). A batch is held in memory, "
-    "about 4 KB per event (the writer process on a second core adds about 40 MB).",
+    "about 2 KB per event (the writer process on a second core adds about 35 MB).",
 )
 
 

@@ -36,6 +36,44 @@ from tests.test_policies import REFUSED_LOG
 
 PARK = ReplayOptions(on_invalid="park", batch_size=50)
 
+#: Every kind of value a batch's rows can hold (`projector.handlers._BINDABLE`, and what
+#: the codecs make of JSON), at the edges of each MessagePack width.
+VALUES: list[Any] = [
+    "plain",
+    "日本語 😬",
+    "",
+    "nul \x00 inside",
+    "x" * 70_000,
+    b"\x00\xffblob",
+    b"",
+    bytearray(b"ba"),
+    0,
+    1,
+    -1,
+    127,
+    128,
+    -33,
+    255,
+    256,
+    65_535,
+    65_536,
+    2**31,
+    2**32,
+    -(2**31) - 1,
+    2**63 - 1,
+    -(2**63),
+    0.1,
+    -0.0,
+    1e308,
+    5e-324,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+]
+
 
 def options(writer: bool, **kw: object) -> ReplayOptions:
     values = {"on_invalid": "park", "batch_size": 50, "writer": writer, **kw}
@@ -204,24 +242,7 @@ def test_the_writer_stores_every_kind_of_value_as_the_main_process_would(tmp_pat
     """What a batch's rows can hold reaches the writer's SQLite as it would have been
     bound here: text (non-ASCII too), bytes, integers to 64 bits, floats (NaN, which
     SQLite stores as NULL, and the infinities), booleans, None; rows as tuples or lists."""
-    values = [
-        "plain",
-        "日本語 😬",
-        "",
-        b"\x00\xffblob",
-        bytearray(b"ba"),
-        0,
-        2**63 - 1,
-        -(2**63),
-        0.1,
-        -0.0,
-        float("inf"),
-        float("-inf"),
-        float("nan"),
-        True,
-        False,
-        None,
-    ]
+    values = VALUES
     sql = "INSERT INTO t (n, v) VALUES (?, ?)"
     rows: list[Any] = [(n, v) if n % 2 else [n, v] for n, v in enumerate(values)]
     expected = tmp_path / "main.db"
@@ -458,40 +479,6 @@ _SCHEMA = (
     "PRIMARY KEY (application_name));"
 )
 _TRACK = TrackingView().insert_statement(7)
-_VALUES: list[Any] = [
-    "plain",
-    "日本語 😬",
-    "",
-    "nul \x00 inside",
-    "x" * 70_000,
-    b"\x00\xffblob",
-    b"",
-    0,
-    1,
-    -1,
-    127,
-    128,
-    -33,
-    255,
-    256,
-    65_535,
-    65_536,
-    2**31,
-    2**32,
-    -(2**31) - 1,
-    2**63 - 1,
-    -(2**63),
-    0.1,
-    -0.0,
-    1e308,
-    5e-324,
-    float("inf"),
-    float("-inf"),
-    float("nan"),
-    True,
-    False,
-    None,
-]
 #: Parts the writer may receive, each as both runners must take it: (name, ops).
 PARTS: list[tuple[str, list[Any]]] = [
     (
@@ -500,7 +487,7 @@ PARTS: list[tuple[str, list[Any]]] = [
             (
                 "many",
                 "INSERT INTO t (n, v) VALUES (?, ?)",
-                [[n, v] for n, v in enumerate(_VALUES)],
+                [[n, v] for n, v in enumerate(VALUES)],
                 True,
             )
         ],

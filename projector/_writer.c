@@ -8,7 +8,9 @@
    part straight from its bytes: each value is bound from where it lies in the part, on
    a connection opened through the same libsqlite3 the sqlite3 module uses.
 
-   It does what the sqlite3 module (Python 3.11, no adapters, isolation_level=None) does
+   For every part the main process writes (`projector.writer.BatchWriter.submit`: lists
+   of rows, maps only for the tracking insert, text as msgspec writes it, valid UTF-8)
+   it does what the sqlite3 module (Python 3.11, no adapters, isolation_level=None) does
    with the decoded part, and fails as it fails:
    * "many" runs the statement once per row (executemany; a statement that changes
      nothing is refused), "one" once, "track" once and reports when the statement
@@ -21,7 +23,10 @@
      NULL); text -> TEXT from its UTF-8 as sent (msgspec writes only valid UTF-8: text
      with a lone surrogate is never sent); bytes -> BLOB; a list or a map as a value ->
      the module's ProgrammingError "Error binding parameter N: type 'list' is not
-     supported" (N from 1);
+     supported" (N from 1), however deeply it nests; text or a blob beyond SQLite's
+     length limit -> SQLite's DataError, beyond 2^31-1 bytes -> the module's
+     OverflowError; SQL holding a NUL, or more than one statement -> the module's
+     ProgrammingError; SQL that is only whitespace or comments runs nothing;
    * SQLite's errors raise the sqlite3 module's own classes (the primary result code
      chooses the class, as the module's get_exception_class does), with
      ``sqlite_errorcode`` set to the extended code.
@@ -32,7 +37,12 @@
    insert recorded nothing, or ("error", exception, rows) for the statement that failed,
    ROWS being the statement's flag (the caller decides whether the rows are at fault:
    `projector.writer.row_error`). Text that is not a well-formed part raises ValueError:
-   the main process wrote it, so it is a bug. */
+   the main process wrote it, so it is a bug. So does a part of a shape the main process
+   never writes (params that are not a list or a map, a MessagePack extension value),
+   where the module might bind it otherwise (a string's characters one by one, a
+   datetime through its adapter); text that is not UTF-8 is bound as it is, where
+   msgspec would refuse to decode it, and a map's repeated name binds its first value,
+   where msgspec keeps the last. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <limits.h>
@@ -237,56 +247,63 @@ static Py_ssize_t header(Cursor *c, char kind) {
     return (Py_ssize_t)len;
 }
 
-/* Skip one value of any kind (nested ones too). */
-static int skip(Cursor *c, int depth) {
+/* Skip one value of any kind, nested ones too, however deep (no recursion: LEFT counts
+   the values still to skip, and each takes at least a byte of what is left). */
+static int skip(Cursor *c) {
     const unsigned char *at = NULL;
-    if (depth > 64 || c->p >= c->end) {
-        return malformed();
-    }
-    unsigned char b = *c->p;
-    Py_ssize_t n;
-    if ((n = header(c, 'a')) >= 0) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (skip(c, depth + 1) < 0) {
+    Py_ssize_t left = 1;
+    while (left > 0) {
+        if (left > c->end - c->p) {
+            return malformed();
+        }
+        left--;
+        unsigned char b = *c->p;
+        Py_ssize_t n;
+        if ((n = header(c, 'a')) >= 0) {
+            left += n;
+            continue;
+        }
+        if ((n = header(c, 'm')) >= 0) {
+            left += 2 * n;
+            continue;
+        }
+        if ((n = header(c, 's')) >= 0 || (n = header(c, 'b')) >= 0) {
+            if (take(c, n, &at) < 0) {
                 return -1;
             }
+            continue;
         }
-        return 0;
-    }
-    if ((n = header(c, 'm')) >= 0) {
-        for (Py_ssize_t i = 0; i < 2 * n; i++) {
-            if (skip(c, depth + 1) < 0) {
+        c->p++;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            continue;
+        }
+        Py_ssize_t size;
+        switch (b) {
+        case 0xcc: case 0xd0: size = 1; break;
+        case 0xcd: case 0xd1: size = 2; break;
+        case 0xca: case 0xce: case 0xd2: size = 4; break;
+        case 0xcb: case 0xcf: case 0xd3: size = 8; break;
+        case 0xd4: size = 2; break;
+        case 0xd5: size = 3; break;
+        case 0xd6: size = 5; break;
+        case 0xd7: size = 9; break;
+        case 0xd8: size = 17; break;
+        case 0xc7: case 0xc8: case 0xc9: {
+            int width = 1 << (b - 0xc7);
+            if (take(c, width, &at) < 0) {
                 return -1;
             }
+            size = (Py_ssize_t)big_endian(at, width) + 1;
+            break;
         }
-        return 0;
-    }
-    if ((n = header(c, 's')) >= 0 || (n = header(c, 'b')) >= 0) {
-        return take(c, n, &at);
-    }
-    c->p++;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        return 0;
-    }
-    switch (b) {
-    case 0xcc: case 0xd0: return take(c, 1, &at);
-    case 0xcd: case 0xd1: return take(c, 2, &at);
-    case 0xca: case 0xce: case 0xd2: return take(c, 4, &at);
-    case 0xcb: case 0xcf: case 0xd3: return take(c, 8, &at);
-    case 0xd4: return take(c, 2, &at);
-    case 0xd5: return take(c, 3, &at);
-    case 0xd6: return take(c, 5, &at);
-    case 0xd7: return take(c, 9, &at);
-    case 0xd8: return take(c, 17, &at);
-    case 0xc7: case 0xc8: case 0xc9: {
-        int size = 1 << (b - 0xc7);
+        default:
+            return malformed();
+        }
         if (take(c, size, &at) < 0) {
             return -1;
         }
-        return take(c, (Py_ssize_t)big_endian(at, size) + 1, &at);
     }
-    }
-    return malformed();
+    return 0;
 }
 
 /* ------------------------------------------------------------------ binding */
@@ -307,7 +324,7 @@ static int bind_value(sqlite3_stmt *stmt, int index, Cursor *c, PyObject **failu
             return -1;
         }
         if (n > INT_MAX) {
-            *failure = module_error("DataError", "string longer than INT_MAX bytes");
+            *failure = plain_error(PyExc_OverflowError, "string longer than INT_MAX bytes");
             return *failure == NULL ? -1 : 1;
         }
         rc = sqlite3_bind_text(stmt, index, (const char *)at, (int)n, SQLITE_STATIC);
@@ -316,7 +333,7 @@ static int bind_value(sqlite3_stmt *stmt, int index, Cursor *c, PyObject **failu
             return -1;
         }
         if (n > INT_MAX) {
-            *failure = module_error("DataError", "BLOB longer than INT_MAX bytes");
+            *failure = plain_error(PyExc_OverflowError, "BLOB longer than INT_MAX bytes");
             return *failure == NULL ? -1 : 1;
         }
         rc = sqlite3_bind_blob(stmt, index, at, (int)n, SQLITE_STATIC);
@@ -399,10 +416,8 @@ static int bind_value(sqlite3_stmt *stmt, int index, Cursor *c, PyObject **failu
                                 index, type);
         return *failure == NULL ? -1 : 1;
     }
-    if (rc != SQLITE_OK) {
-        *failure = module_error("InterfaceError",
-                                "Error binding parameter %d - probably unsupported type.",
-                                index - 1);
+    if (rc != SQLITE_OK) { /* SQLite's own limit (SQLITE_TOOBIG): its error, as the module */
+        *failure = sqlite_error(sqlite3_db_handle(stmt));
         return *failure == NULL ? -1 : 1;
     }
     return 0;
@@ -458,7 +473,7 @@ static int bind_params(sqlite3_stmt *stmt, Cursor *c, PyObject **failure) {
                     return rc;
                 }
                 found = 1;
-            } else if (skip(&m, 0) < 0) {
+            } else if (skip(&m) < 0) {
                 return -1;
             }
         }
@@ -471,7 +486,7 @@ static int bind_params(sqlite3_stmt *stmt, Cursor *c, PyObject **failure) {
     }
     c->p = start;
     for (Py_ssize_t k = 0; k < 2 * n; k++) {
-        if (skip(c, 0) < 0) {
+        if (skip(c) < 0) {
             return -1;
         }
     }
@@ -506,7 +521,7 @@ static int more_sql(const char *p, const char *end) {
 /* The prepared statement of SQL (cached), or NULL with *FAILURE set (SQLite refused it)
    or an error set. */
 static sqlite3_stmt *prepare(Connection *self, const char *sql, Py_ssize_t len,
-                             PyObject **failure) {
+                             PyObject **failure, int *empty) {
     for (int i = 0; i < self->used; i++) {
         Cached *slot = &self->cache[i];
         if (slot->len == len && memcmp(slot->sql, sql, (size_t)len) == 0) {
@@ -524,8 +539,8 @@ static sqlite3_stmt *prepare(Connection *self, const char *sql, Py_ssize_t len,
         *failure = sqlite_error(self->db);
         return NULL;
     }
-    if (stmt == NULL) { /* only whitespace or a comment */
-        *failure = module_error("ProgrammingError", "an empty statement");
+    if (stmt == NULL) { /* only whitespace or a comment: nothing to run */
+        *empty = 1;
         return NULL;
     }
     if (tail != NULL && more_sql(tail, sql + len)) {
@@ -607,21 +622,40 @@ static PyObject *Connection_run(Connection *self, PyObject *arg) {
         }
         /* ROWS, the op's last field, follows its params: found by skipping them. */
         Cursor params = c;
-        if (skip(&c, 0) < 0 || c.p >= c.end || (*c.p != 0xc2 && *c.p != 0xc3)) {
+        if (skip(&c) < 0 || c.p >= c.end || (*c.p != 0xc2 && *c.p != 0xc3)) {
             malformed();
             goto done;
         }
         int rows = *c.p++ == 0xc3;
-        PyObject *failure = NULL;
-        sqlite3_stmt *stmt = prepare(self, (const char *)sql, sql_len, &failure);
-        if (stmt == NULL) {
-            result = failure == NULL ? NULL : failed(failure, rows);
-            goto done;
-        }
         int many = verb_len == 4 && memcmp(verb, "many", 4) == 0;
         int track = verb_len == 5 && memcmp(verb, "track", 5) == 0;
         if (!many && !track && !(verb_len == 3 && memcmp(verb, "one", 3) == 0)) {
             malformed();
+            goto done;
+        }
+        PyObject *failure = NULL;
+        if (memchr(sql, 0, (size_t)sql_len) != NULL) {
+            result = failed(module_error("ProgrammingError", "the query contains a null character"),
+                            rows);
+            goto done;
+        }
+        int empty = 0;
+        sqlite3_stmt *stmt = prepare(self, (const char *)sql, sql_len, &failure, &empty);
+        if (empty) { /* the module runs nothing: a query that returns no row */
+            if (many) {
+                result = failed(module_error("ProgrammingError",
+                                             "executemany() can only execute DML statements."),
+                                rows);
+                goto done;
+            }
+            if (track) {
+                result = Py_BuildValue("(s)", "tracking");
+                goto done;
+            }
+            continue;
+        }
+        if (stmt == NULL) {
+            result = failure == NULL ? NULL : failed(failure, rows);
             goto done;
         }
         Py_ssize_t count = 1;

@@ -23,6 +23,7 @@ import pytest
 
 import projector.writer as writer_module
 from events import _native
+from events.catalog import Catalog
 from events.sources import connect_readonly
 from projector.checkpoint import TrackingView
 from projector.digest import digest
@@ -479,6 +480,15 @@ _SCHEMA = (
     "PRIMARY KEY (application_name));"
 )
 _TRACK = TrackingView().insert_statement(7)
+
+
+def _nested(value: Any, depth: int) -> Any:
+    """VALUE inside DEPTH lists."""
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 #: Parts the writer may receive, each as both runners must take it: (name, ops).
 PARTS: list[tuple[str, list[Any]]] = [
     (
@@ -532,6 +542,24 @@ PARTS: list[tuple[str, list[Any]]] = [
     ("two statements", [("one", "DELETE FROM t; DELETE FROM c", [], False)]),
     ("executemany of a query", [("many", "SELECT ?", [[1]], True)]),
     (
+        "values nested past any depth",
+        [
+            (
+                "many",
+                "INSERT INTO t (n, v) VALUES (?, ?)",
+                [[1, "fine"], [2, _nested([1], 200)], [3, _nested({"k": 1}, 200)]],
+                True,
+            )
+        ],
+    ),
+    (
+        "statements of whitespace or comments only",
+        [("one", "", [], False), ("one", " -- nothing\n/* nor this */", [], False)],
+    ),
+    ("a tracking statement of nothing", [("track", " ", {}, False)]),
+    ("an executemany of nothing", [("many", "", [[1]], True)]),
+    ("SQL holding a NUL", [("one", "INSERT INTO t (n, v) VALUES (1, 2)\x00", [], False)]),
+    (
         "rows after a failure are not run",
         [
             (
@@ -567,6 +595,11 @@ ENDS = {
     "two statements": "ProgrammingError",
     "executemany of a query": "ProgrammingError",
     "rows after a failure are not run": "RowRefused",
+    "values nested past any depth": "RowRefused",
+    "statements of whitespace or comments only": "ok",
+    "a tracking statement of nothing": "TrackingRefused",
+    "an executemany of nothing": "ProgrammingError",
+    "SQL holding a NUL": "ProgrammingError",
 }
 
 
@@ -681,3 +714,23 @@ def test_the_writer_process_runs_its_parts_in_c_when_built(tmp_path: Path):
     conn.commit()
     conn.close()
     assert _tables(target) == _tables(expected)
+
+
+def test_a_deeply_nested_value_is_parked_with_the_writer_process_as_without(tmp_path: Path):
+    """An arg nested 63 levels deep in a column with no codec (trial 35): the target
+    cannot bind it, and the event is parked for it, whichever process writes (the
+    compiled runner once called such a part malformed, stopping every run and resume)."""
+    deep: Any = "x"
+    for _ in range(63):
+        deep = {"k": deep}
+    events: list[tuple[str, dict[str, Any] | str]] = [
+        ("v1.ItemAdded", {"id": f"i{n}", "name": deep if n == 2 else f"n{n}"}) for n in (1, 2, 3)
+    ]
+    log = write_ndjson(tmp_path / "deep.ndjson", events)
+    catalog = Catalog.load(ROOT / "tests" / "catalogs" / "features")
+    by_writer, by_one = tmp_path / "w.db", tmp_path / "o.db"
+    result = replay(log, by_writer, options(writer=True, catalog=catalog))
+    replay(log, by_one, options(writer=False, catalog=catalog))
+    assert (result.read, result.applied, dict(result.parked)) == (3, 2, {"invalid": 1})
+    assert "items.name: type 'dict' is not supported" in result.examples[0]["reason"]
+    assert digest(by_writer) == digest(by_one) and parked(by_writer) == parked(by_one)

@@ -494,13 +494,16 @@ def _widen_pipe(stream: IO[bytes] | None) -> None:
     """Let the pipe to the writer process hold up to `PIPE_BYTES` (Linux F_SETPIPE_SZ;
     64 KiB by default), so a batch's 2 MB are sent in fewer wake-ups of the two
     processes. Elsewhere, or above the system's limit, the pipe stays as it is."""
-    if stream is None:
-        return
     try:
         import fcntl
-
-        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
-    except (OSError, ValueError, AttributeError):
+    except ImportError:  # not a POSIX system
+        return
+    command = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only (Python 3.10+)
+    if stream is None or command is None:
+        return
+    try:
+        fcntl.fcntl(stream.fileno(), command, PIPE_BYTES)
+    except (OSError, ValueError):
         pass
 
 

@@ -734,3 +734,19 @@ def test_a_deeply_nested_value_is_parked_with_the_writer_process_as_without(tmp_
     assert (result.read, result.applied, dict(result.parked)) == (3, 2, {"invalid": 1})
     assert "items.name: type 'dict' is not supported" in result.examples[0]["reason"]
     assert digest(by_writer) == digest(by_one) and parked(by_writer) == parked(by_one)
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="Linux only")
+def test_the_pipe_to_the_writer_holds_a_mebibyte(tmp_path: Path):
+    """A batch's 2 MB go to the writer through a pipe widened to PIPE_BYTES (Linux's
+    default is 64 KiB), so the two processes wake each other far less often."""
+    import fcntl
+
+    writer = BatchWriter(tmp_path / "t.db", [])
+    try:
+        assert writer.proc.stdin is not None
+        size = fcntl.fcntl(writer.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ)
+        assert size == writer_module.PIPE_BYTES
+        writer.ready()
+    finally:
+        writer.close()

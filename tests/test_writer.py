@@ -736,7 +736,7 @@ def test_a_deeply_nested_value_is_parked_with_the_writer_process_as_without(tmp_
     assert digest(by_writer) == digest(by_one) and parked(by_writer) == parked(by_one)
 
 
-@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="Linux only")
+@pytest.mark.skipif(sys.platform != "linux", reason="F_SETPIPE_SZ is Linux only")
 def test_the_pipe_to_the_writer_holds_a_mebibyte(tmp_path: Path):
     """A batch's 2 MB go to the writer through a pipe widened to PIPE_BYTES (Linux's
     default is 64 KiB), so the two processes wake each other far less often."""

@@ -75,9 +75,8 @@ def apply_events(
     """Apply each of EVENTS (PREPARED for it) to STORE's rows, appending its outcome to
     OUTCOMES: None when applied. The common case (valid, no notes, a handler, nothing
     held back: the PROJECTION's ``held_entities``, which applying an event may add to) is
-    applied here; a handler's failure, and every other case, is the projection's to
-    decide (`Projection.apply`, ``_broken``, ``_refused``). Raises ValueError when the
-    two lists differ in length."""
+    applied here (`run_handler`); every other case is the projection's to decide
+    (`Projection.apply`). Raises ValueError when the two lists differ in length."""
     if len(prepared) != len(events):
         raise ValueError(f"{len(events)} events, {len(prepared)} prepared")
     for index in range(len(events)):
@@ -87,20 +86,35 @@ def apply_events(
         if problem is not None or notes or projection.held_entities or handler is None:
             outcomes.append(projection.apply(event, ready))
             continue
-        try:
-            handler.apply(store, current)
-        except IntegrityBreak as exc:
-            outcomes.append(projection._broken(event, handler, current, exc))
-        except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
-            outcomes.append(
-                projection._refused(event, f"cannot be stored: {exc}", handler.entities(current))
-            )
-        except HookError as exc:
-            outcomes.append(
-                projection._refused(event, str(exc), handler.entities(current), hook=True)
-            )
-        else:
-            outcomes.append(None)
+        outcomes.append(run_handler(projection, store, event, handler, current))
 
 
-__all__ = ["Checked", "Prepared", "apply_events", "collect_keys", "prepare_events"]
+def run_handler(
+    projection: Any, store: RowStore, event: Event, handler: Handler, current: Any
+) -> str | None:
+    """Apply HANDLER to EVENT's args CURRENT on STORE's rows: None when applied, else the
+    PROJECTION's outcome for its failure (`projector.replay.Projection`): ``_broken`` for
+    rows that would break the target's integrity; ``_refused`` for values JSON allows but
+    the handler cannot encode (rows SQLite refuses surface later, when the batch is
+    written: `projector.store.RowError`) and for a hooks.py handler's HookError."""
+    try:
+        handler.apply(store, current)
+    except IntegrityBreak as exc:
+        return projection._broken(event, handler, current, exc)  # type: ignore[no-any-return]
+    except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        reason = f"cannot be stored: {exc}"
+        return projection._refused(event, reason, handler.entities(current))  # type: ignore[no-any-return]
+    except HookError as exc:
+        entities = handler.entities(current)
+        return projection._refused(event, str(exc), entities, hook=True)  # type: ignore[no-any-return]
+    return None
+
+
+__all__ = [
+    "Checked",
+    "Prepared",
+    "apply_events",
+    "collect_keys",
+    "prepare_events",
+    "run_handler",
+]

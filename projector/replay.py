@@ -53,13 +53,18 @@ from events.validation import (
 )
 from projector import backup as backups
 from projector import deviations
-from projector.batch import Prepared, apply_events, collect_keys, prepare_events
+from projector.batch import (
+    Prepared,
+    apply_events,
+    collect_keys,
+    prepare_events,
+    run_handler,
+)
 from projector.checkpoint import PrefixDigest, TrackingConflict, TrackingView
 from projector.errors import (
     CatalogFault,
     CheckpointMismatch,
     EventsError,
-    HookError,
     IntegrityBreak,
     Interrupted,
     ReplayError,
@@ -493,19 +498,10 @@ class Projection:
                 return HELD
         if notes and any(n.kind == LONE_SURROGATE for n in notes):
             self.store.lossy = True  # this batch's rows are written as LiveStore writes them
-        try:
-            handler.apply(self.store, current)
-        except IntegrityBreak as exc:
-            return self._broken(event, handler, current, exc)
-        except (OverflowError, ValueError, TypeError, KeyError, RecursionError) as exc:
-            # Values JSON allows but a handler cannot encode (rows SQLite refuses surface
-            # later, when the batch is written: see RowError). `_apply_slice` does the same.
-            return self._refused(event, f"cannot be stored: {exc}", handler.entities(current))
-        except HookError as exc:  # a hooks.py handler broke the row API's contract
-            return self._refused(event, str(exc), handler.entities(current), hook=True)
-        if notes:
+        outcome = run_handler(self, self.store, event, handler, current)
+        if outcome is None and notes:
             self._record_deviations(event, handler, current, notes)
-        return None
+        return outcome
 
     def _record_deviations(
         self, event: Event, handler: Handler, args: Any, notes: tuple[Note, ...]

@@ -1026,11 +1026,16 @@ def status(target: Path, as_json: bool) -> None:
                 + ("rolled back since the hand-off: " if since["rolledBack"] else "")
                 + f"the target is at #{since['position']:,} now ({since['state']})"
             )
+    running = info["state"].startswith("running")
     if info["deferredIndexes"]:
-        running = info["state"].startswith("running")
         click.echo(
             f"indexes:    {info['deferredIndexes']:,} secondary index(es) not built yet: the "
             "first run builds them at its end" + ("" if running else " (resume it)")
+        )
+    if info["deferredTables"]:
+        click.echo(
+            f"derived:    {', '.join(info['deferredTables'])} not filled yet: the first run "
+            "fills them from their parents' rows at its end" + ("" if running else " (resume it)")
         )
 
 

@@ -16,8 +16,9 @@ from collections.abc import Callable
 #: prefetch (reading the target rows a slice touches), handlers (applying events to the
 #: rows in memory), write (the changed rows and parked events, SQL), commit (checkpoint,
 #: counters and COMMIT; with a writer process, sending it the batch), wait (for the writer
-#: process to commit the batch before), indexes (building the indexes a first run
-#: deferred), other (what falls between: progress, accounting, the end).
+#: process to commit the batch before), indexes (the end of a bulk load: filling the
+#: derived tables and building the indexes a first run deferred), other (what falls
+#: between: progress, accounting, the end).
 PHASES = (
     "read",
     "digest",

@@ -76,7 +76,7 @@ from projector.handoff import refuse_handed_over
 from projector.lock import held_lock_fd, refuse_hard_links, refuse_if_busy, writer_lock
 from projector.prepare import EventChecks
 from projector.profile import Lap, Phases, no_lap
-from projector.store import RowError, RowStore
+from projector.store import RowError, RowStore, build_derived
 from projector.target import (
     CACHE_KIB,
     CONNECTION_PRAGMAS,
@@ -84,6 +84,7 @@ from projector.target import (
     RUNS_TABLE,
     STATE_TABLE,
     check_writable,
+    deferrable_derived,
     deferrable_indexes,
     is_target,
     open_target,
@@ -148,9 +149,10 @@ class ReplayOptions:
     strict_keys: bool | None = False
     #: Where the batch loop's time goes, filled when given (`make bench`'s profile).
     phases: Phases | None = None
-    #: A first run into an empty target builds the secondary indexes it does not query
-    #: at its end, once, instead of row by row (`projector.target.deferrable_indexes`).
-    defer_indexes: bool = True
+    #: Bulk load: a first run into an empty target builds the secondary indexes it does
+    #: not query, and the derived tables it may, at its end, once, instead of row by row
+    #: (`projector.target.deferrable_indexes`, `projector.target.deferrable_derived`).
+    bulk_load: bool = True
     #: Write batches from a second process (`projector.writer`) while this one reads the
     #: next; None: when the machine has a second core and the run more than one batch.
     writer: bool | None = None
@@ -261,26 +263,38 @@ class MigrationState:
     state: str
     catalog_digest: str | None = None
     strict_keys: bool = False
-    #: JSON list of the DDL of the indexes a first run defers to its end (`bulk load`).
+    #: JSON list of the DDL of the indexes a first run defers to its end (`bulk_load`).
     deferred_indexes: str | None = None
+    #: JSON list of the derived tables a first run fills at its end (`bulk_load`).
+    deferred_tables: str | None = None
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> MigrationState | None:
         # A target made before catalogs has no catalogDigest (open_target refuses it, with
         # the reason, once its record has been read); one made before strictKeys and
         # deferredIndexes ran all its runs without --strict-keys and deferred nothing.
-        picked = state_columns(conn, catalogDigest="NULL", strictKeys="0", deferredIndexes="NULL")
-        digest, strict, deferred = picked.values()
+        picked = state_columns(
+            conn,
+            catalogDigest="NULL",
+            strictKeys="0",
+            deferredIndexes="NULL",
+            deferredTables="NULL",
+        )
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, position, "
             f"lastEventId, prefixDigest, sourceTotal, applied, parked, reapplied, state, "
-            f"{digest}, {strict}, {deferred} FROM {STATE_TABLE} WHERE id = 1"
+            f"{', '.join(picked.values())} FROM {STATE_TABLE} WHERE id = 1"
         ).fetchone()
         if row is None:
             return None
         state = cls(*row)
         state.strict_keys = bool(state.strict_keys)
         return state
+
+    @property
+    def deferred(self) -> list[str]:
+        """The derived tables an unfinished bulk load fills at its end (names)."""
+        return json.loads(self.deferred_tables) if self.deferred_tables else []
 
 
 class Projection:
@@ -990,7 +1004,11 @@ def _run(
         ctx = _Replay(
             db, projection, TrackingView(str(target)), digest, options, run, result, history=history
         )
-        deferred = _deferrable(conn, catalog) if created and options.defer_indexes else []
+        if created and options.bulk_load:
+            deferred = _deferrable(conn, catalog)
+        else:  # a resumed bulk load goes on deferring what its first run did
+            deferred = ([], state.deferred if state else [])
+        projection.store.defer(deferred[1])
         ctx.begin = lambda c: _begin(
             c, state, source, catalog, on_invalid, strict_keys, run, result, deferred
         )
@@ -1012,7 +1030,7 @@ def _run(
                 _apply_batches(ctx, events)
             except TextNotUtf8 as exc:  # found as the batch was validated
                 raise SourceError(f"{source.path}: {exc}") from None
-            # The writer ends (checkpoints its last batch, exits) while indexes are built.
+            # The writer ends (checkpoints its last batch, exits) while the bulk load ends.
             _stop_writer(ctx, wait=False)
             if options.phases:
                 options.phases.lap("wait")
@@ -1021,7 +1039,7 @@ def _run(
                     ctx.begin(conn)
                 ctx.begun = True
             with db.atomic():
-                _build_deferred_indexes(conn)
+                _build_deferred(conn, catalog)
             if options.phases:
                 options.phases.lap("indexes")
             _stop_writer(ctx)
@@ -1225,7 +1243,7 @@ def _record_noop(
     db = open_target(target, create=True, catalog=catalog)
     try:
         with db.atomic():
-            _build_deferred_indexes(db.conn)  # a bulk load killed at its very end
+            _build_deferred(db.conn, catalog)  # a bulk load killed at its very end
             db.conn.execute(
                 f"UPDATE {STATE_TABLE} SET source = ?, sourceKind = ?, formatVersion = ?, "
                 "sourceTotal = ?, state = 'complete', onInvalid = ?, strictKeys = ?, "
@@ -1257,20 +1275,22 @@ def _begin(
     strict_keys: bool,
     run: int,
     result: ReplayResult,
-    deferred: list[tuple[str, str]] | None = None,
+    deferred: tuple[list[tuple[str, str]], list[str]] = ([], []),
 ) -> None:
     """Record the run (and, for a new target, the migration, with its policies): written in
     the transaction of the run's first batch, so a run that commits nothing leaves no
     trace. CONN may be a `_Recorder`. A new migration (an empty target) drops the
-    DEFERRED indexes ((name, DDL): `_deferrable`), which the run builds at its end."""
+    DEFERRED indexes ((name, DDL)) and records them and the deferred derived tables
+    (names: `_deferrable`), which the run builds at its end."""
+    indexes, tables = deferred
     if state is None:
-        for name, _ in deferred or ():
+        for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         conn.execute(
             f"INSERT INTO {STATE_TABLE} (id, source, sourceKind, formatVersion, storeId, catalog, "
             "catalogDigest, tables, onInvalid, strictKeys, position, prefixDigest, sourceTotal, "
-            "state, deferredIndexes, migrationId) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running', ?, ?)",
+            "state, deferredIndexes, deferredTables, migrationId) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 'running', ?, ?, ?)",
             (
                 str(source.path.resolve()),
                 source.kind,
@@ -1283,7 +1303,8 @@ def _begin(
                 int(strict_keys),
                 PrefixDigest().hexdigest(),
                 result.total,
-                json.dumps([sql for _, sql in deferred]) if deferred else None,
+                json.dumps([sql for _, sql in indexes]) if indexes else None,
+                json.dumps(tables) if tables else None,
                 uuid.uuid4().hex,  # `projector.finalize.migration_identity`
             ),
         )
@@ -1318,24 +1339,49 @@ def _begin(
     )
 
 
-def _deferrable(conn: sqlite3.Connection, catalog: Catalog) -> list[tuple[str, str]]:
-    """The empty target's indexes a first run builds at its end (`deferrable_indexes`)."""
+def _deferrable(
+    conn: sqlite3.Connection, catalog: Catalog
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """What a first run into the empty target builds at its end: its indexes ((name,
+    DDL): `deferrable_indexes`) and derived tables (names: `deferrable_derived`)."""
     tables, handlers = compile_catalog(catalog)
-    return deferrable_indexes(conn, tables, handlers.queried())
+    queried = handlers.queried()
+    return deferrable_indexes(conn, tables, queried), deferrable_derived(conn, tables, queried)
 
 
-def _build_deferred_indexes(conn: sqlite3.Connection) -> None:
-    """Build the indexes a first run deferred (in the caller's transaction, with the
-    record that they are built): the end of a bulk load, whichever run reaches it."""
-    found = conn.execute(f"SELECT deferredIndexes FROM {STATE_TABLE} WHERE id = 1").fetchone()
-    if not found or not found[0]:
+def _build_deferred(conn: sqlite3.Connection, catalog: Catalog) -> None:
+    """End a bulk load, whichever run reaches it: fill the derived tables a first run
+    deferred from their parents' final rows (`build_derived`), then build the deferred
+    indexes (over full tables), in the caller's transaction, with the record that they
+    are built. Raises sqlite3.Error (a full disk: the transaction rolls back, and the
+    next run, `resume`, builds them)."""
+    found = conn.execute(
+        f"SELECT deferredIndexes, deferredTables FROM {STATE_TABLE} WHERE id = 1"
+    ).fetchone()
+    if not found or not (found[0] or found[1]):
         return
     started = time.monotonic()
-    ddl = json.loads(found[0])
+    ddl, names = json.loads(found[0] or "[]"), json.loads(found[1] or "[]")
+    tables = compile_catalog(catalog)[0]
+    rows = 0
+    for name in names:
+        derived = tables[name]
+        parent = derived.derived.parent if derived.derived else name
+        rows += build_derived(conn, derived, tables[parent])
+    filled = time.monotonic()
     for sql in ddl:
         conn.execute(sql)
-    conn.execute(f"UPDATE {STATE_TABLE} SET deferredIndexes = NULL WHERE id = 1")
-    log.info("replay.indexes_built", indexes=len(ddl), seconds=round(time.monotonic() - started, 3))
+    conn.execute(
+        f"UPDATE {STATE_TABLE} SET deferredIndexes = NULL, deferredTables = NULL WHERE id = 1"
+    )
+    log.info(
+        "replay.bulk_load_built",
+        tables=len(names),
+        rows=rows,
+        indexes=len(ddl),
+        seconds=round(time.monotonic() - started, 3),
+        table_seconds=round(filled - started, 3),
+    )
 
 
 def _after_checkpoint(
@@ -1824,6 +1870,7 @@ def replay_parked(target_path: str | Path, options: ReplayOptions | None = None)
         try:
             validator = Validator(catalog, strict_keys=state.strict_keys)
             projection = Projection(conn, validator, "park")
+            projection.store.defer(state.deferred)  # a bulk load not finished yet fills them
             projection.set_held(set())
             parked_rows = f"SELECT * FROM {PARKED_TABLE} ORDER BY position"
             try:

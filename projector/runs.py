@@ -42,8 +42,10 @@ def status(target: Path) -> dict[str, Any]:
     require_target(target)
     conn = connect_readonly(target)
     try:
-        # A target made before strictKeys or deferredIndexes has neither.
-        strict, deferred_sql = state_columns(conn, strictKeys="0", deferredIndexes="NULL").values()
+        # A target made before strictKeys, deferredIndexes or deferredTables lacks them.
+        strict, deferred_sql, tables_sql = state_columns(
+            conn, strictKeys="0", deferredIndexes="NULL", deferredTables="NULL"
+        ).values()
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, {strict}, "
             f"position, lastEventId, sourceTotal, applied, parked, reapplied, state "
@@ -85,11 +87,13 @@ def status(target: Path) -> dict[str, Any]:
         info["parkedByKind"] = dict(
             conn.execute(f"SELECT kind, COUNT(*) FROM {PARKED_TABLE} GROUP BY kind ORDER BY kind")
         )
-        # A first run not finished yet builds these indexes at its end (bulk load).
-        deferred = conn.execute(
-            f"SELECT {deferred_sql} FROM {STATE_TABLE} WHERE id = 1"
-        ).fetchone()[0]
+        # A first run not finished yet builds these indexes and fills these derived
+        # tables at its end (bulk load).
+        deferred, tables = conn.execute(
+            f"SELECT {deferred_sql}, {tables_sql} FROM {STATE_TABLE} WHERE id = 1"
+        ).fetchone()
         info["deferredIndexes"] = len(json.loads(deferred)) if deferred else 0
+        info["deferredTables"] = json.loads(tables) if tables else []
     finally:
         conn.close()
     info["target"] = str(target)

@@ -171,6 +171,8 @@ class RowStore:
         }
         #: Derived tables by parent table: the parent's column and the derived rows' SQL.
         self._derived: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        #: The same, with each derived table's name (what `defer` filters).
+        self._all_derived: dict[str, list[tuple[str, str, dict[str, str]]]] = {}
         #: The same, for the check of each row put (`_check_arrays`): the parent's column,
         #: its name for messages, the derived table, whether its element column takes NULL.
         self._arrays: dict[str, list[tuple[str, str, str, bool]]] = {}
@@ -186,7 +188,7 @@ class RowStore:
                     "insert": f'INSERT INTO "{t.name}" ("{d.key}", "{d.element}") '
                     "VALUES (?, ?) ON CONFLICT DO NOTHING",
                 }
-                self._derived.setdefault(d.parent, []).append((d.column, sql))
+                self._all_derived.setdefault(d.parent, []).append((t.name, d.column, sql))
                 null_ok = _holds_null(conn, t.name, d.element)
                 self._arrays.setdefault(d.parent, []).append(
                     (d.column, f"{d.parent}.{d.column}", t.name, null_ok)
@@ -197,6 +199,7 @@ class RowStore:
         self._bound: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._sql: dict[str, dict[str, str]] = {}
         self._journal: list[tuple[str, Key, Any, Any, bool]] | None = None
+        self.defer(())
         self.filter = KeyFilter({t for t, k in self.keys.items() if filterable(conn, t, k)})
         for table, key in self.keys.items():
             columns = tables[table].columns
@@ -226,6 +229,17 @@ class RowStore:
             self._bound[statements["upsert"]] = (table, columns)
             self._bound[statements["update"]] = (table, (*others, self.keys[table]))
         self.clear()
+
+    def defer(self, tables: Iterable[str]) -> None:
+        """Write no rows of the derived TABLES (names) from now on: a bulk load builds them
+        at its end from their parents' final rows (`build_derived`). Their parents' rows
+        are still checked as they are put (`_check_arrays`), so events are refused alike."""
+        deferred = set(tables)
+        self._derived = {}
+        for parent, derived in self._all_derived.items():
+            kept = [(column, sql) for name, column, sql in derived if name not in deferred]
+            if kept:
+                self._derived[parent] = kept
 
     def clear(self) -> None:
         """Forget the batch's rows (after a flush, or when its transaction rolls back)."""
@@ -539,6 +553,49 @@ def derived_element(element: Any) -> Any:
     return element
 
 
+def build_derived(conn: sqlite3.Connection, table: Table, parent: Table) -> int:
+    """Fill derived TABLE from every row of PARENT as it stands (TABLE is emptied first):
+    one row per distinct element of each row's JSON array, as a replay writing row by
+    row leaves it (`_element_changes`); the two agree for the tables
+    `projector.target.deferrable_derived` accepts. Returns the rows written (count).
+
+    SQLite's json_each reads the arrays whose elements are all text without an escape,
+    in the parent's key order, so the derived table's pages are written once, in order.
+    The others (an escape, a lone surrogate's among them; a number, boolean or null) are
+    parsed here and bound as a put row's are (`derived_element`), in array order. A
+    parent value that is no JSON array (only a hand edit makes one) gives no rows.
+    Raises sqlite3.Error (a full disk)."""
+    d = table.derived
+    if d is None or parent.row_key is None:
+        raise ValueError(f"{table.name} is no derived table of {parent.name}")
+    column = f'p."{d.column}"'
+    # CASE: json_each refuses a BLOB, and no other parent value is an array.
+    plain = (
+        f"CASE WHEN typeof({column}) = 'text' THEN json_valid({column}) "
+        f"AND json_type({column}) = 'array' AND instr({column}, '\\') = 0 "
+        f"AND NOT EXISTS (SELECT 1 FROM json_each({column}) WHERE type <> 'text') ELSE 0 END"
+    )
+    insert = f'INSERT INTO "{table.name}" ("{d.key}", "{d.element}") '
+    before = conn.total_changes
+    conn.execute(f'DELETE FROM "{table.name}"')
+    deleted = conn.total_changes - before
+    conn.execute(
+        f'{insert}SELECT p."{parent.row_key}", j.value FROM "{parent.name}" AS p NOT INDEXED, '
+        f'json_each({column}) AS j WHERE {plain} ORDER BY p."{parent.row_key}" '
+        "ON CONFLICT DO NOTHING"
+    )
+    rows: list[tuple[Any, Any]] = []
+    for key, text in conn.execute(
+        f'SELECT p."{parent.row_key}", {column} FROM "{parent.name}" AS p WHERE NOT ({plain})'
+    ):
+        elements = _stored_array(text) if type(text) is str else None
+        for element in elements or ():
+            if _comparable(element) and not (type(element) is float and not math.isfinite(element)):
+                rows.append((key, derived_element(element)))
+    conn.executemany(insert + "VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
+    return conn.total_changes - before - deleted
+
+
 def _holds_null(conn: sqlite3.Connection, table: str, column: str) -> bool:
     """Whether COLUMN of TABLE takes NULL: not declared NOT NULL, nor a key column of a
     WITHOUT ROWID table (https://sqlite.org/withoutrowid.html, section 2)."""
@@ -642,12 +699,15 @@ def _element_changes(
         for tag in new:
             added.append((key, derived_element(tag)))
         return
-    old = set(old_list)
-    for tag in sorted(old.difference(new)):
-        removed.append((key, derived_element(tag)))
-    for tag in new:
+    # Compared as the rows hold them: two texts with a lone surrogate each may be one row
+    # (U+FFFD), which one of them leaving must not delete while the other stays.
+    old = {derived_element(tag) for tag in old_list}
+    stored = [derived_element(tag) for tag in new]
+    for tag in sorted(old.difference(stored)):
+        removed.append((key, tag))
+    for tag in stored:
         if tag not in old:
-            added.append((key, derived_element(tag)))
+            added.append((key, tag))
 
 
 def _stored_array(text: Any) -> list[Any] | None:
@@ -668,4 +728,4 @@ def _all_text(elements: list[Any]) -> bool:
     return True
 
 
-__all__ = ["RowError", "RowStore", "derived_element"]
+__all__ = ["RowError", "RowStore", "build_derived", "derived_element"]

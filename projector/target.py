@@ -396,8 +396,8 @@ def state_columns(conn: sqlite3.Connection, **fallbacks: str) -> dict[str, str]:
     """What to SELECT for each column of the migration record (`STATE_TABLE`) named in
     FALLBACKS: the column where the target has it, else its fallback SQL. Later migrations
     added columns (m005 catalogDigest, m006 strictKeys, m007 deferredIndexes, m008
-    migrationId); a target an older version made has none of them until a writer
-    migrates it, and a reader must not."""
+    migrationId, m009 deferredTables); a target an older version made has none of them
+    until a writer migrates it, and a reader must not."""
     have = {r[1] for r in conn.execute(f"PRAGMA table_info({STATE_TABLE})")}
     return {name: name if name in have else fallback for name, fallback in fallbacks.items()}
 
@@ -481,6 +481,14 @@ def m008_migration_id(db: Database) -> None:
     db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN migrationId TEXT")
 
 
+@migrations()
+def m009_deferred_tables(db: Database) -> None:
+    # A first run into an empty target leaves the derived tables it may build from their
+    # parents' final rows (`deferrable_derived`) empty and fills them once at its end; until
+    # then their names wait here, so an interrupted run's resume defers and builds them too.
+    db.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN deferredTables TEXT")
+
+
 def deferrable_indexes(
     conn: sqlite3.Connection, tables: dict[str, Table], queried: set[tuple[str, str]] | None
 ) -> list[tuple[str, str]]:
@@ -510,6 +518,83 @@ def deferrable_indexes(
             continue
         found.append((name, sql))
     return found
+
+
+def deferrable_derived(
+    conn: sqlite3.Connection, tables: dict[str, Table], queried: set[tuple[str, str]] | None
+) -> list[str]:
+    """The derived tables (`Derived`) of an empty target that a first replay may leave
+    empty and fill at its end from their parents' final rows (`projector.store.
+    build_derived`), in the catalog's order.
+
+    Kept up to date row by row, a derived table takes index writes at random keys in every
+    batch: on ai-desk's 1,000,000 events, the writer's pages for memory_tags grow with
+    the file, and the run falls behind linear. Built once, its rows come in key order. Both
+    ways end with the same rows only where the table is a set of text, which is what is
+    checked here against the created table (SQLite's rules:
+    https://sqlite.org/datatype3.html, sections 3.1 and 7):
+
+    - its columns are its key and element columns and nothing else;
+    - both, and the parent's key column, have TEXT affinity (an element or key is stored
+      as the text it is, or a number's text: the same value both ways);
+    - a primary key or unique index holds exactly those two columns, under the BINARY
+      collation, with no WHERE (an element twice in an array is one row either way, and
+      which of two equal elements is kept cannot matter);
+    - the table's SQL has no CHECK and no COLLATE, and no trigger is on it or on its
+      parent (nothing that could refuse a row, then an event, one way and not the other);
+    - no handler reads it (QUERIED: `projector.handlers.Handlers.queried`; None, when a
+      Python handler may read anything, defers none).
+    """
+    if queried is None:
+        return []
+    read = {table for table, _ in queried}
+    triggered = {
+        r[0] for r in conn.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'")
+    }
+    found = []
+    for table in tables.values():
+        d = table.derived
+        parent = tables.get(d.parent) if d is not None else None
+        if d is None or parent is None or parent.row_key is None:
+            continue
+        if table.name in read or {table.name, d.parent} & triggered:
+            continue
+        sql = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
+        ).fetchone()
+        if sql is None or re.search(r"\b(CHECK|COLLATE)\b", sql[0], re.IGNORECASE):
+            continue
+        declared = {r[1]: str(r[2]) for r in conn.execute(f'PRAGMA table_info("{table.name}")')}
+        parent_key = {
+            r[1]: str(r[2]) for r in conn.execute(f'PRAGMA table_info("{parent.name}")')
+        }.get(parent.row_key)
+        if set(declared) != {d.key, d.element} or parent_key is None:
+            continue
+        if not all(_text_affinity(t) for t in (declared[d.key], declared[d.element], parent_key)):
+            continue
+        if _unique_binary(conn, table.name, {d.key, d.element}):
+            found.append(table.name)
+    return found
+
+
+def _text_affinity(declared: str) -> bool:
+    """Whether a column declared DECLARED has TEXT affinity (https://sqlite.org/
+    datatype3.html, section 3.1: no INT, and CHAR, CLOB or TEXT)."""
+    declared = declared.upper()
+    return "INT" not in declared and any(t in declared for t in ("CHAR", "CLOB", "TEXT"))
+
+
+def _unique_binary(conn: sqlite3.Connection, table: str, columns: set[str]) -> bool:
+    """Whether a full (not partial) unique index of TABLE, its primary key included, holds
+    exactly COLUMNS, each under the BINARY collation."""
+    for _, name, unique, _, partial in conn.execute(f'PRAGMA index_list("{table}")'):
+        if not unique or partial:
+            continue
+        keyed = [r for r in conn.execute(f'PRAGMA index_xinfo("{name}")') if r[5]]
+        if {r[2] for r in keyed} == columns and len(keyed) == len(columns):
+            if all(r[4] == "BINARY" for r in keyed):
+                return True
+    return False
 
 
 # ---------------------------------------------------------------- the app's tables

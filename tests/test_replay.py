@@ -338,9 +338,9 @@ def test_a_target_with_a_second_hard_link_is_refused_by_every_writer(
     assert replay(small_copy, target).state == "complete"
 
 
-def _pages_needed(tmp_path: Path, defer_indexes: bool = False) -> int:
+def _pages_needed(tmp_path: Path, bulk_load: bool = False) -> int:
     full = tmp_path / "full.db"
-    replay(SMALL, full, ReplayOptions(defer_indexes=defer_indexes))
+    replay(SMALL, full, ReplayOptions(bulk_load=bulk_load))
     conn = sqlite3.connect(full)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -356,9 +356,7 @@ def test_full_disk_fails_cleanly_and_resume_completes(
     fills it while a first run builds its deferred indexes.)"""
     room = _pages_needed(tmp_path) - 1  # one page short of what the whole log needs
     with pytest.raises(ReplayError) as info:
-        replay(
-            SMALL, target, ReplayOptions(batch_size=20, max_page_count=room, defer_indexes=False)
-        )
+        replay(SMALL, target, ReplayOptions(batch_size=20, max_page_count=room, bulk_load=False))
     message = str(info.value)
     assert "full" in message and "projector resume" in message and "\n" not in message
     report = verify(target)

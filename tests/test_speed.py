@@ -121,7 +121,7 @@ def index_names(path: Path) -> set[str]:
 def row_by_row(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """synced-rebase replayed with every index kept up to date row by row."""
     target = tmp_path_factory.mktemp("row-by-row") / "t.db"
-    replay(REBASE, target, ReplayOptions(on_invalid="park", defer_indexes=False))
+    replay(REBASE, target, ReplayOptions(on_invalid="park", bulk_load=False))
     return target
 
 
@@ -148,6 +148,12 @@ def test_an_interrupted_first_run_resumes_to_the_same_rows_and_indexes(
         )
     assert {"idx_memories_personaId", "idx_memory_tags_tag"}.isdisjoint(index_names(target))
     assert status(target)["deferredIndexes"] == 2
+    assert status(target)["deferredTables"] == ["memory_tags"]
+    conn = connect_readonly(target)
+    tags = conn.execute("SELECT COUNT(*) FROM memory_tags").fetchone()[0]
+    memories = conn.execute("SELECT COUNT(*) FROM memories WHERE tags <> '[]'").fetchone()[0]
+    conn.close()
+    assert (tags, memories > 0) == (0, True)  # filled at the end, from the memories
     resume(target)
     assert digest(target) == digest(row_by_row)
     assert schema(target) == schema(row_by_row)
@@ -160,15 +166,15 @@ def test_a_run_killed_while_building_its_indexes_builds_them_on_resume(
     apply and still builds them (in the transaction that marks the migration complete)."""
     target = tmp_path / "t.db"
     with monkeypatch.context() as patch:
-        patch.setattr(replay_module, "_build_deferred_indexes", _killed)
+        patch.setattr(replay_module, "_build_deferred", _killed)
         with pytest.raises(KeyboardInterrupt):
             replay(REBASE, target, ReplayOptions(on_invalid="park"))
     assert status(target)["position"] == status(row_by_row)["position"]
     assert status(target)["deferredIndexes"] == 2
     result = resume(target)
     assert result.read == 0 and result.state == "complete"
-    assert schema(target) == schema(row_by_row)
-    assert status(target)["deferredIndexes"] == 0
+    assert schema(target) == schema(row_by_row) and digest(target) == digest(row_by_row)
+    assert status(target)["deferredIndexes"] == 0 and status(target)["deferredTables"] == []
 
 
 def test_a_disk_full_while_building_the_indexes_fails_cleanly_and_resume_builds_them(
@@ -180,7 +186,7 @@ def test_a_disk_full_while_building_the_indexes_fails_cleanly_and_resume_builds_
     replay(SMALL, done)
     unbuilt = tmp_path / "unbuilt.db"
     with monkeypatch.context() as patch:
-        patch.setattr(replay_module, "_build_deferred_indexes", _killed)
+        patch.setattr(replay_module, "_build_deferred", _killed)
         with pytest.raises(KeyboardInterrupt):
             replay(SMALL, unbuilt, ReplayOptions(batch_size=20))
     conn = sqlite3.connect(unbuilt)

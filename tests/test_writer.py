@@ -145,13 +145,13 @@ def test_the_writer_ends_while_indexes_are_built_and_is_gone_when_the_run_return
 
     monkeypatch.setattr(BatchWriter, "__init__", record)
     told: list[bool] = []
-    build = replay_module._build_deferred_indexes
+    build = replay_module._build_deferred
 
-    def during(conn: sqlite3.Connection) -> None:
+    def during(conn: sqlite3.Connection, catalog: object) -> None:
         told.append(started[0].closing)  # told to end, not yet waited for
-        build(conn)
+        build(conn, catalog)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(replay_module, "_build_deferred_indexes", during)
+    monkeypatch.setattr(replay_module, "_build_deferred", during)
     target = tmp_path / "t.db"
     result = replay(REBASE, target, options(writer=True))
     assert told == [True]
@@ -277,7 +277,7 @@ def test_a_full_disk_in_the_writer_fails_with_one_line_and_resume_completes(
     """SQLITE_FULL in the writer's transaction: raised in the main process as the same
     one-line error, the batches before it kept; resume (space back) completes."""
     target = tmp_path / "t.db"
-    replay(REBASE, tmp_path / "probe.db", options(writer=False, defer_indexes=False))
+    replay(REBASE, tmp_path / "probe.db", options(writer=False, bulk_load=False))
     conn = sqlite3.connect(tmp_path / "probe.db")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = conn.execute("PRAGMA page_count").fetchone()[0]

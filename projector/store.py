@@ -559,39 +559,40 @@ def build_derived(conn: sqlite3.Connection, table: Table, parent: Table) -> int:
     row leaves it (`_element_changes`); the two agree for the tables
     `projector.target.deferrable_derived` accepts. Returns the rows written (count).
 
-    SQLite's json_each reads the arrays whose elements are all text without an escape,
-    in the parent's key order, so the derived table's pages are written once, in order.
-    The others (an escape, a lone surrogate's among them; a number, boolean or null) are
-    parsed here and bound as a put row's are (`derived_element`), in array order. A
-    parent value that is no JSON array (only a hand edit makes one) gives no rows.
-    Raises sqlite3.Error (a full disk)."""
+    SQLite's json_each reads the text elements of the arrays without an escape, in the
+    parent's key order, so the derived table's pages are written once, in order. The
+    arrays with an escape (a lone surrogate's among them), and those that may hold
+    another element (a number, a boolean or null: an array in which a `[` or a `,` is
+    followed by anything but a `"`), are parsed here, whole, and bound as a put row's are
+    (`derived_element`). An element of both sets is one row: the element column has TEXT
+    affinity and compares under BINARY (`deferrable_derived`), so two elements that are
+    one row are stored as the same text, whichever came first. A parent value that is no
+    JSON array (only a hand edit makes one) gives no rows. Raises sqlite3.Error (a full
+    disk)."""
     d = table.derived
     if d is None or parent.row_key is None:
         raise ValueError(f"{table.name} is no derived table of {parent.name}")
-    column = f'p."{d.column}"'
-    # CASE: json_each refuses a BLOB, and no other parent value is an array.
-    plain = (
-        f"CASE WHEN typeof({column}) = 'text' THEN json_valid({column}) "
-        f"AND json_type({column}) = 'array' AND instr({column}, '\\') = 0 "
-        f"AND NOT EXISTS (SELECT 1 FROM json_each({column}) WHERE type <> 'text') ELSE 0 END"
-    )
+    key, column = f'p."{parent.row_key}"', f'p."{d.column}"'
+    escaped = f"instr({column}, '\\') > 0"
     insert = f'INSERT INTO "{table.name}" ("{d.key}", "{d.element}") '
     before = conn.total_changes
     conn.execute(f'DELETE FROM "{table.name}"')
     deleted = conn.total_changes - before
+    # CASE: json_each refuses a BLOB and malformed JSON, and no such value is an array.
     conn.execute(
-        f'{insert}SELECT p."{parent.row_key}", j.value FROM "{parent.name}" AS p NOT INDEXED, '
-        f'json_each({column}) AS j WHERE {plain} ORDER BY p."{parent.row_key}" '
-        "ON CONFLICT DO NOTHING"
+        f'{insert}SELECT {key}, j.value FROM "{parent.name}" AS p NOT INDEXED, json_each('
+        f"CASE WHEN typeof({column}) = 'text' AND NOT {escaped} AND json_valid({column}) "
+        f"AND json_type({column}) = 'array' THEN {column} ELSE '[]' END) AS j "
+        f"WHERE j.type = 'text' ORDER BY {key} ON CONFLICT DO NOTHING"
     )
     rows: list[tuple[Any, Any]] = []
-    for key, text in conn.execute(
-        f'SELECT p."{parent.row_key}", {column} FROM "{parent.name}" AS p WHERE NOT ({plain})'
+    for found, text in conn.execute(
+        f'SELECT {key}, {column} FROM "{parent.name}" AS p '
+        f"WHERE typeof({column}) = 'text' AND ({escaped} OR {column} GLOB '*[[,][^]\"]*')"
     ):
-        elements = _stored_array(text) if type(text) is str else None
-        for element in elements or ():
+        for element in _stored_array(text) or ():
             if _comparable(element) and not (type(element) is float and not math.isfinite(element)):
-                rows.append((key, derived_element(element)))
+                rows.append((found, derived_element(element)))
     conn.executemany(insert + "VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
     return conn.total_changes - before - deleted
 

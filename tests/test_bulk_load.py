@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.catalog import Catalog
+from events.encoding import js_json
 from events.sources import connect_readonly
 from projector.cli import cli
 from projector.digest import digest
@@ -21,6 +24,7 @@ from projector.errors import Interrupted
 from projector.handlers import compile_catalog
 from projector.replay import ReplayOptions, replay, resume
 from projector.runs import status
+from projector.store import build_derived, derived_element
 from projector.target import Derived, Table, deferrable_derived, open_target
 from projector.verify import verify
 from tests.conftest import catalog_tables, write_ndjson
@@ -98,6 +102,7 @@ EVENTS = [
     put("h", ["h3"]),
     relabel("c", ["2", 3]),
     relabel("b", ["é", "\U0001f600", "new"]),
+    put("i", ["k,1", "k", 2, "2", "[x", False]),  # read by json_each and in Python: one row each
     *(put(f"n{n:03}", [f"t{n % 7}", f"t{n % 5}", f"t{n % 3}"]) for n in range(60)),
     *(relabel(f"n{n:03}", [f"t{n % 4}", "t1"]) for n in range(0, 60, 3)),
 ]
@@ -175,6 +180,7 @@ def test_the_rows_hold_one_row_per_stored_element(tagged: tuple[Catalog, Path, P
         ("c", "3"),
         ("d", "a\ufffd"),
         ("h", "h3"),
+        *(("i", t) for t in ("k,1", "k", "2", "[x", "0")),
     }
 
 
@@ -314,3 +320,48 @@ def test_verify_names_a_derived_table_not_filled_yet(
     assert "projector resume" in failed["item_labels"]
     resume(target, ReplayOptions(catalog=catalog))
     assert verify(target, source=False, catalog=catalog).ok
+
+
+ELEMENTS = st.one_of(
+    st.text(alphabet=st.sampled_from('ab,["]\\\n é\ud800\udc00\U0001f600'), max_size=4),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays=st.lists(st.lists(ELEMENTS, max_size=6), min_size=1, max_size=8))
+def test_build_derived_stores_each_array_as_a_replay_writing_it_anew_does(
+    arrays: list[list[Any]],
+):
+    """build_derived against the row-by-row path's "written anew" (`_element_changes`:
+    each element of the stored array, in order, `derived_element`, ON CONFLICT DO NOTHING), over
+    arrays of text with escapes, commas, brackets and lone surrogates, integers beyond 64
+    bits, floats and booleans, as a replay stores them (`js_json`)."""
+    conn = sqlite3.connect(":memory:")
+    labels_sql = SET_OF_TEXT.replace("REFERENCES items(id)", "")
+    conn.executescript(
+        "CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, labels TEXT NOT NULL) STRICT;"
+        + labels_sql
+        + labels_sql.replace("item_labels", "expected")
+    )
+    for n, array in enumerate(arrays):
+        key, text = f"i{n}", js_json(array)
+        conn.execute("INSERT INTO items VALUES (?, ?)", (key, text))
+        conn.executemany(  # the put row's text parsed, as `_check_arrays` parses it
+            "INSERT INTO expected VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(key, derived_element(e)) for e in json.loads(text)],
+        )
+    items = Table("items", ("id",), ("id", "labels"), {})
+    item_labels = Table(
+        "item_labels",
+        ("itemId", "label"),
+        ("itemId", "label"),
+        {},
+        derived=Derived("items", "labels", "itemId", "label"),
+    )
+    written = build_derived(conn, item_labels, items)
+    found = conn.execute("SELECT * FROM item_labels ORDER BY 1, 2").fetchall()
+    assert found == conn.execute("SELECT * FROM expected ORDER BY 1, 2").fetchall()
+    assert written == len(found)

@@ -140,6 +140,27 @@ def tagged(tmp_path: Path) -> tuple[Catalog, Path, Path]:
     return catalog, log, row_by_row
 
 
+def stopped_after(batches: int, tagged: tuple[Catalog, Path, Path], folder: Path) -> Path:
+    """A target in FOLDER whose first run of TAGGED's log stopped after BATCHES batches
+    of 10 events."""
+    catalog, log, _ = tagged
+    target = folder / "bulk.db"
+    options = ReplayOptions(
+        on_invalid="park", catalog=catalog, batch_size=10, should_stop=stop_after(batches)
+    )
+    with pytest.raises(Interrupted):
+        replay(log, target, options)
+    return target
+
+
+def edit(target: Path, sql: str) -> None:
+    """Run SQL on TARGET as a hand edit would."""
+    conn = sqlite3.connect(target)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
 def test_the_test_catalog_defers_its_derived_table(tmp_path: Path):
     catalog = tagged_catalog(tmp_path / "catalog")
     tables, handlers = compile_catalog(catalog)
@@ -190,13 +211,8 @@ def test_an_interrupted_bulk_load_resumes_to_the_same_derived_rows(
     """Stopped between batches, the target holds its parents' rows and no derived row
     (status says the table is not filled yet); resume applies the rest, still deferring,
     and fills it."""
-    catalog, log, row_by_row = tagged
-    target = tmp_path / "bulk.db"
-    options = ReplayOptions(
-        on_invalid="park", catalog=catalog, batch_size=10, should_stop=stop_after(2)
-    )
-    with pytest.raises(Interrupted):
-        replay(log, target, options)
+    catalog, _, row_by_row = tagged
+    target = stopped_after(2, tagged, tmp_path)
     assert status(target)["position"] == 20 and labels(target) == []
     assert status(target)["deferredTables"] == ["item_labels"]
     shown = runner.invoke(cli, ["status", str(target)])
@@ -214,17 +230,9 @@ def test_derived_rows_rebuilt_from_what_the_parents_hold_when_the_load_ends(
     """The fill starts from an empty table: rows a run wrote into the derived table while
     its bulk load was unfinished (`replay-parked` on an interrupted first run defers as
     well; here, rows written by hand) do not outlive their parent's array."""
-    catalog, log, row_by_row = tagged
-    target = tmp_path / "bulk.db"
-    options = ReplayOptions(
-        on_invalid="park", catalog=catalog, batch_size=10, should_stop=stop_after(1)
-    )
-    with pytest.raises(Interrupted):
-        replay(log, target, options)
-    conn = sqlite3.connect(target)
-    conn.execute("INSERT INTO item_labels VALUES ('a', 'stale')")
-    conn.commit()
-    conn.close()
+    catalog, _, row_by_row = tagged
+    target = stopped_after(1, tagged, tmp_path)
+    edit(target, "INSERT INTO item_labels VALUES ('a', 'stale')")
     resume(target, ReplayOptions(catalog=catalog))
     assert labels(target) == labels(row_by_row)
 
@@ -302,17 +310,9 @@ def test_verify_names_a_derived_table_not_filled_yet(
     """An unfinished bulk load does not verify: the accounting says the run did not
     finish, and the derived table says it is not filled yet, also after a run that failed
     (whose accounting alone would pass)."""
-    catalog, log, _ = tagged
-    target = tmp_path / "bulk.db"
-    options = ReplayOptions(
-        on_invalid="park", catalog=catalog, batch_size=10, should_stop=stop_after(2)
-    )
-    with pytest.raises(Interrupted):
-        replay(log, target, options)
-    conn = sqlite3.connect(target)
-    conn.execute("UPDATE _projector_migration SET state = 'failed'")
-    conn.commit()
-    conn.close()
+    catalog = tagged[0]
+    target = stopped_after(2, tagged, tmp_path)
+    edit(target, "UPDATE _projector_migration SET state = 'failed'")
     report = verify(target, source=False, catalog=catalog)
     failed = {c.name: c.detail for c in report.checks if not c.ok}
     assert list(failed) == ["item_labels"]

@@ -960,7 +960,8 @@ def parked(target: Path, kind: str | None, as_json: bool) -> None:
 @json_option
 def status(target: Path, as_json: bool) -> None:
     """Show TARGET's migration: source, store, checkpoint, state, counts, last backup, and
-    the secondary indexes an unfinished first run has yet to build.
+    the secondary indexes an unfinished first run has yet to build and the derived tables
+    it has yet to fill (bulk load).
 
     TARGET may also be an app database `finalize` wrote: the migration is read from its
     sidecar, with the hand-off and whether the app has changed the database since.

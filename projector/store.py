@@ -567,7 +567,9 @@ def build_derived(conn: sqlite3.Connection, table: Table, parent: Table) -> int:
     (`derived_element`). An element of both sets is one row: the element column has TEXT
     affinity and compares under BINARY (`deferrable_derived`), so two elements that are
     one row are stored as the same text, whichever came first. A parent value that is no
-    JSON array (only a hand edit makes one) gives no rows. Raises sqlite3.Error (a full
+    JSON array, and an element no row can hold (an object, an array, a null where the
+    element column takes none), give no rows: only a hand edit makes one (a put row is
+    checked: `_check_arrays`), and `verify` names it. Raises sqlite3.Error (a full
     disk)."""
     d = table.derived
     if d is None or parent.row_key is None:
@@ -585,12 +587,15 @@ def build_derived(conn: sqlite3.Connection, table: Table, parent: Table) -> int:
         f"AND json_type({column}) = 'array' THEN {column} ELSE '[]' END) AS j "
         f"WHERE j.type = 'text' ORDER BY {key} ON CONFLICT DO NOTHING"
     )
+    null_ok = _holds_null(conn, table.name, d.element)
     rows: list[tuple[Any, Any]] = []
     for found, text in conn.execute(
         f'SELECT {key}, {column} FROM "{parent.name}" AS p '
         f"WHERE typeof({column}) = 'text' AND ({escaped} OR {column} GLOB '*[[,][^]\"]*')"
     ):
         for element in _stored_array(text) or ():
+            if element is None and not null_ok:
+                continue
             if _comparable(element) and not (type(element) is float and not math.isfinite(element)):
                 rows.append((found, derived_element(element)))
     conn.executemany(insert + "VALUES (?, ?) ON CONFLICT DO NOTHING", rows)

@@ -537,27 +537,28 @@ def deferrable_derived(
     - its columns are its key and element columns and nothing else;
     - both, and the parent's key column, have TEXT affinity (an element or key is stored
       as the text it is, or a number's text: the same value both ways);
-    - a primary key or unique index holds exactly those two columns, under the BINARY
-      collation, with no WHERE (an element twice in an array is one row either way, and
-      which of two equal elements is kept cannot matter);
-    - the table's SQL has no CHECK and no COLLATE, and no trigger is on it or on its
-      parent (nothing that could refuse a row, then an event, one way and not the other);
+    - its primary key is exactly those two columns, under the BINARY collation, and it
+      has no other unique index (an element twice in an array is one row either way,
+      which of two equal elements is kept cannot matter, and `digest` reads the rows in
+      key order, not in the order they were written);
+    - the table's SQL has no CHECK and no COLLATE, and the target has no trigger at all
+      (nothing that could refuse a row, then an event, or change a parent's array, one
+      way and not the other: trial 36 found a trigger on a third table that did);
     - no handler reads it (QUERIED: `projector.handlers.Handlers.queried`; None, when a
       Python handler may read anything, defers none).
     """
     if queried is None:
         return []
     read = {table for table, _ in queried}
-    triggered = {
-        r[0] for r in conn.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'")
-    }
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger'").fetchone():
+        return []
     found = []
     for table in tables.values():
         d = table.derived
         parent = tables.get(d.parent) if d is not None else None
         if d is None or parent is None or parent.row_key is None:
             continue
-        if table.name in read or {table.name, d.parent} & triggered:
+        if table.name in read:
             continue
         sql = conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
@@ -572,7 +573,7 @@ def deferrable_derived(
             continue
         if not all(_text_affinity(t) for t in (declared[d.key], declared[d.element], parent_key)):
             continue
-        if _unique_binary(conn, table.name, {d.key, d.element}):
+        if _only_key(conn, table.name, {d.key, d.element}):
             found.append(table.name)
     return found
 
@@ -584,17 +585,23 @@ def _text_affinity(declared: str) -> bool:
     return "INT" not in declared and any(t in declared for t in ("CHAR", "CLOB", "TEXT"))
 
 
-def _unique_binary(conn: sqlite3.Connection, table: str, columns: set[str]) -> bool:
-    """Whether a full (not partial) unique index of TABLE, its primary key included, holds
-    exactly COLUMNS, each under the BINARY collation."""
-    for _, name, unique, _, partial in conn.execute(f'PRAGMA index_list("{table}")'):
-        if not unique or partial:
-            continue
-        keyed = [r for r in conn.execute(f'PRAGMA index_xinfo("{name}")') if r[5]]
-        if {r[2] for r in keyed} == columns and len(keyed) == len(columns):
-            if all(r[4] == "BINARY" for r in keyed):
-                return True
-    return False
+def _only_key(conn: sqlite3.Connection, table: str, columns: set[str]) -> bool:
+    """Whether TABLE's primary key is exactly COLUMNS, each under the BINARY collation,
+    and it has no other unique index (https://sqlite.org/pragma.html#pragma_index_list:
+    origin "pk" for the primary key's)."""
+    unique = [
+        (name, origin)
+        for _, name, u, origin, _ in conn.execute(f'PRAGMA index_list("{table}")')
+        if u
+    ]
+    if len(unique) != 1 or unique[0][1] != "pk":
+        return False
+    keyed = [r for r in conn.execute(f'PRAGMA index_xinfo("{unique[0][0]}")') if r[5]]
+    return (
+        len(keyed) == len(columns)
+        and {r[2] for r in keyed} == columns
+        and all(r[4] == "BINARY" for r in keyed)
+    )
 
 
 # ---------------------------------------------------------------- the app's tables

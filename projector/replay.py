@@ -965,8 +965,8 @@ def _run(
     if strict_keys is None:
         strict_keys = state.strict_keys if state else False
     _warn_export(result, source, catalog, options.max_examples)
-    if first is None and not created:
-        _record_noop(target, source, catalog, run, result, (on_invalid, strict_keys))
+    if first is None and state is not None:  # not created
+        _record_noop(target, source, catalog, state, run, result, (on_invalid, strict_keys))
         result.seconds = time.monotonic() - started
         _log_done(result)
         return result
@@ -1230,17 +1230,28 @@ def _record_noop(
     target: Path,
     source: Source,
     catalog: Catalog,
+    state: MigrationState,
     run: int,
     result: ReplayResult,
     policies: tuple[str, bool],
 ) -> None:
-    """A run with nothing to apply: no backup; a run record (so that `rollback` undoes this
-    run, which changes nothing, and not the one before), the source's path and count,
-    POLICIES (on_invalid, strict_keys): one given replaces the recorded one here too, and
-    CATALOG's reference, as a run that applies events records it (a --catalog DIR holding
-    the files the migration began with, after an upgrade changed the bundled ones)."""
+    """A run with nothing to apply: a run record (so that `rollback` undoes this run, and
+    not the one before), the source's path and count, POLICIES (on_invalid, strict_keys):
+    one given replaces the recorded one here too, and CATALOG's reference, as a run that
+    applies events records it (a --catalog DIR holding the files the migration began
+    with, after an upgrade changed the bundled ones). It takes no backup, as it changes
+    no row, unless it ends a bulk load its first run did not (STATE records what that
+    deferred: `_build_deferred`): then `rollback` restores the target as it was, the
+    derived tables not filled yet (trial 36)."""
     result.state = "complete"
-    db = open_target(target, create=True, catalog=catalog)
+    if (state.deferred_indexes or state.deferred_tables) and not result.dry_run:
+        result.backup = str(backups.back_up_before(target, run))
+    try:
+        db = open_target(target, create=True, catalog=catalog)
+    except BaseException:
+        if result.backup:
+            backups.delete(Path(result.backup))
+        raise
     try:
         with db.atomic():
             _build_deferred(db.conn, catalog)  # a bulk load killed at its very end
@@ -1259,9 +1270,16 @@ def _record_noop(
             )
             db.conn.execute(
                 f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, endedAt, fromPosition, "
-                "toPosition, state) VALUES (?, ?, ?, ?, ?, ?, 'complete')",
-                (run, result.command, _now(), _now(), result.position, result.position),
+                "toPosition, state, backup) VALUES (?, ?, ?, ?, ?, ?, 'complete', ?)",
+                (run, result.command, _now(), _now(), result.position, result.position)
+                + (result.backup,),
             )
+    except BaseException:
+        if result.backup:  # rolled back: the target is as it was
+            db.conn.close()
+            backups.delete(Path(result.backup))
+            result.backup = None
+        raise
     finally:
         db.conn.close()
 

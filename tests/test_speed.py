@@ -19,7 +19,7 @@ from projector.digest import digest
 from projector.errors import Interrupted, ReplayError
 from projector.profile import PHASES, Phases
 from projector.replay import ReplayOptions, replay, resume
-from projector.runs import status
+from projector.runs import rollback, status
 from projector.target import deferrable_indexes, open_target
 from tests.conftest import FIXTURES, REBASE, SHARED, SMALL, catalog_tables
 from tests.test_replay import stop_after
@@ -175,6 +175,15 @@ def test_a_run_killed_while_building_its_indexes_builds_them_on_resume(
     assert result.read == 0 and result.state == "complete"
     assert schema(target) == schema(row_by_row) and digest(target) == digest(row_by_row)
     assert status(target)["deferredIndexes"] == 0 and status(target)["deferredTables"] == []
+    # That run filled memory_tags and built the indexes: rollback undoes it from its
+    # backup, as any run that changed the target (trial 36: it was only "forgotten").
+    assert result.backup is not None
+    assert rollback(target)["action"] != "forgotten"
+    assert (status(target)["state"], status(target)["deferredTables"]) == (
+        "rolled back",
+        ["memory_tags"],
+    )
+    assert resume(target).state == "complete" and digest(target) == digest(row_by_row)
 
 
 def test_a_disk_full_while_building_the_indexes_fails_cleanly_and_resume_builds_them(

@@ -1047,7 +1047,8 @@ def rollback(target: Path, as_json: bool) -> None:
     """Return TARGET to exactly its state before the last run (finished or interrupted).
 
     Rolling back the run that created TARGET removes it; the backup used is deleted; a
-    run that applied nothing is only forgotten. Rolling back again undoes the run before.
+    run that applied nothing is only forgotten (unless it ended a first run's bulk load:
+    its backup is restored). Rolling back again undoes the run before.
 
     \b
     Example:

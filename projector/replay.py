@@ -1271,8 +1271,15 @@ def _record_noop(
             db.conn.execute(
                 f"INSERT INTO {RUNS_TABLE} (run, command, startedAt, endedAt, fromPosition, "
                 "toPosition, state, backup) VALUES (?, ?, ?, ?, ?, ?, 'complete', ?)",
-                (run, result.command, _now(), _now(), result.position, result.position)
-                + (result.backup,),
+                (
+                    run,
+                    result.command,
+                    _now(),
+                    _now(),
+                    result.position,
+                    result.position,
+                    result.backup,
+                ),
             )
     except BaseException:
         if result.backup:  # rolled back: the target is as it was

@@ -18,6 +18,7 @@ from projector.target import (
     RUNS_TABLE,
     STATE_TABLE,
     check_writable,
+    deferred_tables,
     real_target,
     refuse_sidecar,
     require_target,
@@ -42,10 +43,8 @@ def status(target: Path) -> dict[str, Any]:
     require_target(target)
     conn = connect_readonly(target)
     try:
-        # A target made before strictKeys, deferredIndexes or deferredTables lacks them.
-        strict, deferred_sql, tables_sql = state_columns(
-            conn, strictKeys="0", deferredIndexes="NULL", deferredTables="NULL"
-        ).values()
+        # A target made before strictKeys or deferredIndexes has neither.
+        strict, deferred_sql = state_columns(conn, strictKeys="0", deferredIndexes="NULL").values()
         row = conn.execute(
             f"SELECT source, sourceKind, formatVersion, storeId, catalog, onInvalid, {strict}, "
             f"position, lastEventId, sourceTotal, applied, parked, reapplied, state "
@@ -89,11 +88,11 @@ def status(target: Path) -> dict[str, Any]:
         )
         # A first run not finished yet builds these indexes and fills these derived
         # tables at its end (bulk load).
-        deferred, tables = conn.execute(
-            f"SELECT {deferred_sql}, {tables_sql} FROM {STATE_TABLE} WHERE id = 1"
-        ).fetchone()
+        deferred = conn.execute(
+            f"SELECT {deferred_sql} FROM {STATE_TABLE} WHERE id = 1"
+        ).fetchone()[0]
         info["deferredIndexes"] = len(json.loads(deferred)) if deferred else 0
-        info["deferredTables"] = json.loads(tables) if tables else []
+        info["deferredTables"] = deferred_tables(conn)
     finally:
         conn.close()
     info["target"] = str(target)

@@ -594,9 +594,7 @@ def build_derived(conn: sqlite3.Connection, table: Table, parent: Table) -> int:
         f"WHERE typeof({column}) = 'text' AND ({escaped} OR {column} GLOB '*[[,][^]\"]*')"
     ):
         for element in _stored_array(text) or ():
-            if element is None and not null_ok:
-                continue
-            if _comparable(element) and not (type(element) is float and not math.isfinite(element)):
+            if _element_fault(element, table.name, null_ok) is None:
                 rows.append((found, derived_element(element)))
     conn.executemany(insert + "VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
     return conn.total_changes - before - deleted
@@ -647,19 +645,27 @@ def _check_arrays(
         for element in elements:
             if type(element) is str:
                 continue
-            if not _comparable(element):
-                raise Unstorable(
-                    f"{where}: its array holds a {type(element).__name__}, which no row of "
-                    f"{derived} can hold (text, numbers or NULL)"
-                )
-            if element is None and not null_ok:
-                raise Unstorable(
-                    f"{where}: its array holds null, which {derived} cannot hold (its "
-                    "element column is NOT NULL)"
-                )
-            if type(element) is float and not math.isfinite(element):
-                raise Unstorable(f"{where}: its array holds {element}, which is no JSON number")
+            fault = _element_fault(element, derived, null_ok)
+            if fault is not None:
+                raise Unstorable(f"{where}: {fault}")
         parsed[text] = elements
+
+
+def _element_fault(element: Any, derived: str, null_ok: bool) -> str | None:
+    """Why no row of DERIVED can hold ELEMENT, an element of a parent's parsed array, or
+    None when one can: an object or an array, a null where the element column takes none
+    (NULL_OK False), NaN or an infinity. The rule of a put row (`_check_arrays`) and of a
+    bulk load's fill (`build_derived`)."""
+    if not _comparable(element):
+        return (
+            f"its array holds a {type(element).__name__}, which no row of {derived} can "
+            "hold (text, numbers or NULL)"
+        )
+    if element is None and not null_ok:
+        return f"its array holds null, which {derived} cannot hold (its element column is NOT NULL)"
+    if type(element) is float and not math.isfinite(element):
+        return f"its array holds {element}, which is no JSON number"
+    return None
 
 
 _DECODE: Final = msgspec.json.Decoder().decode

@@ -402,6 +402,14 @@ def state_columns(conn: sqlite3.Connection, **fallbacks: str) -> dict[str, str]:
     return {name: name if name in have else fallback for name, fallback in fallbacks.items()}
 
 
+def deferred_tables(conn: sqlite3.Connection) -> list[str]:
+    """The derived tables an unfinished first run has yet to fill (m009 `deferredTables`:
+    `deferrable_derived`); none in a target made before that column (`state_columns`)."""
+    column = state_columns(conn, deferredTables="NULL")["deferredTables"]
+    found = conn.execute(f"SELECT {column} FROM {STATE_TABLE} WHERE id = 1").fetchone()
+    return json.loads(found[0]) if found and found[0] else []
+
+
 def is_target(path: Path) -> bool:
     """Whether PATH is a SQLite database holding the projector's bookkeeping.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from projector.target import (
     PARKED_TABLE,
     STATE_TABLE,
     Table,
+    deferred_tables,
     read_tables,
     require_target,
     state_columns,
@@ -227,7 +229,7 @@ def verify(
         )
         report.against = str(state_db) if state_db else None
         _structural_checks(conn, report)
-        unfilled = _unfilled(conn)
+        unfilled = deferred_tables(conn)
         if tables is not None:
             _derived_checks(conn, tables, report, unfilled)
         _accounting_checks(conn, report, record, source, reads, target)
@@ -602,23 +604,17 @@ def _structural_checks(conn: sqlite3.Connection, report: VerifyReport) -> None:
     )
 
 
-def _unfilled(conn: sqlite3.Connection) -> list[str]:
-    """The derived tables an unfinished first run has yet to fill (`deferredTables`)."""
-    column = state_columns(conn, deferredTables="NULL")["deferredTables"]
-    found = conn.execute(f"SELECT {column} FROM {STATE_TABLE} WHERE id = 1").fetchone()
-    return json.loads(found[0]) if found and found[0] else []
-
-
 def _derived_checks(
     conn: sqlite3.Connection,
     tables: dict[str, Table],
     report: VerifyReport,
-    unfilled: list[str] | tuple[str, ...] = (),
+    unfilled: Collection[str] = (),
 ) -> None:
     """Each derived table holds exactly the elements of its parent's JSON-array column,
     each as its column stores it (a number or a boolean in a TEXT column as text: true as
     ``'1'``, as SQLite's affinity converts the value the sqlite3 module binds; `_stored`).
-    The UNFILLED ones (`_unfilled`: a bulk load fills them at its end) are not compared.
+    The UNFILLED ones (`deferred_tables`: a bulk load fills them at its end) are not
+    compared.
 
     Compared in Python: SQLite's json_each cuts text at U+0000 and returns a lone
     surrogate's escape as bytes that are not UTF-8, where the derived table holds the

@@ -56,15 +56,15 @@ def write_ndjson(path: Path, events: list[tuple[str, dict[str, Any] | str]]) -> 
     return path
 
 
-def committed_tables(target: Path, reference: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`digest`'s tables of TARGET and of REFERENCE (the same events replayed in one go),
-    less the derived tables TARGET's unfinished bulk load has yet to fill (`status`'s
+def committed_tables(target: Path, theirs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`digest`'s tables of TARGET, and THEIRS (those of the same events replayed in one
+    go), less the derived tables TARGET's unfinished bulk load has yet to fill (`status`'s
     deferredTables), which must be empty there: a first run stopped or failed holds its
     committed batches' rows in every other table."""
     from projector.digest import digest
     from projector.runs import status
 
-    ours, theirs = digest(target)["tables"], digest(reference)["tables"]
+    ours, theirs = digest(target)["tables"], dict(theirs)
     for table in status(target)["deferredTables"]:
         assert ours.pop(table)["rows"] == 0, table
         theirs.pop(table)

@@ -862,7 +862,7 @@ def test_fail_names_the_event_and_keeps_only_the_batches_before_it(
         conn.close()
         reference = Path(d) / "reference.db"
         assert replay(reference_source, reference, options).read == kept
-        ours, theirs = committed_tables(target, reference)
+        ours, theirs = committed_tables(target, digest(reference)["tables"])
         assert ours == theirs
 
 
